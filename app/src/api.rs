@@ -1,0 +1,59 @@
+//! Server functions: thin wrappers over the [`Backend`](crate::backend::Backend)
+//! the server provides in context.
+
+use leptos::prelude::*;
+
+use crate::model::{MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget};
+
+/// Until sign-in exists, UI actions are attributed to this actor.
+#[cfg(feature = "ssr")]
+const UI_ACTOR: &str = "ui";
+
+#[cfg(feature = "ssr")]
+fn backend() -> Result<crate::backend::BackendHandle, ServerFnError> {
+    use_context::<crate::backend::BackendHandle>()
+        .ok_or_else(|| ServerFnError::new("backend missing from context"))
+}
+
+#[cfg(feature = "ssr")]
+fn fail(e: crate::model::ApiError) -> ServerFnError {
+    ServerFnError::new(e.to_string())
+}
+
+#[server(prefix = "/rpc")]
+pub async fn list_messages(query: MessageQuery) -> Result<MessagePage, ServerFnError> {
+    backend()?.list_messages(query).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn get_message(id: i64) -> Result<MessageDetail, ServerFnError> {
+    backend()?.message(id).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn replay_message(id: i64, target: ReplayTarget) -> Result<MessageDetail, ServerFnError> {
+    backend()?.replay(id, target, UI_ACTOR).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn discard_message(id: i64) -> Result<MessageDetail, ServerFnError> {
+    backend()?.discard(id, UI_ACTOR).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn restore_message(id: i64) -> Result<MessageDetail, ServerFnError> {
+    backend()?.restore(id, UI_ACTOR).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn list_queues() -> Result<Vec<QueueInfo>, ServerFnError> {
+    backend()?.queues().await.map_err(fail)
+}
+
+/// The operator-facing text of a server function error.
+pub fn error_text(e: &ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(msg) => msg.clone(),
+        other => other.to_string(),
+    }
+}

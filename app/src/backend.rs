@@ -1,0 +1,19 @@
+//! The seam between the UI's server functions and the server's storage and
+//! broker code. The server puts a [`BackendHandle`] into Leptos context; `app`
+//! never depends on `server`.
+
+use std::sync::Arc;
+
+use crate::model::{ApiError, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget};
+
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn list_messages(&self, query: MessageQuery) -> Result<MessagePage, ApiError>;
+    async fn message(&self, id: i64) -> Result<MessageDetail, ApiError>;
+    async fn replay(&self, id: i64, target: ReplayTarget, actor: &str) -> Result<MessageDetail, ApiError>;
+    async fn discard(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError>;
+    async fn restore(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError>;
+    async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError>;
+}
+
+pub type BackendHandle = Arc<dyn Backend>;

@@ -1,0 +1,121 @@
+//! Pure presentation helpers, shared by SSR and the browser.
+
+use serde_json::Value;
+
+/// Pretty-printed JSON when the text parses as a JSON object or array.
+pub fn pretty_json(text: &str) -> Option<String> {
+    let trimmed = text.trim_start();
+    if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
+        return None;
+    }
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+}
+
+/// Classic 16-bytes-per-line hex dump with an ASCII column.
+pub fn hex_dump(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 4 + 16);
+    for (i, chunk) in bytes.chunks(16).enumerate() {
+        out.push_str(&format!("{:08x}  ", i * 16));
+        for j in 0..16 {
+            match chunk.get(j) {
+                Some(b) => out.push_str(&format!("{b:02x} ")),
+                None => out.push_str("   "),
+            }
+            if j == 7 {
+                out.push(' ');
+            }
+        }
+        out.push(' ');
+        out.extend(chunk.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }));
+        out.push('\n');
+    }
+    out
+}
+
+/// A typed header value (`{"type": "i64", "value": 3}`) as short text.
+pub fn typed_value(v: &Value) -> String {
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or("?");
+    if let Some(b64) = v.get("base64").and_then(Value::as_str) {
+        return format!("<{kind}, base64> {b64}");
+    }
+    match (kind, v.get("value")) {
+        ("void", _) => "(void)".into(),
+        (_, Some(Value::String(s))) => s.clone(),
+        ("table", Some(Value::Object(m))) => {
+            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {}", typed_value(v))).collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        ("array", Some(Value::Array(items))) => {
+            let parts: Vec<String> = items.iter().map(typed_value).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        (_, Some(other)) => other.to_string(),
+        (_, None) => String::new(),
+    }
+}
+
+/// `2026-11-23T18:34:55.123Z` → `2026-11-23 18:34:55`.
+pub fn short_time(rfc3339: &str) -> String {
+    let s = rfc3339.replacen('T', " ", 1);
+    s.get(..19).map(str::to_owned).unwrap_or(s)
+}
+
+/// Percent-encodes a query-string value (RFC 3986 unreserved characters kept).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub fn human_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_is_pretty_printed_only_when_it_is_json() {
+        assert_eq!(pretty_json(r#"{"a":1}"#).unwrap(), "{\n  \"a\": 1\n}");
+        assert!(pretty_json("plain text").is_none());
+        assert!(pretty_json("{broken").is_none());
+        assert!(pretty_json("42").is_none());
+    }
+
+    #[test]
+    fn hex_dump_shows_offsets_bytes_and_ascii() {
+        let d = hex_dump(&[0x00, 0x41, 0xff]);
+        assert!(d.starts_with("00000000  00 41 ff "), "{d}");
+        assert!(d.trim_end().ends_with(".A."), "{d}");
+        assert_eq!(hex_dump(&[0; 17]).lines().count(), 2);
+        assert_eq!(hex_dump(&[]), "");
+    }
+
+    #[test]
+    fn typed_values_render_readably() {
+        assert_eq!(typed_value(&json!({"type": "longstr", "value": "x"})), "x");
+        assert_eq!(typed_value(&json!({"type": "i64", "value": 3})), "3");
+        let t = json!({"type": "table", "value": {"count": {"type": "i64", "value": 1}}});
+        assert_eq!(typed_value(&t), "{count: 1}");
+        assert_eq!(typed_value(&json!({"type": "bytes", "base64": "AA=="})), "<bytes, base64> AA==");
+    }
+
+    #[test]
+    fn times_and_sizes() {
+        assert_eq!(short_time("2026-11-23T18:34:55.123Z"), "2026-11-23 18:34:55");
+        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(url_encode("a b/é"), "a%20b%2F%C3%A9");
+    }
+}

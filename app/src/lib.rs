@@ -1,0 +1,73 @@
+//! Redrive's UI: pages, components, the types both sides share and thin server
+//! functions. Compiled with `ssr` into the server and with `hydrate` to wasm.
+
+pub mod api;
+#[cfg(feature = "ssr")]
+pub mod backend;
+mod components;
+pub mod format;
+pub mod model;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
+
+use pages::{MessagePage, MessagesPage, QueuesPage};
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Set once the wasm has taken over the page; browser tests wait for it.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    view! {
+        <Stylesheet id="redrive" href=format!("/pkg/{}.css", env!("LEPTOS_OUTPUT_NAME"))/>
+        <Title formatter=|t: String| if t.is_empty() { "Redrive".into() } else { format!("{t} · Redrive") }/>
+        <Router>
+            <div class="app" data-hydrated=move || if hydrated.get() { "true" } else { "false" }>
+                <header class="topbar">
+                    <a class="brand" href="/">"Redrive"</a>
+                    <nav>
+                        <A href="/" exact=true>"Messages"</A>
+                        <A href="/queues">"Queues"</A>
+                    </nav>
+                </header>
+                <main class="content">
+                    <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
+                        <Route path=path!("") view=MessagesPage/>
+                        <Route path=path!("/messages/:id") view=MessagePage/>
+                        <Route path=path!("/queues") view=QueuesPage/>
+                    </Routes>
+                </main>
+            </div>
+        </Router>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

@@ -1,0 +1,211 @@
+//! One message: what failed, where it came from, and the actions on it.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
+use crate::components::{BodyView, ErrorBox, StatusBadge};
+use crate::format::{short_time, typed_value};
+use crate::model::{HistoryEntry, MessageDetail, MessageStatus, ReplayTarget};
+
+#[component]
+pub fn MessagePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.get().get("id").and_then(|s| s.parse::<i64>().ok()));
+    let replay = ServerAction::<ReplayMessage>::new();
+    let discard = ServerAction::<DiscardMessage>::new();
+    let restore = ServerAction::<RestoreMessage>::new();
+    let message = Resource::new(
+        move || (id.get(), replay.version().get(), discard.version().get(), restore.version().get()),
+        |(id, ..)| async move {
+            match id {
+                Some(id) => get_message(id).await,
+                None => Err(ServerFnError::new("not a message id")),
+            }
+        },
+    );
+    // The last action's error, shown until the next action.
+    let action_error = Signal::derive(move || {
+        [replay.value().get().and_then(Result::err),
+         discard.value().get().and_then(Result::err),
+         restore.value().get().and_then(Result::err)]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|e| error_text(&e))
+    });
+    let pending = Signal::derive(move || replay.pending().get() || discard.pending().get() || restore.pending().get());
+
+    view! {
+        <Title text=move || id.get().map(|i| format!("Message {i}")).unwrap_or_default()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || message.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(m) => view! {
+                    <MessageView m=m replay discard restore pending action_error/>
+                }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn MessageView(
+    m: MessageDetail,
+    replay: ServerAction<ReplayMessage>,
+    discard: ServerAction<DiscardMessage>,
+    restore: ServerAction<RestoreMessage>,
+    pending: Signal<bool>,
+    action_error: Signal<Option<String>>,
+) -> impl IntoView {
+    let s = &m.summary;
+    let id = s.id;
+    let status = s.status;
+    let confirming = RwSignal::new(false);
+    let target_exchange = RwSignal::new(String::new());
+    let target_key = RwSignal::new(String::new());
+    let original = format!(
+        "{} → {}",
+        s.exchange.as_deref().map(|e| if e.is_empty() { "(default)" } else { e }).unwrap_or("unknown"),
+        s.routing_key.as_deref().unwrap_or("")
+    );
+    let replay_to = move |_| {
+        let non_empty = |s: String| (!s.trim().is_empty()).then_some(s);
+        replay.dispatch(ReplayMessage {
+            id,
+            target: ReplayTarget {
+                exchange: non_empty(target_exchange.get()),
+                routing_key: non_empty(target_key.get()),
+            },
+        });
+    };
+
+    view! {
+        <div class="page-head">
+            <h1>{format!("Message #{id} ")}<StatusBadge status/></h1>
+            <div class="actions">
+                <Show when=move || status == MessageStatus::Failed>
+                    <button class="btn btn-primary" data-action="replay" disabled=pending on:click=replay_to>
+                        "Replay"
+                    </button>
+                    <Show
+                        when=move || confirming.get()
+                        fallback=move || view! {
+                            <button class="btn btn-danger-ghost" data-action="discard" disabled=pending
+                                on:click=move |_| confirming.set(true)>"Discard"</button>
+                        }
+                    >
+                        <button class="btn btn-danger" data-action="confirm-discard" disabled=pending
+                            on:click=move |_| { discard.dispatch(DiscardMessage { id }); }>"Confirm discard"</button>
+                        <button class="btn btn-ghost" on:click=move |_| confirming.set(false)>"Cancel"</button>
+                    </Show>
+                </Show>
+                <Show when=move || status == MessageStatus::Discarded>
+                    <button class="btn" data-action="restore" disabled=pending
+                        on:click=move |_| { restore.dispatch(RestoreMessage { id }); }>"Restore"</button>
+                </Show>
+            </div>
+        </div>
+        {move || action_error.get().map(|e| view! { <ErrorBox message=e/> })}
+        <section class="panel facts">
+            <dl>
+                <dt>"Reason"</dt><dd class="reason">{s.reason.clone().unwrap_or_else(|| "unknown".into())}</dd>
+                <dt>"Queue"</dt><dd>{format!("{} (vhost {})", s.queue, s.vhost)}</dd>
+                <dt>"Original route"</dt><dd class="mono">{original}</dd>
+                <dt>"Delivered via"</dt><dd class="mono">{format!("{} → {}", m.delivery_exchange, m.delivery_routing_key)}</dd>
+                <dt>"Received"</dt><dd>{short_time(&s.received_at)}</dd>
+                <dt>"Dead-lettered"</dt><dd>{format!("{} time(s)", s.death_count)}</dd>
+                {s.service.clone().map(|svc| view! { <dt>"Service"</dt><dd>{svc}</dd> })}
+            </dl>
+            <Show when=move || status == MessageStatus::Failed>
+                <details class="replay-to">
+                    <summary>"Replay to another exchange / routing key"</summary>
+                    <div class="inline-form">
+                        <input type="text" placeholder="exchange" bind:value=target_exchange/>
+                        <input type="text" placeholder="routing key" bind:value=target_key/>
+                        <button class="btn" disabled=pending on:click=replay_to>"Replay there"</button>
+                    </div>
+                </details>
+            </Show>
+        </section>
+        <BodyView text=m.body_text base64=m.body_base64 size=m.body_size/>
+        {m.stack_trace.map(|st| view! {
+            <section class="panel">
+                <details open>
+                    <summary><h2>"Stack trace"</h2></summary>
+                    <pre class="stack">{st}</pre>
+                </details>
+            </section>
+        })}
+        <div class="two-col">
+            <KeyValues title="Properties" value=m.properties typed=false/>
+            <KeyValues title="Headers" value=m.headers typed=true/>
+        </div>
+        <History entries=m.history/>
+    }
+}
+
+#[component]
+fn KeyValues(title: &'static str, value: serde_json::Value, typed: bool) -> impl IntoView {
+    let rows: Vec<(String, String, String)> = value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let kind = v.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+                    let text = if typed { typed_value(v) } else { v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()) };
+                    (k.clone(), text, if typed { kind } else { String::new() })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    view! {
+        <section class="panel">
+            <h2>{title}</h2>
+            {if rows.is_empty() {
+                view! { <p class="empty">"none"</p> }.into_any()
+            } else {
+                view! {
+                    <table class="kv">
+                        {rows.into_iter().map(|(k, v, kind)| view! {
+                            <tr><th>{k}</th><td class="mono">{v}</td><td class="muted">{kind}</td></tr>
+                        }).collect_view()}
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}
+
+#[component]
+fn History(entries: Vec<HistoryEntry>) -> impl IntoView {
+    view! {
+        <section class="panel">
+            <h2>"History"</h2>
+            {if entries.is_empty() {
+                view! { <p class="empty">"No action taken yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="grid history">
+                        <thead><tr><th>"When"</th><th>"Action"</th><th>"By"</th><th>"Target"</th><th>"Result"</th><th>"Detail"</th></tr></thead>
+                        <tbody>
+                            {entries.into_iter().map(|e| {
+                                let row_class = format!("result-{}", e.result);
+                                view! {
+                                <tr class=row_class>
+                                    <td class="nowrap">{short_time(&e.at)}</td>
+                                    <td>{e.action}</td>
+                                    <td>{e.actor}</td>
+                                    <td class="mono">{e.target.unwrap_or_default()}</td>
+                                    <td>{e.result}</td>
+                                    <td>{e.detail.unwrap_or_default()}</td>
+                                </tr>
+                            }}).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+    }
+}

@@ -1,0 +1,136 @@
+//! The list of captured messages, filtered through the URL so a link can be
+//! shared in an incident channel.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::api::{error_text, list_messages};
+use crate::components::{ErrorBox, StatusBadge};
+use crate::format::{short_time, url_encode};
+use crate::model::{MessageQuery, MessageStatus, MessageSummary};
+
+const FILTER_KEYS: [&str; 4] = ["status", "vhost", "queue", "q"];
+
+fn link_with(query: &MessageQuery, cursor: Option<&str>) -> String {
+    let mut parts: Vec<String> = [
+        ("status", &query.status),
+        ("vhost", &query.vhost),
+        ("queue", &query.queue),
+        ("q", &query.q),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().filter(|v| !v.is_empty()).map(|v| format!("{k}={}", url_encode(v))))
+    .collect();
+    if let Some(c) = cursor {
+        parts.push(format!("cursor={}", url_encode(c)));
+    }
+    format!("/?{}", parts.join("&"))
+}
+
+#[component]
+pub fn MessagesPage() -> impl IntoView {
+    let params = use_query_map();
+    let query = Memo::new(move |_| {
+        let p = params.get();
+        let get = |k: &str| p.get(k).filter(|v| !v.is_empty());
+        MessageQuery {
+            status: get("status"),
+            vhost: get("vhost"),
+            queue: get("queue"),
+            q: get("q"),
+            limit: None,
+            cursor: get("cursor"),
+        }
+    });
+    let page = Resource::new(move || query.get(), list_messages);
+
+    view! {
+        <Title text="Messages"/>
+        <div class="page-head">
+            <h1>"Failed messages"</h1>
+        </div>
+        <form class="filters" method="get" action="/">
+            {move || {
+                let q = query.get();
+                let value = |k: &str| match k {
+                    "vhost" => q.vhost.clone(),
+                    "queue" => q.queue.clone(),
+                    "q" => q.q.clone(),
+                    _ => None,
+                }.unwrap_or_default();
+                view! {
+                    <label>"Status"
+                        <select name="status">
+                            <option value="" selected=q.status.is_none()>"any"</option>
+                            {MessageStatus::ALL.into_iter().map(|s| view! {
+                                <option value=s.as_str() selected=q.status.as_deref() == Some(s.as_str())>{s.as_str()}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    {FILTER_KEYS[1..].iter().map(|k| view! {
+                        <label>{match *k { "q" => "Search", "vhost" => "Vhost", _ => "Queue" }}
+                            <input type="text" name=*k value=value(k) placeholder=match *k { "q" => "body, reason, message id", _ => "" }/>
+                        </label>
+                    }).collect_view()}
+                }
+            }}
+            <button type="submit" class="btn">"Filter"</button>
+            <a class="btn btn-ghost" href="/">"Clear"</a>
+        </form>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || page.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(p) => {
+                    let q = query.get_untracked();
+                    let next = p.next_cursor.as_deref().map(|c| link_with(&q, Some(c)));
+                    let first = q.cursor.is_some().then(|| link_with(&q, None));
+                    view! {
+                        <p class="muted" data-total=p.total>{format!("{} matching", p.total)}</p>
+                        <MessageTable items=p.items/>
+                        <nav class="pager">
+                            {first.map(|href| view! { <a class="btn btn-ghost" href=href>"← Newest"</a> })}
+                            {next.map(|href| view! { <a class="btn btn-ghost" href=href rel="next">"Older →"</a> })}
+                        </nav>
+                    }.into_any()
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn MessageTable(items: Vec<MessageSummary>) -> impl IntoView {
+    if items.is_empty() {
+        return view! { <p class="empty">"No failed messages match. Nothing waits for a human."</p> }.into_any();
+    }
+    view! {
+        <table class="grid">
+            <thead>
+                <tr>
+                    <th>"#"</th><th>"Status"</th><th>"Received"</th><th>"Queue"</th>
+                    <th>"Original route"</th><th>"Reason"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {items.into_iter().map(|m| {
+                    let href = format!("/messages/{}", m.id);
+                    let route = format!("{} → {}",
+                        m.exchange.as_deref().map(|e| if e.is_empty() { "(default)" } else { e }).unwrap_or("?"),
+                        m.routing_key.as_deref().unwrap_or(""));
+                    view! {
+                        <tr>
+                            <td class="num"><a href=href.clone()>{m.id}</a></td>
+                            <td><StatusBadge status=m.status/></td>
+                            <td class="nowrap">{short_time(&m.received_at)}</td>
+                            <td><span class="muted">{format!("{} ", m.vhost)}</span>{m.queue}</td>
+                            <td class="mono">{route}</td>
+                            <td class="reason"><a href=href>{m.reason.unwrap_or_default()}</a></td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}

@@ -1,0 +1,99 @@
+//! The JSON REST API under `/api/v1`, plus `/healthz` and `/readyz`.
+
+mod error;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use app::backend::Backend;
+use app::model::{ApiError, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget};
+pub use error::HttpError;
+
+use crate::http::AppState;
+
+/// Until sign-in exists (a later issue), API actions are attributed to this actor.
+const API_ACTOR: &str = "api";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/messages", get(list_messages))
+        .route("/messages/{id}", get(message))
+        .route("/messages/{id}/replay", post(replay))
+        .route("/messages/{id}/discard", post(discard))
+        .route("/messages/{id}/restore", post(restore))
+        .route("/queues", get(queues))
+}
+
+pub fn health_router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::BadRequest(format!("`{raw}` is not a message id")))
+}
+
+async fn list_messages(
+    State(s): State<AppState>,
+    query: Result<Query<MessageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<MessagePage>, HttpError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(Json(s.redrive.list_messages(query).await?))
+}
+
+async fn message(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
+    Ok(Json(s.redrive.message(parse_id(&id)?).await?))
+}
+
+async fn replay(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<ReplayTarget>, JsonRejection>,
+) -> Result<Json<MessageDetail>, HttpError> {
+    let id = parse_id(&id)?;
+    let target = match body {
+        Ok(Json(t)) => t,
+        // No body at all means "the original route".
+        Err(JsonRejection::MissingJsonContentType(_)) => ReplayTarget::default(),
+        Err(e) => return Err(ApiError::BadRequest(e.body_text()).into()),
+    };
+    Ok(Json(s.redrive.replay(id, target, API_ACTOR).await?))
+}
+
+async fn discard(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
+    Ok(Json(s.redrive.discard(parse_id(&id)?, API_ACTOR).await?))
+}
+
+async fn restore(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
+    Ok(Json(s.redrive.restore(parse_id(&id)?, API_ACTOR).await?))
+}
+
+async fn queues(State(s): State<AppState>) -> Result<Json<Vec<QueueInfo>>, HttpError> {
+    Ok(Json(s.redrive.queues().await?))
+}
+
+/// Ready when both the database and the broker answer.
+async fn ready(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let mut problems = Vec::new();
+    if let Err(e) = s.redrive.store.ping().await {
+        tracing::warn!(error = %e, "readiness: database");
+        problems.push("database unreachable".to_owned());
+    }
+    if let Err(e) = s.redrive.management.ping().await {
+        problems.push(format!("broker: {e}"));
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, Json(json!({"status": "ready"})))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "error": problems.join("; ")})),
+        )
+    }
+}

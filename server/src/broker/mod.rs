@@ -1,0 +1,7 @@
+//! Everything that talks to RabbitMQ: AMQP connections and the management API.
+
+pub mod amqp;
+pub mod management;
+
+pub use amqp::AmqpPool;
+pub use management::{Management, ManagementError, QueueStats};

@@ -1,0 +1,158 @@
+//! The one typed configuration, from flags or `REDRIVE_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use regex::Regex;
+
+/// Default for `REDRIVE_WATCH`: Spring's `<service>.error.queue`, `*.dlq`, and
+/// MassTransit's `*_error`.
+pub const DEFAULT_WATCH: &str = r"^(.+\.error\.queue|.+\.dlq|.+_error)$";
+
+#[derive(Clone, Parser)]
+#[command(name = "redrive", version, about = "RabbitMQ dead-letter triage: capture, inspect, replay.")]
+pub struct Config {
+    /// AMQP URL; its vhost is only the default, Redrive connects to every watched vhost.
+    #[arg(long, env = "REDRIVE_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+
+    /// Base URL of the RabbitMQ management HTTP API.
+    #[arg(long, env = "REDRIVE_MANAGEMENT_URL", default_value = "http://127.0.0.1:15672")]
+    pub management_url: String,
+
+    /// User for the management API.
+    #[arg(long, env = "REDRIVE_MANAGEMENT_USER", default_value = "guest")]
+    pub management_user: String,
+
+    /// Password for the management API (never logged).
+    #[arg(long, env = "REDRIVE_MANAGEMENT_PASSWORD", default_value = "guest", hide_default_value = true)]
+    pub management_password: String,
+
+    /// sqlx database URL; a relative sqlite path is created in the working directory.
+    #[arg(long, env = "REDRIVE_DATABASE_URL", default_value = "sqlite://redrive.db?mode=rwc")]
+    pub database_url: String,
+
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    #[arg(long, env = "REDRIVE_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Regex over queue names: matching queues are captured.
+    #[arg(long, env = "REDRIVE_WATCH", default_value = DEFAULT_WATCH)]
+    pub watch: Regex,
+
+    /// Comma-separated vhosts to watch; empty means every vhost the management user sees.
+    #[arg(long, env = "REDRIVE_VHOSTS", value_delimiter = ',', default_value = "")]
+    pub vhosts: Vec<String>,
+
+    /// How often watched queues are re-discovered, in seconds.
+    #[arg(long, env = "REDRIVE_DISCOVERY_INTERVAL", default_value = "15", value_parser = secs)]
+    pub discovery_interval: Duration,
+
+    /// Unacknowledged deliveries per watched queue (the prefetch window).
+    #[arg(long, env = "REDRIVE_PREFETCH", default_value_t = 500)]
+    pub prefetch: u16,
+
+    /// Messages committed per database transaction before they are acked.
+    #[arg(long, env = "REDRIVE_BATCH_SIZE", default_value_t = 200)]
+    pub batch_size: usize,
+
+    /// Seconds to wait for the broker's confirm of a replay before reporting it lost.
+    #[arg(long, env = "REDRIVE_CONFIRM_TIMEOUT", default_value = "10", value_parser = secs)]
+    pub confirm_timeout: Duration,
+
+    /// Directory with the compiled UI assets (`pkg/redrive.js`, `.wasm`, `.css`).
+    #[arg(long, env = "REDRIVE_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+}
+
+fn secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{s}` is not a positive number of seconds"))
+}
+
+impl Config {
+    /// Vhosts given explicitly, without blanks.
+    pub fn explicit_vhosts(&self) -> Vec<String> {
+        self.vhosts
+            .iter()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Config {
+    /// Hand-written so secrets (the management password, the AMQP URL's
+    /// password) never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("amqp_url", &redact_url(&self.amqp_url))
+            .field("management_url", &self.management_url)
+            .field("management_user", &self.management_user)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("watch", &self.watch.as_str())
+            .field("vhosts", &self.vhosts)
+            .field("discovery_interval", &self.discovery_interval)
+            .field("prefetch", &self.prefetch)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `amqp://user:secret@host` → `amqp://user:***@host`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let c = Config::try_parse_from(["redrive"]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.database_url, "sqlite://redrive.db?mode=rwc");
+        assert!(c.explicit_vhosts().is_empty());
+        for q in ["orders.error.queue", "payments.dlq", "billing_error"] {
+            assert!(c.watch.is_match(q), "{q}");
+        }
+        for q in ["orders", "orders.error", "dlq.orders"] {
+            assert!(!c.watch.is_match(q), "{q}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = Config::try_parse_from([
+            "redrive",
+            "--amqp-url",
+            "amqp://u:topsecret@h:5672/v",
+            "--management-password",
+            "hunter2",
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topsecret") && !shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn bad_regex_is_refused() {
+        assert!(Config::try_parse_from(["redrive", "--watch", "("]).is_err());
+    }
+}

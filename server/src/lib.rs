@@ -1,0 +1,92 @@
+//! Redrive server: captures failed RabbitMQ messages, stores them durably and
+//! serves the API and UI to inspect, replay or discard them.
+
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod fields;
+pub mod http;
+pub mod ingest;
+pub mod replay;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use broker::{AmqpPool, Management};
+use config::Config;
+use ingest::Ingest;
+use replay::Publisher;
+use service::Redrive;
+use store::Store;
+
+/// A started Redrive: the bound address and the tasks to wait for.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    ingest: JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits until `shutdown` fires and both HTTP and ingest have stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let http = self.http.await.context("http task panicked")?;
+        self.ingest.await.context("ingest task panicked")?;
+        http.context("http server failed")
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}
+
+/// Opens the database, starts ingest and the HTTP server; both stop when
+/// `shutdown` is cancelled.
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let store = Store::connect(&config.database_url).await?;
+    let released = store.release_interrupted_replays().await?;
+    if released > 0 {
+        tracing::warn!(released, "replays interrupted by the last stop were set back to failed");
+    }
+    let management = Management::new(
+        &config.management_url,
+        &config.management_user,
+        &config.management_password,
+    );
+    let publisher = Publisher::new(AmqpPool::new(&config.amqp_url, "replay")?, config.confirm_timeout);
+    let ingest = Ingest {
+        config: config.clone(),
+        store: store.clone(),
+        management: management.clone(),
+        amqp: AmqpPool::new(&config.amqp_url, "ingest")?,
+    };
+    let redrive = Redrive {
+        config: config.clone(),
+        store,
+        management,
+        publisher,
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let router = http::router(redrive, &config.site_root);
+    let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let http = tokio::spawn(async move { serve.await });
+    let ingest = tokio::spawn(ingest.run(shutdown.clone()));
+    Ok(Running {
+        addr,
+        shutdown,
+        http,
+        ingest,
+    })
+}

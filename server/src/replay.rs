@@ -1,0 +1,158 @@
+//! Replay: republish a stored message with publisher confirms and `mandatory`.
+//!
+//! A replay counts only when the broker has acked the publish; a return
+//! (unroutable), a nack, a closed channel (missing exchange) or a timeout is an
+//! error carrying the broker's own words.
+
+use std::time::Duration;
+
+use app::model::{ApiError, ReplayTarget};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::Confirmation;
+use lapin::BasicProperties;
+use serde_json::Value;
+
+use crate::broker::AmqpPool;
+use crate::fields::{json_to_properties, json_to_table};
+use crate::ingest::decode::REPLAY_ID_HEADER;
+use crate::store::StoredMessage;
+
+/// A message ready to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub exchange: String,
+    pub routing_key: String,
+    pub properties: BasicProperties,
+    pub replay_id: String,
+}
+
+impl Outgoing {
+    /// `exchange` / `routing key` as shown in history; `(default)` for "".
+    pub fn target(&self) -> String {
+        let ex = if self.exchange.is_empty() { "(default)" } else { &self.exchange };
+        format!("{ex} / {}", self.routing_key)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("returned by the broker: {code} {text}")]
+    Returned { code: u16, text: String },
+    #[error("negatively acknowledged (nack) by the broker")]
+    Nacked,
+    #[error("no confirm from the broker within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Channel(#[from] lapin::Error),
+}
+
+/// Whether a header is failure bookkeeping that must not travel with a replay:
+/// a copy carrying an old `x-death` would confuse `x-death`-based retry counters.
+fn is_failure_header(name: &str) -> bool {
+    name == "x-death"
+        || name.starts_with("x-first-death-")
+        || name.starts_with("x-last-death-")
+        || name.starts_with("x-exception-")
+        || name == REPLAY_ID_HEADER
+}
+
+/// Builds the copy to publish. Pure, so bad input is refused before anything
+/// is sent or written.
+pub fn prepare(msg: &StoredMessage, target: &ReplayTarget, replay_id: String) -> Result<Outgoing, ApiError> {
+    let exchange = target
+        .exchange
+        .clone()
+        .or_else(|| msg.original_exchange().map(str::to_owned))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "the original exchange of this message is unknown; give an exchange to replay to".into(),
+            )
+        })?;
+    let routing_key = target
+        .routing_key
+        .clone()
+        .or_else(|| msg.original_routing_key().map(str::to_owned))
+        .unwrap_or_default();
+    for (what, v) in [("exchange", &exchange), ("routing key", &routing_key)] {
+        if v.len() > 255 {
+            return Err(ApiError::BadRequest(format!("{what} is longer than 255 bytes")));
+        }
+    }
+
+    let invalid = |e: crate::fields::FieldError| {
+        ApiError::BadRequest(format!("stored message cannot be republished: {e}"))
+    };
+    let mut headers = match msg.headers() {
+        Value::Object(map) => map,
+        _ => Default::default(),
+    };
+    headers.retain(|k, _| !is_failure_header(k));
+    headers.insert(
+        REPLAY_ID_HEADER.into(),
+        serde_json::json!({ "type": "longstr", "value": replay_id }),
+    );
+    let headers = json_to_table(&Value::Object(headers), "headers").map_err(invalid)?;
+    let properties = json_to_properties(&msg.properties())
+        .map_err(invalid)?
+        .with_headers(headers);
+    Ok(Outgoing {
+        exchange,
+        routing_key,
+        properties,
+        replay_id,
+    })
+}
+
+#[derive(Clone)]
+pub struct Publisher {
+    amqp: AmqpPool,
+    confirm_timeout: Duration,
+}
+
+impl Publisher {
+    pub fn new(amqp: AmqpPool, confirm_timeout: Duration) -> Self {
+        Self {
+            amqp,
+            confirm_timeout,
+        }
+    }
+
+    /// Publishes on a channel of its own: a missing exchange closes the
+    /// channel, which must not fail other replays in flight.
+    pub async fn publish(&self, vhost: &str, out: &Outgoing, body: &[u8]) -> Result<(), PublishError> {
+        let channel = self.amqp.channel(vhost).await?;
+        let result = self.publish_on(&channel, out, body).await;
+        if channel.status().connected() {
+            let _ = channel.close(200, "replay done".into()).await;
+        }
+        result
+    }
+
+    async fn publish_on(&self, channel: &lapin::Channel, out: &Outgoing, body: &[u8]) -> Result<(), PublishError> {
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        let confirm = channel
+            .basic_publish(
+                out.exchange.as_str().into(),
+                out.routing_key.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                out.properties.clone(),
+            )
+            .await?;
+        let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
+            .await
+            .map_err(|_| PublishError::Timeout(self.confirm_timeout))??;
+        match confirmation {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => Err(PublishError::Returned {
+                code: ret.reply_code,
+                text: ret.reply_text.to_string(),
+            }),
+            Confirmation::Nack(None) => Err(PublishError::Nacked),
+            Confirmation::NotRequested => Err(PublishError::Nacked),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Redrive's operations, shared by the REST API and the UI's server functions.
+
+use std::sync::Arc;
+
+use app::backend::Backend;
+use app::model::{ApiError, MessageDetail, MessagePage, MessageQuery, MessageStatus, QueueInfo, ReplayTarget};
+
+use crate::broker::Management;
+use crate::config::Config;
+use crate::replay::{prepare, Publisher};
+use crate::store::{Event, Store};
+
+#[derive(Clone)]
+pub struct Redrive {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub management: Management,
+    pub publisher: Publisher,
+}
+
+fn unavailable(e: crate::broker::ManagementError) -> ApiError {
+    tracing::warn!(error = %e, "management API call failed");
+    ApiError::Unavailable(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl Backend for Redrive {
+    async fn list_messages(&self, query: MessageQuery) -> Result<MessagePage, ApiError> {
+        self.store.list(&query).await
+    }
+
+    async fn message(&self, id: i64) -> Result<MessageDetail, ApiError> {
+        Ok(self.store.detail(id).await?)
+    }
+
+    async fn replay(&self, id: i64, target: ReplayTarget, actor: &str) -> Result<MessageDetail, ApiError> {
+        let msg = self.store.get(id).await?;
+        let out = prepare(&msg, &target, uuid::Uuid::now_v7().to_string())?;
+        // Claiming first makes concurrent replays of one message impossible.
+        self.store
+            .transition(id, &[MessageStatus::Failed], MessageStatus::Replaying, None)
+            .await?;
+        let result = self.publisher.publish(msg.vhost(), &out, &msg.body).await;
+        let (to, ok, detail) = match &result {
+            Ok(()) => (MessageStatus::Replayed, true, format!("replay id {}", out.replay_id)),
+            Err(e) => (MessageStatus::Failed, false, e.to_string()),
+        };
+        let event = Event {
+            action: "replay",
+            actor,
+            target: Some(out.target()),
+            ok,
+            detail: Some(detail),
+        };
+        self.store
+            .transition(id, &[MessageStatus::Replaying], to, Some(event))
+            .await?;
+        if let Err(e) = result {
+            tracing::info!(id, error = %e, "replay refused by the broker");
+            return Err(ApiError::Broker(e.to_string()));
+        }
+        Ok(self.store.detail(id).await?)
+    }
+
+    async fn discard(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError> {
+        let event = Event {
+            action: "discard",
+            actor,
+            target: None,
+            ok: true,
+            detail: None,
+        };
+        self.store
+            .transition(id, &[MessageStatus::Failed], MessageStatus::Discarded, Some(event))
+            .await?;
+        Ok(self.store.detail(id).await?)
+    }
+
+    async fn restore(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError> {
+        let event = Event {
+            action: "restore",
+            actor,
+            target: None,
+            ok: true,
+            detail: None,
+        };
+        self.store
+            .transition(id, &[MessageStatus::Discarded], MessageStatus::Failed, Some(event))
+            .await?;
+        Ok(self.store.detail(id).await?)
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError> {
+        let mut all = Vec::new();
+        let vhosts = self
+            .management
+            .vhost_names(self.config.explicit_vhosts())
+            .await
+            .map_err(unavailable)?;
+        for vhost in vhosts {
+            let queues = self.management.queues(&vhost).await.map_err(unavailable)?;
+            all.extend(queues.into_iter().map(|q| QueueInfo {
+                watched: self.config.watch.is_match(&q.name),
+                vhost: q.vhost,
+                name: q.name,
+                kind: q.kind,
+                durable: q.durable,
+                messages_ready: q.messages_ready,
+                messages_unacknowledged: q.messages_unacknowledged,
+                consumers: q.consumers,
+            }));
+        }
+        all.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+        Ok(all)
+    }
+}

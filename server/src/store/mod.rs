@@ -1,0 +1,356 @@
+//! Durable storage of failed messages and their history.
+//!
+//! All SQL lives here, behind [`Store`], so a PostgreSQL backend can sit beside
+//! SQLite without touching ingest, replay or the API.
+
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use app::model::{ApiError, MessageDetail, MessagePage, MessageQuery, MessageStatus};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use time::OffsetDateTime;
+
+use crate::ingest::decode::NewMessage;
+pub use rows::StoredMessage;
+
+/// Storage failures. `Database` is internal: logged, never shown to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("message {0} not found")]
+    NotFound(i64),
+    #[error("message {id} is {status}, expected {expected}")]
+    WrongState {
+        id: i64,
+        status: MessageStatus,
+        expected: &'static str,
+    },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            StoreError::WrongState { .. } => ApiError::Conflict(e.to_string()),
+            StoreError::Database(err) => {
+                tracing::error!(error = %err, "database error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// One entry of a message's history, as written.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub target: Option<String>,
+    pub ok: bool,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+pub const MAX_PAGE: u32 = 500;
+const DEFAULT_PAGE: u32 = 50;
+
+pub fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl Store {
+    /// Opens (creating if missing) the database and applies migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| "REDRIVE_DATABASE_URL is not a valid sqlite URL")?
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before we ack the broker, even on power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .context("opening the database")?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&pool)
+            .await
+            .context("applying migrations")?;
+        Ok(Self { pool })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Stores a batch in one transaction and returns how many rows were new.
+    ///
+    /// A redelivered message whose exact content is already stored for the same
+    /// queue was committed before a crash lost its ack: it is skipped, so the
+    /// caller can ack it without storing it twice.
+    pub async fn insert_batch(&self, batch: &[NewMessage]) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0;
+        for m in batch {
+            if m.redelivered {
+                let seen: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM messages WHERE content_hash = ? AND vhost = ? AND queue = ? LIMIT 1",
+                )
+                .bind(&m.content_hash)
+                .bind(&m.vhost)
+                .bind(&m.queue)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if seen.is_some() {
+                    continue;
+                }
+            }
+            sqlx::query(
+                "INSERT INTO messages (vhost, queue, received_at, body, properties, headers,
+                    delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
+                    reason, stack_trace, death_count, service, message_id, replay_id, content_hash)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&m.vhost)
+            .bind(&m.queue)
+            .bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
+            .bind(&m.body)
+            .bind(m.properties.to_string())
+            .bind(m.headers.to_string())
+            .bind(&m.delivery_exchange)
+            .bind(&m.delivery_routing_key)
+            .bind(&m.original_exchange)
+            .bind(&m.original_routing_key)
+            .bind(&m.reason)
+            .bind(&m.stack_trace)
+            .bind(m.death_count)
+            .bind(&m.service)
+            .bind(&m.message_id)
+            .bind(&m.replay_id)
+            .bind(&m.content_hash)
+            .execute(&mut *tx)
+            .await?;
+            inserted += 1;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn list(&self, q: &MessageQuery) -> Result<MessagePage, ApiError> {
+        let status = q
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(MessageStatus::from_str)
+            .transpose()?;
+        let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+            Some(c) => Some(
+                c.parse::<i64>()
+                    .map_err(|_| ApiError::BadRequest(format!("invalid cursor `{c}`")))?,
+            ),
+            None => None,
+        };
+        let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(ApiError::BadRequest(format!(
+                "limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let filter = |b: &mut QueryBuilder<'_, Sqlite>| {
+            b.push(" WHERE 1 = 1");
+            if let Some(s) = status {
+                b.push(" AND status = ").push_bind(s.as_str());
+            }
+            if let Some(v) = q.vhost.as_deref().filter(|s| !s.is_empty()) {
+                b.push(" AND vhost = ").push_bind(v.to_owned());
+            }
+            if let Some(v) = q.queue.as_deref().filter(|s| !s.is_empty()) {
+                b.push(" AND queue = ").push_bind(v.to_owned());
+            }
+            if let Some(text) = q.q.as_deref().filter(|s| !s.is_empty()) {
+                // instr() on BLOBs is a byte search, so binary bodies are safe to scan.
+                b.push(" AND (instr(body, CAST(")
+                    .push_bind(text.to_owned())
+                    .push(" AS BLOB)) > 0 OR instr(coalesce(reason, ''), ")
+                    .push_bind(text.to_owned())
+                    .push(") > 0 OR instr(coalesce(message_id, ''), ")
+                    .push_bind(text.to_owned())
+                    .push(") > 0 OR instr(coalesce(stack_trace, ''), ")
+                    .push_bind(text.to_owned())
+                    .push(") > 0)");
+            }
+        };
+
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM messages");
+        filter(&mut count);
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+
+        let mut select = QueryBuilder::<Sqlite>::new(rows::SUMMARY_SELECT);
+        filter(&mut select);
+        if let Some(c) = cursor {
+            select.push(" AND id < ").push_bind(c);
+        }
+        select
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let mut items: Vec<rows::SummaryRow> = select
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.id.to_string())
+        } else {
+            None
+        };
+        Ok(MessagePage {
+            items: items.into_iter().map(Into::into).collect(),
+            next_cursor,
+            total,
+        })
+    }
+
+    pub async fn get(&self, id: i64) -> Result<StoredMessage, StoreError> {
+        sqlx::query_as::<_, StoredMessage>(&format!("{} WHERE id = ?", rows::FULL_SELECT))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound(id))
+    }
+
+    pub async fn detail(&self, id: i64) -> Result<MessageDetail, StoreError> {
+        let message = self.get(id).await?;
+        let history = sqlx::query_as::<_, rows::EventRow>(
+            "SELECT at, action, actor, target, result, detail
+             FROM message_events WHERE message_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(message.into_detail(history.into_iter().map(Into::into).collect()))
+    }
+
+    /// Moves a message from one status to another and records the event, atomically.
+    /// Fails with `WrongState` (nothing written) when the message is not in `from`.
+    pub async fn transition(
+        &self,
+        id: i64,
+        from: &[MessageStatus],
+        to: MessageStatus,
+        event: Option<Event<'_>>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let current = current.ok_or(StoreError::NotFound(id))?;
+        let current = MessageStatus::from_str(&current).map_err(|_| {
+            StoreError::Database(sqlx::Error::Decode(format!("bad status {current}").into()))
+        })?;
+        if !from.contains(&current) {
+            return Err(StoreError::WrongState {
+                id,
+                status: current,
+                expected: expected_label(from),
+            });
+        }
+        sqlx::query("UPDATE messages SET status = ? WHERE id = ?")
+            .bind(to.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(event) = event {
+            insert_event(&mut tx, id, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records an event without changing the status (e.g. a refused replay).
+    pub async fn record(&self, id: i64, event: Event<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_event(&mut tx, id, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// After a crash, a replay may have been published or not: we cannot know,
+    /// so such messages go back to `failed` with a note the operator sees.
+    pub async fn release_interrupted_replays(&self) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE status = 'replaying'")
+            .fetch_all(&mut *tx)
+            .await?;
+        for id in &ids {
+            sqlx::query("UPDATE messages SET status = 'failed' WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let event = Event {
+                action: "replay",
+                actor: "redrive",
+                target: None,
+                ok: false,
+                detail: Some(
+                    "Redrive stopped before the broker confirmed this replay; it may or may not have been delivered".into(),
+                ),
+            };
+            insert_event(&mut tx, *id, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
+
+fn expected_label(from: &[MessageStatus]) -> &'static str {
+    match from {
+        [MessageStatus::Failed] => "failed",
+        [MessageStatus::Discarded] => "discarded",
+        [MessageStatus::Replaying] => "replaying",
+        _ => "another status",
+    }
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    id: i64,
+    e: &Event<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO message_events (message_id, at, action, actor, target, result, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(now_ms())
+    .bind(e.action)
+    .bind(e.actor)
+    .bind(&e.target)
+    .bind(if e.ok { "ok" } else { "error" })
+    .bind(&e.detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

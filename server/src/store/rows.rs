@@ -1,0 +1,132 @@
+//! Row types and their conversion to the shared API model.
+
+use std::str::FromStr;
+
+use app::model::{HistoryEntry, MessageDetail, MessageStatus, MessageSummary};
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub(super) const SUMMARY_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
+    original_routing_key, reason, service, death_count, received_at FROM messages";
+pub(super) const FULL_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
+    original_routing_key, reason, service, death_count, received_at, body, properties, headers, \
+    stack_trace, delivery_exchange, delivery_routing_key FROM messages";
+
+/// Unix milliseconds to RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn status(s: &str) -> MessageStatus {
+    // The CHECK constraint guarantees a known value.
+    MessageStatus::from_str(s).unwrap_or(MessageStatus::Failed)
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SummaryRow {
+    pub id: i64,
+    vhost: String,
+    queue: String,
+    status: String,
+    original_exchange: Option<String>,
+    original_routing_key: Option<String>,
+    reason: Option<String>,
+    service: Option<String>,
+    death_count: i64,
+    received_at: i64,
+}
+
+impl From<SummaryRow> for MessageSummary {
+    fn from(r: SummaryRow) -> Self {
+        MessageSummary {
+            id: r.id,
+            vhost: r.vhost,
+            queue: r.queue,
+            status: status(&r.status),
+            exchange: r.original_exchange,
+            routing_key: r.original_routing_key,
+            reason: r.reason,
+            service: r.service,
+            death_count: r.death_count,
+            received_at: rfc3339(r.received_at),
+        }
+    }
+}
+
+/// A stored message with everything needed to replay it.
+#[derive(sqlx::FromRow)]
+pub struct StoredMessage {
+    #[sqlx(flatten)]
+    summary: SummaryRow,
+    pub body: Vec<u8>,
+    properties: String,
+    headers: String,
+    pub stack_trace: Option<String>,
+    pub delivery_exchange: String,
+    pub delivery_routing_key: String,
+}
+
+impl StoredMessage {
+    pub fn id(&self) -> i64 {
+        self.summary.id
+    }
+    pub fn vhost(&self) -> &str {
+        &self.summary.vhost
+    }
+    pub fn original_exchange(&self) -> Option<&str> {
+        self.summary.original_exchange.as_deref()
+    }
+    pub fn original_routing_key(&self) -> Option<&str> {
+        self.summary.original_routing_key.as_deref()
+    }
+    pub fn properties(&self) -> serde_json::Value {
+        serde_json::from_str(&self.properties).unwrap_or_default()
+    }
+    pub fn headers(&self) -> serde_json::Value {
+        serde_json::from_str(&self.headers).unwrap_or_default()
+    }
+
+    pub(super) fn into_detail(self, history: Vec<HistoryEntry>) -> MessageDetail {
+        let properties = self.properties();
+        let headers = self.headers();
+        MessageDetail {
+            summary: self.summary.into(),
+            properties,
+            headers,
+            stack_trace: self.stack_trace,
+            delivery_exchange: self.delivery_exchange,
+            delivery_routing_key: self.delivery_routing_key,
+            body_size: self.body.len(),
+            body_base64: B64.encode(&self.body),
+            body_text: String::from_utf8(self.body).ok(),
+            history,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    at: i64,
+    action: String,
+    actor: String,
+    target: Option<String>,
+    result: String,
+    detail: Option<String>,
+}
+
+impl From<EventRow> for HistoryEntry {
+    fn from(r: EventRow) -> Self {
+        HistoryEntry {
+            at: rfc3339(r.at),
+            action: r.action,
+            actor: r.actor,
+            target: r.target,
+            result: r.result,
+            detail: r.detail,
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Test support: a random vhost on the real broker, a fresh SQLite database,
+//! and Redrive started in-process on port 0.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use server::config::Config;
+
+pub const MGMT: &str = "http://127.0.0.1:15672";
+
+pub fn random_name(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+pub fn enc(s: &str) -> String {
+    server::broker::management::enc(s)
+}
+
+/// A vhost of its own for one test; deleted on drop.
+pub struct TestVhost {
+    pub name: String,
+    pub http: reqwest::Client,
+    conn: Option<Connection>,
+}
+
+impl TestVhost {
+    pub async fn new() -> Self {
+        let name = random_name("redrive-test");
+        let http = reqwest::Client::new();
+        let put = |path: String, body: Value| {
+            http.put(format!("{MGMT}/api{path}"))
+                .basic_auth("guest", Some("guest"))
+                .json(&body)
+                .send()
+        };
+        let r = put(format!("/vhosts/{}", enc(&name)), json!({})).await.expect("management API up");
+        assert!(r.status().is_success(), "create vhost: {}", r.status());
+        let r = put(
+            format!("/permissions/{}/guest", enc(&name)),
+            json!({"configure": ".*", "write": ".*", "read": ".*"}),
+        )
+        .await
+        .unwrap();
+        assert!(r.status().is_success(), "permissions: {}", r.status());
+        Self { name, http, conn: None }
+    }
+
+    pub fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", enc(&self.name))
+    }
+
+    pub async fn channel(&mut self) -> Channel {
+        if self.conn.as_ref().is_none_or(|c| !c.status().connected()) {
+            self.conn = Some(
+                Connection::connect(&self.amqp_url(), ConnectionProperties::default())
+                    .await
+                    .expect("amqp connect"),
+            );
+        }
+        self.conn.as_ref().unwrap().create_channel().await.unwrap()
+    }
+
+    pub async fn declare_exchange(&mut self, name: &str, kind: ExchangeKind) {
+        let ch = self.channel().await;
+        ch.exchange_declare(
+            name.into(),
+            kind,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn declare_queue(&mut self, name: &str, args: FieldTable) {
+        let ch = self.channel().await;
+        ch.queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn bind(&mut self, queue: &str, exchange: &str, key: &str) {
+        let ch = self.channel().await;
+        ch.queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Publishes with confirms, so the message is in the queue on return.
+    pub async fn publish(&mut self, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
+        let ch = self.channel().await;
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        let confirm = ch
+            .basic_publish(
+                exchange.into(),
+                key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack() && confirm.take_message().is_none(), "test publish not routed");
+        let _ = ch.close(200, "done".into()).await;
+    }
+
+    pub async fn queue_info(&self, queue: &str) -> Value {
+        self.http
+            .get(format!("{MGMT}/api/queues/{}/{}", enc(&self.name), enc(queue)))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Messages in the queue according to the broker (ready + unacked), read
+    /// with AMQP passive declare so it is exact, not a sampled statistic.
+    pub async fn depth(&mut self, queue: &str) -> u32 {
+        let ch = self.channel().await;
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        q.message_count()
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot be async; a short-lived thread with its own runtime deletes the vhost.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let _ = reqwest::Client::new()
+                    .delete(format!("{MGMT}/api/vhosts/{}", enc(&name)))
+                    .basic_auth("guest", Some("guest"))
+                    .send()
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+pub fn headers(entries: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in entries {
+        t.insert((*k).into(), v.clone());
+    }
+    t
+}
+
+pub fn s(v: &str) -> AMQPValue {
+    AMQPValue::LongString(v.into())
+}
+
+/// A database file of its own, removed on drop.
+pub struct TestDb {
+    pub path: PathBuf,
+}
+
+impl TestDb {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(random_name("redrive-db"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { path: dir.join("redrive.db") }
+    }
+    pub fn url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.path.display())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+pub fn site_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"))
+}
+
+pub fn config(vhost: &TestVhost, db: &TestDb, extra: &[&str]) -> Config {
+    let mut args = vec![
+        "redrive".to_owned(),
+        format!("--amqp-url={}", vhost.amqp_url()),
+        format!("--database-url={}", db.url()),
+        "--listen=127.0.0.1:0".into(),
+        format!("--vhosts={}", vhost.name),
+        "--discovery-interval=0.3".into(),
+        format!("--site-root={}", site_root().display()),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Config::try_parse_from(args).unwrap()
+}
+
+/// Redrive running in this process.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    running: Option<server::Running>,
+}
+
+impl TestApp {
+    pub async fn start(config: Config) -> Self {
+        let running = server::start(config, CancellationToken::new()).await.expect("redrive starts");
+        Self {
+            base: format!("http://{}", running.addr),
+            http: reqwest::Client::new(),
+            running: Some(running),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until `count` messages of `queue` are stored and returns the page.
+    pub async fn wait_for_messages(&self, queue: &str, count: usize) -> Vec<Value> {
+        let path = format!("/api/v1/messages?queue={}&limit=500", enc(queue));
+        let start = Instant::now();
+        loop {
+            let (_, page) = self.get(&path).await;
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            if items.len() >= count || start.elapsed() > Duration::from_secs(20) {
+                assert_eq!(items.len(), count, "stored messages of {queue}");
+                return items;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+    }
+}
+
+/// Polls `check` until it holds; panics after `timeout`.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < timeout, "condition not met within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
