@@ -31,7 +31,12 @@ pub async fn get_message(id: i64) -> Result<MessageDetail, ServerFnError> {
 }
 
 #[server(prefix = "/rpc")]
-pub async fn replay_message(id: i64, target: ReplayTarget) -> Result<MessageDetail, ServerFnError> {
+pub async fn replay_message(
+    id: i64,
+    exchange: Option<String>,
+    routing_key: Option<String>,
+) -> Result<MessageDetail, ServerFnError> {
+    let target = ReplayTarget { exchange, routing_key };
     backend()?.replay(id, target, UI_ACTOR).await.map_err(fail)
 }
 

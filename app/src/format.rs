@@ -62,6 +62,13 @@ pub fn short_time(rfc3339: &str) -> String {
     s.get(..19).map(str::to_owned).unwrap_or(s)
 }
 
+/// `None` for an empty string. Views render text through this: an empty text
+/// node does not exist in the server's HTML, so hydrating one would fail.
+pub fn non_empty(s: impl Into<String>) -> Option<String> {
+    let s = s.into();
+    (!s.is_empty()).then_some(s)
+}
+
 /// Percent-encodes a query-string value (RFC 3986 unreserved characters kept).
 pub fn url_encode(s: &str) -> String {
     s.bytes()

@@ -6,8 +6,8 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
 use crate::components::{BodyView, ErrorBox, StatusBadge};
-use crate::format::{short_time, typed_value};
-use crate::model::{HistoryEntry, MessageDetail, MessageStatus, ReplayTarget};
+use crate::format::{non_empty, short_time, typed_value};
+use crate::model::{HistoryEntry, MessageDetail, MessageStatus};
 
 #[component]
 pub fn MessagePage() -> impl IntoView {
@@ -74,10 +74,8 @@ fn MessageView(
         let non_empty = |s: String| (!s.trim().is_empty()).then_some(s);
         replay.dispatch(ReplayMessage {
             id,
-            target: ReplayTarget {
-                exchange: non_empty(target_exchange.get()),
-                routing_key: non_empty(target_key.get()),
-            },
+            exchange: non_empty(target_exchange.get()),
+            routing_key: non_empty(target_key.get()),
         });
     };
 
@@ -110,7 +108,7 @@ fn MessageView(
         {move || action_error.get().map(|e| view! { <ErrorBox message=e/> })}
         <section class="panel facts">
             <dl>
-                <dt>"Reason"</dt><dd class="reason">{s.reason.clone().unwrap_or_else(|| "unknown".into())}</dd>
+                <dt>"Reason"</dt><dd class="reason">{s.reason.clone().and_then(non_empty).unwrap_or_else(|| "unknown".into())}</dd>
                 <dt>"Queue"</dt><dd>{format!("{} (vhost {})", s.queue, s.vhost)}</dd>
                 <dt>"Original route"</dt><dd class="mono">{original}</dd>
                 <dt>"Delivered via"</dt><dd class="mono">{format!("{} → {}", m.delivery_exchange, m.delivery_routing_key)}</dd>
@@ -167,11 +165,12 @@ fn KeyValues(title: &'static str, value: serde_json::Value, typed: bool) -> impl
                 view! { <p class="empty">"none"</p> }.into_any()
             } else {
                 view! {
-                    <table class="kv">
+                    // Explicit <tbody>: the browser inserts one, and hydration must match.
+                    <table class="kv"><tbody>
                         {rows.into_iter().map(|(k, v, kind)| view! {
-                            <tr><th>{k}</th><td class="mono">{v}</td><td class="muted">{kind}</td></tr>
+                            <tr><th>{k}</th><td class="mono">{non_empty(v)}</td><td class="muted">{non_empty(kind)}</td></tr>
                         }).collect_view()}
-                    </table>
+                    </tbody></table>
                 }.into_any()
             }}
         </section>
@@ -195,11 +194,11 @@ fn History(entries: Vec<HistoryEntry>) -> impl IntoView {
                                 view! {
                                 <tr class=row_class>
                                     <td class="nowrap">{short_time(&e.at)}</td>
-                                    <td>{e.action}</td>
-                                    <td>{e.actor}</td>
-                                    <td class="mono">{e.target.unwrap_or_default()}</td>
+                                    <td>{non_empty(e.action)}</td>
+                                    <td>{non_empty(e.actor)}</td>
+                                    <td class="mono">{e.target}</td>
                                     <td>{e.result}</td>
-                                    <td>{e.detail.unwrap_or_default()}</td>
+                                    <td>{e.detail}</td>
                                 </tr>
                             }}).collect_view()}
                         </tbody>

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::{error_text, list_messages};
 use crate::components::{ErrorBox, StatusBadge};
-use crate::format::{short_time, url_encode};
+use crate::format::{non_empty, short_time, url_encode};
 use crate::model::{MessageQuery, MessageStatus, MessageSummary};
 
 const FILTER_KEYS: [&str; 4] = ["status", "vhost", "queue", "q"];
@@ -123,9 +123,9 @@ fn MessageTable(items: Vec<MessageSummary>) -> impl IntoView {
                             <td class="num"><a href=href.clone()>{m.id}</a></td>
                             <td><StatusBadge status=m.status/></td>
                             <td class="nowrap">{short_time(&m.received_at)}</td>
-                            <td><span class="muted">{format!("{} ", m.vhost)}</span>{m.queue}</td>
+                            <td><span class="muted">{format!("{} ", m.vhost)}</span>{non_empty(m.queue)}</td>
                             <td class="mono">{route}</td>
-                            <td class="reason"><a href=href>{m.reason.unwrap_or_default()}</a></td>
+                            <td class="reason"><a href=href>{m.reason.and_then(non_empty)}</a></td>
                         </tr>
                     }
                 }).collect_view()}

@@ -5,7 +5,7 @@ use leptos_meta::Title;
 
 use crate::api::{error_text, list_queues};
 use crate::components::ErrorBox;
-use crate::format::url_encode;
+use crate::format::{non_empty, url_encode};
 
 #[component]
 pub fn QueuesPage() -> impl IntoView {
@@ -35,9 +35,9 @@ pub fn QueuesPage() -> impl IntoView {
                                 let link = q.watched.then(|| format!("/?vhost={}&queue={}", url_encode(&q.vhost), url_encode(&q.name)));
                                 view! {
                                     <tr class={if q.watched { "watched" } else { "" }}>
-                                        <td>{q.vhost}</td>
-                                        <td>{q.name}</td>
-                                        <td>{q.kind}</td>
+                                        <td>{non_empty(q.vhost)}</td>
+                                        <td>{non_empty(q.name)}</td>
+                                        <td>{non_empty(q.kind)}</td>
                                         <td>{if q.durable { "yes" } else { "no" }}</td>
                                         <td class={if q.messages_ready > 0 { "num warn" } else { "num" }}>{q.messages_ready}</td>
                                         <td class="num">{q.messages_unacknowledged}</td>

@@ -1,0 +1,109 @@
+//! Headless Chromium drives the hydrated UI: open a message, click Replay, see
+//! the status change to replayed.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use fantoccini::{ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, ExchangeKind};
+use serde_json::json;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn replay_button_replays_after_hydration() {
+    assert!(
+        site_root().join("pkg/redrive.wasm").exists(),
+        "the UI is not built: run scripts/build-site (scripts/test does)"
+    );
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_exchange("error.direct", ExchangeKind::Direct).await;
+    vh.declare_exchange("shop.x", ExchangeKind::Direct).await;
+    vh.declare_queue("shop.error.queue", FieldTable::default()).await;
+    vh.bind("shop.error.queue", "error.direct", "shop").await;
+    vh.declare_queue("shop.orders", FieldTable::default()).await;
+    vh.bind("shop.orders", "shop.x", "order").await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let props = BasicProperties::default().with_headers(headers(&[
+        ("x-exception-message", s("Order could not be priced")),
+        ("x-original-exchange", s("shop.x")),
+        ("x-original-routingKey", s("order")),
+    ]));
+    vh.publish("error.direct", "shop", br#"{"order":1}"#, props).await;
+    let id = app.wait_for_messages("shop.error.queue", 1).await[0]["id"].clone();
+
+    let port = free_port();
+    let mut driver = tokio::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver is installed (scripts/test-services installs it)");
+    let profile = std::env::temp_dir().join(random_name("redrive-chromium"));
+    let caps = json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", "--no-first-run", format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    let mut client = None;
+    for _ in 0..50 {
+        // Plain HTTP to the local chromedriver: no TLS stack needed.
+        match ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps.as_object().unwrap().clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => {
+                client = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let c = client.expect("chromedriver session");
+
+    let result = async {
+        c.goto(&format!("{}/messages/{id}", app.base)).await?;
+        let wait = || c.wait().at_most(Duration::from_secs(20));
+        wait().for_element(Locator::Css(r#"[data-hydrated="true"]"#)).await?;
+        let badge = wait().for_element(Locator::Css("h1 .badge")).await?;
+        assert_eq!(badge.attr("data-status").await?.as_deref(), Some("failed"));
+        wait()
+            .for_element(Locator::Css(r#"button[data-action="replay"]"#))
+            .await?
+            .click()
+            .await?;
+        wait().for_element(Locator::Css(r#"h1 .badge[data-status="replayed"]"#)).await?;
+        let history = c.find(Locator::Css("table.history")).await?.text().await?;
+        assert!(history.contains("replay") && history.contains("shop.x / order"), "{history}");
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    if result.is_err() {
+        eprintln!("page at failure:\n{}", c.source().await.unwrap_or_default());
+    }
+    let _ = c.close().await;
+    let _ = driver.kill().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    result.expect("browser flow");
+
+    let (_, d) = app.get(&format!("/api/v1/messages/{id}")).await;
+    assert_eq!(d["status"], "replayed");
+    assert_eq!(d["history"][0]["actor"], "ui");
+    assert_eq!(vh.depth("shop.orders").await, 1);
+    app.stop().await;
+}
