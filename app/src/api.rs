@@ -36,7 +36,10 @@ pub async fn replay_message(
     exchange: Option<String>,
     routing_key: Option<String>,
 ) -> Result<MessageDetail, ServerFnError> {
-    let target = ReplayTarget { exchange, routing_key };
+    let target = ReplayTarget {
+        exchange,
+        routing_key,
+    };
     backend()?.replay(id, target, UI_ACTOR).await.map_err(fail)
 }
 

@@ -28,7 +28,13 @@ pub fn hex_dump(bytes: &[u8]) -> String {
             }
         }
         out.push(' ');
-        out.extend(chunk.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }));
+        out.extend(chunk.iter().map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        }));
         out.push('\n');
     }
     out
@@ -44,7 +50,10 @@ pub fn typed_value(v: &Value) -> String {
         ("void", _) => "(void)".into(),
         (_, Some(Value::String(s))) => s.clone(),
         ("table", Some(Value::Object(m))) => {
-            let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {}", typed_value(v))).collect();
+            let parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", typed_value(v)))
+                .collect();
             format!("{{{}}}", parts.join(", "))
         }
         ("array", Some(Value::Array(items))) => {
@@ -115,7 +124,10 @@ mod tests {
         assert_eq!(typed_value(&json!({"type": "i64", "value": 3})), "3");
         let t = json!({"type": "table", "value": {"count": {"type": "i64", "value": 1}}});
         assert_eq!(typed_value(&t), "{count: 1}");
-        assert_eq!(typed_value(&json!({"type": "bytes", "base64": "AA=="})), "<bytes, base64> AA==");
+        assert_eq!(
+            typed_value(&json!({"type": "bytes", "base64": "AA=="})),
+            "<bytes, base64> AA=="
+        );
     }
 
     #[test]

@@ -12,14 +12,26 @@ use regex::Regex;
 pub const DEFAULT_WATCH: &str = r"^(.+\.error\.queue|.+\.dlq|.+_error)$";
 
 #[derive(Clone, Parser)]
-#[command(name = "redrive", version, about = "RabbitMQ dead-letter triage: capture, inspect, replay.")]
+#[command(
+    name = "redrive",
+    version,
+    about = "RabbitMQ dead-letter triage: capture, inspect, replay."
+)]
 pub struct Config {
     /// AMQP URL; its vhost is only the default, Redrive connects to every watched vhost.
-    #[arg(long, env = "REDRIVE_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "REDRIVE_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
 
     /// Base URL of the RabbitMQ management HTTP API.
-    #[arg(long, env = "REDRIVE_MANAGEMENT_URL", default_value = "http://127.0.0.1:15672")]
+    #[arg(
+        long,
+        env = "REDRIVE_MANAGEMENT_URL",
+        default_value = "http://127.0.0.1:15672"
+    )]
     pub management_url: String,
 
     /// User for the management API.
@@ -27,11 +39,20 @@ pub struct Config {
     pub management_user: String,
 
     /// Password for the management API (never logged).
-    #[arg(long, env = "REDRIVE_MANAGEMENT_PASSWORD", default_value = "guest", hide_default_value = true)]
+    #[arg(
+        long,
+        env = "REDRIVE_MANAGEMENT_PASSWORD",
+        default_value = "guest",
+        hide_default_value = true
+    )]
     pub management_password: String,
 
     /// sqlx database URL; a relative sqlite path is created in the working directory.
-    #[arg(long, env = "REDRIVE_DATABASE_URL", default_value = "sqlite://redrive.db?mode=rwc")]
+    #[arg(
+        long,
+        env = "REDRIVE_DATABASE_URL",
+        default_value = "sqlite://redrive.db?mode=rwc"
+    )]
     pub database_url: String,
 
     /// Address the HTTP server listens on (port 0 picks a free port).
@@ -148,7 +169,10 @@ mod tests {
         ])
         .unwrap();
         let shown = format!("{c:?}");
-        assert!(!shown.contains("topsecret") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("topsecret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

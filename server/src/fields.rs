@@ -5,9 +5,7 @@
 //! `x-retries` as a `long` still sees a `long` after a replay.
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use lapin::types::{
-    AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
-};
+use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString};
 use lapin::BasicProperties;
 use serde_json::{json, Map, Value};
 
@@ -65,9 +63,7 @@ pub fn value_to_json(v: &AMQPValue) -> Value {
         AMQPValue::LongLongInt(n) => typed("i64", json!(n)),
         AMQPValue::Float(f) => typed("f32", float_json(f64::from(*f))),
         AMQPValue::Double(f) => typed("f64", float_json(*f)),
-        AMQPValue::DecimalValue(d) => {
-            typed("decimal", json!({ "scale": d.scale, "value": d.value }))
-        }
+        AMQPValue::DecimalValue(d) => typed("decimal", json!({ "scale": d.scale, "value": d.value })),
         AMQPValue::ShortString(s) => typed("shortstr", json!(s.as_str())),
         AMQPValue::LongString(s) => bytes_json("longstr", s.as_bytes()),
         AMQPValue::FieldArray(a) => typed(
@@ -88,8 +84,7 @@ pub fn json_to_table(v: &Value, path: &str) -> Result<FieldTable, FieldError> {
     let mut table = FieldTable::default();
     for (k, v) in obj {
         let child = format!("{path}.{k}");
-        let key = ShortString::try_new(k.clone())
-            .map_err(|_| err(&child, "key longer than 255 bytes"))?;
+        let key = ShortString::try_new(k.clone()).map_err(|_| err(&child, "key longer than 255 bytes"))?;
         table.insert(key, json_to_value(v, &child)?);
     }
     Ok(table)
@@ -219,9 +214,7 @@ pub fn json_to_properties(v: &Value) -> Result<BasicProperties, FieldError> {
     for (k, val) in obj {
         let path = format!("properties.{k}");
         let text = || -> Result<ShortString, FieldError> {
-            let s = val
-                .as_str()
-                .ok_or_else(|| err(&path, "expected a string"))?;
+            let s = val.as_str().ok_or_else(|| err(&path, "expected a string"))?;
             ShortString::try_new(s).map_err(|_| err(&path, "longer than 255 bytes"))
         };
         p = match k.as_str() {

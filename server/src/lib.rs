@@ -54,7 +54,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let store = Store::connect(&config.database_url).await?;
     let released = store.release_interrupted_replays().await?;
     if released > 0 {
-        tracing::warn!(released, "replays interrupted by the last stop were set back to failed");
+        tracing::warn!(
+            released,
+            "replays interrupted by the last stop were set back to failed"
+        );
     }
     let management = Management::new(
         &config.management_url,

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use app::model::{ApiError, ReplayTarget};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::Confirmation;
 use lapin::BasicProperties;
+use lapin::Confirmation;
 use serde_json::Value;
 
 use crate::broker::AmqpPool;
@@ -29,7 +29,11 @@ pub struct Outgoing {
 impl Outgoing {
     /// `exchange` / `routing key` as shown in history; `(default)` for "".
     pub fn target(&self) -> String {
-        let ex = if self.exchange.is_empty() { "(default)" } else { &self.exchange };
+        let ex = if self.exchange.is_empty() {
+            "(default)"
+        } else {
+            &self.exchange
+        };
         format!("{ex} / {}", self.routing_key)
     }
 }
@@ -128,7 +132,12 @@ impl Publisher {
         result
     }
 
-    async fn publish_on(&self, channel: &lapin::Channel, out: &Outgoing, body: &[u8]) -> Result<(), PublishError> {
+    async fn publish_on(
+        &self,
+        channel: &lapin::Channel,
+        out: &Outgoing,
+        body: &[u8],
+    ) -> Result<(), PublishError> {
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         let confirm = channel
             .basic_publish(

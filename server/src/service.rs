@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use app::backend::Backend;
-use app::model::{ApiError, MessageDetail, MessagePage, MessageQuery, MessageStatus, QueueInfo, ReplayTarget};
+use app::model::{
+    ApiError, MessageDetail, MessagePage, MessageQuery, MessageStatus, QueueInfo, ReplayTarget,
+};
 
 use crate::broker::Management;
 use crate::config::Config;
@@ -42,7 +44,11 @@ impl Backend for Redrive {
             .await?;
         let result = self.publisher.publish(msg.vhost(), &out, &msg.body).await;
         let (to, ok, detail) = match &result {
-            Ok(()) => (MessageStatus::Replayed, true, format!("replay id {}", out.replay_id)),
+            Ok(()) => (
+                MessageStatus::Replayed,
+                true,
+                format!("replay id {}", out.replay_id),
+            ),
             Err(e) => (MessageStatus::Failed, false, e.to_string()),
         };
         let event = Event {
@@ -71,7 +77,12 @@ impl Backend for Redrive {
             detail: None,
         };
         self.store
-            .transition(id, &[MessageStatus::Failed], MessageStatus::Discarded, Some(event))
+            .transition(
+                id,
+                &[MessageStatus::Failed],
+                MessageStatus::Discarded,
+                Some(event),
+            )
             .await?;
         Ok(self.store.detail(id).await?)
     }
@@ -85,7 +96,12 @@ impl Backend for Redrive {
             detail: None,
         };
         self.store
-            .transition(id, &[MessageStatus::Discarded], MessageStatus::Failed, Some(event))
+            .transition(
+                id,
+                &[MessageStatus::Discarded],
+                MessageStatus::Failed,
+                Some(event),
+            )
             .await?;
         Ok(self.store.detail(id).await?)
     }

@@ -14,7 +14,11 @@ use lapin::{BasicProperties, ExchangeKind};
 use serde_json::json;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
@@ -79,7 +83,9 @@ async fn replay_button_replays_after_hydration() {
     let result = async {
         c.goto(&format!("{}/messages/{id}", app.base)).await?;
         let wait = || c.wait().at_most(Duration::from_secs(20));
-        wait().for_element(Locator::Css(r#"[data-hydrated="true"]"#)).await?;
+        wait()
+            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
+            .await?;
         let badge = wait().for_element(Locator::Css("h1 .badge")).await?;
         assert_eq!(badge.attr("data-status").await?.as_deref(), Some("failed"));
         wait()
@@ -87,9 +93,14 @@ async fn replay_button_replays_after_hydration() {
             .await?
             .click()
             .await?;
-        wait().for_element(Locator::Css(r#"h1 .badge[data-status="replayed"]"#)).await?;
+        wait()
+            .for_element(Locator::Css(r#"h1 .badge[data-status="replayed"]"#))
+            .await?;
         let history = c.find(Locator::Css("table.history")).await?.text().await?;
-        assert!(history.contains("replay") && history.contains("shop.x / order"), "{history}");
+        assert!(
+            history.contains("replay") && history.contains("shop.x / order"),
+            "{history}"
+        );
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;

@@ -62,7 +62,9 @@ async fn sigkill_mid_ingest_loses_and_duplicates_nothing() {
             "bulk.dlq".into(),
             BasicPublishOptions::default(),
             body.as_bytes(),
-            BasicProperties::default().with_message_id(format!("m-{i}").into()).with_delivery_mode(2),
+            BasicProperties::default()
+                .with_message_id(format!("m-{i}").into())
+                .with_delivery_mode(2),
         )
         .await
         .unwrap();
@@ -83,7 +85,10 @@ async fn sigkill_mid_ingest_loses_and_duplicates_nothing() {
     redrive.start_kill().unwrap();
     redrive.wait().await.unwrap();
     let (at_kill, _) = stored(&db).await;
-    assert!(at_kill < i64::from(TOTAL), "killed too late to test anything ({at_kill} stored)");
+    assert!(
+        at_kill < i64::from(TOTAL),
+        "killed too late to test anything ({at_kill} stored)"
+    );
     eprintln!("killed with {at_kill} of {TOTAL} stored");
 
     let mut redrive = spawn_redrive(&vh, &db);
@@ -93,7 +98,10 @@ async fn sigkill_mid_ingest_loses_and_duplicates_nothing() {
         if rows >= i64::from(TOTAL) && vh.depth("bulk.dlq").await == 0 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "only {rows} stored after restart");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "only {rows} stored after restart"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Give a would-be duplicate time to show up before the final count.

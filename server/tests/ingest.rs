@@ -17,11 +17,14 @@ async fn spring_republished_failure_is_stored_with_every_field() {
     let mut vh = TestVhost::new().await;
     let db = TestDb::new();
     vh.declare_exchange("error.direct", ExchangeKind::Direct).await;
-    vh.declare_queue("trade-service.error.queue", FieldTable::default()).await;
-    vh.bind("trade-service.error.queue", "error.direct", "trade-service").await;
+    vh.declare_queue("trade-service.error.queue", FieldTable::default())
+        .await;
+    vh.bind("trade-service.error.queue", "error.direct", "trade-service")
+        .await;
     let app = TestApp::start(config(&vh, &db, &[])).await;
 
-    let trace = "java.lang.IllegalStateException: Trade 42 rejected\n\tat com.acme.trade.Handler.on(Handler.java:17)";
+    let trace =
+        "java.lang.IllegalStateException: Trade 42 rejected\n\tat com.acme.trade.Handler.on(Handler.java:17)";
     let props = BasicProperties::default()
         .with_message_id("trade-42".into())
         .with_content_type("application/json".into())
@@ -34,9 +37,16 @@ async fn spring_republished_failure_is_stored_with_every_field() {
             ("x-original-exchange", s("trade.exchange")),
             ("x-original-routingKey", s("trade.created")),
             ("x-retries", AMQPValue::ShortInt(3)),
-            ("x-amount", AMQPValue::DecimalValue(lapin::types::DecimalValue { scale: 2, value: 1999 })),
+            (
+                "x-amount",
+                AMQPValue::DecimalValue(lapin::types::DecimalValue {
+                    scale: 2,
+                    value: 1999,
+                }),
+            ),
         ]));
-    vh.publish("error.direct", "trade-service", br#"{"tradeId":42}"#, props).await;
+    vh.publish("error.direct", "trade-service", br#"{"tradeId":42}"#, props)
+        .await;
 
     let items = app.wait_for_messages("trade-service.error.queue", 1).await;
     let m = &items[0];
@@ -59,11 +69,20 @@ async fn spring_republished_failure_is_stored_with_every_field() {
     assert_eq!(d["properties"]["delivery_mode"], 2);
     assert_eq!(d["properties"]["correlation_id"], "corr-1");
     assert_eq!(d["properties"]["timestamp"], 1_700_000_000);
-    assert_eq!(d["headers"]["x-retries"], serde_json::json!({"type": "i16", "value": 3}));
-    assert_eq!(d["headers"]["x-amount"]["value"], serde_json::json!({"scale": 2, "value": 1999}));
+    assert_eq!(
+        d["headers"]["x-retries"],
+        serde_json::json!({"type": "i16", "value": 3})
+    );
+    assert_eq!(
+        d["headers"]["x-amount"]["value"],
+        serde_json::json!({"scale": 2, "value": 1999})
+    );
     assert_eq!(d["history"], serde_json::json!([]));
     // Stored, then acked: the queue is empty.
-    wait_until(Duration::from_secs(5), || async { vh.queue_info("trade-service.error.queue").await["messages"] == 0 }).await;
+    wait_until(Duration::from_secs(5), || async {
+        vh.queue_info("trade-service.error.queue").await["messages"] == 0
+    })
+    .await;
     app.stop().await;
 }
 
@@ -73,21 +92,39 @@ async fn broker_dead_letter_carries_x_death_fields() {
     let db = TestDb::new();
     vh.declare_exchange("orders.x", ExchangeKind::Topic).await;
     vh.declare_exchange("orders.dlx", ExchangeKind::Fanout).await;
-    vh.declare_queue("orders.work", headers(&[("x-dead-letter-exchange", s("orders.dlx"))])).await;
+    vh.declare_queue(
+        "orders.work",
+        headers(&[("x-dead-letter-exchange", s("orders.dlx"))]),
+    )
+    .await;
     vh.bind("orders.work", "orders.x", "order.#").await;
     vh.declare_queue("orders.dlq", FieldTable::default()).await;
     vh.bind("orders.dlq", "orders.dlx", "").await;
     let app = TestApp::start(config(&vh, &db, &[])).await;
 
-    vh.publish("orders.x", "order.placed", b"order 7", BasicProperties::default().with_message_id("o-7".into()))
-        .await;
+    vh.publish(
+        "orders.x",
+        "order.placed",
+        b"order 7",
+        BasicProperties::default().with_message_id("o-7".into()),
+    )
+    .await;
     // A consumer that gives up on the message: the broker dead-letters it and writes x-death.
     let ch = vh.channel().await;
     let mut consumer = ch
-        .basic_consume("orders.work".into(), "nacker".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            "orders.work".into(),
+            "nacker".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
-    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.unwrap().unwrap().unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     delivery
         .nack(BasicNackOptions {
             requeue: false,
@@ -122,18 +159,33 @@ async fn odd_bodies_and_malformed_headers_are_stored_byte_exact() {
     let app = TestApp::start(config(&vh, &db, &[])).await;
 
     let binary: Vec<u8> = vec![0xff, 0xfe, 0x00, 0x80, b'a', 0xc3];
-    let huge: Vec<u8> = (0..5 * 1024 * 1024).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    let huge: Vec<u8> = (0..5 * 1024 * 1024)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
     let bodies: [(&str, Vec<u8>); 3] = [("binary", binary), ("empty", Vec::new()), ("huge", huge)];
     for (id, body) in &bodies {
-        vh.publish("", "odd.dlq", body, BasicProperties::default().with_message_id((*id).into())).await;
+        vh.publish(
+            "",
+            "odd.dlq",
+            body,
+            BasicProperties::default().with_message_id((*id).into()),
+        )
+        .await;
     }
     let malformed = headers(&[
         ("x-death", s("this is not an array of tables")),
         ("x-original-exchange", AMQPValue::LongLongInt(5)),
         ("weird", AMQPValue::ByteArray(vec![1, 2, 3].into())),
     ]);
-    vh.publish("", "odd.dlq", b"m", BasicProperties::default().with_message_id("malformed".into()).with_headers(malformed))
-        .await;
+    vh.publish(
+        "",
+        "odd.dlq",
+        b"m",
+        BasicProperties::default()
+            .with_message_id("malformed".into())
+            .with_headers(malformed),
+    )
+    .await;
 
     let items = app.wait_for_messages("odd.dlq", 4).await;
     for (id, body) in &bodies {
@@ -150,10 +202,16 @@ async fn odd_bodies_and_malformed_headers_are_stored_byte_exact() {
             assert!(d["body_text"].is_null());
         }
     }
-    let malformed = items.iter().find(|m| m["exchange"].is_null()).expect("malformed message stored");
+    let malformed = items
+        .iter()
+        .find(|m| m["exchange"].is_null())
+        .expect("malformed message stored");
     let (_, d) = app.get(&format!("/api/v1/messages/{}", malformed["id"])).await;
     assert_eq!(d["headers"]["x-death"]["value"], "this is not an array of tables");
-    assert_eq!(d["headers"]["weird"], serde_json::json!({"type": "bytes", "base64": "AQID"}));
+    assert_eq!(
+        d["headers"]["weird"],
+        serde_json::json!({"type": "bytes", "base64": "AQID"})
+    );
     assert_eq!(d["reason"], serde_json::Value::Null);
     assert_eq!(vh.depth("odd.dlq").await, 0);
     app.stop().await;

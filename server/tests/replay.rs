@@ -17,7 +17,8 @@ async fn setup() -> (TestVhost, TestDb, TestApp, Value) {
     let db = TestDb::new();
     vh.declare_exchange("error.direct", ExchangeKind::Direct).await;
     vh.declare_exchange("billing.x", ExchangeKind::Direct).await;
-    vh.declare_queue("billing.error.queue", FieldTable::default()).await;
+    vh.declare_queue("billing.error.queue", FieldTable::default())
+        .await;
     vh.bind("billing.error.queue", "error.direct", "billing").await;
     vh.declare_queue("billing.invoices", FieldTable::default()).await;
     vh.bind("billing.invoices", "billing.x", "invoice.created").await;
@@ -35,7 +36,8 @@ async fn setup() -> (TestVhost, TestDb, TestApp, Value) {
             ("tenant", s("acme")),
             ("attempt", AMQPValue::LongInt(4)),
         ]));
-    vh.publish("error.direct", "billing", br#"{"invoice":9}"#, props).await;
+    vh.publish("error.direct", "billing", br#"{"invoice":9}"#, props)
+        .await;
     let m = app.wait_for_messages("billing.error.queue", 1).await.remove(0);
     (vh, db, app, m)
 }
@@ -43,7 +45,9 @@ async fn setup() -> (TestVhost, TestDb, TestApp, Value) {
 #[tokio::test]
 async fn replay_delivers_an_identical_copy_to_the_original_route() {
     let (mut vh, _db, app, m) = setup().await;
-    let (status, d) = app.post(&format!("/api/v1/messages/{}/replay", m["id"]), None).await;
+    let (status, d) = app
+        .post(&format!("/api/v1/messages/{}/replay", m["id"]), None)
+        .await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["status"], "replayed");
     let last = d["history"].as_array().unwrap().last().unwrap().clone();
@@ -54,10 +58,19 @@ async fn replay_delivers_an_identical_copy_to_the_original_route() {
 
     let ch = vh.channel().await;
     let mut consumer = ch
-        .basic_consume("billing.invoices".into(), "check".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            "billing.invoices".into(),
+            "check".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
-    let copy = tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.unwrap().unwrap().unwrap();
+    let copy = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     copy.ack(BasicAckOptions::default()).await.unwrap();
     assert_eq!(copy.data, br#"{"invoice":9}"#);
     let p = &copy.properties;
@@ -70,14 +83,21 @@ async fn replay_delivers_an_identical_copy_to_the_original_route() {
     assert_eq!(h.get("attempt"), Some(&AMQPValue::LongInt(4)));
     assert!(h.contains_key("x-redrive-replay-id"));
     for dropped in ["x-exception-message", "x-exception-stacktrace", "x-death"] {
-        assert!(!h.contains_key(dropped), "{dropped} must not travel with the replay");
+        assert!(
+            !h.contains_key(dropped),
+            "{dropped} must not travel with the replay"
+        );
     }
 
     // A replayed message cannot be replayed or discarded again.
-    let (status, body) = app.post(&format!("/api/v1/messages/{}/replay", m["id"]), None).await;
+    let (status, body) = app
+        .post(&format!("/api/v1/messages/{}/replay", m["id"]), None)
+        .await;
     assert_eq!(status, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("replayed"));
-    let (status, _) = app.post(&format!("/api/v1/messages/{}/discard", m["id"]), None).await;
+    let (status, _) = app
+        .post(&format!("/api/v1/messages/{}/discard", m["id"]), None)
+        .await;
     assert_eq!(status, 409);
     app.stop().await;
 }
@@ -87,12 +107,16 @@ async fn replay_to_a_missing_exchange_or_unroutable_key_is_an_error_and_stays_fa
     let (_vh, _db, app, m) = setup().await;
     let path = format!("/api/v1/messages/{}/replay", m["id"]);
 
-    let (status, body) = app.post(&path, Some(json!({"exchange": "no.such.exchange"}))).await;
+    let (status, body) = app
+        .post(&path, Some(json!({"exchange": "no.such.exchange"})))
+        .await;
     assert_eq!(status, 502, "{body}");
     let err = body["error"].as_str().unwrap();
     assert!(err.contains("NOT_FOUND") || err.contains("no exchange"), "{err}");
 
-    let (status, body) = app.post(&path, Some(json!({"routing_key": "nobody.listens"}))).await;
+    let (status, body) = app
+        .post(&path, Some(json!({"routing_key": "nobody.listens"})))
+        .await;
     assert_eq!(status, 502, "{body}");
     let err = body["error"].as_str().unwrap();
     assert!(err.contains("NO_ROUTE") && err.contains("312"), "{err}");
@@ -101,7 +125,9 @@ async fn replay_to_a_missing_exchange_or_unroutable_key_is_an_error_and_stays_fa
     assert_eq!(d["status"], "failed");
     let history = d["history"].as_array().unwrap();
     assert_eq!(history.len(), 2);
-    assert!(history.iter().all(|e| e["result"] == "error" && e["action"] == "replay"));
+    assert!(history
+        .iter()
+        .all(|e| e["result"] == "error" && e["action"] == "replay"));
     assert_eq!(history[0]["target"], "no.such.exchange / invoice.created");
     assert_eq!(history[1]["target"], "billing.x / nobody.listens");
 
@@ -126,7 +152,12 @@ async fn discard_restore_and_bad_input() {
     let (status, d) = app.post(&format!("/api/v1/messages/{id}/restore"), None).await;
     assert_eq!(status, 200);
     assert_eq!(d["status"], "failed");
-    let actions: Vec<&str> = d["history"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = d["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["discard", "restore"]);
     let (status, _) = app.post(&format!("/api/v1/messages/{id}/restore"), None).await;
     assert_eq!(status, 409);

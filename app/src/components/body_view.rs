@@ -13,7 +13,10 @@ pub fn BodyView(text: Option<String>, base64: String, size: usize) -> impl IntoV
             Some(p) => ("JSON", p),
             None => ("text", t),
         },
-        None => ("binary", hex_dump(&B64.decode(base64.as_bytes()).unwrap_or_default())),
+        None => (
+            "binary",
+            hex_dump(&B64.decode(base64.as_bytes()).unwrap_or_default()),
+        ),
     };
     let empty = size == 0;
     view! {

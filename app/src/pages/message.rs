@@ -17,7 +17,14 @@ pub fn MessagePage() -> impl IntoView {
     let discard = ServerAction::<DiscardMessage>::new();
     let restore = ServerAction::<RestoreMessage>::new();
     let message = Resource::new(
-        move || (id.get(), replay.version().get(), discard.version().get(), restore.version().get()),
+        move || {
+            (
+                id.get(),
+                replay.version().get(),
+                discard.version().get(),
+                restore.version().get(),
+            )
+        },
         |(id, ..)| async move {
             match id {
                 Some(id) => get_message(id).await,
@@ -27,15 +34,18 @@ pub fn MessagePage() -> impl IntoView {
     );
     // The last action's error, shown until the next action.
     let action_error = Signal::derive(move || {
-        [replay.value().get().and_then(Result::err),
-         discard.value().get().and_then(Result::err),
-         restore.value().get().and_then(Result::err)]
-            .into_iter()
-            .flatten()
-            .next()
-            .map(|e| error_text(&e))
+        [
+            replay.value().get().and_then(Result::err),
+            discard.value().get().and_then(Result::err),
+            restore.value().get().and_then(Result::err),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|e| error_text(&e))
     });
-    let pending = Signal::derive(move || replay.pending().get() || discard.pending().get() || restore.pending().get());
+    let pending =
+        Signal::derive(move || replay.pending().get() || discard.pending().get() || restore.pending().get());
 
     view! {
         <Title text=move || id.get().map(|i| format!("Message {i}")).unwrap_or_default()/>
@@ -67,7 +77,10 @@ fn MessageView(
     let target_key = RwSignal::new(String::new());
     let original = format!(
         "{} → {}",
-        s.exchange.as_deref().map(|e| if e.is_empty() { "(default)" } else { e }).unwrap_or("unknown"),
+        s.exchange
+            .as_deref()
+            .map(|e| if e.is_empty() { "(default)" } else { e })
+            .unwrap_or("unknown"),
         s.routing_key.as_deref().unwrap_or("")
     );
     let replay_to = move |_| {
@@ -151,8 +164,16 @@ fn KeyValues(title: &'static str, value: serde_json::Value, typed: bool) -> impl
         .map(|m| {
             m.iter()
                 .map(|(k, v)| {
-                    let kind = v.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
-                    let text = if typed { typed_value(v) } else { v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()) };
+                    let kind = v
+                        .get("type")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let text = if typed {
+                        typed_value(v)
+                    } else {
+                        v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())
+                    };
                     (k.clone(), text, if typed { kind } else { String::new() })
                 })
                 .collect()

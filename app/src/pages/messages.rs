@@ -20,7 +20,11 @@ fn link_with(query: &MessageQuery, cursor: Option<&str>) -> String {
         ("q", &query.q),
     ]
     .into_iter()
-    .filter_map(|(k, v)| v.as_ref().filter(|v| !v.is_empty()).map(|v| format!("{k}={}", url_encode(v))))
+    .filter_map(|(k, v)| {
+        v.as_ref()
+            .filter(|v| !v.is_empty())
+            .map(|v| format!("{k}={}", url_encode(v)))
+    })
     .collect();
     if let Some(c) = cursor {
         parts.push(format!("cursor={}", url_encode(c)));
@@ -102,7 +106,8 @@ pub fn MessagesPage() -> impl IntoView {
 #[component]
 fn MessageTable(items: Vec<MessageSummary>) -> impl IntoView {
     if items.is_empty() {
-        return view! { <p class="empty">"No failed messages match. Nothing waits for a human."</p> }.into_any();
+        return view! { <p class="empty">"No failed messages match. Nothing waits for a human."</p> }
+            .into_any();
     }
     view! {
         <table class="grid">

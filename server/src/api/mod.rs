@@ -47,7 +47,10 @@ async fn list_messages(
     Ok(Json(s.redrive.list_messages(query).await?))
 }
 
-async fn message(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
+async fn message(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MessageDetail>, HttpError> {
     Ok(Json(s.redrive.message(parse_id(&id)?).await?))
 }
 
@@ -66,11 +69,17 @@ async fn replay(
     Ok(Json(s.redrive.replay(id, target, API_ACTOR).await?))
 }
 
-async fn discard(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
+async fn discard(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MessageDetail>, HttpError> {
     Ok(Json(s.redrive.discard(parse_id(&id)?, API_ACTOR).await?))
 }
 
-async fn restore(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
+async fn restore(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<MessageDetail>, HttpError> {
     Ok(Json(s.redrive.restore(parse_id(&id)?, API_ACTOR).await?))
 }
 

@@ -10,11 +10,7 @@ pub enum ManagementError {
     #[error("management API unreachable: {0}")]
     Unreachable(#[source] reqwest::Error),
     #[error("management API answered {status} for {path}: {body}")]
-    Status {
-        status: u16,
-        path: String,
-        body: String,
-    },
+    Status { status: u16, path: String, body: String },
     #[error("management API sent an unexpected answer for {path}: {source}")]
     Decode {
         path: String,

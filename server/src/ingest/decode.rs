@@ -209,7 +209,10 @@ mod tests {
     fn spring_republish_headers_win() {
         let h = table(&[
             ("x-exception-message", s("Order 42 not found")),
-            ("x-exception-stacktrace", s("java.lang.IllegalStateException\n\tat ...")),
+            (
+                "x-exception-stacktrace",
+                s("java.lang.IllegalStateException\n\tat ..."),
+            ),
             ("x-original-exchange", s("orders.exchange")),
             ("x-original-routingKey", s("order.created")),
         ]);
@@ -276,7 +279,10 @@ mod tests {
 
     #[test]
     fn masstransit_fault_headers_and_queue_naming() {
-        let h = table(&[("MT-Fault-Message", s("boom")), ("MT-Fault-StackTrace", s("at X"))]);
+        let h = table(&[
+            ("MT-Fault-Message", s("boom")),
+            ("MT-Fault-StackTrace", s("at X")),
+        ]);
         let m = decode(incoming("billing_error", h), OffsetDateTime::now_utc());
         assert_eq!(m.reason.as_deref(), Some("boom"));
         assert_eq!(m.service.as_deref(), Some("billing"));
@@ -284,14 +290,23 @@ mod tests {
 
     #[test]
     fn content_hash_distinguishes_bodies_and_queues() {
-        let a = decode(incoming("q.dlq", FieldTable::default()), OffsetDateTime::now_utc());
+        let a = decode(
+            incoming("q.dlq", FieldTable::default()),
+            OffsetDateTime::now_utc(),
+        );
         let mut other = incoming("q.dlq", FieldTable::default());
         other.body = b"{ }".to_vec();
         let b = decode(other, OffsetDateTime::now_utc());
-        let c = decode(incoming("r.dlq", FieldTable::default()), OffsetDateTime::now_utc());
+        let c = decode(
+            incoming("r.dlq", FieldTable::default()),
+            OffsetDateTime::now_utc(),
+        );
         assert_ne!(a.content_hash, b.content_hash);
         assert_ne!(a.content_hash, c.content_hash);
-        let again = decode(incoming("q.dlq", FieldTable::default()), OffsetDateTime::now_utc());
+        let again = decode(
+            incoming("q.dlq", FieldTable::default()),
+            OffsetDateTime::now_utc(),
+        );
         assert_eq!(a.content_hash, again.content_hash);
     }
 }

@@ -183,7 +183,12 @@ impl Ingest {
         }
     }
 
-    async fn flush(&self, channel: &lapin::Channel, batch: &mut Vec<NewMessage>, last_tag: u64) -> anyhow::Result<()> {
+    async fn flush(
+        &self,
+        channel: &lapin::Channel,
+        batch: &mut Vec<NewMessage>,
+        last_tag: u64,
+    ) -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }

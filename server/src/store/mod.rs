@@ -261,9 +261,8 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let current = current.ok_or(StoreError::NotFound(id))?;
-        let current = MessageStatus::from_str(&current).map_err(|_| {
-            StoreError::Database(sqlx::Error::Decode(format!("bad status {current}").into()))
-        })?;
+        let current = MessageStatus::from_str(&current)
+            .map_err(|_| StoreError::Database(sqlx::Error::Decode(format!("bad status {current}").into())))?;
         if !from.contains(&current) {
             return Err(StoreError::WrongState {
                 id,

@@ -44,7 +44,9 @@ impl TestVhost {
                 .json(&body)
                 .send()
         };
-        let r = put(format!("/vhosts/{}", enc(&name)), json!({})).await.expect("management API up");
+        let r = put(format!("/vhosts/{}", enc(&name)), json!({}))
+            .await
+            .expect("management API up");
         assert!(r.status().is_success(), "create vhost: {}", r.status());
         let r = put(
             format!("/permissions/{}/guest", enc(&name)),
@@ -53,7 +55,11 @@ impl TestVhost {
         .await
         .unwrap();
         assert!(r.status().is_success(), "permissions: {}", r.status());
-        Self { name, http, conn: None }
+        Self {
+            name,
+            http,
+            conn: None,
+        }
     }
 
     pub fn amqp_url(&self) -> String {
@@ -132,7 +138,10 @@ impl TestVhost {
             .unwrap()
             .await
             .unwrap();
-        assert!(confirm.is_ack() && confirm.take_message().is_none(), "test publish not routed");
+        assert!(
+            confirm.is_ack() && confirm.take_message().is_none(),
+            "test publish not routed"
+        );
         let _ = ch.close(200, "done".into()).await;
     }
 
@@ -172,7 +181,10 @@ impl Drop for TestVhost {
         let name = self.name.clone();
         // Drop cannot be async; a short-lived thread with its own runtime deletes the vhost.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 let _ = reqwest::Client::new()
                     .delete(format!("{MGMT}/api/vhosts/{}", enc(&name)))
@@ -206,7 +218,9 @@ impl TestDb {
     pub fn new() -> Self {
         let dir = std::env::temp_dir().join(random_name("redrive-db"));
         std::fs::create_dir_all(&dir).unwrap();
-        Self { path: dir.join("redrive.db") }
+        Self {
+            path: dir.join("redrive.db"),
+        }
     }
     pub fn url(&self) -> String {
         format!("sqlite://{}?mode=rwc", self.path.display())
@@ -248,7 +262,9 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(config: Config) -> Self {
-        let running = server::start(config, CancellationToken::new()).await.expect("redrive starts");
+        let running = server::start(config, CancellationToken::new())
+            .await
+            .expect("redrive starts");
         Self {
             base: format!("http://{}", running.addr),
             http: reqwest::Client::new(),
@@ -257,7 +273,12 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }

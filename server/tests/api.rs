@@ -1,0 +1,127 @@
+//! REST surface: queues, health probes, paging, and discovery of new queues.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+
+#[tokio::test]
+async fn queues_lists_every_queue_of_the_vhost_with_watched_flags() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("payments.error.queue", FieldTable::default())
+        .await;
+    vh.declare_queue("payments.work", FieldTable::default()).await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (status, queues) = app.get("/api/v1/queues").await;
+    assert_eq!(status, 200, "{queues}");
+    let queues = queues.as_array().unwrap();
+    assert_eq!(queues.len(), 2, "{queues:?}");
+    let find = |name: &str| queues.iter().find(|q| q["name"] == name).unwrap().clone();
+    let err = find("payments.error.queue");
+    assert_eq!(err["watched"], true);
+    assert_eq!(err["vhost"], vh.name.as_str());
+    assert_eq!(err["type"], "classic");
+    assert_eq!(err["durable"], true);
+    assert!(err["messages_ready"].is_i64() && err["messages_unacknowledged"].is_i64());
+    // Redrive itself consumes the watched queue.
+    wait_until(Duration::from_secs(10), || async {
+        let (_, qs) = app.get("/api/v1/queues").await;
+        qs.as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["name"] == "payments.error.queue" && q["consumers"] == 1)
+    })
+    .await;
+    assert_eq!(find("payments.work")["watched"], false);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let vh = TestVhost::new().await;
+    let db = TestDb::new();
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    assert_eq!(app.get("/healthz").await.0, 200);
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+
+    let db = TestDb::new();
+    let app = TestApp::start(config(&vh, &db, &["--management-url=http://127.0.0.1:9"])).await;
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body["error"].as_str().unwrap().contains("broker"), "{body}");
+    assert_eq!(app.get("/healthz").await.0, 200);
+    let (status, body) = app.get("/api/v1/queues").await;
+    assert_eq!(status, 503, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cursor_paging_walks_newest_first_without_gaps_or_repeats() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("paging.dlq", FieldTable::default()).await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    for i in 0..7 {
+        vh.publish(
+            "",
+            "paging.dlq",
+            format!("m{i}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await;
+    }
+    app.wait_for_messages("paging.dlq", 7).await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/messages?queue=paging.dlq&limit=3&cursor={c}"),
+            None => "/api/v1/messages?queue=paging.dlq&limit=3".into(),
+        };
+        let (status, page) = app.get(&path).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["total"], 7);
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 7);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first: {seen:?}");
+
+    let (_, found) = app.get("/api/v1/messages?q=m3").await;
+    assert_eq!(found["total"], 1);
+    let (_, none) = app.get("/api/v1/messages?queue=other.dlq").await;
+    assert_eq!(none["total"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_error_queue_is_picked_up_without_a_restart() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    vh.declare_queue("late.error.queue", FieldTable::default()).await;
+    vh.publish("", "late.error.queue", b"late", BasicProperties::default())
+        .await;
+    let items = app.wait_for_messages("late.error.queue", 1).await;
+    assert_eq!(items[0]["status"], "failed");
+    app.stop().await;
+}
