@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget};
+use crate::model::{MessageDetail, MessagePage, MessageQuery, QueueInfo};
 
 /// Until sign-in exists, UI actions are attributed to this actor.
 #[cfg(feature = "ssr")]
@@ -36,7 +36,7 @@ pub async fn replay_message(
     exchange: Option<String>,
     routing_key: Option<String>,
 ) -> Result<MessageDetail, ServerFnError> {
-    let target = ReplayTarget {
+    let target = crate::model::ReplayTarget {
         exchange,
         routing_key,
     };
