@@ -20,6 +20,28 @@ pub struct Redrive {
     pub publisher: Publisher,
 }
 
+impl Redrive {
+    /// A status change that needs no broker: recorded with its action in history.
+    async fn mark(
+        &self,
+        id: i64,
+        from: MessageStatus,
+        to: MessageStatus,
+        action: &str,
+        actor: &str,
+    ) -> Result<MessageDetail, ApiError> {
+        let event = Event {
+            action,
+            actor,
+            target: None,
+            ok: true,
+            detail: None,
+        };
+        self.store.transition(id, &[from], to, Some(event)).await?;
+        Ok(self.store.detail(id).await?)
+    }
+}
+
 fn unavailable(e: crate::broker::ManagementError) -> ApiError {
     tracing::warn!(error = %e, "management API call failed");
     ApiError::Unavailable(e.to_string())
@@ -69,41 +91,25 @@ impl Backend for Redrive {
     }
 
     async fn discard(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError> {
-        let event = Event {
-            action: "discard",
+        self.mark(
+            id,
+            MessageStatus::Failed,
+            MessageStatus::Discarded,
+            "discard",
             actor,
-            target: None,
-            ok: true,
-            detail: None,
-        };
-        self.store
-            .transition(
-                id,
-                &[MessageStatus::Failed],
-                MessageStatus::Discarded,
-                Some(event),
-            )
-            .await?;
-        Ok(self.store.detail(id).await?)
+        )
+        .await
     }
 
     async fn restore(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError> {
-        let event = Event {
-            action: "restore",
+        self.mark(
+            id,
+            MessageStatus::Discarded,
+            MessageStatus::Failed,
+            "restore",
             actor,
-            target: None,
-            ok: true,
-            detail: None,
-        };
-        self.store
-            .transition(
-                id,
-                &[MessageStatus::Discarded],
-                MessageStatus::Failed,
-                Some(event),
-            )
-            .await?;
-        Ok(self.store.detail(id).await?)
+        )
+        .await
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError> {

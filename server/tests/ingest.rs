@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use common::*;
-use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicNackOptions};
+use lapin::options::BasicNackOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, ExchangeKind};
 
@@ -110,21 +109,7 @@ async fn broker_dead_letter_carries_x_death_fields() {
     )
     .await;
     // A consumer that gives up on the message: the broker dead-letters it and writes x-death.
-    let ch = vh.channel().await;
-    let mut consumer = ch
-        .basic_consume(
-            "orders.work".into(),
-            "nacker".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let delivery = vh.next_delivery("orders.work").await;
     delivery
         .nack(BasicNackOptions {
             requeue: false,

@@ -2,11 +2,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions};
+use lapin::options::BasicAckOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, ExchangeKind};
 use serde_json::{json, Value};
@@ -56,21 +53,7 @@ async fn replay_delivers_an_identical_copy_to_the_original_route() {
     assert_eq!(last["actor"], "api");
     assert_eq!(last["target"], "billing.x / invoice.created");
 
-    let ch = vh.channel().await;
-    let mut consumer = ch
-        .basic_consume(
-            "billing.invoices".into(),
-            "check".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let copy = tokio::time::timeout(Duration::from_secs(10), consumer.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let copy = vh.next_delivery("billing.invoices").await;
     copy.ack(BasicAckOptions::default()).await.unwrap();
     assert_eq!(copy.data, br#"{"invoice":9}"#);
     let p = &copy.properties;

@@ -145,6 +145,25 @@ impl TestVhost {
         let _ = ch.close(200, "done".into()).await;
     }
 
+    /// Takes the next message from `queue` (unacked; the caller settles it).
+    pub async fn next_delivery(&mut self, queue: &str) -> lapin::message::Delivery {
+        let ch = self.channel().await;
+        let mut consumer = ch
+            .basic_consume(
+                queue.into(),
+                random_name("test-consumer").as_str().into(),
+                lapin::options::BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut consumer))
+            .await
+            .expect("a delivery within 10 s")
+            .unwrap()
+            .unwrap()
+    }
+
     pub async fn queue_info(&self, queue: &str) -> Value {
         self.http
             .get(format!("{MGMT}/api/queues/{}/{}", enc(&self.name), enc(queue)))
