@@ -9,6 +9,9 @@ use crate::model::{MessageDetail, MessagePage, MessageQuery, QueueInfo};
 #[cfg(feature = "ssr")]
 const UI_ACTOR: &str = "ui";
 
+/// How much of a body the message page shows; the rest is a download away.
+pub const SHOWN_BODY_BYTES: usize = 256 * 1024;
+
 #[cfg(feature = "ssr")]
 fn backend() -> Result<crate::backend::BackendHandle, ServerFnError> {
     use_context::<crate::backend::BackendHandle>()
@@ -27,7 +30,8 @@ pub async fn list_messages(query: MessageQuery) -> Result<MessagePage, ServerFnE
 
 #[server(prefix = "/rpc")]
 pub async fn get_message(id: i64) -> Result<MessageDetail, ServerFnError> {
-    backend()?.message(id).await.map_err(fail)
+    let detail = backend()?.message(id).await.map_err(fail)?;
+    Ok(detail.truncate_body(SHOWN_BODY_BYTES))
 }
 
 #[server(prefix = "/rpc")]

@@ -93,7 +93,35 @@ pub struct MessageDetail {
     pub body_base64: String,
     /// The body when it is valid UTF-8.
     pub body_text: Option<String>,
+    /// True when `body_base64`/`body_text` hold only the start of the body
+    /// (the UI's view); the REST API always sends it whole.
+    #[serde(default)]
+    pub body_truncated: bool,
     pub history: Vec<HistoryEntry>,
+}
+
+impl MessageDetail {
+    /// Keeps at most `limit` bytes of the body, so a 5 MiB payload does not
+    /// travel into every page render twice (HTML and hydration data).
+    pub fn truncate_body(mut self, limit: usize) -> Self {
+        use base64::{engine::general_purpose::STANDARD as B64, Engine};
+        if self.body_size <= limit {
+            return self;
+        }
+        let bytes = B64.decode(self.body_base64.as_bytes()).unwrap_or_default();
+        let head = &bytes[..limit.min(bytes.len())];
+        self.body_base64 = B64.encode(head);
+        // Cut on a char boundary so the text stays valid.
+        self.body_text = self.body_text.map(|t| {
+            let mut end = limit.min(t.len());
+            while !t.is_char_boundary(end) {
+                end -= 1;
+            }
+            t[..end].to_owned()
+        });
+        self.body_truncated = true;
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,4 +179,49 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error (see server log)")]
     Internal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::{engine::general_purpose::STANDARD as B64, Engine};
+
+    fn detail(body: &[u8]) -> MessageDetail {
+        MessageDetail {
+            summary: MessageSummary {
+                id: 1,
+                vhost: "/".into(),
+                queue: "q".into(),
+                status: MessageStatus::Failed,
+                exchange: None,
+                routing_key: None,
+                reason: None,
+                service: None,
+                death_count: 0,
+                received_at: String::new(),
+            },
+            properties: serde_json::json!({}),
+            headers: serde_json::json!({}),
+            stack_trace: None,
+            delivery_exchange: String::new(),
+            delivery_routing_key: String::new(),
+            body_size: body.len(),
+            body_base64: B64.encode(body),
+            body_text: String::from_utf8(body.to_vec()).ok(),
+            body_truncated: false,
+            history: vec![],
+        }
+    }
+
+    #[test]
+    fn truncation_keeps_the_head_and_char_boundaries() {
+        let d = detail("ééé".as_bytes()).truncate_body(3);
+        assert!(d.body_truncated);
+        assert_eq!(d.body_text.as_deref(), Some("é"));
+        assert_eq!(B64.decode(d.body_base64).unwrap(), &"ééé".as_bytes()[..3]);
+        assert_eq!(d.body_size, 6);
+        let small = detail(b"abc").truncate_body(3);
+        assert!(!small.body_truncated);
+        assert_eq!(small.body_text.as_deref(), Some("abc"));
+    }
 }

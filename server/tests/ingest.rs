@@ -183,6 +183,16 @@ async fn odd_bodies_and_malformed_headers_are_stored_byte_exact() {
         assert_eq!(stored.len(), body.len(), "{id}");
         assert!(stored == *body, "{id} body differs");
         assert_eq!(d["body_size"], body.len());
+        let raw = app
+            .http
+            .get(format!("{}/api/v1/messages/{}/body", app.base, found[0]["id"]))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert!(raw.as_ref() == body.as_slice(), "{id} raw body differs");
         if *id == "binary" {
             assert!(d["body_text"].is_null());
         }

@@ -7,7 +7,13 @@ use leptos::prelude::*;
 use crate::format::{hex_dump, human_bytes, pretty_json};
 
 #[component]
-pub fn BodyView(text: Option<String>, base64: String, size: usize) -> impl IntoView {
+pub fn BodyView(
+    id: i64,
+    text: Option<String>,
+    base64: String,
+    size: usize,
+    truncated: bool,
+) -> impl IntoView {
     let (kind, shown) = match text {
         Some(t) => match pretty_json(&t) {
             Some(p) => ("JSON", p),
@@ -22,6 +28,10 @@ pub fn BodyView(text: Option<String>, base64: String, size: usize) -> impl IntoV
     view! {
         <section class="panel">
             <h2>"Body" <span class="muted">{format!(" {kind}, {}", human_bytes(size))}</span></h2>
+            " "<a class="download" href=format!("/api/v1/messages/{id}/body") download=format!("message-{id}.bin")>"download raw"</a>
+            {truncated.then(|| view! {
+                <p class="muted">{format!("Showing the first {} of {}.", human_bytes(crate::api::SHOWN_BODY_BYTES), human_bytes(size))}</p>
+            })}
             {if empty {
                 view! { <p class="empty">"(empty body)"</p> }.into_any()
             } else {

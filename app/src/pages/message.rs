@@ -140,7 +140,7 @@ fn MessageView(
                 </details>
             </Show>
         </section>
-        <BodyView text=m.body_text base64=m.body_base64 size=m.body_size/>
+        <BodyView id text=m.body_text base64=m.body_base64 size=m.body_size truncated=m.body_truncated/>
         {m.stack_trace.map(|st| view! {
             <section class="panel">
                 <details open>

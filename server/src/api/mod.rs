@@ -4,7 +4,8 @@ mod error;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/messages", get(list_messages))
         .route("/messages/{id}", get(message))
+        .route("/messages/{id}/body", get(body))
         .route("/messages/{id}/replay", post(replay))
         .route("/messages/{id}/discard", post(discard))
         .route("/messages/{id}/restore", post(restore))
@@ -52,6 +54,21 @@ async fn message(
     Path(id): Path<String>,
 ) -> Result<Json<MessageDetail>, HttpError> {
     Ok(Json(s.redrive.message(parse_id(&id)?).await?))
+}
+
+/// The body exactly as delivered, with the message's own content type.
+async fn body(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, HttpError> {
+    let msg = s
+        .redrive
+        .store
+        .get(parse_id(&id)?)
+        .await
+        .map_err(ApiError::from)?;
+    let content_type = msg.properties()["content_type"]
+        .as_str()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok(([(header::CONTENT_TYPE, content_type)], msg.body).into_response())
 }
 
 async fn replay(

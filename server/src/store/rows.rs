@@ -103,6 +103,7 @@ impl StoredMessage {
             body_size: self.body.len(),
             body_base64: B64.encode(&self.body),
             body_text: String::from_utf8(self.body).ok(),
+            body_truncated: false,
             history,
         }
     }
