@@ -78,6 +78,15 @@ pub fn non_empty(s: impl Into<String>) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// The default exchange has an empty name; operators know it as "(default)".
+pub fn exchange_label(name: &str) -> &str {
+    if name.is_empty() {
+        "(default)"
+    } else {
+        name
+    }
+}
+
 /// Percent-encodes a query-string value (RFC 3986 unreserved characters kept).
 pub fn url_encode(s: &str) -> String {
     s.bytes()

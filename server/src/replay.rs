@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use app::format::exchange_label;
 use app::model::{ApiError, ReplayTarget};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::BasicProperties;
@@ -29,12 +30,7 @@ pub struct Outgoing {
 impl Outgoing {
     /// `exchange` / `routing key` as shown in history; `(default)` for "".
     pub fn target(&self) -> String {
-        let ex = if self.exchange.is_empty() {
-            "(default)"
-        } else {
-            &self.exchange
-        };
-        format!("{ex} / {}", self.routing_key)
+        format!("{} / {}", exchange_label(&self.exchange), self.routing_key)
     }
 }
 

@@ -6,7 +6,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
 use crate::components::{BodyView, ErrorBox, StatusBadge};
-use crate::format::{non_empty, short_time, typed_value};
+use crate::format::{exchange_label, non_empty, short_time, typed_value};
 use crate::model::{HistoryEntry, MessageDetail, MessageStatus};
 
 #[component]
@@ -77,10 +77,7 @@ fn MessageView(
     let target_key = RwSignal::new(String::new());
     let original = format!(
         "{} → {}",
-        s.exchange
-            .as_deref()
-            .map(|e| if e.is_empty() { "(default)" } else { e })
-            .unwrap_or("unknown"),
+        s.exchange.as_deref().map(exchange_label).unwrap_or("unknown"),
         s.routing_key.as_deref().unwrap_or("")
     );
     let replay_to = move |_| {
@@ -124,7 +121,7 @@ fn MessageView(
                 <dt>"Reason"</dt><dd class="reason">{s.reason.clone().and_then(non_empty).unwrap_or_else(|| "unknown".into())}</dd>
                 <dt>"Queue"</dt><dd>{format!("{} (vhost {})", s.queue, s.vhost)}</dd>
                 <dt>"Original route"</dt><dd class="mono">{original}</dd>
-                <dt>"Delivered via"</dt><dd class="mono">{format!("{} → {}", m.delivery_exchange, m.delivery_routing_key)}</dd>
+                <dt>"Delivered via"</dt><dd class="mono">{format!("{} → {}", exchange_label(&m.delivery_exchange), m.delivery_routing_key)}</dd>
                 <dt>"Received"</dt><dd>{short_time(&s.received_at)}</dd>
                 <dt>"Dead-lettered"</dt><dd>{format!("{} time(s)", s.death_count)}</dd>
                 {s.service.clone().map(|svc| view! { <dt>"Service"</dt><dd>{svc}</dd> })}

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::{error_text, list_messages};
 use crate::components::{ErrorBox, StatusBadge};
-use crate::format::{non_empty, short_time, url_encode};
+use crate::format::{exchange_label, non_empty, short_time, url_encode};
 use crate::model::{MessageQuery, MessageStatus, MessageSummary};
 
 const FILTER_KEYS: [&str; 4] = ["status", "vhost", "queue", "q"];
@@ -121,7 +121,7 @@ fn MessageTable(items: Vec<MessageSummary>) -> impl IntoView {
                 {items.into_iter().map(|m| {
                     let href = format!("/messages/{}", m.id);
                     let route = format!("{} → {}",
-                        m.exchange.as_deref().map(|e| if e.is_empty() { "(default)" } else { e }).unwrap_or("?"),
+                        m.exchange.as_deref().map(exchange_label).unwrap_or("?"),
                         m.routing_key.as_deref().unwrap_or(""));
                     view! {
                         <tr>
