@@ -15,7 +15,9 @@ pub const DEFAULT_WATCH: &str = r"^(.+\.error\.queue|.+\.dlq|.+_error)$";
 #[command(
     name = "redrive",
     version,
-    about = "RabbitMQ dead-letter triage: capture, inspect, replay."
+    about = "RabbitMQ dead-letter triage: capture, inspect, replay.",
+    // A later flag overrides an earlier one, as with environment layering.
+    args_override_self = true
 )]
 pub struct Config {
     /// AMQP URL; its vhost is only the default, Redrive connects to every watched vhost.

@@ -117,6 +117,12 @@ impl Publisher {
         }
     }
 
+    /// Whether an AMQP channel can be opened on the default vhost (readiness).
+    pub async fn ping(&self) -> Result<(), lapin::Error> {
+        let channel = self.amqp.channel(self.amqp.default_vhost()).await?;
+        channel.close(200, "readiness probe".into()).await
+    }
+
     /// Publishes on a channel of its own: a missing exchange closes the
     /// channel, which must not fail other replays in flight.
     pub async fn publish(&self, vhost: &str, out: &Outgoing, body: &[u8]) -> Result<(), PublishError> {

@@ -60,6 +60,18 @@ async fn health_and_readiness() {
     let (status, body) = app.get("/api/v1/queues").await;
     assert_eq!(status, 503, "{body}");
     app.stop().await;
+
+    let db = TestDb::new();
+    let app = TestApp::start(config(
+        &vh,
+        &db,
+        &["--amqp-url=amqp://guest:guest@127.0.0.1:9/%2f"],
+    ))
+    .await;
+    let (status, body) = app.get("/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body["error"].as_str().unwrap().contains("AMQP"), "{body}");
+    app.stop().await;
 }
 
 #[tokio::test]

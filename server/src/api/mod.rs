@@ -114,6 +114,9 @@ async fn ready(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value
     if let Err(e) = s.redrive.management.ping().await {
         problems.push(format!("broker: {e}"));
     }
+    if let Err(e) = s.redrive.publisher.ping().await {
+        problems.push(format!("broker (AMQP): {e}"));
+    }
     if problems.is_empty() {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {
