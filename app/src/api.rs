@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::model::{MessageDetail, MessagePage, MessageQuery, QueueInfo};
+use crate::model::{GroupQuery, GroupSummary, MessageDetail, MessagePage, MessageQuery, QueueInfo};
 
 /// Until sign-in exists, UI actions are attributed to this actor.
 #[cfg(feature = "ssr")]
@@ -55,6 +55,11 @@ pub async fn discard_message(id: i64) -> Result<MessageDetail, ServerFnError> {
 #[server(prefix = "/rpc")]
 pub async fn restore_message(id: i64) -> Result<MessageDetail, ServerFnError> {
     backend()?.restore(id, UI_ACTOR).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn list_groups(query: GroupQuery) -> Result<Vec<GroupSummary>, ServerFnError> {
+    backend()?.groups(query).await.map_err(fail)
 }
 
 #[server(prefix = "/rpc")]

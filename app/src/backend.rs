@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::model::{ApiError, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget};
+use crate::model::{
+    ApiError, GroupQuery, GroupSummary, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget,
+};
 
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -13,6 +15,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn replay(&self, id: i64, target: ReplayTarget, actor: &str) -> Result<MessageDetail, ApiError>;
     async fn discard(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError>;
     async fn restore(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError>;
+    async fn groups(&self, query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError>;
     async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError>;
 }
 

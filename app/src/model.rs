@@ -65,6 +65,8 @@ pub struct MessageSummary {
     pub service: Option<String>,
     pub death_count: i64,
     pub received_at: String,
+    /// Failure group; see `GET /api/v1/groups`.
+    pub group_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,9 +139,42 @@ pub struct MessageQuery {
     pub status: Option<String>,
     pub vhost: Option<String>,
     pub queue: Option<String>,
+    pub service: Option<String>,
+    pub group: Option<String>,
+    /// Received at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Received before (RFC 3339).
+    pub to: Option<String>,
     pub q: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+}
+
+/// One failure group: messages that failed the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub id: String,
+    pub service: Option<String>,
+    /// Exception type and normalised message, or dead-letter reason and route.
+    pub reason: String,
+    pub exception_type: Option<String>,
+    pub count: i64,
+    pub failed: i64,
+    pub replayed: i64,
+    pub discarded: i64,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// The oldest message of the group, to look at one example.
+    pub example_id: i64,
+    /// Arrivals per hour over the last 24 hours, oldest first.
+    pub arrivals_24h: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupQuery {
+    pub vhost: Option<String>,
+    pub queue: Option<String>,
+    pub status: Option<String>,
 }
 
 /// Where to replay to; defaults to the message's original route.
@@ -199,6 +234,7 @@ mod tests {
                 service: None,
                 death_count: 0,
                 received_at: String::new(),
+                group_id: None,
             },
             properties: serde_json::json!({}),
             headers: serde_json::json!({}),

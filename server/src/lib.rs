@@ -52,6 +52,13 @@ impl Running {
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let store = Store::connect(&config.database_url).await?;
+    let grouped = store.backfill_groups().await?;
+    if grouped > 0 {
+        tracing::info!(
+            grouped,
+            "fingerprinted messages stored before failure groups existed"
+        );
+    }
     let released = store.release_interrupted_replays().await?;
     if released > 0 {
         tracing::warn!(

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use app::backend::Backend;
 use app::model::{
-    ApiError, MessageDetail, MessagePage, MessageQuery, MessageStatus, QueueInfo, ReplayTarget,
+    ApiError, GroupQuery, GroupSummary, MessageDetail, MessagePage, MessageQuery, MessageStatus, QueueInfo,
+    ReplayTarget,
 };
 
 use crate::broker::Management;
@@ -110,6 +111,10 @@ impl Backend for Redrive {
             actor,
         )
         .await
+    }
+
+    async fn groups(&self, query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
+        self.store.groups(&query).await
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError> {

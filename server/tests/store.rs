@@ -53,3 +53,29 @@ async fn reopening_keeps_rows_and_migrations_are_idempotent() {
     assert_eq!(d.summary.queue, "q.dlq");
     assert_eq!(d.body_text.as_deref(), Some("x"));
 }
+
+#[tokio::test]
+async fn rows_from_before_failure_groups_are_fingerprinted() {
+    use sqlx::{ConnectOptions, Connection};
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    let m = decode(incoming(b"x", false), OffsetDateTime::now_utc());
+    let expected = m.group_id.clone();
+    store.insert_batch(&[m]).await.unwrap();
+    // As a pre-groups database would have it.
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db.path)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("UPDATE messages SET group_id = NULL, group_title = NULL")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    assert_eq!(store.backfill_groups().await.unwrap(), 1);
+    assert_eq!(store.backfill_groups().await.unwrap(), 0);
+    let d = store.detail(1).await.unwrap();
+    assert_eq!(d.summary.group_id, Some(expected));
+}

@@ -1,7 +1,9 @@
 mod body_view;
 mod error_box;
+mod sparkline;
 mod status_badge;
 
 pub use body_view::BodyView;
 pub use error_box::ErrorBox;
+pub use sparkline::Sparkline;
 pub use status_badge::StatusBadge;

@@ -10,22 +10,29 @@ use crate::components::{ErrorBox, StatusBadge};
 use crate::format::{exchange_label, non_empty, short_time, url_encode};
 use crate::model::{MessageQuery, MessageStatus, MessageSummary};
 
-const FILTER_KEYS: [&str; 4] = ["status", "vhost", "queue", "q"];
+/// The URL keys of the filters, in the order they appear in links.
+fn filters(q: &MessageQuery) -> [(&'static str, &Option<String>); 8] {
+    [
+        ("status", &q.status),
+        ("vhost", &q.vhost),
+        ("queue", &q.queue),
+        ("service", &q.service),
+        ("group", &q.group),
+        ("from", &q.from),
+        ("to", &q.to),
+        ("q", &q.q),
+    ]
+}
 
 fn link_with(query: &MessageQuery, cursor: Option<&str>) -> String {
-    let mut parts: Vec<String> = [
-        ("status", &query.status),
-        ("vhost", &query.vhost),
-        ("queue", &query.queue),
-        ("q", &query.q),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| {
-        v.as_ref()
-            .filter(|v| !v.is_empty())
-            .map(|v| format!("{k}={}", url_encode(v)))
-    })
-    .collect();
+    let mut parts: Vec<String> = filters(query)
+        .into_iter()
+        .filter_map(|(k, v)| {
+            v.as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{k}={}", url_encode(v)))
+        })
+        .collect();
     if let Some(c) = cursor {
         parts.push(format!("cursor={}", url_encode(c)));
     }
@@ -42,6 +49,10 @@ pub fn MessagesPage() -> impl IntoView {
             status: get("status"),
             vhost: get("vhost"),
             queue: get("queue"),
+            service: get("service"),
+            group: get("group"),
+            from: get("from"),
+            to: get("to"),
             q: get("q"),
             limit: None,
             cursor: get("cursor"),
@@ -57,12 +68,22 @@ pub fn MessagesPage() -> impl IntoView {
         <form class="filters" method="get" action="/">
             {move || {
                 let q = query.get();
-                let value = |k: &str| match k {
-                    "vhost" => q.vhost.clone(),
-                    "queue" => q.queue.clone(),
-                    "q" => q.q.clone(),
-                    _ => None,
-                }.unwrap_or_default();
+                let text_inputs: Vec<(&'static str, &'static str, String, &'static str)> = filters(&q)
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        let (label, hint) = match k {
+                            "vhost" => ("Vhost", ""),
+                            "queue" => ("Queue", ""),
+                            "service" => ("Service", ""),
+                            "group" => ("Group", "group id"),
+                            "from" => ("From", "2026-11-23T18:00:00Z"),
+                            "to" => ("To", "RFC 3339"),
+                            "q" => ("Search", "body, reason, message id"),
+                            _ => return None,
+                        };
+                        Some((k, label, v.clone().unwrap_or_default(), hint))
+                    })
+                    .collect();
                 view! {
                     <label>"Status"
                         <select name="status">
@@ -72,9 +93,9 @@ pub fn MessagesPage() -> impl IntoView {
                             }).collect_view()}
                         </select>
                     </label>
-                    {FILTER_KEYS[1..].iter().map(|k| view! {
-                        <label>{match *k { "q" => "Search", "vhost" => "Vhost", _ => "Queue" }}
-                            <input type="text" name=*k value=value(k) placeholder=match *k { "q" => "body, reason, message id", _ => "" }/>
+                    {text_inputs.into_iter().map(|(name, label, value, hint)| view! {
+                        <label>{label}
+                            <input type="text" name=name value=value placeholder=hint/>
                         </label>
                     }).collect_view()}
                 }

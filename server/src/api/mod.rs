@@ -11,7 +11,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use app::backend::Backend;
-use app::model::{ApiError, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget};
+use app::model::{
+    ApiError, GroupQuery, GroupSummary, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget,
+};
 pub use error::HttpError;
 
 use crate::http::AppState;
@@ -27,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/messages/{id}/replay", post(replay))
         .route("/messages/{id}/discard", post(discard))
         .route("/messages/{id}/restore", post(restore))
+        .route("/groups", get(groups))
         .route("/queues", get(queues))
 }
 
@@ -98,6 +101,14 @@ async fn restore(
     Path(id): Path<String>,
 ) -> Result<Json<MessageDetail>, HttpError> {
     Ok(Json(s.redrive.restore(parse_id(&id)?, API_ACTOR).await?))
+}
+
+async fn groups(
+    State(s): State<AppState>,
+    query: Result<Query<GroupQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<GroupSummary>>, HttpError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(Json(s.redrive.groups(query).await?))
 }
 
 async fn queues(State(s): State<AppState>) -> Result<Json<Vec<QueueInfo>>, HttpError> {

@@ -7,6 +7,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use super::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
 use crate::fields::{properties_to_json, table_to_json};
 
 /// What the broker handed us, without the channel-bound acker.
@@ -39,6 +40,10 @@ pub struct NewMessage {
     pub death_count: i64,
     pub service: Option<String>,
     pub message_id: Option<String>,
+    pub exception_type: Option<String>,
+    /// Failure group (see [`fingerprint`](super::fingerprint)).
+    pub group_id: String,
+    pub group_title: String,
     /// `x-redrive-replay-id` when this is a replayed copy that failed again.
     pub replay_id: Option<String>,
     /// Identity of the delivery's content, used to recognise a redelivery of a
@@ -133,6 +138,17 @@ pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
     let stack_trace = header(h, "x-exception-stacktrace")
         .or_else(|| header(h, "MT-Fault-StackTrace"))
         .or_else(|| header(h, "NServiceBus.ExceptionInfo.StackTrace"));
+    let exception_type = header(h, "MT-Fault-ExceptionType")
+        .or_else(|| header(h, "NServiceBus.ExceptionInfo.ExceptionType"))
+        .or_else(|| stack_trace.as_deref().and_then(exception_type_from_trace));
+    let group = fingerprint(&FailureFacts {
+        queue: &incoming.queue,
+        reason: reason.as_deref(),
+        stack_trace: stack_trace.as_deref(),
+        exception_type: exception_type.as_deref(),
+        original_exchange: original_exchange.as_deref(),
+        original_routing_key: original_routing_key.as_deref(),
+    });
     let death_count = deaths
         .iter()
         .filter_map(|d| d.inner().get("count").and_then(int))
@@ -156,6 +172,9 @@ pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
         service: service_of(&incoming.queue),
         message_id: incoming.properties.message_id().as_ref().map(|s| s.to_string()),
         replay_id: header(h, REPLAY_ID_HEADER),
+        exception_type,
+        group_id: group.id,
+        group_title: group.title,
         content_hash: hasher.finalize().to_vec(),
         vhost: incoming.vhost,
         queue: incoming.queue,
@@ -286,6 +305,26 @@ mod tests {
         let m = decode(incoming("billing_error", h), OffsetDateTime::now_utc());
         assert_eq!(m.reason.as_deref(), Some("boom"));
         assert_eq!(m.service.as_deref(), Some("billing"));
+        let h = table(&[
+            ("MT-Fault-Message", s("boom")),
+            ("MT-Fault-ExceptionType", s("System.InvalidOperationException")),
+        ]);
+        let m = decode(incoming("billing_error", h), OffsetDateTime::now_utc());
+        assert_eq!(
+            m.exception_type.as_deref(),
+            Some("System.InvalidOperationException")
+        );
+        assert_eq!(m.group_title, "InvalidOperationException: boom");
+        let h = table(&[
+            (
+                "NServiceBus.ExceptionInfo.ExceptionType",
+                s("Shop.PricingException"),
+            ),
+            ("NServiceBus.ExceptionInfo.Message", s("No price for SKU 77")),
+        ]);
+        let m = decode(incoming("shop.error.queue", h), OffsetDateTime::now_utc());
+        assert_eq!(m.reason.as_deref(), Some("No price for SKU 77"));
+        assert_eq!(m.group_title, "PricingException: No price for SKU #");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! delivery unacked, so the broker redelivers it.
 
 pub mod decode;
+pub mod fingerprint;
 
 use std::collections::HashMap;
 use std::sync::Arc;

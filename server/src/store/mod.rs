@@ -3,6 +3,7 @@
 //! All SQL lives here, behind [`Store`], so a PostgreSQL backend can sit beside
 //! SQLite without touching ingest, replay or the API.
 
+mod groups;
 mod rows;
 
 use std::str::FromStr;
@@ -119,8 +120,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO messages (vhost, queue, received_at, body, properties, headers,
                     delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
-                    reason, stack_trace, death_count, service, message_id, replay_id, content_hash)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    reason, stack_trace, death_count, service, message_id, replay_id, content_hash,
+                    exception_type, group_id, group_title)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&m.vhost)
             .bind(&m.queue)
@@ -139,6 +141,9 @@ impl Store {
             .bind(&m.message_id)
             .bind(&m.replay_id)
             .bind(&m.content_hash)
+            .bind(&m.exception_type)
+            .bind(&m.group_id)
+            .bind(&m.group_title)
             .execute(&mut *tx)
             .await?;
             inserted += 1;
@@ -167,16 +172,28 @@ impl Store {
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }
+        let from = parse_time("from", q.from.as_deref())?;
+        let to = parse_time("to", q.to.as_deref())?;
         let filter = |b: &mut QueryBuilder<'_, Sqlite>| {
             b.push(" WHERE 1 = 1");
             if let Some(s) = status {
                 b.push(" AND status = ").push_bind(s.as_str());
             }
-            if let Some(v) = q.vhost.as_deref().filter(|s| !s.is_empty()) {
-                b.push(" AND vhost = ").push_bind(v.to_owned());
+            for (column, value) in [
+                ("vhost", &q.vhost),
+                ("queue", &q.queue),
+                ("service", &q.service),
+                ("group_id", &q.group),
+            ] {
+                if let Some(v) = value.as_deref().filter(|s| !s.is_empty()) {
+                    b.push(format_args!(" AND {column} = ")).push_bind(v.to_owned());
+                }
             }
-            if let Some(v) = q.queue.as_deref().filter(|s| !s.is_empty()) {
-                b.push(" AND queue = ").push_bind(v.to_owned());
+            if let Some(t) = from {
+                b.push(" AND received_at >= ").push_bind(t);
+            }
+            if let Some(t) = to {
+                b.push(" AND received_at < ").push_bind(t);
             }
             if let Some(text) = q.q.as_deref().filter(|s| !s.is_empty()) {
                 // instr() on BLOBs is a byte search, so binary bodies are safe to scan.
@@ -322,6 +339,20 @@ impl Store {
             .fetch_one(&self.pool)
             .await?)
     }
+}
+
+/// An optional RFC 3339 filter bound as unix milliseconds.
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    use time::format_description::well_known::Rfc3339;
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let t = OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{name}` must be an RFC 3339 time such as 2026-11-23T18:00:00Z"
+        ))
+    })?;
+    Ok(Some((t.unix_timestamp_nanos() / 1_000_000) as i64))
 }
 
 fn expected_label(from: &[MessageStatus]) -> &'static str {

@@ -8,9 +8,9 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 pub(super) const SUMMARY_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
-    original_routing_key, reason, service, death_count, received_at FROM messages";
+    original_routing_key, reason, service, death_count, received_at, group_id FROM messages";
 pub(super) const FULL_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
-    original_routing_key, reason, service, death_count, received_at, body, properties, headers, \
+    original_routing_key, reason, service, death_count, received_at, group_id, body, properties, headers, \
     stack_trace, delivery_exchange, delivery_routing_key FROM messages";
 
 /// Unix milliseconds to RFC 3339 (UTC, millisecond precision).
@@ -38,6 +38,7 @@ pub(super) struct SummaryRow {
     service: Option<String>,
     death_count: i64,
     received_at: i64,
+    group_id: Option<String>,
 }
 
 impl From<SummaryRow> for MessageSummary {
@@ -53,6 +54,7 @@ impl From<SummaryRow> for MessageSummary {
             service: r.service,
             death_count: r.death_count,
             received_at: rfc3339(r.received_at),
+            group_id: r.group_id,
         }
     }
 }
@@ -128,6 +130,40 @@ impl From<EventRow> for HistoryEntry {
             target: r.target,
             result: r.result,
             detail: r.detail,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct GroupRow {
+    pub id: String,
+    service: Option<String>,
+    title: Option<String>,
+    exception_type: Option<String>,
+    count: i64,
+    failed: i64,
+    replayed: i64,
+    discarded: i64,
+    first_seen: i64,
+    last_seen: i64,
+    example_id: i64,
+}
+
+impl GroupRow {
+    pub(super) fn into_summary(self, arrivals_24h: Vec<i64>) -> app::model::GroupSummary {
+        app::model::GroupSummary {
+            id: self.id,
+            service: self.service,
+            reason: self.title.unwrap_or_default(),
+            exception_type: self.exception_type,
+            count: self.count,
+            failed: self.failed,
+            replayed: self.replayed,
+            discarded: self.discarded,
+            first_seen: rfc3339(self.first_seen),
+            last_seen: rfc3339(self.last_seen),
+            example_id: self.example_id,
+            arrivals_24h,
         }
     }
 }

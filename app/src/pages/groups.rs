@@ -1,0 +1,56 @@
+//! Failure groups: what went wrong, how often, and since when.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::{error_text, list_groups};
+use crate::components::{ErrorBox, Sparkline};
+use crate::format::{non_empty, short_time, url_encode};
+use crate::model::GroupQuery;
+
+#[component]
+pub fn GroupsPage() -> impl IntoView {
+    let groups = Resource::new(|| (), |_| list_groups(GroupQuery::default()));
+    view! {
+        <Title text="Groups"/>
+        <div class="page-head">
+            <h1>"Failure groups"</h1>
+        </div>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || groups.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(list) if list.is_empty() => view! { <p class="empty">"No failures captured yet."</p> }.into_any(),
+                Ok(list) => view! {
+                    <table class="grid groups">
+                        <thead><tr>
+                            <th>"Service"</th><th>"Exception / reason"</th>
+                            <th class="num">"Failed"</th><th class="num">"Replayed"</th><th class="num">"Discarded"</th>
+                            <th>"First seen"</th><th>"Last seen"</th><th>"Last 24 h"</th>
+                        </tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|g| {
+                                let href = format!("/?group={}", url_encode(&g.id));
+                                let example = format!("/messages/{}", g.example_id);
+                                view! {
+                                    <tr data-group=g.id.clone()>
+                                        <td>{g.service.and_then(non_empty)}</td>
+                                        <td class="reason">
+                                            <a href=href>{non_empty(g.reason)}</a>
+                                            " "<a class="muted" href=example>"example"</a>
+                                        </td>
+                                        <td class="num">{g.failed}</td>
+                                        <td class="num">{g.replayed}</td>
+                                        <td class="num">{g.discarded}</td>
+                                        <td class="nowrap">{short_time(&g.first_seen)}</td>
+                                        <td class="nowrap">{short_time(&g.last_seen)}</td>
+                                        <td><Sparkline values=g.arrivals_24h label="arrivals per hour, last 24 hours"/></td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            })}
+        </Transition>
+    }
+}

@@ -1,0 +1,128 @@
+//! Failure groups: aggregated from the messages table, never stored apart,
+//! so counts cannot drift from the messages they count.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use app::model::{ApiError, GroupQuery, GroupSummary, MessageStatus};
+use serde_json::Value;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::rows::GroupRow;
+use super::{now_ms, Store, StoreError};
+use crate::ingest::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
+
+const HOUR_MS: i64 = 3_600_000;
+const MAX_GROUPS: i64 = 500;
+
+impl Store {
+    pub async fn groups(&self, q: &GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
+        let status = q
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(MessageStatus::from_str)
+            .transpose()?;
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "SELECT group_id AS id, MAX(service) AS service, MAX(group_title) AS title,
+                MAX(exception_type) AS exception_type, COUNT(*) AS count,
+                SUM(status = 'failed') AS failed, SUM(status = 'replayed') AS replayed,
+                SUM(status = 'discarded') AS discarded, MIN(received_at) AS first_seen,
+                MAX(received_at) AS last_seen, MIN(id) AS example_id
+             FROM messages WHERE group_id IS NOT NULL",
+        );
+        if let Some(s) = status {
+            b.push(" AND status = ").push_bind(s.as_str());
+        }
+        for (column, value) in [("vhost", &q.vhost), ("queue", &q.queue)] {
+            if let Some(v) = value.as_deref().filter(|s| !s.is_empty()) {
+                b.push(format_args!(" AND {column} = ")).push_bind(v.to_owned());
+            }
+        }
+        b.push(" GROUP BY group_id ORDER BY last_seen DESC LIMIT ")
+            .push_bind(MAX_GROUPS);
+        let rows: Vec<GroupRow> = b
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
+
+        let since = now_ms() - 24 * HOUR_MS;
+        let buckets: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT group_id, (received_at - ?) / ? AS bucket, COUNT(*) FROM messages
+             WHERE received_at >= ? AND group_id IS NOT NULL GROUP BY group_id, bucket",
+        )
+        .bind(since)
+        .bind(HOUR_MS)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        let mut arrivals: HashMap<String, Vec<i64>> = HashMap::new();
+        for (group, bucket, n) in buckets {
+            if let Ok(i @ 0..24) = usize::try_from(bucket) {
+                arrivals.entry(group).or_insert_with(|| vec![0; 24])[i] += n;
+            }
+        }
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let a = arrivals.remove(&r.id).unwrap_or_else(|| vec![0; 24]);
+                r.into_summary(a)
+            })
+            .collect())
+    }
+
+    /// Fingerprints rows stored before failure groups existed. Runs at
+    /// start-up in chunks, so a large database does not hold one long write.
+    pub async fn backfill_groups(&self) -> Result<u64, StoreError> {
+        type Row = (
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+        );
+        let mut done = 0;
+        loop {
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT id, queue, reason, stack_trace, original_exchange, original_routing_key, headers
+                 FROM messages WHERE group_id IS NULL LIMIT 500",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            let mut tx = self.pool.begin().await?;
+            for (id, queue, reason, trace, exchange, key, headers) in rows {
+                let headers: Value = serde_json::from_str(&headers).unwrap_or_default();
+                let typed = |name: &str| headers[name]["value"].as_str().map(str::to_owned);
+                let exception_type = typed("MT-Fault-ExceptionType")
+                    .or_else(|| typed("NServiceBus.ExceptionInfo.ExceptionType"))
+                    .or_else(|| trace.as_deref().and_then(exception_type_from_trace));
+                let group = fingerprint(&FailureFacts {
+                    queue: &queue,
+                    reason: reason.as_deref(),
+                    stack_trace: trace.as_deref(),
+                    exception_type: exception_type.as_deref(),
+                    original_exchange: exchange.as_deref(),
+                    original_routing_key: key.as_deref(),
+                });
+                sqlx::query(
+                    "UPDATE messages SET exception_type = ?, group_id = ?, group_title = ? WHERE id = ?",
+                )
+                .bind(&exception_type)
+                .bind(&group.id)
+                .bind(&group.title)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                done += 1;
+            }
+            tx.commit().await?;
+        }
+    }
+}
