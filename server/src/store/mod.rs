@@ -3,6 +3,7 @@
 //! All SQL lives here, behind [`Store`], so a PostgreSQL backend can sit beside
 //! SQLite without touching ingest, replay or the API.
 
+mod filter;
 mod groups;
 mod rows;
 
@@ -15,6 +16,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::ingest::decode::NewMessage;
+pub use filter::Filter;
 pub use rows::StoredMessage;
 
 /// Storage failures. `Database` is internal: logged, never shown to clients.
@@ -153,12 +155,7 @@ impl Store {
     }
 
     pub async fn list(&self, q: &MessageQuery) -> Result<MessagePage, ApiError> {
-        let status = q
-            .status
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(MessageStatus::from_str)
-            .transpose()?;
+        let filter = Filter::try_from(q)?;
         let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
             Some(c) => Some(
                 c.parse::<i64>()
@@ -172,45 +169,8 @@ impl Store {
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }
-        let from = parse_time("from", q.from.as_deref())?;
-        let to = parse_time("to", q.to.as_deref())?;
-        let filter = |b: &mut QueryBuilder<'_, Sqlite>| {
-            b.push(" WHERE 1 = 1");
-            if let Some(s) = status {
-                b.push(" AND status = ").push_bind(s.as_str());
-            }
-            for (column, value) in [
-                ("vhost", &q.vhost),
-                ("queue", &q.queue),
-                ("service", &q.service),
-                ("group_id", &q.group),
-            ] {
-                if let Some(v) = value.as_deref().filter(|s| !s.is_empty()) {
-                    b.push(format_args!(" AND {column} = ")).push_bind(v.to_owned());
-                }
-            }
-            if let Some(t) = from {
-                b.push(" AND received_at >= ").push_bind(t);
-            }
-            if let Some(t) = to {
-                b.push(" AND received_at < ").push_bind(t);
-            }
-            if let Some(text) = q.q.as_deref().filter(|s| !s.is_empty()) {
-                // instr() on BLOBs is a byte search, so binary bodies are safe to scan.
-                b.push(" AND (instr(body, CAST(")
-                    .push_bind(text.to_owned())
-                    .push(" AS BLOB)) > 0 OR instr(coalesce(reason, ''), ")
-                    .push_bind(text.to_owned())
-                    .push(") > 0 OR instr(coalesce(message_id, ''), ")
-                    .push_bind(text.to_owned())
-                    .push(") > 0 OR instr(coalesce(stack_trace, ''), ")
-                    .push_bind(text.to_owned())
-                    .push(") > 0)");
-            }
-        };
-
         let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM messages");
-        filter(&mut count);
+        filter.push_where(&mut count);
         let total: i64 = count
             .build_query_scalar()
             .fetch_one(&self.pool)
@@ -218,7 +178,7 @@ impl Store {
             .map_err(StoreError::from)?;
 
         let mut select = QueryBuilder::<Sqlite>::new(rows::SUMMARY_SELECT);
-        filter(&mut select);
+        filter.push_where(&mut select);
         if let Some(c) = cursor {
             select.push(" AND id < ").push_bind(c);
         }
@@ -339,20 +299,6 @@ impl Store {
             .fetch_one(&self.pool)
             .await?)
     }
-}
-
-/// An optional RFC 3339 filter bound as unix milliseconds.
-fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    use time::format_description::well_known::Rfc3339;
-    let Some(v) = value.filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    let t = OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
-        ApiError::BadRequest(format!(
-            "`{name}` must be an RFC 3339 time such as 2026-11-23T18:00:00Z"
-        ))
-    })?;
-    Ok(Some((t.unix_timestamp_nanos() / 1_000_000) as i64))
 }
 
 fn expected_label(from: &[MessageStatus]) -> &'static str {

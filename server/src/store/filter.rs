@@ -1,0 +1,114 @@
+//! The message filter shared by listing, counting and bulk-job selection, so
+//! "what a job will touch" is exactly "what the list shows".
+
+use std::str::FromStr;
+
+use app::model::{ApiError, MessageQuery, MessageStatus};
+use sqlx::{QueryBuilder, Sqlite};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// A validated [`MessageQuery`] (without paging).
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub status: Option<MessageStatus>,
+    pub vhost: Option<String>,
+    pub queue: Option<String>,
+    pub service: Option<String>,
+    pub group: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub text: Option<String>,
+    /// Explicit message ids (bulk selection).
+    pub ids: Option<Vec<i64>>,
+}
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// An optional RFC 3339 bound as unix milliseconds.
+fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    let Some(v) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let t = OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{name}` must be an RFC 3339 time such as 2026-11-23T18:00:00Z"
+        ))
+    })?;
+    Ok(Some((t.unix_timestamp_nanos() / 1_000_000) as i64))
+}
+
+impl TryFrom<&MessageQuery> for Filter {
+    type Error = ApiError;
+
+    fn try_from(q: &MessageQuery) -> Result<Self, ApiError> {
+        Ok(Filter {
+            status: q
+                .status
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(MessageStatus::from_str)
+                .transpose()?,
+            vhost: non_empty(&q.vhost),
+            queue: non_empty(&q.queue),
+            service: non_empty(&q.service),
+            group: non_empty(&q.group),
+            from_ms: parse_time("from", q.from.as_deref())?,
+            to_ms: parse_time("to", q.to.as_deref())?,
+            text: non_empty(&q.q),
+            ids: None,
+        })
+    }
+}
+
+impl Filter {
+    /// Appends ` WHERE ...` for this filter.
+    pub fn push_where(&self, b: &mut QueryBuilder<'_, Sqlite>) {
+        b.push(" WHERE 1 = 1");
+        if let Some(s) = self.status {
+            b.push(" AND status = ").push_bind(s.as_str());
+        }
+        for (column, value) in [
+            ("vhost", &self.vhost),
+            ("queue", &self.queue),
+            ("service", &self.service),
+            ("group_id", &self.group),
+        ] {
+            if let Some(v) = value {
+                b.push(format_args!(" AND {column} = ")).push_bind(v.clone());
+            }
+        }
+        if let Some(t) = self.from_ms {
+            b.push(" AND received_at >= ").push_bind(t);
+        }
+        if let Some(t) = self.to_ms {
+            b.push(" AND received_at < ").push_bind(t);
+        }
+        if let Some(ids) = &self.ids {
+            b.push(" AND id IN (");
+            let mut list = b.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            // An empty selection matches nothing (and `IN ()` is not valid SQL).
+            if ids.is_empty() {
+                list.push("NULL");
+            }
+            b.push(")");
+        }
+        if let Some(text) = &self.text {
+            // instr() on BLOBs is a byte search, so binary bodies are safe to scan.
+            b.push(" AND (instr(body, CAST(")
+                .push_bind(text.clone())
+                .push(" AS BLOB)) > 0 OR instr(coalesce(reason, ''), ")
+                .push_bind(text.clone())
+                .push(") > 0 OR instr(coalesce(message_id, ''), ")
+                .push_bind(text.clone())
+                .push(") > 0 OR instr(coalesce(stack_trace, ''), ")
+                .push_bind(text.clone())
+                .push(") > 0)");
+        }
+    }
+}
