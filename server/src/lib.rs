@@ -7,6 +7,7 @@ pub mod config;
 pub mod fields;
 pub mod http;
 pub mod ingest;
+pub mod jobs;
 pub mod replay;
 pub mod service;
 pub mod store;
@@ -31,6 +32,7 @@ pub struct Running {
     pub shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     ingest: JoinHandle<()>,
+    jobs: JoinHandle<()>,
 }
 
 impl Running {
@@ -38,6 +40,7 @@ impl Running {
     pub async fn wait(self) -> anyhow::Result<()> {
         let http = self.http.await.context("http task panicked")?;
         self.ingest.await.context("ingest task panicked")?;
+        self.jobs.await.context("job runner panicked")?;
         http.context("http server failed")
     }
 
@@ -89,6 +92,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let jobs = tokio::spawn(jobs::run(redrive.clone(), shutdown.clone()));
     let router = http::router(redrive, &config.site_root);
     let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let http = tokio::spawn(async move { serve.await });
@@ -98,5 +102,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         shutdown,
         http,
         ingest,
+        jobs,
     })
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use app::backend::Backend;
 use app::model::{
-    ApiError, GroupQuery, GroupSummary, MessageDetail, MessagePage, MessageQuery, MessageStatus, QueueInfo,
-    ReplayTarget,
+    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobRequest, MessageDetail, MessagePage,
+    MessageQuery, MessageStatus, QueueInfo, ReplayTarget,
 };
 
 use crate::broker::Management;
@@ -115,6 +115,22 @@ impl Backend for Redrive {
 
     async fn groups(&self, query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
         self.store.groups(&query).await
+    }
+
+    async fn create_job(&self, request: JobRequest, actor: &str) -> Result<JobCreated, ApiError> {
+        Redrive::create_job(self, request, actor).await
+    }
+
+    async fn job(&self, id: i64) -> Result<Job, ApiError> {
+        self.store.job(id).await
+    }
+
+    async fn jobs(&self) -> Result<Vec<Job>, ApiError> {
+        Ok(self.store.jobs(50).await?)
+    }
+
+    async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError> {
+        Redrive::control_job(self, id, command).await
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError> {

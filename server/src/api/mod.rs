@@ -12,7 +12,8 @@ use serde_json::json;
 
 use app::backend::Backend;
 use app::model::{
-    ApiError, GroupQuery, GroupSummary, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget,
+    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobRequest, MessageDetail, MessagePage,
+    MessageQuery, QueueInfo, ReplayTarget,
 };
 pub use error::HttpError;
 
@@ -30,6 +31,9 @@ pub fn router() -> Router<AppState> {
         .route("/messages/{id}/discard", post(discard))
         .route("/messages/{id}/restore", post(restore))
         .route("/groups", get(groups))
+        .route("/jobs", get(jobs).post(create_job))
+        .route("/jobs/{id}", get(job))
+        .route("/jobs/{id}/{command}", post(control_job))
         .route("/queues", get(queues))
 }
 
@@ -101,6 +105,46 @@ async fn restore(
     Path(id): Path<String>,
 ) -> Result<Json<MessageDetail>, HttpError> {
     Ok(Json(s.redrive.restore(parse_id(&id)?, API_ACTOR).await?))
+}
+
+async fn create_job(
+    State(s): State<AppState>,
+    body: Result<Json<JobRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<JobCreated>), HttpError> {
+    let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let created = s.redrive.create_job(request, API_ACTOR).await?;
+    let status = match created {
+        JobCreated::Job(_) => StatusCode::CREATED,
+        JobCreated::DryRun(_) => StatusCode::OK,
+    };
+    Ok((status, Json(created)))
+}
+
+async fn jobs(State(s): State<AppState>) -> Result<Json<Vec<Job>>, HttpError> {
+    Ok(Json(Backend::jobs(&s.redrive).await?))
+}
+
+async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, HttpError> {
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a job id")))?;
+    Ok(Json(s.redrive.store.job(id).await?))
+}
+
+async fn control_job(
+    State(s): State<AppState>,
+    Path((id, command)): Path<(String, String)>,
+) -> Result<Json<Job>, HttpError> {
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a job id")))?;
+    let command = match command.as_str() {
+        "pause" => JobCommand::Pause,
+        "resume" => JobCommand::Resume,
+        "cancel" => JobCommand::Cancel,
+        other => return Err(ApiError::NotFound(format!("no job command `{other}`")).into()),
+    };
+    Ok(Json(s.redrive.control_job(id, command).await?))
 }
 
 async fn groups(

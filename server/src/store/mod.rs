@@ -5,6 +5,7 @@
 
 mod filter;
 mod groups;
+mod jobs;
 mod rows;
 
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use time::OffsetDateTime;
 
 use crate::ingest::decode::NewMessage;
 pub use filter::Filter;
+pub use jobs::{JobSpec, NewJob, SELECTABLE};
 pub use rows::StoredMessage;
 
 /// Storage failures. `Database` is internal: logged, never shown to clients.
@@ -289,6 +291,14 @@ impl Store {
                 ),
             };
             insert_event(&mut tx, *id, &event).await?;
+            // A job must not republish it either: the broker may have confirmed it.
+            sqlx::query(
+                "UPDATE job_items SET state = 'failed', error = ? WHERE message_id = ? AND state = 'pending'",
+            )
+            .bind("replay interrupted by a stop of Redrive; outcome unknown, check before replaying by hand")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(ids.len() as u64)

@@ -1,5 +1,8 @@
 //! Types shared by the REST API, the server functions and the UI.
 
+mod jobs;
+
+pub use jobs::{Destination, DryRun, Job, JobAction, JobCommand, JobCreated, JobRequest, JobState};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
