@@ -3,7 +3,12 @@
 
 use leptos::prelude::*;
 
-use crate::model::{GroupQuery, GroupSummary, MessageDetail, MessagePage, MessageQuery, QueueInfo};
+use leptos::server_fn::codec::Json;
+
+use crate::model::{
+    GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobRequest, MessageDetail, MessagePage,
+    MessageQuery, QueueInfo,
+};
 
 /// Until sign-in exists, UI actions are attributed to this actor.
 #[cfg(feature = "ssr")]
@@ -60,6 +65,27 @@ pub async fn restore_message(id: i64) -> Result<MessageDetail, ServerFnError> {
 #[server(prefix = "/rpc")]
 pub async fn list_groups(query: GroupQuery) -> Result<Vec<GroupSummary>, ServerFnError> {
     backend()?.groups(query).await.map_err(fail)
+}
+
+/// JSON in: a job request nests a filter and a list of ids.
+#[server(prefix = "/rpc", input = Json)]
+pub async fn create_job(request: JobRequest) -> Result<JobCreated, ServerFnError> {
+    backend()?.create_job(request, UI_ACTOR).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn get_job(id: i64) -> Result<Job, ServerFnError> {
+    backend()?.job(id).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn list_jobs() -> Result<Vec<Job>, ServerFnError> {
+    backend()?.jobs().await.map_err(fail)
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn control_job(id: i64, command: JobCommand) -> Result<Job, ServerFnError> {
+    backend()?.control_job(id, command).await.map_err(fail)
 }
 
 #[server(prefix = "/rpc")]

@@ -14,7 +14,7 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 
-use pages::{GroupsPage, MessagePage, MessagesPage, QueuesPage};
+use pages::{GroupsPage, JobPage, JobsPage, MessagePage, MessagesPage, QueuesPage};
 
 /// Inline, so the icon needs no route of its own.
 const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='7' fill='%23ff6a00'/%3E%3C/svg%3E";
@@ -55,6 +55,7 @@ pub fn App() -> impl IntoView {
                     <nav>
                         <A href="/" exact=true>"Messages"</A>
                         <A href="/groups">"Groups"</A>
+                        <A href="/jobs">"Jobs"</A>
                         <A href="/queues">"Queues"</A>
                     </nav>
                 </header>
@@ -63,6 +64,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=MessagesPage/>
                         <Route path=path!("/messages/:id") view=MessagePage/>
                         <Route path=path!("/groups") view=GroupsPage/>
+                        <Route path=path!("/jobs") view=JobsPage/>
+                        <Route path=path!("/jobs/:id") view=JobPage/>
                         <Route path=path!("/queues") view=QueuesPage/>
                     </Routes>
                 </main>

@@ -21,6 +21,71 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Headless Chromium driven through chromedriver on a free port.
+struct Browser {
+    client: fantoccini::Client,
+    driver: tokio::process::Child,
+    profile: std::path::PathBuf,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = free_port();
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver is installed (scripts/test-services installs it)");
+        let profile = std::env::temp_dir().join(random_name("redrive-chromium"));
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-quic", "--no-first-run", format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        let mut client = None;
+        for _ in 0..50 {
+            // Plain HTTP to the local chromedriver: no TLS stack needed.
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(caps.as_object().unwrap().clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        Self {
+            client: client.expect("chromedriver session"),
+            driver,
+            profile,
+        }
+    }
+
+    /// Closes the browser; on failure prints the page first, then panics.
+    async fn finish(mut self, result: Result<(), fantoccini::error::CmdError>) {
+        if result.is_err() {
+            eprintln!(
+                "page at failure:\n{}",
+                self.client.source().await.unwrap_or_default()
+            );
+        }
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+        result.expect("browser flow");
+    }
+}
+
 #[tokio::test]
 async fn replay_button_replays_after_hydration() {
     assert!(
@@ -44,41 +109,8 @@ async fn replay_button_replays_after_hydration() {
     vh.publish("error.direct", "shop", br#"{"order":1}"#, props).await;
     let id = app.wait_for_messages("shop.error.queue", 1).await[0]["id"].clone();
 
-    let port = free_port();
-    let mut driver = tokio::process::Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver is installed (scripts/test-services installs it)");
-    let profile = std::env::temp_dir().join(random_name("redrive-chromium"));
-    let caps = json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-quic", "--no-first-run", format!("--user-data-dir={}", profile.display()),
-            ]
-        }
-    });
-    let mut client = None;
-    for _ in 0..50 {
-        // Plain HTTP to the local chromedriver: no TLS stack needed.
-        match ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps.as_object().unwrap().clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => {
-                client = Some(c);
-                break;
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
-    let c = client.expect("chromedriver session");
+    let browser = Browser::start().await;
+    let c = &browser.client;
 
     let result = async {
         c.goto(&format!("{}/messages/{id}", app.base)).await?;
@@ -104,17 +136,83 @@ async fn replay_button_replays_after_hydration() {
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
-    if result.is_err() {
-        eprintln!("page at failure:\n{}", c.source().await.unwrap_or_default());
-    }
-    let _ = c.close().await;
-    let _ = driver.kill().await;
-    let _ = std::fs::remove_dir_all(&profile);
-    result.expect("browser flow");
+    browser.finish(result).await;
 
     let (_, d) = app.get(&format!("/api/v1/messages/{id}")).await;
     assert_eq!(d["status"], "replayed");
     assert_eq!(d["history"][0]["actor"], "ui");
     assert_eq!(vh.depth("shop.orders").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn groups_to_bulk_replay_job_reaches_one_hundred_percent() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_exchange("error.direct", ExchangeKind::Direct).await;
+    vh.declare_exchange("stock.x", ExchangeKind::Direct).await;
+    vh.declare_queue("stock.error.queue", FieldTable::default()).await;
+    vh.bind("stock.error.queue", "error.direct", "stock").await;
+    vh.declare_queue("stock.updates", FieldTable::default()).await;
+    vh.bind("stock.updates", "stock.x", "update").await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    for i in 0..30 {
+        let props = BasicProperties::default().with_headers(headers(&[
+            ("x-exception-message", s(&format!("SKU {i} is locked"))),
+            ("x-original-exchange", s("stock.x")),
+            ("x-original-routingKey", s("update")),
+        ]));
+        vh.publish("error.direct", "stock", format!("{i}").as_bytes(), props)
+            .await;
+    }
+    app.wait_for_messages("stock.error.queue", 30).await;
+
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let result = async {
+        let wait = || c.wait().at_most(Duration::from_secs(30));
+        c.goto(&format!("{}/groups", app.base)).await?;
+        wait()
+            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
+            .await?;
+        wait()
+            .for_element(Locator::Css("tr[data-group] td.reason a"))
+            .await?
+            .click()
+            .await?;
+        wait().for_element(Locator::Css(r#"[data-total="30"]"#)).await?;
+        wait()
+            .for_element(Locator::Css(r#"input[data-action="select-page"]"#))
+            .await?
+            .click()
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#"button[data-action="bulk-replay"]"#))
+            .await?
+            .click()
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#".dry-run[data-total="30"]"#))
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#"button[data-action="confirm-job"]"#))
+            .await?
+            .click()
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#".big-progress[data-percent="100"]"#))
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#"h1 [data-state="completed"]"#))
+            .await?;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    browser.finish(result).await;
+
+    let (_, jobs) = app.get("/api/v1/jobs").await;
+    assert_eq!(jobs[0]["done"], 30, "{jobs}");
+    assert_eq!(jobs[0]["actor"], "ui");
+    assert_eq!(vh.depth("stock.updates").await, 30);
     app.stop().await;
 }

@@ -1,9 +1,11 @@
 mod body_view;
 mod error_box;
+mod progress;
 mod sparkline;
 mod status_badge;
 
 pub use body_view::BodyView;
 pub use error_box::ErrorBox;
+pub use progress::{percent, ProgressBar};
 pub use sparkline::Sparkline;
 pub use status_badge::StatusBadge;

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+use super::bulk::{BulkBar, Selection};
 use crate::api::{error_text, list_messages};
 use crate::components::{ErrorBox, StatusBadge};
 use crate::format::{exchange_label, non_empty, short_time, url_encode};
@@ -59,6 +60,12 @@ pub fn MessagesPage() -> impl IntoView {
         }
     });
     let page = Resource::new(move || query.get(), list_messages);
+    let selection = RwSignal::new(Selection::default());
+    // A new filter or page starts with nothing selected.
+    Effect::new(move |_| {
+        query.track();
+        selection.set(Selection::default());
+    });
 
     view! {
         <Title text="Messages"/>
@@ -110,9 +117,14 @@ pub fn MessagesPage() -> impl IntoView {
                     let q = query.get_untracked();
                     let next = p.next_cursor.as_deref().map(|c| link_with(&q, Some(c)));
                     let first = q.cursor.is_some().then(|| link_with(&q, None));
+                    let page_ids: Vec<i64> = p.items.iter().map(|m| m.id).collect();
+                    let total = p.total;
                     view! {
                         <p class="muted" data-total=p.total>{format!("{} matching", p.total)}</p>
-                        <MessageTable items=p.items/>
+                        {move || selection.with(|s| !s.is_empty()).then(|| view! {
+                            <BulkBar selection query=query.get_untracked() total/>
+                        })}
+                        <MessageTable items=p.items selection page_ids/>
                         <nav class="pager">
                             {first.map(|href| view! { <a class="btn btn-ghost" href=href>"← Newest"</a> })}
                             {next.map(|href| view! { <a class="btn btn-ghost" href=href rel="next">"Older →"</a> })}
@@ -125,7 +137,11 @@ pub fn MessagesPage() -> impl IntoView {
 }
 
 #[component]
-fn MessageTable(items: Vec<MessageSummary>) -> impl IntoView {
+fn MessageTable(
+    items: Vec<MessageSummary>,
+    selection: RwSignal<Selection>,
+    page_ids: Vec<i64>,
+) -> impl IntoView {
     if items.is_empty() {
         return view! { <p class="empty">"No failed messages match. Nothing waits for a human."</p> }
             .into_any();
@@ -134,6 +150,17 @@ fn MessageTable(items: Vec<MessageSummary>) -> impl IntoView {
         <table class="grid">
             <thead>
                 <tr>
+                    <th class="check">
+                        <input type="checkbox" data-action="select-page" title="Select this page"
+                            prop:checked={
+                                let page_ids = page_ids.clone();
+                                move || selection.with(|s| s.covers(&page_ids))
+                            }
+                            on:change=move |ev| {
+                                let ids = page_ids.clone();
+                                selection.update(|s| s.set_page(&ids, event_target_checked(&ev)));
+                            }/>
+                    </th>
                     <th>"#"</th><th>"Status"</th><th>"Received"</th><th>"Queue"</th>
                     <th>"Original route"</th><th>"Reason"</th>
                 </tr>
@@ -144,8 +171,14 @@ fn MessageTable(items: Vec<MessageSummary>) -> impl IntoView {
                     let route = format!("{} → {}",
                         m.exchange.as_deref().map(exchange_label).unwrap_or("?"),
                         m.routing_key.as_deref().unwrap_or(""));
+                    let id = m.id;
                     view! {
                         <tr>
+                            <td class="check">
+                                <input type="checkbox" data-select=id
+                                    prop:checked=move || selection.with(|s| s.contains(id))
+                                    on:change=move |ev| selection.update(|s| s.toggle(id, event_target_checked(&ev)))/>
+                            </td>
                             <td class="num"><a href=href.clone()>{m.id}</a></td>
                             <td><StatusBadge status=m.status/></td>
                             <td class="nowrap">{short_time(&m.received_at)}</td>

@@ -1,9 +1,12 @@
+mod bulk;
 mod groups;
+mod jobs;
 mod message;
 mod messages;
 mod queues;
 
 pub use groups::GroupsPage;
+pub use jobs::{JobPage, JobsPage};
 pub use message::MessagePage;
 pub use messages::MessagesPage;
 pub use queues::QueuesPage;

@@ -1,0 +1,178 @@
+//! Selecting messages and acting on them in bulk: a dry run first, then a job.
+
+use std::collections::BTreeSet;
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+
+use crate::api::{create_job, error_text};
+use crate::components::ErrorBox;
+use crate::format::exchange_label;
+use crate::model::{JobAction, JobCreated, JobRequest, MessageQuery};
+
+/// What the operator selected: some ids, or everything the filter matches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Selection {
+    #[default]
+    None,
+    Ids(BTreeSet<i64>),
+    AllMatching,
+}
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Selection::None => true,
+            Selection::Ids(ids) => ids.is_empty(),
+            Selection::AllMatching => false,
+        }
+    }
+
+    pub fn contains(&self, id: i64) -> bool {
+        match self {
+            Selection::None => false,
+            Selection::Ids(ids) => ids.contains(&id),
+            Selection::AllMatching => true,
+        }
+    }
+
+    pub fn covers(&self, page: &[i64]) -> bool {
+        !page.is_empty() && page.iter().all(|id| self.contains(*id))
+    }
+
+    pub fn toggle(&mut self, id: i64, on: bool) {
+        let mut ids = match std::mem::take(self) {
+            Selection::Ids(ids) => ids,
+            _ => BTreeSet::new(),
+        };
+        if on {
+            ids.insert(id);
+        } else {
+            ids.remove(&id);
+        }
+        *self = Selection::Ids(ids);
+    }
+
+    pub fn set_page(&mut self, page: &[i64], on: bool) {
+        for id in page {
+            self.toggle(*id, on);
+        }
+    }
+
+    fn request(
+        &self,
+        action: JobAction,
+        query: &MessageQuery,
+        rate: Option<f64>,
+        dry_run: bool,
+    ) -> JobRequest {
+        let (ids, filter) = match self {
+            Selection::Ids(ids) => (Some(ids.iter().copied().collect()), None),
+            _ => (
+                None,
+                Some(MessageQuery {
+                    cursor: None,
+                    limit: None,
+                    ..query.clone()
+                }),
+            ),
+        };
+        JobRequest {
+            action,
+            ids,
+            group: None,
+            filter,
+            rate_per_sec: rate,
+            dry_run,
+            exchange: None,
+            routing_key: None,
+        }
+    }
+}
+
+#[component]
+pub fn BulkBar(selection: RwSignal<Selection>, query: MessageQuery, total: i64) -> impl IntoView {
+    let query = StoredValue::new(query);
+    let rate = RwSignal::new(String::new());
+    let preview = Action::new(|req: &JobRequest| create_job(req.clone()));
+    let start = Action::new(|req: &JobRequest| create_job(req.clone()));
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(JobCreated::Job(job))) = start.value().get() {
+            navigate(&format!("/jobs/{}", job.id), Default::default());
+        }
+    });
+    let build = move |action: JobAction, dry_run: bool| {
+        let rate = rate.get_untracked().trim().parse::<f64>().ok();
+        query.with_value(|q| selection.with_untracked(|s| s.request(action, q, rate, dry_run)))
+    };
+    let count = move || match selection.get() {
+        Selection::Ids(ids) => format!("{} selected", ids.len()),
+        Selection::AllMatching => format!("all {total} matching selected"),
+        Selection::None => String::new(),
+    };
+
+    view! {
+        <div class="bulkbar">
+            <strong>{count}</strong>
+            {move || (!matches!(selection.get(), Selection::AllMatching) && total > 0).then(|| view! {
+                <button class="btn btn-ghost" data-action="select-all-matching"
+                    on:click=move |_| selection.set(Selection::AllMatching)>{format!("Select all {total} matching")}</button>
+            })}
+            <label class="muted">"Rate cap " <input type="number" min="1" placeholder="msg/s" bind:value=rate/></label>
+            <button class="btn btn-primary" data-action="bulk-replay"
+                on:click=move |_| { preview.dispatch(build(JobAction::Replay, true)); }>"Replay…"</button>
+            <button class="btn btn-danger-ghost" data-action="bulk-discard"
+                on:click=move |_| { preview.dispatch(build(JobAction::Discard, true)); }>"Discard…"</button>
+            <button class="btn btn-ghost" on:click=move |_| selection.set(Selection::None)>"Clear selection"</button>
+        </div>
+        {move || preview.value().get().map(|res| match res {
+            Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+            Ok(JobCreated::DryRun(dry)) => {
+                let action = dry.action;
+                let routes = dry.destinations.iter().map(|d| format!("{} × {} / {}",
+                    d.count,
+                    d.exchange.as_deref().map(exchange_label).unwrap_or("unknown exchange"),
+                    d.routing_key.as_deref().unwrap_or(""))).collect::<Vec<_>>();
+                view! {
+                    <div class="panel dry-run" data-total=dry.total>
+                        <p><strong>{format!("{} {} message(s)", if action == JobAction::Replay { "Replay" } else { "Discard" }, dry.total)}</strong></p>
+                        <ul class="mono">{routes.into_iter().map(|r| view! { <li>{r}</li> }).collect_view()}</ul>
+                        <button class="btn btn-primary" data-action="confirm-job" disabled=move || start.pending().get()
+                            on:click=move |_| { start.dispatch(build(action, false)); }>"Start job"</button>
+                        " "
+                        <button class="btn btn-ghost" on:click=move |_| preview.value().set(None)>"Cancel"</button>
+                    </div>
+                }.into_any()
+            }
+            Ok(JobCreated::Job(_)) => ().into_any(),
+        })}
+        {move || start.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_toggles_and_builds_requests() {
+        let mut s = Selection::default();
+        assert!(s.is_empty());
+        s.set_page(&[1, 2, 3], true);
+        assert!(s.covers(&[1, 2, 3]));
+        s.toggle(2, false);
+        assert!(!s.covers(&[1, 2, 3]));
+        let q = MessageQuery {
+            group: Some("g".into()),
+            cursor: Some("9".into()),
+            ..Default::default()
+        };
+        let req = s.request(JobAction::Replay, &q, Some(5.0), true);
+        assert_eq!(req.ids, Some(vec![1, 3]));
+        assert!(req.filter.is_none() && req.dry_run);
+        let req = Selection::AllMatching.request(JobAction::Discard, &q, None, false);
+        let f = req.filter.unwrap();
+        assert_eq!((f.group.as_deref(), f.cursor), (Some("g"), None));
+    }
+}

@@ -1,0 +1,146 @@
+//! Bulk jobs: the list of recent jobs and one job's live progress.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use crate::api::{error_text, get_job, list_jobs, ControlJob};
+use crate::components::{percent, ErrorBox, ProgressBar};
+use crate::format::{non_empty, short_time};
+use crate::model::{Job, JobCommand, JobState};
+
+/// A signal that ticks every `ms` in the browser (never during SSR), to
+/// refresh live views without a page reload.
+fn ticker(ms: u64) -> RwSignal<u64> {
+    let tick = RwSignal::new(0u64);
+    Effect::new(move |_| {
+        let handle = set_interval_with_handle(
+            move || tick.update(|t| *t += 1),
+            std::time::Duration::from_millis(ms),
+        );
+        on_cleanup(move || {
+            if let Ok(h) = handle {
+                h.clear();
+            }
+        });
+    });
+    tick
+}
+
+#[component]
+pub fn JobsPage() -> impl IntoView {
+    let tick = ticker(2_000);
+    let jobs = Resource::new(move || tick.get(), |_| list_jobs());
+    view! {
+        <Title text="Jobs"/>
+        <div class="page-head"><h1>"Jobs"</h1></div>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || jobs.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(list) if list.is_empty() => view! {
+                    <p class="empty">"No jobs yet. Select messages or a group and replay them in bulk."</p>
+                }.into_any(),
+                Ok(list) => view! {
+                    <table class="grid">
+                        <thead><tr>
+                            <th>"#"</th><th>"Action"</th><th>"State"</th><th>"Progress"</th>
+                            <th class="num">"Done"</th><th class="num">"Failed"</th><th>"Started by"</th><th>"Created"</th>
+                        </tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|j| view! {
+                                <tr>
+                                    <td class="num"><a href=format!("/jobs/{}", j.id)>{j.id}</a></td>
+                                    <td>{j.action.as_str()}</td>
+                                    <td><span class=format!("badge job-{}", j.state.as_str())>{j.state.as_str()}</span></td>
+                                    <td class="progress-cell"><ProgressBar job=j.clone()/></td>
+                                    <td class="num">{j.done}</td>
+                                    <td class="num">{j.failed}</td>
+                                    <td>{non_empty(j.actor)}</td>
+                                    <td class="nowrap">{short_time(&j.created_at)}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+pub fn JobPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.get().get("id").and_then(|s| s.parse::<i64>().ok()));
+    let tick = ticker(1_000);
+    let control = ServerAction::<ControlJob>::new();
+    let job = Resource::new(
+        move || (id.get(), tick.get(), control.version().get()),
+        |(id, ..)| async move {
+            match id {
+                Some(id) => get_job(id).await,
+                None => Err(ServerFnError::new("not a job id")),
+            }
+        },
+    );
+    view! {
+        <Title text=move || id.get().map(|i| format!("Job {i}")).unwrap_or_default()/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || job.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(j) => view! { <JobView job=j control/> }.into_any(),
+            })}
+        </Transition>
+        {move || control.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+    }
+}
+
+#[component]
+fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
+    let id = job.id;
+    let state = job.state;
+    let send = move |command: JobCommand| {
+        control.dispatch(ControlJob { id, command });
+    };
+    let target = match (&job.exchange, &job.routing_key) {
+        (None, None) => "original route of each message".to_owned(),
+        (e, k) => format!(
+            "{} / {}",
+            e.as_deref().unwrap_or("(original)"),
+            k.as_deref().unwrap_or("(original)")
+        ),
+    };
+    view! {
+        <div class="page-head">
+            <h1>{format!("Job #{id}: {} ", job.action.as_str())}
+                <span class=format!("badge job-{}", state.as_str()) data-state=state.as_str()>{state.as_str()}</span>
+            </h1>
+            <div class="actions">
+                {(state == JobState::Running).then(|| view! {
+                    <button class="btn" data-action="pause" on:click=move |_| send(JobCommand::Pause)>"Pause"</button>
+                })}
+                {(state == JobState::Paused).then(|| view! {
+                    <button class="btn btn-primary" data-action="resume" on:click=move |_| send(JobCommand::Resume)>"Resume"</button>
+                })}
+                {(!state.is_final()).then(|| view! {
+                    <button class="btn btn-danger-ghost" data-action="cancel" on:click=move |_| send(JobCommand::Cancel)>"Cancel"</button>
+                })}
+            </div>
+        </div>
+        <section class="panel">
+            <p class="big-progress" data-percent=percent(&job)>{format!("{}%", percent(&job))}</p>
+            <ProgressBar job=job.clone()/>
+            <dl class="facts-grid">
+                <dt>"Done"</dt><dd>{job.done}</dd>
+                <dt>"Failed"</dt><dd class:warn=job.failed != 0>{job.failed}</dd>
+                <dt>"Remaining"</dt><dd>{job.remaining}</dd>
+                <dt>"Total"</dt><dd>{job.total}</dd>
+                <dt>"Rate cap"</dt><dd>{job.rate_per_sec.map(|r| format!("{r} msg/s")).unwrap_or_else(|| "none".into())}</dd>
+                <dt>"Target"</dt><dd class="mono">{target}</dd>
+                <dt>"Started by"</dt><dd>{non_empty(job.actor.clone())}</dd>
+                <dt>"Created"</dt><dd>{short_time(&job.created_at)}</dd>
+                <dt>"Finished"</dt><dd>{job.finished_at.as_deref().map(short_time).unwrap_or_else(|| "—".into())}</dd>
+            </dl>
+            {job.note.clone().map(|n| view! { <p class="warn">{n}</p> })}
+        </section>
+    }
+}
