@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::model::{
-    GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobRequest, MessageDetail, MessagePage,
+    GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, MessageDetail, MessagePage,
     MessageQuery, QueueInfo,
 };
 
@@ -76,6 +76,11 @@ pub async fn create_job(request: JobRequest) -> Result<JobCreated, ServerFnError
 #[server(prefix = "/rpc")]
 pub async fn get_job(id: i64) -> Result<Job, ServerFnError> {
     backend()?.job(id).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc")]
+pub async fn job_problems(id: i64) -> Result<Vec<JobItem>, ServerFnError> {
+    backend()?.job_problems(id).await.map_err(fail)
 }
 
 #[server(prefix = "/rpc")]

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::model::{
-    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobRequest, MessageDetail, MessagePage,
-    MessageQuery, QueueInfo, ReplayTarget,
+    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, MessageDetail,
+    MessagePage, MessageQuery, QueueInfo, ReplayTarget,
 };
 
 #[async_trait::async_trait]
@@ -19,6 +19,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn groups(&self, query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError>;
     async fn create_job(&self, request: JobRequest, actor: &str) -> Result<JobCreated, ApiError>;
     async fn job(&self, id: i64) -> Result<Job, ApiError>;
+    /// The job's messages that did not go through (failed or skipped), with why.
+    async fn job_problems(&self, id: i64) -> Result<Vec<JobItem>, ApiError>;
     async fn jobs(&self) -> Result<Vec<Job>, ApiError>;
     async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError>;
     async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError>;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use app::backend::Backend;
 use app::model::{
-    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobRequest, MessageDetail, MessagePage,
-    MessageQuery, MessageStatus, QueueInfo, ReplayTarget,
+    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, MessageDetail,
+    MessagePage, MessageQuery, MessageStatus, QueueInfo, ReplayTarget,
 };
 
 use crate::broker::Management;
@@ -123,6 +123,11 @@ impl Backend for Redrive {
 
     async fn job(&self, id: i64) -> Result<Job, ApiError> {
         self.store.job(id).await
+    }
+
+    async fn job_problems(&self, id: i64) -> Result<Vec<JobItem>, ApiError> {
+        self.store.job(id).await?;
+        Ok(self.store.job_problems(id, 500).await?)
     }
 
     async fn jobs(&self) -> Result<Vec<Job>, ApiError> {

@@ -196,11 +196,35 @@ async fn job_requests_are_validated_and_discard_jobs_work() {
         assert!(body["error"].is_string(), "{why}");
     }
     assert_eq!(app.get("/api/v1/jobs/12345").await.0, 404);
+    assert_eq!(app.get("/api/v1/jobs/12345/problems").await.0, 404);
+
     assert_eq!(
         app.get("/api/v1/jobs").await.1,
         json!([]),
         "bad requests created nothing"
     );
+
+    // A replay job to an exchange nobody binds: every message fails, visibly, and stays failed.
+    let (status, created) = app
+        .post(
+            "/api/v1/jobs",
+            Some(json!({"action": "replay", "ids": ids, "exchange": "amq.direct", "routing_key": "nobody"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let done = wait_for_job(&app, &created["id"], |j| j["state"] == "completed").await;
+    assert_eq!(
+        (done["done"].as_i64(), done["failed"].as_i64()),
+        (Some(0), Some(3))
+    );
+    let (_, problems) = app.get(&format!("/api/v1/jobs/{}/problems", created["id"])).await;
+    let problems = problems.as_array().unwrap();
+    assert_eq!(problems.len(), 3);
+    assert!(problems
+        .iter()
+        .all(|p| p["state"] == "failed" && p["error"].as_str().unwrap().contains("NO_ROUTE")));
+    let (_, page) = app.get("/api/v1/messages?status=failed").await;
+    assert_eq!(page["total"], 3);
 
     let (status, created) = app
         .post(
@@ -214,6 +238,8 @@ async fn job_requests_are_validated_and_discard_jobs_work() {
     let (_, page) = app.get("/api/v1/messages?status=discarded").await;
     assert_eq!(page["total"], 3);
     let (_, d) = app.get(&format!("/api/v1/messages/{}", ids[0])).await;
-    assert_eq!(d["history"][0]["actor"], format!("api (job {})", created["id"]));
+    let last = d["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["action"], "discard");
+    assert_eq!(last["actor"], format!("api (job {})", created["id"]));
     app.stop().await;
 }

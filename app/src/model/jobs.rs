@@ -133,3 +133,12 @@ pub enum JobCommand {
     Resume,
     Cancel,
 }
+
+/// One message of a job and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobItem {
+    pub message_id: i64,
+    /// `pending`, `done`, `failed` or `skipped` (no longer failed when its turn came).
+    pub state: String,
+    pub error: Option<String>,
+}

@@ -2,7 +2,7 @@
 
 mod jobs;
 
-pub use jobs::{Destination, DryRun, Job, JobAction, JobCommand, JobCreated, JobRequest, JobState};
+pub use jobs::{Destination, DryRun, Job, JobAction, JobCommand, JobCreated, JobItem, JobRequest, JobState};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

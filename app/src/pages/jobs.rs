@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{error_text, get_job, list_jobs, ControlJob};
+use crate::api::{error_text, get_job, job_problems, list_jobs, ControlJob};
 use crate::components::{percent, ErrorBox, ProgressBar};
 use crate::format::{non_empty, short_time};
 use crate::model::{Job, JobCommand, JobState};
@@ -91,6 +91,43 @@ pub fn JobPage() -> impl IntoView {
             })}
         </Transition>
         {move || control.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        <Problems id tick/>
+    }
+}
+
+/// Messages of the job that did not go through, with the broker's reason.
+#[component]
+fn Problems(id: Memo<Option<i64>>, tick: RwSignal<u64>) -> impl IntoView {
+    let items = Resource::new(
+        move || (id.get(), tick.get() / 5),
+        |(id, _)| async move {
+            match id {
+                Some(id) => job_problems(id).await,
+                None => Ok(Vec::new()),
+            }
+        },
+    );
+    view! {
+        <Transition fallback=|| ()>
+            {move || items.get().and_then(Result::ok).filter(|l| !l.is_empty()).map(|list| view! {
+                <section class="panel">
+                    <h2>"Not replayed"</h2>
+                    <table class="grid history"><thead><tr><th>"Message"</th><th>"Outcome"</th><th>"Why"</th></tr></thead>
+                        <tbody>
+                            {list.into_iter().map(|i| {
+                                let row = if i.state == "failed" { "result-error" } else { "result-ok" };
+                                view! {
+                                <tr class=row>
+                                    <td class="num"><a href=format!("/messages/{}", i.message_id)>{i.message_id}</a></td>
+                                    <td>{non_empty(i.state)}</td>
+                                    <td>{i.error.and_then(non_empty)}</td>
+                                </tr>
+                            }}).collect_view()}
+                        </tbody>
+                    </table>
+                </section>
+            })}
+        </Transition>
     }
 }
 

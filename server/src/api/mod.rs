@@ -12,8 +12,8 @@ use serde_json::json;
 
 use app::backend::Backend;
 use app::model::{
-    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobRequest, MessageDetail, MessagePage,
-    MessageQuery, QueueInfo, ReplayTarget,
+    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, MessageDetail,
+    MessagePage, MessageQuery, QueueInfo, ReplayTarget,
 };
 pub use error::HttpError;
 
@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/groups", get(groups))
         .route("/jobs", get(jobs).post(create_job))
         .route("/jobs/{id}", get(job))
+        .route("/jobs/{id}/problems", get(job_problems))
         .route("/jobs/{id}/{command}", post(control_job))
         .route("/queues", get(queues))
 }
@@ -129,6 +130,19 @@ async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<J
         .parse::<i64>()
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a job id")))?;
     Ok(Json(s.redrive.store.job(id).await?))
+}
+
+async fn job_problems(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<JobItem>>, HttpError> {
+    let id = parse_job_id(&id)?;
+    Ok(Json(s.redrive.job_problems(id).await?))
+}
+
+fn parse_job_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::BadRequest(format!("`{raw}` is not a job id")))
 }
 
 async fn control_job(

@@ -1,7 +1,7 @@
 //! Persistence of bulk jobs. Progress is counted from `job_items`, never kept
 //! as separate counters, so it cannot drift from what was actually done.
 
-use app::model::{ApiError, Destination, Job, JobAction, JobState, MessageStatus};
+use app::model::{ApiError, Destination, Job, JobAction, JobItem, JobState, MessageStatus};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::filter::Filter;
@@ -144,6 +144,26 @@ impl Store {
             .map_err(StoreError::from)?;
         row.map(Job::from)
             .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))
+    }
+
+    /// Items that failed or were skipped, oldest message first (at most `limit`).
+    pub async fn job_problems(&self, id: i64, limit: i64) -> Result<Vec<JobItem>, StoreError> {
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT message_id, state, error FROM job_items
+             WHERE job_id = ? AND state IN ('failed', 'skipped') ORDER BY message_id LIMIT ?",
+        )
+        .bind(id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(message_id, state, error)| JobItem {
+                message_id,
+                state,
+                error,
+            })
+            .collect())
     }
 
     pub async fn jobs(&self, limit: i64) -> Result<Vec<Job>, StoreError> {
