@@ -85,6 +85,15 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_CONFIRM_TIMEOUT", default_value = "10", value_parser = secs)]
     pub confirm_timeout: Duration,
 
+    /// A replay job pauses itself when more than this share of its replayed
+    /// messages fail again within `REDRIVE_LOOP_WINDOW` (a replay loop).
+    #[arg(long, env = "REDRIVE_LOOP_THRESHOLD", default_value_t = 0.2)]
+    pub loop_threshold: f64,
+
+    /// Window of the replay-loop check, in seconds.
+    #[arg(long, env = "REDRIVE_LOOP_WINDOW", default_value = "60", value_parser = secs)]
+    pub loop_window: Duration,
+
     /// Directory with the compiled UI assets (`pkg/redrive.js`, `.wasm`, `.css`).
     #[arg(long, env = "REDRIVE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,

@@ -23,6 +23,8 @@ use crate::store::{Filter, NewJob, SELECTABLE};
 
 /// How often the runner looks for jobs to start or resume.
 const POLL: Duration = Duration::from_millis(250);
+/// Replays needed in the window before the loop check may pause a job.
+const LOOP_MIN_SAMPLE: i64 = 5;
 /// The highest rate cap accepted; above it "unlimited" is the honest setting.
 const MAX_RATE: f64 = 10_000.0;
 
@@ -200,12 +202,16 @@ async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken) -> anyhow::Re
                     exchange: spec.target_exchange.clone(),
                     routing_key: spec.target_routing_key.clone(),
                 };
-                r.replay(message_id, target, &actor).await.map(drop)
+                r.replay_with_id(message_id, target, &actor).await.map(Some)
             }
-            JobAction::Discard => r.discard(message_id, &actor).await.map(drop),
+            JobAction::Discard => r.discard(message_id, &actor).await.map(|_| None),
         };
+        let mut replay_id = None;
         let (state, error) = match result {
-            Ok(()) => ("done", None),
+            Ok(rid) => {
+                replay_id = rid;
+                ("done", None)
+            }
             // No longer failed (replayed or discarded meanwhile): never send it twice.
             Err(ApiError::Conflict(e)) | Err(ApiError::NotFound(e)) => ("skipped", Some(e)),
             Err(e @ (ApiError::Broker(_) | ApiError::BadRequest(_))) => ("failed", Some(e.to_string())),
@@ -213,9 +219,35 @@ async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken) -> anyhow::Re
             Err(e) => anyhow::bail!("job {id}, message {message_id}: {e}"),
         };
         r.store
-            .finish_job_item(id, message_id, state, error.as_deref())
+            .finish_job_item(id, message_id, state, error.as_deref(), replay_id.as_deref())
             .await?;
+        if action == JobAction::Replay {
+            if let Some(note) = replay_loop(r, id).await? {
+                tracing::warn!(job = id, %note, "job paused itself");
+                r.store
+                    .set_job_state(id, &[JobState::Running], JobState::Paused, Some(&note))
+                    .await?;
+                return Ok(());
+            }
+        }
     }
+}
+
+/// Replays that come straight back mean the cause is not fixed: replaying
+/// more only grows the error queue. Returns why the job should pause.
+async fn replay_loop(r: &Redrive, id: i64) -> anyhow::Result<Option<String>> {
+    let window = r.config.loop_window;
+    let since = crate::store::now_ms() - window.as_millis() as i64;
+    let (replayed, back) = r.store.job_returns(id, since).await?;
+    if replayed < LOOP_MIN_SAMPLE || (back as f64) <= r.config.loop_threshold * replayed as f64 {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "paused: {back} of the last {replayed} replayed messages ({:.0}%) failed again within {}s; \
+         a replay loop? Fix the consumer, then resume.",
+        100.0 * back as f64 / replayed as f64,
+        window.as_secs()
+    )))
 }
 
 #[cfg(test)]

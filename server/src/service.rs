@@ -22,6 +22,47 @@ pub struct Redrive {
 }
 
 impl Redrive {
+    /// Replays one message; returns the replay id its copy carries once the
+    /// broker confirmed it. Single replays and jobs both come through here.
+    pub async fn replay_with_id(
+        &self,
+        id: i64,
+        target: ReplayTarget,
+        actor: &str,
+    ) -> Result<String, ApiError> {
+        let msg = self.store.get(id).await?;
+        let out = prepare(&msg, &target, uuid::Uuid::now_v7().to_string())?;
+        // Claiming first makes concurrent replays of one message impossible.
+        self.store
+            .transition(id, &[MessageStatus::Failed], MessageStatus::Replaying, None)
+            .await?;
+        let result = self.publisher.publish(msg.vhost(), &out, &msg.body).await;
+        let event = Event {
+            action: "replay",
+            actor,
+            target: Some(out.target()),
+            ok: result.is_ok(),
+            detail: Some(match &result {
+                Ok(()) => format!("replay id {}", out.replay_id),
+                Err(e) => e.to_string(),
+            }),
+            replay_id: result.is_ok().then(|| out.replay_id.clone()),
+        };
+        let to = if result.is_ok() {
+            MessageStatus::Replayed
+        } else {
+            MessageStatus::Failed
+        };
+        self.store
+            .transition(id, &[MessageStatus::Replaying], to, Some(event))
+            .await?;
+        if let Err(e) = result {
+            tracing::info!(id, error = %e, "replay refused by the broker");
+            return Err(ApiError::Broker(e.to_string()));
+        }
+        Ok(out.replay_id)
+    }
+
     /// A status change that needs no broker: recorded with its action in history.
     async fn mark(
         &self,
@@ -37,6 +78,7 @@ impl Redrive {
             target: None,
             ok: true,
             detail: None,
+            replay_id: None,
         };
         self.store.transition(id, &[from], to, Some(event)).await?;
         Ok(self.store.detail(id).await?)
@@ -59,35 +101,7 @@ impl Backend for Redrive {
     }
 
     async fn replay(&self, id: i64, target: ReplayTarget, actor: &str) -> Result<MessageDetail, ApiError> {
-        let msg = self.store.get(id).await?;
-        let out = prepare(&msg, &target, uuid::Uuid::now_v7().to_string())?;
-        // Claiming first makes concurrent replays of one message impossible.
-        self.store
-            .transition(id, &[MessageStatus::Failed], MessageStatus::Replaying, None)
-            .await?;
-        let result = self.publisher.publish(msg.vhost(), &out, &msg.body).await;
-        let (to, ok, detail) = match &result {
-            Ok(()) => (
-                MessageStatus::Replayed,
-                true,
-                format!("replay id {}", out.replay_id),
-            ),
-            Err(e) => (MessageStatus::Failed, false, e.to_string()),
-        };
-        let event = Event {
-            action: "replay",
-            actor,
-            target: Some(out.target()),
-            ok,
-            detail: Some(detail),
-        };
-        self.store
-            .transition(id, &[MessageStatus::Replaying], to, Some(event))
-            .await?;
-        if let Err(e) = result {
-            tracing::info!(id, error = %e, "replay refused by the broker");
-            return Err(ApiError::Broker(e.to_string()));
-        }
+        self.replay_with_id(id, target, actor).await?;
         Ok(self.store.detail(id).await?)
     }
 

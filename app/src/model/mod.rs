@@ -103,6 +103,15 @@ pub struct MessageDetail {
     #[serde(default)]
     pub body_truncated: bool,
     pub history: Vec<HistoryEntry>,
+    /// The earlier record this message is a replayed copy of (it failed again).
+    #[serde(default)]
+    pub replayed_from: Option<i64>,
+    /// How many times this message failed again after being replayed.
+    #[serde(default)]
+    pub failed_again_after_replay: i64,
+    /// Later records: copies of this message that came back after its replay.
+    #[serde(default)]
+    pub came_back_as: Vec<i64>,
 }
 
 impl MessageDetail {
@@ -165,6 +174,8 @@ pub struct GroupSummary {
     pub failed: i64,
     pub replayed: i64,
     pub discarded: i64,
+    /// Messages of the group that are replayed copies which failed again.
+    pub came_back: i64,
     pub first_seen: String,
     pub last_seen: String,
     /// The oldest message of the group, to look at one example.
@@ -249,6 +260,9 @@ mod tests {
             body_text: String::from_utf8(body.to_vec()).ok(),
             body_truncated: false,
             history: vec![],
+            replayed_from: None,
+            failed_again_after_replay: 0,
+            came_back_as: vec![],
         }
     }
 

@@ -24,7 +24,7 @@ pub fn GroupsPage() -> impl IntoView {
                     <table class="grid groups">
                         <thead><tr>
                             <th>"Service"</th><th>"Exception / reason"</th>
-                            <th class="num">"Failed"</th><th class="num">"Replayed"</th><th class="num">"Discarded"</th>
+                            <th class="num">"Failed"</th><th class="num">"Replayed"</th><th class="num">"Discarded"</th><th class="num" title="replayed copies that failed again">"Came back"</th>
                             <th>"First seen"</th><th>"Last seen"</th><th>"Last 24 h"</th>
                         </tr></thead>
                         <tbody>
@@ -41,6 +41,7 @@ pub fn GroupsPage() -> impl IntoView {
                                         <td class="num">{g.failed}</td>
                                         <td class="num">{g.replayed}</td>
                                         <td class="num">{g.discarded}</td>
+                                        <td class={if g.came_back > 0 { "num warn" } else { "num" }}>{g.came_back}</td>
                                         <td class="nowrap">{short_time(&g.first_seen)}</td>
                                         <td class="nowrap">{short_time(&g.last_seen)}</td>
                                         <td><Sparkline values=g.arrivals_24h label="arrivals per hour, last 24 hours"/></td>

@@ -116,6 +116,7 @@ fn MessageView(
             </div>
         </div>
         {move || action_error.get().map(|e| view! { <ErrorBox message=e/> })}
+        <ReplayChain from=m.replayed_from times=m.failed_again_after_replay came_back=m.came_back_as.clone()/>
         <section class="panel facts">
             <dl>
                 <dt>"Reason"</dt><dd class="reason">{s.reason.clone().and_then(non_empty).unwrap_or_else(|| "unknown".into())}</dd>
@@ -225,4 +226,25 @@ fn History(entries: Vec<HistoryEntry>) -> impl IntoView {
             }}
         </section>
     }
+}
+
+/// Where a replayed message came back from, and where its own replays went.
+#[component]
+fn ReplayChain(from: Option<i64>, times: i64, came_back: Vec<i64>) -> impl IntoView {
+    let link = |id: i64| view! { <a href=format!("/messages/{id}")>{format!("#{id}")}</a> " " };
+    (from.is_some() || !came_back.is_empty()).then(|| {
+        view! {
+            <div class="loop-box" role="status" data-failed-again=times>
+                {from.map(|f| view! {
+                    <p>
+                        <strong>{format!("Failed again {times} time(s) after replay.")}</strong>
+                        " Previous record: " {link(f)}
+                    </p>
+                })}
+                {(!came_back.is_empty()).then(|| view! {
+                    <p>"Replayed, then came back as: " {came_back.into_iter().map(link).collect_view()}</p>
+                })}
+            </div>
+        }
+    })
 }

@@ -27,7 +27,8 @@ impl Store {
             "SELECT group_id AS id, MAX(service) AS service, MAX(group_title) AS title,
                 MAX(exception_type) AS exception_type, COUNT(*) AS count,
                 SUM(status = 'failed') AS failed, SUM(status = 'replayed') AS replayed,
-                SUM(status = 'discarded') AS discarded, MIN(received_at) AS first_seen,
+                SUM(status = 'discarded') AS discarded, SUM(replay_id IS NOT NULL) AS came_back,
+                MIN(received_at) AS first_seen,
                 MAX(received_at) AS last_seen, MIN(id) AS example_id
              FROM messages WHERE group_id IS NOT NULL",
         );

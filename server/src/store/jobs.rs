@@ -210,6 +210,10 @@ impl Store {
         if let Some(n) = note {
             b.push(", note = ").push_bind(n.to_owned());
         }
+        if to == JobState::Running {
+            // A resumed job starts its replay-loop check afresh.
+            b.push(", note = NULL, loop_check_from = ").push_bind(now_ms());
+        }
         b.push(" WHERE id = ").push_bind(id).push(" AND state IN (");
         let mut list = b.separated(", ");
         for s in from {
@@ -217,6 +221,22 @@ impl Store {
         }
         b.push(")");
         Ok(b.build().execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Of the job's replays confirmed since `since_ms`: how many, and how many
+    /// of their copies have come back to an error queue.
+    pub async fn job_returns(&self, id: i64, since_ms: i64) -> Result<(i64, i64), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(EXISTS(SELECT 1 FROM messages m WHERE m.replay_id = i.replay_id)), 0)
+             FROM job_items i
+             WHERE i.job_id = ? AND i.state = 'done' AND i.replay_id IS NOT NULL
+               AND i.settled_at >= MAX(?, (SELECT loop_check_from FROM jobs WHERE id = ?))",
+        )
+        .bind(id)
+        .bind(since_ms)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn next_job_item(&self, job_id: i64) -> Result<Option<i64>, StoreError> {
@@ -234,14 +254,20 @@ impl Store {
         message_id: i64,
         state: &str,
         error: Option<&str>,
+        replay_id: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE job_items SET state = ?, error = ? WHERE job_id = ? AND message_id = ?")
-            .bind(state)
-            .bind(error)
-            .bind(job_id)
-            .bind(message_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE job_items SET state = ?, error = ?, replay_id = ?, settled_at = ?
+             WHERE job_id = ? AND message_id = ?",
+        )
+        .bind(state)
+        .bind(error)
+        .bind(replay_id)
+        .bind(now_ms())
+        .bind(job_id)
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?;
         sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?")
             .bind(now_ms())
             .bind(job_id)

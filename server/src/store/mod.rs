@@ -57,6 +57,8 @@ pub struct Event<'a> {
     pub target: Option<String>,
     pub ok: bool,
     pub detail: Option<String>,
+    /// Set on a confirmed replay: the `x-redrive-replay-id` the copy carries.
+    pub replay_id: Option<String>,
 }
 
 #[derive(Clone)]
@@ -222,7 +224,49 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(message.into_detail(history.into_iter().map(Into::into).collect()))
+        let own_replay_id = message.replay_id.clone();
+        let mut detail = message.into_detail(history.into_iter().map(Into::into).collect());
+        self.link_replays(&mut detail, own_replay_id).await?;
+        Ok(detail)
+    }
+
+    /// The record a replayed copy came from (walking back the whole chain),
+    /// and the later records of this message's own replays that failed again.
+    async fn link_replays(
+        &self,
+        detail: &mut MessageDetail,
+        replay_id: Option<String>,
+    ) -> Result<(), StoreError> {
+        const MAX_CHAIN: usize = 100;
+        let origin = "SELECT e.message_id, m.replay_id FROM message_events e
+                      JOIN messages m ON m.id = e.message_id WHERE e.replay_id = ?";
+        let mut next = replay_id;
+        let mut depth = 0;
+        while let Some(rid) = next.take() {
+            let Some((from, earlier)) = sqlx::query_as::<_, (i64, Option<String>)>(origin)
+                .bind(&rid)
+                .fetch_optional(&self.pool)
+                .await?
+            else {
+                break;
+            };
+            if depth == 0 {
+                detail.replayed_from = Some(from);
+            }
+            depth += 1;
+            if depth < MAX_CHAIN {
+                next = earlier;
+            }
+        }
+        detail.failed_again_after_replay = depth as i64;
+        detail.came_back_as = sqlx::query_scalar(
+            "SELECT m.id FROM message_events e JOIN messages m ON m.replay_id = e.replay_id
+             WHERE e.message_id = ? ORDER BY m.id",
+        )
+        .bind(detail.summary.id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Moves a message from one status to another and records the event, atomically.
@@ -289,6 +333,7 @@ impl Store {
                 detail: Some(
                     "Redrive stopped before the broker confirmed this replay; it may or may not have been delivered".into(),
                 ),
+                replay_id: None,
             };
             insert_event(&mut tx, *id, &event).await?;
             // A job must not republish it either: the broker may have confirmed it.
@@ -326,8 +371,8 @@ async fn insert_event(
     e: &Event<'_>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO message_events (message_id, at, action, actor, target, result, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO message_events (message_id, at, action, actor, target, result, detail, replay_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(id)
     .bind(now_ms())
@@ -336,6 +381,7 @@ async fn insert_event(
     .bind(&e.target)
     .bind(if e.ok { "ok" } else { "error" })
     .bind(&e.detail)
+    .bind(&e.replay_id)
     .execute(&mut **tx)
     .await?;
     Ok(())

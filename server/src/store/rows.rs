@@ -11,7 +11,7 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT id, vhost, queue, status, origin
     original_routing_key, reason, service, death_count, received_at, group_id FROM messages";
 pub(super) const FULL_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
     original_routing_key, reason, service, death_count, received_at, group_id, body, properties, headers, \
-    stack_trace, delivery_exchange, delivery_routing_key FROM messages";
+    stack_trace, delivery_exchange, delivery_routing_key, replay_id FROM messages";
 
 /// Unix milliseconds to RFC 3339 (UTC, millisecond precision).
 pub fn rfc3339(ms: i64) -> String {
@@ -70,6 +70,8 @@ pub struct StoredMessage {
     pub stack_trace: Option<String>,
     pub delivery_exchange: String,
     pub delivery_routing_key: String,
+    /// `x-redrive-replay-id` this delivery carried (a replayed copy that failed again).
+    pub replay_id: Option<String>,
 }
 
 impl StoredMessage {
@@ -107,6 +109,9 @@ impl StoredMessage {
             body_text: String::from_utf8(self.body).ok(),
             body_truncated: false,
             history,
+            replayed_from: None,
+            failed_again_after_replay: 0,
+            came_back_as: Vec::new(),
         }
     }
 }
@@ -144,6 +149,7 @@ pub(super) struct GroupRow {
     failed: i64,
     replayed: i64,
     discarded: i64,
+    came_back: i64,
     first_seen: i64,
     last_seen: i64,
     example_id: i64,
@@ -160,6 +166,7 @@ impl GroupRow {
             failed: self.failed,
             replayed: self.replayed,
             discarded: self.discarded,
+            came_back: self.came_back,
             first_seen: rfc3339(self.first_seen),
             last_seen: rfc3339(self.last_seen),
             example_id: self.example_id,

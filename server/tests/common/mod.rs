@@ -346,3 +346,19 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Polls `probe` until it yields a value; panics after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "nothing within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
