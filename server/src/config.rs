@@ -99,6 +99,28 @@ pub struct Config {
     pub site_root: PathBuf,
 }
 
+/// The `redrive` command line: serving is the default, tools are subcommands.
+#[derive(Parser)]
+#[command(
+    name = "redrive",
+    version,
+    about = "RabbitMQ dead-letter triage: capture, inspect, replay."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Publish a JSON Lines export back into the broker.
+    Import(crate::import::ImportArgs),
+}
+
 fn secs(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()

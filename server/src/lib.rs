@@ -4,8 +4,10 @@
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod export;
 pub mod fields;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod jobs;
 pub mod replay;

@@ -2,14 +2,22 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use server::config::Config;
+use server::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,server=info".into()))
         .init();
-    let config = Config::parse();
+    let Cli { command, config } = Cli::parse();
+    if let Some(Command::Import(args)) = command {
+        let n = server::import::run(&config.amqp_url, &args).await?;
+        println!(
+            "imported {n} message(s) into {} / {}",
+            args.exchange, args.routing_key
+        );
+        return Ok(());
+    }
     tracing::info!(?config, "starting redrive");
 
     let shutdown = CancellationToken::new();

@@ -131,17 +131,8 @@ async fn bulk_replay_job_pauses_resumes_survives_a_restart_and_delivers_exactly_
     // Exactly once: every message id arrived, none twice.
     assert_eq!(vh.depth("orders.in").await as usize, TOTAL);
     let mut seen = HashSet::new();
-    let ch = vh.channel().await;
-    for _ in 0..TOTAL {
-        let got = ch
-            .basic_get(
-                "orders.in".into(),
-                lapin::options::BasicGetOptions { no_ack: true },
-            )
-            .await
-            .unwrap()
-            .expect("a replayed copy");
-        let mid = got.delivery.properties.message_id().as_ref().unwrap().to_string();
+    for copy in vh.drain("orders.in", TOTAL).await {
+        let mid = copy.properties.message_id().as_ref().unwrap().to_string();
         assert!(seen.insert(mid.clone()), "{mid} delivered twice");
     }
     assert_eq!(seen.len(), TOTAL);

@@ -25,6 +25,12 @@ fn filters(q: &MessageQuery) -> [(&'static str, &Option<String>); 8] {
     ]
 }
 
+/// The REST export of the current filter.
+fn export_link(query: &MessageQuery, format: &str) -> String {
+    let list = link_with(query, None);
+    format!("/api/v1/messages/export{}&format={format}", &list[1..])
+}
+
 fn link_with(query: &MessageQuery, cursor: Option<&str>) -> String {
     let mut parts: Vec<String> = filters(query)
         .into_iter()
@@ -120,7 +126,11 @@ pub fn MessagesPage() -> impl IntoView {
                     let page_ids: Vec<i64> = p.items.iter().map(|m| m.id).collect();
                     let total = p.total;
                     view! {
-                        <p class="muted" data-total=p.total>{format!("{} matching", p.total)}</p>
+                        <p class="muted" data-total=p.total>
+                            {format!("{} matching · export ", p.total)}
+                            <a href=export_link(&q, "jsonl") download="">"JSON Lines"</a>" · "
+                            <a href=export_link(&q, "csv") download="">"CSV"</a>
+                        </p>
                         {move || selection.with(|s| !s.is_empty()).then(|| view! {
                             <BulkBar selection query=query.get_untracked() total/>
                         })}

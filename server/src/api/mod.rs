@@ -17,7 +17,9 @@ use app::model::{
 };
 pub use error::HttpError;
 
+use crate::export::{self, Format};
 use crate::http::AppState;
+use crate::store::Filter;
 
 /// Until sign-in exists (a later issue), API actions are attributed to this actor.
 const API_ACTOR: &str = "api";
@@ -25,6 +27,7 @@ const API_ACTOR: &str = "api";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/messages", get(list_messages))
+        .route("/messages/export", get(export))
         .route("/messages/{id}", get(message))
         .route("/messages/{id}/body", get(body))
         .route("/messages/{id}/replay", post(replay))
@@ -55,6 +58,47 @@ async fn list_messages(
 ) -> Result<Json<MessagePage>, HttpError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Ok(Json(s.redrive.list_messages(query).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct ExportParams {
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(flatten)]
+    query: MessageQuery,
+}
+
+/// `GET /api/v1/messages/export?format=jsonl|csv&<messages filter>`.
+async fn export(
+    State(s): State<AppState>,
+    params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, HttpError> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let format = match params.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => Format::JsonLines,
+        "csv" => Format::Csv,
+        other => {
+            return Err(
+                ApiError::BadRequest(format!("unknown export format `{other}` (jsonl or csv)")).into(),
+            )
+        }
+    };
+    let filter = Filter::try_from(&params.query)?;
+    let disposition = format!("attachment; filename=\"redrive-export.{}\"", format.extension());
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&disposition).expect("ascii header"),
+            ),
+        ],
+        export::body(s.redrive.store.clone(), filter, format),
+    )
+        .into_response())
 }
 
 async fn message(

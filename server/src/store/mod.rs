@@ -207,6 +207,22 @@ impl Store {
         })
     }
 
+    /// One batch of an export, newest first, below `before` (an id).
+    pub async fn export_batch(
+        &self,
+        filter: &Filter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut b = QueryBuilder::<Sqlite>::new(rows::FULL_SELECT);
+        filter.push_where(&mut b);
+        if let Some(id) = before {
+            b.push(" AND id < ").push_bind(id);
+        }
+        b.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
+        Ok(b.build_query_as().fetch_all(&self.pool).await?)
+    }
+
     pub async fn get(&self, id: i64) -> Result<StoredMessage, StoreError> {
         sqlx::query_as::<_, StoredMessage>(&format!("{} WHERE id = ?", rows::FULL_SELECT))
             .bind(id)

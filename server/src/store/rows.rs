@@ -94,6 +94,45 @@ impl StoredMessage {
         serde_json::from_str(&self.headers).unwrap_or_default()
     }
 
+    /// The lossless export record: enough to republish the message exactly.
+    pub fn export_record(&self) -> serde_json::Value {
+        let s = &self.summary;
+        serde_json::json!({
+            "id": s.id,
+            "vhost": s.vhost,
+            "queue": s.queue,
+            "status": s.status,
+            "received_at": rfc3339(s.received_at),
+            "exchange": s.original_exchange,
+            "routing_key": s.original_routing_key,
+            "reason": s.reason,
+            "service": s.service,
+            "group_id": s.group_id,
+            "stack_trace": self.stack_trace,
+            "delivery_exchange": self.delivery_exchange,
+            "delivery_routing_key": self.delivery_routing_key,
+            "properties": self.properties(),
+            "headers": self.headers(),
+            "body_base64": B64.encode(&self.body),
+        })
+    }
+
+    /// Summary columns for spreadsheets.
+    pub fn csv_fields(&self) -> [String; 9] {
+        let s = &self.summary;
+        [
+            s.id.to_string(),
+            s.status.clone(),
+            rfc3339(s.received_at),
+            s.vhost.clone(),
+            s.queue.clone(),
+            s.service.clone().unwrap_or_default(),
+            s.original_exchange.clone().unwrap_or_default(),
+            s.original_routing_key.clone().unwrap_or_default(),
+            s.reason.clone().unwrap_or_default(),
+        ]
+    }
+
     pub(super) fn into_detail(self, history: Vec<HistoryEntry>) -> MessageDetail {
         let properties = self.properties();
         let headers = self.headers();

@@ -145,7 +145,8 @@ impl TestVhost {
         let _ = ch.close(200, "done".into()).await;
     }
 
-    /// Takes the next message from `queue` (unacked; the caller settles it).
+    /// Takes the next message from `queue`, unacked: the caller settles it,
+    /// and dropping it hands it back to the queue.
     pub async fn next_delivery(&mut self, queue: &str) -> lapin::message::Delivery {
         let ch = self.channel().await;
         let mut consumer = ch
@@ -162,6 +163,21 @@ impl TestVhost {
             .expect("a delivery within 10 s")
             .unwrap()
             .unwrap()
+    }
+
+    /// Takes `n` messages off `queue` (auto-acked), in queue order.
+    pub async fn drain(&mut self, queue: &str, n: usize) -> Vec<lapin::message::Delivery> {
+        let ch = self.channel().await;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let got = ch
+                .basic_get(queue.into(), lapin::options::BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{queue} has only {} of {n} messages", out.len()));
+            out.push(got.delivery);
+        }
+        out
     }
 
     pub async fn queue_info(&self, queue: &str) -> Value {
