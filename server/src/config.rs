@@ -94,6 +94,14 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_LOOP_WINDOW", default_value = "60", value_parser = secs)]
     pub loop_window: Duration,
 
+    /// Days a discarded message stays restorable before it is purged.
+    #[arg(long, env = "REDRIVE_RETENTION_DAYS", default_value_t = 14.0)]
+    pub retention_days: f64,
+
+    /// Seconds between purges of expired discarded messages.
+    #[arg(long, env = "REDRIVE_PURGE_INTERVAL", default_value = "3600", value_parser = secs)]
+    pub purge_interval: Duration,
+
     /// Directory with the compiled UI assets (`pkg/redrive.js`, `.wasm`, `.css`).
     #[arg(long, env = "REDRIVE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,

@@ -11,6 +11,7 @@ pub mod import;
 pub mod ingest;
 pub mod jobs;
 pub mod replay;
+pub mod retention;
 pub mod service;
 pub mod store;
 
@@ -35,6 +36,7 @@ pub struct Running {
     http: JoinHandle<std::io::Result<()>>,
     ingest: JoinHandle<()>,
     jobs: JoinHandle<()>,
+    purge: JoinHandle<()>,
 }
 
 impl Running {
@@ -43,6 +45,7 @@ impl Running {
         let http = self.http.await.context("http task panicked")?;
         self.ingest.await.context("ingest task panicked")?;
         self.jobs.await.context("job runner panicked")?;
+        self.purge.await.context("purge task panicked")?;
         http.context("http server failed")
     }
 
@@ -95,6 +98,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let jobs = tokio::spawn(jobs::run(redrive.clone(), shutdown.clone()));
+    let purge = tokio::spawn(retention::run(
+        redrive.store.clone(),
+        config.clone(),
+        shutdown.clone(),
+    ));
     let router = http::router(redrive, &config.site_root);
     let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let http = tokio::spawn(async move { serve.await });
@@ -105,5 +113,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         http,
         ingest,
         jobs,
+        purge,
     })
 }

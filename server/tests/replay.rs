@@ -171,3 +171,38 @@ async fn discard_restore_and_bad_input() {
     assert_eq!(d["status"], "failed", "bad input changed nothing");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn discarded_messages_are_purged_after_the_retention_period_only() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("old.dlq", FieldTable::default()).await;
+    // 0.00002 days is about 1.7 s.
+    let app = TestApp::start(config(
+        &vh,
+        &db,
+        &["--retention-days=0.00002", "--purge-interval=0.2"],
+    ))
+    .await;
+    for i in 0..3 {
+        vh.publish(
+            "",
+            "old.dlq",
+            format!("{i}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await;
+    }
+    let items = app.wait_for_messages("old.dlq", 3).await;
+    let (status, _) = app
+        .post(&format!("/api/v1/messages/{}/discard", items[0]["id"]), None)
+        .await;
+    assert_eq!(status, 200);
+    common::wait_until(std::time::Duration::from_secs(15), || async {
+        app.get(&format!("/api/v1/messages/{}", items[0]["id"])).await.0 == 404
+    })
+    .await;
+    let (_, page) = app.get("/api/v1/messages?queue=old.dlq").await;
+    assert_eq!(page["total"], 2, "failed messages are never purged");
+    app.stop().await;
+}

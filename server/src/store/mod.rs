@@ -365,6 +365,20 @@ impl Store {
         Ok(ids.len() as u64)
     }
 
+    /// Deletes messages discarded before `cutoff_ms` (with their history and
+    /// job items). Returns how many were purged.
+    pub async fn purge_discarded(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM messages WHERE status = 'discarded' AND id IN (
+                SELECT message_id FROM message_events WHERE action = 'discard'
+                GROUP BY message_id HAVING MAX(at) < ?)",
+        )
+        .bind(cutoff_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM messages")
             .fetch_one(&self.pool)
