@@ -7,7 +7,7 @@ use leptos::server_fn::codec::Json;
 
 use crate::model::{
     GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, MessageDetail, MessagePage,
-    MessageQuery, QueueInfo,
+    MessageQuery, QueueInfo, ReplayTarget,
 };
 
 /// Until sign-in exists, UI actions are attributed to this actor.
@@ -39,16 +39,9 @@ pub async fn get_message(id: i64) -> Result<MessageDetail, ServerFnError> {
     Ok(detail.truncate_body(SHOWN_BODY_BYTES))
 }
 
-#[server(prefix = "/rpc")]
-pub async fn replay_message(
-    id: i64,
-    exchange: Option<String>,
-    routing_key: Option<String>,
-) -> Result<MessageDetail, ServerFnError> {
-    let target = crate::model::ReplayTarget {
-        exchange,
-        routing_key,
-    };
+/// JSON in: the target may carry an edit with nested headers.
+#[server(prefix = "/rpc", input = Json)]
+pub async fn replay_message(id: i64, target: ReplayTarget) -> Result<MessageDetail, ServerFnError> {
     backend()?.replay(id, target, UI_ACTOR).await.map_err(fail)
 }
 

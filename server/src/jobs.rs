@@ -201,6 +201,7 @@ async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken) -> anyhow::Re
                 let target = ReplayTarget {
                     exchange: spec.target_exchange.clone(),
                     routing_key: spec.target_routing_key.clone(),
+                    edit: None,
                 };
                 r.replay_with_id(message_id, target, &actor).await.map(Some)
             }

@@ -13,6 +13,8 @@ use lapin::BasicProperties;
 use lapin::Confirmation;
 use serde_json::Value;
 
+mod diff;
+
 use crate::broker::AmqpPool;
 use crate::fields::{json_to_properties, json_to_table};
 use crate::ingest::decode::REPLAY_ID_HEADER;
@@ -24,7 +26,10 @@ pub struct Outgoing {
     pub exchange: String,
     pub routing_key: String,
     pub properties: BasicProperties,
+    pub body: Vec<u8>,
     pub replay_id: String,
+    /// What the operator changed, for the history; `None` when nothing.
+    pub edit_diff: Option<String>,
 }
 
 impl Outgoing {
@@ -79,12 +84,39 @@ pub fn prepare(msg: &StoredMessage, target: &ReplayTarget, replay_id: String) ->
         }
     }
 
+    let edit = target.edit.clone().unwrap_or_default();
     let invalid = |e: crate::fields::FieldError| {
-        ApiError::BadRequest(format!("stored message cannot be republished: {e}"))
+        let whose = if edit.headers.is_some() || edit.properties.is_some() {
+            "edited"
+        } else {
+            "stored"
+        };
+        ApiError::BadRequest(format!("{whose} message cannot be republished: {e}"))
     };
-    let mut headers = match msg.headers() {
+    let (old_props, old_headers) = (msg.properties(), msg.headers());
+    let props_json = edit.properties.clone().unwrap_or_else(|| old_props.clone());
+    let headers_json = edit.headers.clone().unwrap_or_else(|| old_headers.clone());
+    let body = match &edit.body {
+        Some(text) => {
+            let is_json = props_json["content_type"]
+                .as_str()
+                .is_some_and(|c| c.contains("json"));
+            if is_json {
+                serde_json::from_str::<Value>(text)
+                    .map_err(|e| ApiError::BadRequest(format!("edited body is not valid JSON: {e}")))?;
+            }
+            text.clone().into_bytes()
+        }
+        None => msg.body.clone(),
+    };
+    let edit_diff = diff::describe(
+        (&msg.body, &body),
+        (&old_props, &props_json),
+        (&old_headers, &headers_json),
+    );
+    let mut headers = match headers_json {
         Value::Object(map) => map,
-        _ => Default::default(),
+        _ => return Err(ApiError::BadRequest("headers must be an object".into())),
     };
     headers.retain(|k, _| !is_failure_header(k));
     headers.insert(
@@ -92,14 +124,16 @@ pub fn prepare(msg: &StoredMessage, target: &ReplayTarget, replay_id: String) ->
         serde_json::json!({ "type": "longstr", "value": replay_id }),
     );
     let headers = json_to_table(&Value::Object(headers), "headers").map_err(invalid)?;
-    let properties = json_to_properties(&msg.properties())
+    let properties = json_to_properties(&props_json)
         .map_err(invalid)?
         .with_headers(headers);
     Ok(Outgoing {
         exchange,
         routing_key,
         properties,
+        body,
         replay_id,
+        edit_diff,
     })
 }
 
@@ -125,21 +159,16 @@ impl Publisher {
 
     /// Publishes on a channel of its own: a missing exchange closes the
     /// channel, which must not fail other replays in flight.
-    pub async fn publish(&self, vhost: &str, out: &Outgoing, body: &[u8]) -> Result<(), PublishError> {
+    pub async fn publish(&self, vhost: &str, out: &Outgoing) -> Result<(), PublishError> {
         let channel = self.amqp.channel(vhost).await?;
-        let result = self.publish_on(&channel, out, body).await;
+        let result = self.publish_on(&channel, out).await;
         if channel.status().connected() {
             let _ = channel.close(200, "replay done".into()).await;
         }
         result
     }
 
-    async fn publish_on(
-        &self,
-        channel: &lapin::Channel,
-        out: &Outgoing,
-        body: &[u8],
-    ) -> Result<(), PublishError> {
+    async fn publish_on(&self, channel: &lapin::Channel, out: &Outgoing) -> Result<(), PublishError> {
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         let confirm = channel
             .basic_publish(
@@ -149,7 +178,7 @@ impl Publisher {
                     mandatory: true,
                     ..Default::default()
                 },
-                body,
+                &out.body,
                 out.properties.clone(),
             )
             .await?;

@@ -36,7 +36,18 @@ impl Redrive {
         self.store
             .transition(id, &[MessageStatus::Failed], MessageStatus::Replaying, None)
             .await?;
-        let result = self.publisher.publish(msg.vhost(), &out, &msg.body).await;
+        if let Some(diff) = &out.edit_diff {
+            let edit = Event {
+                action: "edit",
+                actor,
+                target: None,
+                ok: true,
+                detail: Some(diff.clone()),
+                replay_id: None,
+            };
+            self.store.record(id, edit).await?;
+        }
+        let result = self.publisher.publish(msg.vhost(), &out).await;
         let event = Event {
             action: "replay",
             actor,

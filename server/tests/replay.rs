@@ -206,3 +206,56 @@ async fn discarded_messages_are_purged_after_the_retention_period_only() {
     assert_eq!(page["total"], 2, "failed messages are never purged");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn edit_and_replay_sends_the_edit_keeps_the_original_and_records_a_diff() {
+    let (mut vh, _db, app, m) = setup().await;
+    let path = format!("/api/v1/messages/{}/replay", m["id"]);
+
+    // Invalid JSON for a JSON message: refused, nothing sent, nothing changed.
+    let (status, body) = app
+        .post(&path, Some(json!({"edit": {"body": "{\"invoice\": 9"}})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not valid JSON"));
+    let (status, body) = app
+        .post(
+            &path,
+            Some(json!({"edit": {"headers": {"tenant": {"type": "u8", "value": 999}}}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (_, d) = app.get(&format!("/api/v1/messages/{}", m["id"])).await;
+    assert_eq!(
+        (d["status"].as_str(), d["history"].as_array().unwrap().len()),
+        (Some("failed"), 0)
+    );
+
+    let mut headers = d["headers"].clone();
+    headers["tenant"] = json!({"type": "longstr", "value": "globex"});
+    let edit = json!({"edit": {"body": "{\"invoice\": 10}", "headers": headers}});
+    let (status, d) = app.post(&path, Some(edit)).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["status"], "replayed");
+    assert_eq!(d["body_text"], r#"{"invoice":9}"#, "the stored original is kept");
+    let history = d["history"].as_array().unwrap();
+    assert_eq!(history[0]["action"], "edit");
+    let diff = history[0]["detail"].as_str().unwrap();
+    assert!(
+        diff.contains(r#"- {"invoice":9}"#) && diff.contains(r#"+ {"invoice": 10}"#),
+        "{diff}"
+    );
+    assert!(
+        diff.contains(r#"~ tenant: {"type":"longstr","value":"acme"} → {"type":"longstr","value":"globex"}"#),
+        "{diff}"
+    );
+    assert_eq!(history[1]["action"], "replay");
+
+    let copy = vh.next_delivery("billing.invoices").await;
+    copy.ack(BasicAckOptions::default()).await.unwrap();
+    assert_eq!(copy.data, br#"{"invoice": 10}"#);
+    let h = copy.properties.headers().as_ref().unwrap().inner();
+    assert_eq!(h.get("tenant"), Some(&s("globex")));
+    assert_eq!(copy.properties.message_id().as_ref().unwrap().as_str(), "inv-9");
+    app.stop().await;
+}

@@ -196,6 +196,20 @@ pub struct GroupQuery {
 pub struct ReplayTarget {
     pub exchange: Option<String>,
     pub routing_key: Option<String>,
+    /// Replay an edited copy; the stored original is kept as it was.
+    #[serde(default)]
+    pub edit: Option<MessageEdit>,
+}
+
+/// Changes to apply to the replayed copy. Absent parts stay as stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageEdit {
+    /// New body as text; must be valid JSON when the content type is JSON.
+    pub body: Option<String>,
+    /// All headers, typed as in `MessageDetail::headers`.
+    pub headers: Option<serde_json::Value>,
+    /// All properties, as in `MessageDetail::properties`.
+    pub properties: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_params_map;
 use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
 use crate::components::{BodyView, ErrorBox, StatusBadge};
 use crate::format::{exchange_label, non_empty, short_time, typed_value};
-use crate::model::{HistoryEntry, MessageDetail, MessageStatus};
+use crate::model::{HistoryEntry, MessageDetail, MessageEdit, MessageStatus, ReplayTarget};
 
 #[component]
 pub fn MessagePage() -> impl IntoView {
@@ -80,14 +80,25 @@ fn MessageView(
         s.exchange.as_deref().map(exchange_label).unwrap_or("unknown"),
         s.routing_key.as_deref().unwrap_or("")
     );
-    let replay_to = move |_| {
+    let target = move || {
         let non_empty = |s: String| (!s.trim().is_empty()).then_some(s);
-        replay.dispatch(ReplayMessage {
-            id,
+        ReplayTarget {
             exchange: non_empty(target_exchange.get()),
             routing_key: non_empty(target_key.get()),
-        });
+            edit: None,
+        }
     };
+    let replay_to = move |_| {
+        replay.dispatch(ReplayMessage { id, target: target() });
+    };
+    let editor = (status == MessageStatus::Failed).then(|| {
+        let original = EditSource {
+            body: (!m.body_truncated).then(|| m.body_text.clone()).flatten(),
+            headers: m.headers.clone(),
+            properties: m.properties.clone(),
+        };
+        view! { <EditAndReplay id original replay pending target=Callback::new(move |_| target())/> }
+    });
 
     view! {
         <div class="page-head">
@@ -138,6 +149,7 @@ fn MessageView(
                 </details>
             </Show>
         </section>
+        {editor}
         <BodyView id text=m.body_text base64=m.body_base64 size=m.body_size truncated=m.body_truncated/>
         {m.stack_trace.map(|st| view! {
             <section class="panel">
@@ -247,4 +259,74 @@ fn ReplayChain(from: Option<i64>, times: i64, came_back: Vec<i64>) -> impl IntoV
             </div>
         }
     })
+}
+
+/// The stored message as the editor starts from it.
+#[derive(Clone)]
+struct EditSource {
+    /// `None` when the body is binary or too large to edit here.
+    body: Option<String>,
+    headers: serde_json::Value,
+    properties: serde_json::Value,
+}
+
+/// Edit body, headers and properties, then replay the edited copy. The
+/// stored original stays as it is; the server records the diff in history.
+#[component]
+fn EditAndReplay(
+    id: i64,
+    original: EditSource,
+    replay: ServerAction<ReplayMessage>,
+    pending: Signal<bool>,
+    target: Callback<(), ReplayTarget>,
+) -> impl IntoView {
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    let body = RwSignal::new(original.body.clone().unwrap_or_default());
+    let headers = RwSignal::new(pretty(&original.headers));
+    let properties = RwSignal::new(pretty(&original.properties));
+    let problem = RwSignal::new(None::<String>);
+    let can_edit_body = original.body.is_some();
+    let original = StoredValue::new(original);
+    let submit = move |_| {
+        let parse = |what: &str, text: String| {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| format!("{what} are not valid JSON: {e}"))
+        };
+        let edit = (|| {
+            let o = original.get_value();
+            let h = parse("headers", headers.get())?;
+            let p = parse("properties", properties.get())?;
+            Ok::<_, String>(MessageEdit {
+                body: Some(body.get()).filter(|b| can_edit_body && o.body.as_ref() != Some(b)),
+                headers: Some(h).filter(|h| *h != o.headers),
+                properties: Some(p).filter(|p| *p != o.properties),
+            })
+        })();
+        match edit {
+            Err(e) => problem.set(Some(e)),
+            Ok(edit) => {
+                problem.set(None);
+                let mut t = target.run(());
+                t.edit = Some(edit);
+                replay.dispatch(ReplayMessage { id, target: t });
+            }
+        }
+    };
+    view! {
+        <section class="panel">
+            <details class="edit-replay">
+                <summary><h2>"Edit & replay"</h2></summary>
+                <p class="muted">"The stored message stays as it is; the replayed copy carries your changes, recorded in the history."</p>
+                {move || problem.get().map(|e| view! { <ErrorBox message=e/> })}
+                {can_edit_body.then(|| view! {
+                    <label class="stack">"Body" <textarea rows="10" class="mono" data-edit="body" bind:value=body></textarea></label>
+                })}
+                <div class="two-col">
+                    <label class="stack">"Headers (typed)" <textarea rows="10" class="mono" data-edit="headers" bind:value=headers></textarea></label>
+                    <label class="stack">"Properties" <textarea rows="10" class="mono" data-edit="properties" bind:value=properties></textarea></label>
+                </div>
+                <button class="btn btn-primary" data-action="replay-edited" disabled=pending on:click=submit>"Replay edited copy"</button>
+            </details>
+        </section>
+    }
 }
