@@ -137,3 +137,70 @@ async fn a_new_error_queue_is_picked_up_without_a_restart() {
     assert_eq!(items[0]["status"], "failed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn full_text_search_covers_body_reason_trace_ids_and_header_values() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("search.dlq", FieldTable::default()).await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let with = |mid: &str, h: &[(&str, lapin::types::AMQPValue)]| {
+        BasicProperties::default()
+            .with_message_id(mid.into())
+            .with_headers(headers(h))
+    };
+    vh.publish(
+        "",
+        "search.dlq",
+        br#"{"customer":"Wile E. Coyote"}"#,
+        with("ord-1001", &[]),
+    )
+    .await;
+    vh.publish(
+        "",
+        "search.dlq",
+        b"{}",
+        with(
+            "ord-1002",
+            &[
+                ("tenant", s("globex")),
+                ("x-exception-message", s("Insufficient funds")),
+            ],
+        ),
+    )
+    .await;
+    vh.publish(
+        "",
+        "search.dlq",
+        b"{}",
+        with(
+            "ord-1003",
+            &[("x-exception-stacktrace", s("at com.acme.Billing.charge"))],
+        ),
+    )
+    .await;
+    app.wait_for_messages("search.dlq", 3).await;
+
+    for (q, expected) in [
+        ("coyote", "ord-1001"),
+        ("ord-1002", "ord-1002"),
+        ("globex", "ord-1002"),
+        ("insufficient FUNDS", "ord-1002"),
+        ("Billing", "ord-1003"),
+    ] {
+        let (status, page) = app.get(&format!("/api/v1/messages?q={}", enc(q))).await;
+        assert_eq!(status, 200, "{q}: {page}");
+        assert_eq!(page["total"], 1, "{q}: {page}");
+        let id = &page["items"][0]["id"];
+        let (_, d) = app.get(&format!("/api/v1/messages/{id}")).await;
+        assert_eq!(d["properties"]["message_id"], expected, "{q}");
+    }
+    // Search syntax characters are plain text, never a query error.
+    for q in [r#"a"b"#, "*", "NOT", "(x", "ord-1001 OR"] {
+        let (status, body) = app.get(&format!("/api/v1/messages?q={}", enc(q))).await;
+        assert_eq!(status, 200, "{q}: {body}");
+    }
+    let (_, page) = app.get("/api/v1/messages?q=nothing-like-this").await;
+    assert_eq!(page["total"], 0);
+    app.stop().await;
+}

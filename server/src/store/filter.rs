@@ -99,16 +99,7 @@ impl Filter {
             b.push(")");
         }
         if let Some(text) = &self.text {
-            // instr() on BLOBs is a byte search, so binary bodies are safe to scan.
-            b.push(" AND (instr(body, CAST(")
-                .push_bind(text.clone())
-                .push(" AS BLOB)) > 0 OR instr(coalesce(reason, ''), ")
-                .push_bind(text.clone())
-                .push(") > 0 OR instr(coalesce(message_id, ''), ")
-                .push_bind(text.clone())
-                .push(") > 0 OR instr(coalesce(stack_trace, ''), ")
-                .push_bind(text.clone())
-                .push(") > 0)");
+            super::search::push_match(b, text);
         }
     }
 }

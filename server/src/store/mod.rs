@@ -7,6 +7,7 @@ mod filter;
 mod groups;
 mod jobs;
 mod rows;
+mod search;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -123,7 +124,7 @@ impl Store {
                     continue;
                 }
             }
-            sqlx::query(
+            let id = sqlx::query(
                 "INSERT INTO messages (vhost, queue, received_at, body, properties, headers,
                     delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
                     reason, stack_trace, death_count, service, message_id, replay_id, content_hash,
@@ -151,7 +152,9 @@ impl Store {
             .bind(&m.group_id)
             .bind(&m.group_title)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .last_insert_rowid();
+            search::index(&mut tx, id, m).await?;
             inserted += 1;
         }
         tx.commit().await?;
@@ -368,14 +371,22 @@ impl Store {
     /// Deletes messages discarded before `cutoff_ms` (with their history and
     /// job items). Returns how many were purged.
     pub async fn purge_discarded(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM messages WHERE status = 'discarded' AND id IN (
-                SELECT message_id FROM message_events WHERE action = 'discard'
-                GROUP BY message_id HAVING MAX(at) < ?)",
-        )
+        let expired = "SELECT message_id FROM message_events WHERE action = 'discard'
+                       GROUP BY message_id HAVING MAX(at) < ?";
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE status = 'discarded' AND id IN ({expired}))"
+        ))
         .bind(cutoff_ms)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let done = sqlx::query(&format!(
+            "DELETE FROM messages WHERE status = 'discarded' AND id IN ({expired})"
+        ))
+        .bind(cutoff_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
