@@ -6,8 +6,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 
 use crate::model::{
-    GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, MessageDetail, MessagePage,
-    MessageQuery, QueueInfo, ReplayTarget,
+    AnnotationChange, AnnotationTarget, Annotations, GroupQuery, GroupSummary, Job, JobCommand, JobCreated,
+    JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget,
 };
 
 /// Until sign-in exists, UI actions are attributed to this actor.
@@ -84,6 +84,14 @@ pub async fn list_jobs() -> Result<Vec<Job>, ServerFnError> {
 #[server(prefix = "/rpc", input = Json)]
 pub async fn control_job(id: i64, command: JobCommand) -> Result<Job, ServerFnError> {
     backend()?.control_job(id, command).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn annotate(
+    target: AnnotationTarget,
+    change: AnnotationChange,
+) -> Result<Annotations, ServerFnError> {
+    backend()?.annotate(target, change, UI_ACTOR).await.map_err(fail)
 }
 
 #[server(prefix = "/rpc")]

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::model::{
-    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, MessageDetail,
-    MessagePage, MessageQuery, QueueInfo, ReplayTarget,
+    AnnotationChange, AnnotationTarget, Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand,
+    JobCreated, JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget,
 };
 
 #[async_trait::async_trait]
@@ -23,6 +23,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn job_problems(&self, id: i64) -> Result<Vec<JobItem>, ApiError>;
     async fn jobs(&self) -> Result<Vec<Job>, ApiError>;
     async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError>;
+    /// Adds a note or tag, or removes a tag; returns the target's annotations.
+    async fn annotate(
+        &self,
+        target: AnnotationTarget,
+        change: AnnotationChange,
+        actor: &str,
+    ) -> Result<Annotations, ApiError>;
     async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError>;
 }
 

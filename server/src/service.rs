@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use app::backend::Backend;
 use app::model::{
-    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, MessageDetail,
-    MessagePage, MessageQuery, MessageStatus, QueueInfo, ReplayTarget,
+    AnnotationChange, AnnotationTarget, Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand,
+    JobCreated, JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, MessageStatus, QueueInfo,
+    ReplayTarget,
 };
 
 use crate::broker::Management;
@@ -161,6 +162,16 @@ impl Backend for Redrive {
 
     async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError> {
         Redrive::control_job(self, id, command).await
+    }
+
+    async fn annotate(
+        &self,
+        target: AnnotationTarget,
+        change: AnnotationChange,
+        actor: &str,
+    ) -> Result<Annotations, ApiError> {
+        self.store.annotate(&target, &change, actor).await?;
+        Ok(self.store.annotations(&target).await?)
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError> {

@@ -177,3 +177,118 @@ async fn page_ids(app: &TestApp, path: &str) -> Vec<i64> {
         .map(|m| m["id"].as_i64().unwrap())
         .collect()
 }
+
+#[tokio::test]
+async fn notes_and_tags_on_messages_and_groups_are_filterable() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("tagged.error.queue", FieldTable::default())
+        .await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    for (i, reason) in ["Timeout calling pricing", "Timeout calling pricing", "Bad SKU"]
+        .iter()
+        .enumerate()
+    {
+        let props = BasicProperties::default()
+            .with_message_id(format!("t-{i}").into())
+            .with_headers(headers(&[
+                ("x-exception-message", s(reason)),
+                ("x-original-exchange", s("x")),
+            ]));
+        vh.publish("", "tagged.error.queue", b"{}", props).await;
+    }
+    let items = app.wait_for_messages("tagged.error.queue", 3).await;
+    let bad_sku = items.iter().find(|m| m["reason"] == "Bad SKU").unwrap()["id"].clone();
+    let timeout_group = items.iter().find(|m| m["reason"] != "Bad SKU").unwrap()["group_id"].clone();
+    let timeout_group = timeout_group.as_str().unwrap();
+
+    let (status, a) = app
+        .post(
+            &format!("/api/v1/messages/{bad_sku}/tags"),
+            Some(serde_json::json!({"tag": "INC-42"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["tags"], serde_json::json!(["INC-42"]));
+    app.post(
+        &format!("/api/v1/messages/{bad_sku}/tags"),
+        Some(serde_json::json!({"tag": " INC-42 "})),
+    )
+    .await;
+    let (_, a) = app
+        .post(
+            &format!("/api/v1/messages/{bad_sku}/notes"),
+            Some(serde_json::json!({"text": "owner: pricing team"})),
+        )
+        .await;
+    assert_eq!(a["tags"].as_array().unwrap().len(), 1, "a tag is set once");
+    assert_eq!(a["notes"][0]["text"], "owner: pricing team");
+    assert_eq!(a["notes"][0]["actor"], "api");
+    let (_, group_a) = app
+        .post(
+            &format!("/api/v1/groups/{timeout_group}/tags"),
+            Some(serde_json::json!({"tag": "INC-42"})),
+        )
+        .await;
+    assert_eq!(group_a["tags"], serde_json::json!(["INC-42"]));
+
+    let (_, page) = app.get("/api/v1/messages?tag=INC-42").await;
+    assert_eq!(page["total"], 3, "tagged directly or through the group");
+    let (_, d) = app.get(&format!("/api/v1/messages/{bad_sku}")).await;
+    assert_eq!(d["annotations"]["notes"][0]["text"], "owner: pricing team");
+    let (_, gs) = app.get("/api/v1/groups").await;
+    let g = gs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == timeout_group)
+        .unwrap();
+    assert_eq!(g["tags"], serde_json::json!(["INC-42"]));
+
+    let r = app
+        .http
+        .delete(format!("{}/api/v1/groups/{timeout_group}/tags/INC-42", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, page) = app.get("/api/v1/messages?tag=INC-42").await;
+    assert_eq!(page["total"], 1);
+
+    for (path, body, expected) in [
+        (
+            format!("/api/v1/messages/{bad_sku}/tags"),
+            serde_json::json!({"tag": ""}),
+            400,
+        ),
+        (
+            format!("/api/v1/messages/{bad_sku}/tags"),
+            serde_json::json!({"tag": "x".repeat(65)}),
+            400,
+        ),
+        (
+            format!("/api/v1/messages/{bad_sku}/notes"),
+            serde_json::json!({"text": "  "}),
+            400,
+        ),
+        (
+            format!("/api/v1/messages/{bad_sku}/notes"),
+            serde_json::json!({"nope": 1}),
+            400,
+        ),
+        (
+            "/api/v1/messages/999999/tags".to_owned(),
+            serde_json::json!({"tag": "a"}),
+            404,
+        ),
+        (
+            "/api/v1/groups/ffffffffffffffff/notes".to_owned(),
+            serde_json::json!({"text": "a"}),
+            404,
+        ),
+    ] {
+        let (status, body) = app.post(&path, Some(body)).await;
+        assert_eq!(status, expected, "{path}: {body}");
+    }
+    app.stop().await;
+}

@@ -1,9 +1,11 @@
+mod annotations;
 mod body_view;
 mod error_box;
 mod progress;
 mod sparkline;
 mod status_badge;
 
+pub use annotations::AnnotationsPanel;
 pub use body_view::BodyView;
 pub use error_box::ErrorBox;
 pub use progress::{percent, ProgressBar};

@@ -112,6 +112,40 @@ pub struct MessageDetail {
     /// Later records: copies of this message that came back after its replay.
     #[serde(default)]
     pub came_back_as: Vec<i64>,
+    /// Tags and notes on this message (group tags are on the group).
+    #[serde(default)]
+    pub annotations: Annotations,
+}
+
+/// Tags and notes of a message or a failure group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Annotations {
+    pub tags: Vec<String>,
+    pub notes: Vec<Note>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    pub text: String,
+    pub actor: String,
+    pub at: String,
+}
+
+/// What an annotation is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum AnnotationTarget {
+    Message(i64),
+    Group(String),
+}
+
+/// Add a note, add a tag, or remove a tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnotationChange {
+    AddNote(String),
+    AddTag(String),
+    RemoveTag(String),
 }
 
 impl MessageDetail {
@@ -153,6 +187,8 @@ pub struct MessageQuery {
     pub queue: Option<String>,
     pub service: Option<String>,
     pub group: Option<String>,
+    /// Tagged so, directly or through the message's group.
+    pub tag: Option<String>,
     /// Received at or after (RFC 3339).
     pub from: Option<String>,
     /// Received before (RFC 3339).
@@ -182,6 +218,8 @@ pub struct GroupSummary {
     pub example_id: i64,
     /// Arrivals per hour over the last 24 hours, oldest first.
     pub arrivals_24h: Vec<i64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -277,6 +315,7 @@ mod tests {
             replayed_from: None,
             failed_again_after_replay: 0,
             came_back_as: vec![],
+            annotations: Annotations::default(),
         }
     }
 

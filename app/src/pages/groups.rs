@@ -37,6 +37,10 @@ pub fn GroupsPage() -> impl IntoView {
                                         <td class="reason">
                                             <a href=href>{non_empty(g.reason)}</a>
                                             " "<a class="muted" href=example>"example"</a>
+                                            {g.tags.into_iter().map(|t| {
+                                                let href = format!("/?tag={}", url_encode(&t));
+                                                view! { " "<a class="tag" href=href>{t}</a> }
+                                            }).collect_view()}
                                         </td>
                                         <td class="num">{g.failed}</td>
                                         <td class="num">{g.replayed}</td>

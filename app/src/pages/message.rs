@@ -5,9 +5,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
-use crate::components::{BodyView, ErrorBox, StatusBadge};
+use crate::components::{AnnotationsPanel, BodyView, ErrorBox, StatusBadge};
 use crate::format::{exchange_label, non_empty, short_time, typed_value};
-use crate::model::{HistoryEntry, MessageDetail, MessageEdit, MessageStatus, ReplayTarget};
+use crate::model::{AnnotationTarget, HistoryEntry, MessageDetail, MessageEdit, MessageStatus, ReplayTarget};
 
 #[component]
 pub fn MessagePage() -> impl IntoView {
@@ -163,6 +163,7 @@ fn MessageView(
             <KeyValues title="Properties" value=m.properties typed=false/>
             <KeyValues title="Headers" value=m.headers typed=true/>
         </div>
+        <AnnotationsPanel target=AnnotationTarget::Message(id) initial=m.annotations/>
         <History entries=m.history/>
     }
 }

@@ -12,13 +12,14 @@ use crate::format::{exchange_label, non_empty, short_time, url_encode};
 use crate::model::{MessageQuery, MessageStatus, MessageSummary};
 
 /// The URL keys of the filters, in the order they appear in links.
-fn filters(q: &MessageQuery) -> [(&'static str, &Option<String>); 8] {
+fn filters(q: &MessageQuery) -> [(&'static str, &Option<String>); 9] {
     [
         ("status", &q.status),
         ("vhost", &q.vhost),
         ("queue", &q.queue),
         ("service", &q.service),
         ("group", &q.group),
+        ("tag", &q.tag),
         ("from", &q.from),
         ("to", &q.to),
         ("q", &q.q),
@@ -58,6 +59,7 @@ pub fn MessagesPage() -> impl IntoView {
             queue: get("queue"),
             service: get("service"),
             group: get("group"),
+            tag: get("tag"),
             from: get("from"),
             to: get("to"),
             q: get("q"),
@@ -89,6 +91,7 @@ pub fn MessagesPage() -> impl IntoView {
                             "queue" => ("Queue", ""),
                             "service" => ("Service", ""),
                             "group" => ("Group", "group id"),
+                            "tag" => ("Tag", ""),
                             "from" => ("From", "2026-11-23T18:00:00Z"),
                             "to" => ("To", "RFC 3339"),
                             "q" => ("Search", "body, reason, message id"),

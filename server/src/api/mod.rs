@@ -6,14 +6,14 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
 use app::backend::Backend;
 use app::model::{
-    ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, MessageDetail,
-    MessagePage, MessageQuery, QueueInfo, ReplayTarget,
+    AnnotationChange, AnnotationTarget, Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand,
+    JobCreated, JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget,
 };
 pub use error::HttpError;
 
@@ -33,7 +33,14 @@ pub fn router() -> Router<AppState> {
         .route("/messages/{id}/replay", post(replay))
         .route("/messages/{id}/discard", post(discard))
         .route("/messages/{id}/restore", post(restore))
+        .route("/messages/{id}/notes", post(message_note))
+        .route("/messages/{id}/tags", post(message_tag))
+        .route("/messages/{id}/tags/{tag}", delete(message_untag))
         .route("/groups", get(groups))
+        .route("/groups/{id}/annotations", get(group_annotations))
+        .route("/groups/{id}/notes", post(group_note))
+        .route("/groups/{id}/tags", post(group_tag))
+        .route("/groups/{id}/tags/{tag}", delete(group_untag))
         .route("/jobs", get(jobs).post(create_job))
         .route("/jobs/{id}", get(job))
         .route("/jobs/{id}/problems", get(job_problems))
@@ -203,6 +210,105 @@ async fn control_job(
         other => return Err(ApiError::NotFound(format!("no job command `{other}`")).into()),
     };
     Ok(Json(s.redrive.control_job(id, command).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct NoteBody {
+    text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TagBody {
+    tag: String,
+}
+
+async fn annotate(
+    s: &AppState,
+    target: AnnotationTarget,
+    change: AnnotationChange,
+) -> Result<Json<Annotations>, HttpError> {
+    Ok(Json(s.redrive.annotate(target, change, API_ACTOR).await?))
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+async fn message_note(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<NoteBody>, JsonRejection>,
+) -> Result<Json<Annotations>, HttpError> {
+    let target = AnnotationTarget::Message(parse_id(&id)?);
+    annotate(&s, target, AnnotationChange::AddNote(json_body(body)?.text)).await
+}
+
+async fn message_tag(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<TagBody>, JsonRejection>,
+) -> Result<Json<Annotations>, HttpError> {
+    let target = AnnotationTarget::Message(parse_id(&id)?);
+    annotate(&s, target, AnnotationChange::AddTag(json_body(body)?.tag)).await
+}
+
+async fn message_untag(
+    State(s): State<AppState>,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<Json<Annotations>, HttpError> {
+    annotate(
+        &s,
+        AnnotationTarget::Message(parse_id(&id)?),
+        AnnotationChange::RemoveTag(tag),
+    )
+    .await
+}
+
+async fn group_annotations(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Annotations>, HttpError> {
+    let a = s
+        .redrive
+        .store
+        .annotations(&AnnotationTarget::Group(id))
+        .await
+        .map_err(ApiError::from)?;
+    Ok(Json(a))
+}
+
+async fn group_note(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<NoteBody>, JsonRejection>,
+) -> Result<Json<Annotations>, HttpError> {
+    annotate(
+        &s,
+        AnnotationTarget::Group(id),
+        AnnotationChange::AddNote(json_body(body)?.text),
+    )
+    .await
+}
+
+async fn group_tag(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<TagBody>, JsonRejection>,
+) -> Result<Json<Annotations>, HttpError> {
+    annotate(
+        &s,
+        AnnotationTarget::Group(id),
+        AnnotationChange::AddTag(json_body(body)?.tag),
+    )
+    .await
+}
+
+async fn group_untag(
+    State(s): State<AppState>,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<Json<Annotations>, HttpError> {
+    annotate(&s, AnnotationTarget::Group(id), AnnotationChange::RemoveTag(tag)).await
 }
 
 async fn groups(

@@ -16,6 +16,7 @@ pub struct Filter {
     pub queue: Option<String>,
     pub service: Option<String>,
     pub group: Option<String>,
+    pub tag: Option<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub text: Option<String>,
@@ -55,6 +56,7 @@ impl TryFrom<&MessageQuery> for Filter {
             queue: non_empty(&q.queue),
             service: non_empty(&q.service),
             group: non_empty(&q.group),
+            tag: non_empty(&q.tag),
             from_ms: parse_time("from", q.from.as_deref())?,
             to_ms: parse_time("to", q.to.as_deref())?,
             text: non_empty(&q.q),
@@ -79,6 +81,20 @@ impl Filter {
             if let Some(v) = value {
                 b.push(format_args!(" AND {column} = ")).push_bind(v.clone());
             }
+        }
+        if let Some(tag) = &self.tag {
+            // Tagged directly, or through the message's failure group.
+            b.push(
+                " AND (CAST(id AS TEXT) IN (SELECT target_id FROM annotations
+                    WHERE target_kind = 'message' AND kind = 'tag' AND text = ",
+            )
+            .push_bind(tag.clone())
+            .push(
+                ") OR group_id IN (SELECT target_id FROM annotations
+                    WHERE target_kind = 'group' AND kind = 'tag' AND text = ",
+            )
+            .push_bind(tag.clone())
+            .push("))");
         }
         if let Some(t) = self.from_ms {
             b.push(" AND received_at >= ").push_bind(t);

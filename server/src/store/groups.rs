@@ -65,11 +65,15 @@ impl Store {
                 arrivals.entry(group).or_insert_with(|| vec![0; 24])[i] += n;
             }
         }
+        let mut tags = self.group_tags().await?;
         Ok(rows
             .into_iter()
             .map(|r| {
                 let a = arrivals.remove(&r.id).unwrap_or_else(|| vec![0; 24]);
-                r.into_summary(a)
+                let t = tags.remove(&r.id).unwrap_or_default();
+                let mut g = r.into_summary(a);
+                g.tags = t;
+                g
             })
             .collect())
     }

@@ -3,6 +3,7 @@
 //! All SQL lives here, behind [`Store`], so a PostgreSQL backend can sit beside
 //! SQLite without touching ingest, replay or the API.
 
+mod annotations;
 mod filter;
 mod groups;
 mod jobs;
@@ -246,6 +247,9 @@ impl Store {
         let own_replay_id = message.replay_id.clone();
         let mut detail = message.into_detail(history.into_iter().map(Into::into).collect());
         self.link_replays(&mut detail, own_replay_id).await?;
+        detail.annotations = self
+            .annotations(&app::model::AnnotationTarget::Message(id))
+            .await?;
         Ok(detail)
     }
 

@@ -151,6 +151,7 @@ impl StoredMessage {
             replayed_from: None,
             failed_again_after_replay: 0,
             came_back_as: Vec::new(),
+            annotations: Default::default(),
         }
     }
 }
@@ -210,6 +211,7 @@ impl GroupRow {
             last_seen: rfc3339(self.last_seen),
             example_id: self.example_id,
             arrivals_24h,
+            tags: Vec::new(),
         }
     }
 }

@@ -1,0 +1,121 @@
+//! Notes and tags on messages and failure groups.
+
+use std::collections::HashMap;
+
+use app::model::{AnnotationChange, AnnotationTarget, Annotations, ApiError, Note};
+
+use super::rows::rfc3339;
+use super::{now_ms, Store, StoreError};
+
+const MAX_TAG: usize = 64;
+const MAX_NOTE: usize = 4_000;
+
+fn key(target: &AnnotationTarget) -> (&'static str, String) {
+    match target {
+        AnnotationTarget::Message(id) => ("message", id.to_string()),
+        AnnotationTarget::Group(id) => ("group", id.clone()),
+    }
+}
+
+/// Tags are short labels: trimmed, no control characters, at most 64 chars.
+pub fn clean_tag(tag: &str) -> Result<String, ApiError> {
+    let t = tag.trim();
+    if t.is_empty() || t.chars().count() > MAX_TAG || t.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!(
+            "a tag is 1 to {MAX_TAG} printable characters"
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+impl Store {
+    pub async fn annotations(&self, target: &AnnotationTarget) -> Result<Annotations, StoreError> {
+        let (kind, id) = key(target);
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT kind, text, actor, at FROM annotations WHERE target_kind = ? AND target_id = ? ORDER BY id",
+        )
+        .bind(kind)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut a = Annotations::default();
+        for (kind, text, actor, at) in rows {
+            match kind.as_str() {
+                "tag" => a.tags.push(text),
+                _ => a.notes.push(Note {
+                    text,
+                    actor,
+                    at: rfc3339(at),
+                }),
+            }
+        }
+        Ok(a)
+    }
+
+    /// Tags of many groups at once (for the groups list).
+    pub async fn group_tags(&self) -> Result<HashMap<String, Vec<String>>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT target_id, text FROM annotations WHERE target_kind = 'group' AND kind = 'tag' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (group, tag) in rows {
+            map.entry(group).or_default().push(tag);
+        }
+        Ok(map)
+    }
+
+    pub async fn annotate(
+        &self,
+        target: &AnnotationTarget,
+        change: &AnnotationChange,
+        actor: &str,
+    ) -> Result<(), ApiError> {
+        let (kind, id) = key(target);
+        let exists: bool = match target {
+            AnnotationTarget::Message(m) => {
+                sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM messages WHERE id = ?)").bind(m)
+            }
+            AnnotationTarget::Group(g) => {
+                sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM messages WHERE group_id = ?)").bind(g.clone())
+            }
+        }
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::from)?;
+        if !exists {
+            return Err(ApiError::NotFound(format!("{kind} {id} not found")));
+        }
+        let insert = |kind: &'static str, text: String| {
+            sqlx::query(
+                "INSERT OR IGNORE INTO annotations (target_kind, target_id, kind, text, actor, at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(key(target).0)
+            .bind(key(target).1)
+            .bind(kind)
+            .bind(text)
+            .bind(actor.to_owned())
+            .bind(now_ms())
+        };
+        let query = match change {
+            AnnotationChange::AddNote(n) => {
+                let n = n.trim();
+                if n.is_empty() || n.chars().count() > MAX_NOTE {
+                    return Err(ApiError::BadRequest(format!("a note is 1 to {MAX_NOTE} characters")));
+                }
+                insert("note", n.to_owned())
+            }
+            AnnotationChange::AddTag(t) => insert("tag", clean_tag(t)?),
+            AnnotationChange::RemoveTag(t) => sqlx::query(
+                "DELETE FROM annotations WHERE target_kind = ? AND target_id = ? AND kind = 'tag' AND text = ?",
+            )
+            .bind(kind)
+            .bind(id.clone())
+            .bind(t.trim().to_owned()),
+        };
+        query.execute(&self.pool).await.map_err(StoreError::from)?;
+        Ok(())
+    }
+}
