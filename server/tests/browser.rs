@@ -216,3 +216,58 @@ async fn groups_to_bulk_replay_job_reaches_one_hundred_percent() {
     assert_eq!(vh.depth("stock.updates").await, 30);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn keyboard_moves_selects_and_asks_for_a_dry_run() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("keys.dlq", FieldTable::default()).await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    for i in 0..3 {
+        vh.publish(
+            "",
+            "keys.dlq",
+            format!("{i}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await;
+    }
+    let items = app.wait_for_messages("keys.dlq", 3).await;
+    let second = items[1]["id"].clone();
+
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let result = async {
+        let wait = || c.wait().at_most(Duration::from_secs(20));
+        c.goto(&format!("{}/?queue=keys.dlq", app.base)).await?;
+        wait()
+            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
+            .await?;
+        wait().for_element(Locator::Css("tr.cursor")).await?;
+        let body = c.find(Locator::Css("body")).await?;
+        body.send_keys("jx").await?;
+        let checked = c
+            .find(Locator::Css(&format!(r#"input[data-select="{second}"]"#)))
+            .await?
+            .prop("checked")
+            .await?;
+        assert_eq!(
+            checked.as_deref(),
+            Some("true"),
+            "x selects the row under the cursor"
+        );
+        body.send_keys("r").await?;
+        wait()
+            .for_element(Locator::Css(r#".dry-run[data-total="1"]"#))
+            .await?;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    browser.finish(result).await;
+    assert_eq!(
+        app.get("/api/v1/jobs").await.1,
+        serde_json::json!([]),
+        "a dry run starts nothing"
+    );
+    app.stop().await;
+}

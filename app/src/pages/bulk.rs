@@ -91,7 +91,13 @@ impl Selection {
 }
 
 #[component]
-pub fn BulkBar(selection: RwSignal<Selection>, query: MessageQuery, total: i64) -> impl IntoView {
+pub fn BulkBar(
+    selection: RwSignal<Selection>,
+    query: MessageQuery,
+    total: i64,
+    /// A bulk action asked for from the keyboard; answered with a dry run.
+    request: RwSignal<Option<JobAction>>,
+) -> impl IntoView {
     let query = StoredValue::new(query);
     let rate = RwSignal::new(String::new());
     let preview = Action::new(|req: &JobRequest| create_job(req.clone()));
@@ -106,6 +112,12 @@ pub fn BulkBar(selection: RwSignal<Selection>, query: MessageQuery, total: i64) 
         let rate = rate.get_untracked().trim().parse::<f64>().ok();
         query.with_value(|q| selection.with_untracked(|s| s.request(action, q, rate, dry_run)))
     };
+    Effect::new(move |_| {
+        if let Some(action) = request.get() {
+            request.set(None);
+            preview.dispatch(build(action, true));
+        }
+    });
     let count = move || match selection.get() {
         Selection::Ids(ids) => format!("{} selected", ids.len()),
         Selection::AllMatching => format!("all {total} matching selected"),

@@ -74,12 +74,14 @@ pub fn MessagesPage() -> impl IntoView {
         query.track();
         selection.set(Selection::default());
     });
+    let keys = super::keys::Keyboard::install(selection);
 
     view! {
         <Title text="Messages"/>
         <div class="page-head">
             <h1>"Failed messages"</h1>
         </div>
+        <p class="muted keys-help">"Keys: j/k move · x select · o open · r replay · d discard (both ask first)"</p>
         <form class="filters" method="get" action="/">
             {move || {
                 let q = query.get();
@@ -127,6 +129,7 @@ pub fn MessagesPage() -> impl IntoView {
                     let next = p.next_cursor.as_deref().map(|c| link_with(&q, Some(c)));
                     let first = q.cursor.is_some().then(|| link_with(&q, None));
                     let page_ids: Vec<i64> = p.items.iter().map(|m| m.id).collect();
+                    keys.rows.set(page_ids.clone());
                     let total = p.total;
                     view! {
                         <p class="muted" data-total=p.total>
@@ -135,9 +138,9 @@ pub fn MessagesPage() -> impl IntoView {
                             <a href=export_link(&q, "csv") download="">"CSV"</a>
                         </p>
                         {move || selection.with(|s| !s.is_empty()).then(|| view! {
-                            <BulkBar selection query=query.get_untracked() total/>
+                            <BulkBar selection query=query.get_untracked() total request=keys.bulk/>
                         })}
-                        <MessageTable items=p.items selection page_ids/>
+                        <MessageTable items=p.items selection page_ids cursor=keys.cursor/>
                         <nav class="pager">
                             {first.map(|href| view! { <a class="btn btn-ghost" href=href>"← Newest"</a> })}
                             {next.map(|href| view! { <a class="btn btn-ghost" href=href rel="next">"Older →"</a> })}
@@ -154,6 +157,7 @@ fn MessageTable(
     items: Vec<MessageSummary>,
     selection: RwSignal<Selection>,
     page_ids: Vec<i64>,
+    cursor: RwSignal<usize>,
 ) -> impl IntoView {
     if items.is_empty() {
         return view! { <p class="empty">"No failed messages match. Nothing waits for a human."</p> }
@@ -179,14 +183,14 @@ fn MessageTable(
                 </tr>
             </thead>
             <tbody>
-                {items.into_iter().map(|m| {
+                {items.into_iter().enumerate().map(|(row, m)| {
                     let href = format!("/messages/{}", m.id);
                     let route = format!("{} → {}",
                         m.exchange.as_deref().map(exchange_label).unwrap_or("?"),
                         m.routing_key.as_deref().unwrap_or(""));
                     let id = m.id;
                     view! {
-                        <tr>
+                        <tr class:cursor=move || cursor.get() == row>
                             <td class="check">
                                 <input type="checkbox" data-select=id
                                     prop:checked=move || selection.with(|s| s.contains(id))

@@ -1,6 +1,7 @@
 mod bulk;
 mod groups;
 mod jobs;
+mod keys;
 mod message;
 mod messages;
 mod queues;
