@@ -3,10 +3,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{error_text, list_groups};
-use crate::components::{ErrorBox, Sparkline};
+use crate::api::list_groups;
+use crate::components::{ListView, Sparkline};
 use crate::format::{non_empty, short_time, url_encode};
-use crate::model::GroupQuery;
+use crate::model::{GroupQuery, GroupSummary};
 
 #[component]
 pub fn GroupsPage() -> impl IntoView {
@@ -16,11 +16,7 @@ pub fn GroupsPage() -> impl IntoView {
         <div class="page-head">
             <h1>"Failure groups"</h1>
         </div>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || groups.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="empty">"No failures captured yet."</p> }.into_any(),
-                Ok(list) => view! {
+        <ListView resource=groups empty="No failures captured yet." render={|list: Vec<GroupSummary>| view! {
                     <table class="grid groups">
                         <thead><tr>
                             <th>"Service"</th><th>"Exception / reason"</th>
@@ -54,8 +50,6 @@ pub fn GroupsPage() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            })}
-        </Transition>
+        }}/>
     }
 }

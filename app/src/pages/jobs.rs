@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{error_text, get_job, job_problems, list_jobs, ControlJob};
-use crate::components::{percent, ErrorBox, ProgressBar};
+use crate::components::{percent, ErrorBox, ListView, ProgressBar};
 use crate::format::{non_empty, short_time};
 use crate::model::{Job, JobCommand, JobState};
 
@@ -34,13 +34,7 @@ pub fn JobsPage() -> impl IntoView {
     view! {
         <Title text="Jobs"/>
         <div class="page-head"><h1>"Jobs"</h1></div>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || jobs.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
-                Ok(list) if list.is_empty() => view! {
-                    <p class="empty">"No jobs yet. Select messages or a group and replay them in bulk."</p>
-                }.into_any(),
-                Ok(list) => view! {
+        <ListView resource=jobs empty="No jobs yet. Select messages or a group and replay them in bulk." render={|list: Vec<Job>| view! {
                     <table class="grid">
                         <thead><tr>
                             <th>"#"</th><th>"Action"</th><th>"State"</th><th>"Progress"</th>
@@ -61,9 +55,7 @@ pub fn JobsPage() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            })}
-        </Transition>
+        }}/>
     }
 }
 

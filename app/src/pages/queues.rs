@@ -3,9 +3,10 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{error_text, list_queues};
-use crate::components::ErrorBox;
+use crate::api::list_queues;
+use crate::components::ListView;
 use crate::format::{non_empty, url_encode};
+use crate::model::QueueInfo;
 
 #[component]
 pub fn QueuesPage() -> impl IntoView {
@@ -20,11 +21,7 @@ pub fn QueuesPage() -> impl IntoView {
                 <button class="btn btn-ghost" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
             </div>
         </div>
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || queues.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
-                Ok(list) if list.is_empty() => view! { <p class="empty">"No queues."</p> }.into_any(),
-                Ok(list) => view! {
+        <ListView resource=queues empty="No queues." render={|list: Vec<QueueInfo>| view! {
                     <table class="grid">
                         <thead><tr>
                             <th>"Vhost"</th><th>"Queue"</th><th>"Type"</th><th>"Durable"</th>
@@ -48,8 +45,6 @@ pub fn QueuesPage() -> impl IntoView {
                             }).collect_view()}
                         </tbody>
                     </table>
-                }.into_any(),
-            })}
-        </Transition>
+        }}/>
     }
 }
