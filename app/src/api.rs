@@ -87,6 +87,11 @@ pub async fn control_job(id: i64, command: JobCommand) -> Result<Job, ServerFnEr
 }
 
 #[server(prefix = "/rpc", input = Json)]
+pub async fn get_annotations(target: AnnotationTarget) -> Result<Annotations, ServerFnError> {
+    backend()?.annotations(target).await.map_err(fail)
+}
+
+#[server(prefix = "/rpc", input = Json)]
 pub async fn annotate(
     target: AnnotationTarget,
     change: AnnotationChange,

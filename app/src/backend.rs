@@ -23,6 +23,7 @@ pub trait Backend: Send + Sync + 'static {
     async fn job_problems(&self, id: i64) -> Result<Vec<JobItem>, ApiError>;
     async fn jobs(&self) -> Result<Vec<Job>, ApiError>;
     async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError>;
+    async fn annotations(&self, target: AnnotationTarget) -> Result<Annotations, ApiError>;
     /// Adds a note or tag, or removes a tag; returns the target's annotations.
     async fn annotate(
         &self,

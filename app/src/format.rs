@@ -13,6 +13,73 @@ pub fn pretty_json(text: &str) -> Option<String> {
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
 }
 
+/// A piece of pretty-printed JSON, for syntax colouring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonPart {
+    /// Punctuation and whitespace; never two in a row (adjacent text nodes
+    /// would merge in the browser and break hydration).
+    Plain(String),
+    Key(String),
+    Str(String),
+    Num(String),
+    Lit(String),
+}
+
+/// Splits JSON text into coloured parts. Works on any text: it only
+/// recognises strings, numbers and `true`/`false`/`null`.
+pub fn json_parts(json: &str) -> Vec<JsonPart> {
+    let chars: Vec<char> = json.chars().collect();
+    let mut parts: Vec<JsonPart> = Vec::new();
+    let mut plain = String::new();
+    let flush = |plain: &mut String, parts: &mut Vec<JsonPart>| {
+        if !plain.is_empty() {
+            parts.push(JsonPart::Plain(std::mem::take(plain)));
+        }
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        if c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i = (i + 1).min(chars.len());
+            let text: String = chars[start..i].iter().collect();
+            let next = chars[i..].iter().find(|c| !c.is_whitespace());
+            flush(&mut plain, &mut parts);
+            parts.push(if next == Some(&':') {
+                JsonPart::Key(text)
+            } else {
+                JsonPart::Str(text)
+            });
+        } else if c == '-' || c.is_ascii_digit() {
+            while i < chars.len() && (chars[i].is_ascii_digit() || "+-.eE".contains(chars[i])) {
+                i += 1;
+            }
+            flush(&mut plain, &mut parts);
+            parts.push(JsonPart::Num(chars[start..i].iter().collect()));
+        } else if c.is_ascii_alphabetic() {
+            while i < chars.len() && chars[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            if matches!(word.as_str(), "true" | "false" | "null") {
+                flush(&mut plain, &mut parts);
+                parts.push(JsonPart::Lit(word));
+            } else {
+                plain.push_str(&word);
+            }
+        } else {
+            plain.push(c);
+            i += 1;
+        }
+    }
+    flush(&mut plain, &mut parts);
+    parts
+}
+
 /// Classic 16-bytes-per-line hex dump with an ASCII column.
 pub fn hex_dump(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 4 + 16);
@@ -116,6 +183,33 @@ mod tests {
         assert!(pretty_json("plain text").is_none());
         assert!(pretty_json("{broken").is_none());
         assert!(pretty_json("42").is_none());
+    }
+
+    #[test]
+    fn json_parts_colour_keys_strings_numbers_and_literals() {
+        use JsonPart::*;
+        let parts = json_parts("{\n  \"a\": \"x\\\"y\",\n  \"n\": -1.5e3,\n  \"ok\": null\n}");
+        assert_eq!(
+            parts,
+            vec![
+                Plain("{\n  ".into()),
+                Key("\"a\"".into()),
+                Plain(": ".into()),
+                Str("\"x\\\"y\"".into()),
+                Plain(",\n  ".into()),
+                Key("\"n\"".into()),
+                Plain(": ".into()),
+                Num("-1.5e3".into()),
+                Plain(",\n  ".into()),
+                Key("\"ok\"".into()),
+                Plain(": ".into()),
+                Lit("null".into()),
+                Plain("\n}".into()),
+            ]
+        );
+        assert!(parts
+            .windows(2)
+            .all(|w| !matches!((&w[0], &w[1]), (Plain(_), Plain(_)))));
     }
 
     #[test]

@@ -164,6 +164,10 @@ impl Backend for Redrive {
         Redrive::control_job(self, id, command).await
     }
 
+    async fn annotations(&self, target: AnnotationTarget) -> Result<Annotations, ApiError> {
+        Ok(self.store.annotations(&target).await?)
+    }
+
     async fn annotate(
         &self,
         target: AnnotationTarget,

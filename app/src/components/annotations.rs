@@ -17,6 +17,10 @@ pub fn AnnotationsPanel(target: AnnotationTarget, initial: Annotations) -> impl 
     });
     let new_tag = RwSignal::new(String::new());
     let new_note = RwSignal::new(String::new());
+    let title = match target {
+        AnnotationTarget::Message(_) => "Tags & notes",
+        AnnotationTarget::Group(_) => "Failure group: tags & notes",
+    };
     let target = StoredValue::new(target);
     let send = move |change: AnnotationChange| {
         action.dispatch(Annotate {
@@ -26,7 +30,7 @@ pub fn AnnotationsPanel(target: AnnotationTarget, initial: Annotations) -> impl 
     };
     view! {
         <section class="panel annotations">
-            <h2>"Tags & notes"</h2>
+            <h2>{title}</h2>
             <div class="tags">
                 {move || current.get().tags.into_iter().map(|t| {
                     let (remove, label) = (t.clone(), t.clone());

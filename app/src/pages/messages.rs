@@ -6,10 +6,10 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::bulk::{BulkBar, Selection};
-use crate::api::{error_text, list_messages};
-use crate::components::{ErrorBox, StatusBadge};
+use crate::api::{error_text, get_annotations, list_messages};
+use crate::components::{AnnotationsPanel, ErrorBox, StatusBadge};
 use crate::format::{exchange_label, non_empty, short_time, url_encode};
-use crate::model::{MessageQuery, MessageStatus, MessageSummary};
+use crate::model::{AnnotationTarget, MessageQuery, MessageStatus, MessageSummary};
 
 /// The URL keys of the filters, in the order they appear in links.
 fn filters(q: &MessageQuery) -> [(&'static str, &Option<String>); 9] {
@@ -81,6 +81,7 @@ pub fn MessagesPage() -> impl IntoView {
         <div class="page-head">
             <h1>"Failed messages"</h1>
         </div>
+        <GroupNotes group=Signal::derive(move || query.get().group)/>
         <p class="muted keys-help">"Keys: j/k move · x select · o open · r replay · d discard (both ask first)"</p>
         <form class="filters" method="get" action="/">
             {move || {
@@ -209,4 +210,27 @@ fn MessageTable(
         </table>
     }
     .into_any()
+}
+
+/// Tags and notes of the failure group being looked at (`?group=`).
+#[component]
+fn GroupNotes(group: Signal<Option<String>>) -> impl IntoView {
+    let annotations = Resource::new(
+        move || group.get(),
+        |group| async move {
+            match group {
+                Some(g) => get_annotations(AnnotationTarget::Group(g.clone()))
+                    .await
+                    .map(|a| Some((g, a))),
+                None => Ok(None),
+            }
+        },
+    );
+    view! {
+        <Transition fallback=|| ()>
+            {move || annotations.get().and_then(Result::ok).flatten().map(|(g, a)| view! {
+                <AnnotationsPanel target=AnnotationTarget::Group(g) initial=a/>
+            })}
+        </Transition>
+    }
 }

@@ -269,13 +269,7 @@ async fn group_annotations(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Annotations>, HttpError> {
-    let a = s
-        .redrive
-        .store
-        .annotations(&AnnotationTarget::Group(id))
-        .await
-        .map_err(ApiError::from)?;
-    Ok(Json(a))
+    Ok(Json(s.redrive.annotations(AnnotationTarget::Group(id)).await?))
 }
 
 async fn group_note(
