@@ -11,12 +11,7 @@ use lapin::BasicProperties;
 
 #[tokio::test]
 async fn queues_lists_every_queue_of_the_vhost_with_watched_flags() {
-    let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
-    vh.declare_queue("payments.error.queue", FieldTable::default())
-        .await;
-    vh.declare_queue("payments.work", FieldTable::default()).await;
-    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (vh, _db, app) = with_queues(&["payments.error.queue", "payments.work"], &[]).await;
     let (status, queues) = app.get("/api/v1/queues").await;
     assert_eq!(status, 200, "{queues}");
     let queues = queues.as_array().unwrap();
@@ -76,10 +71,7 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn cursor_paging_walks_newest_first_without_gaps_or_repeats() {
-    let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
-    vh.declare_queue("paging.dlq", FieldTable::default()).await;
-    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (mut vh, _db, app) = with_queues(&["paging.dlq"], &[]).await;
     for i in 0..7 {
         vh.publish(
             "",
@@ -140,10 +132,7 @@ async fn a_new_error_queue_is_picked_up_without_a_restart() {
 
 #[tokio::test]
 async fn full_text_search_covers_body_reason_trace_ids_and_header_values() {
-    let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
-    vh.declare_queue("search.dlq", FieldTable::default()).await;
-    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (mut vh, _db, app) = with_queues(&["search.dlq"], &[]).await;
     let with = |mid: &str, h: &[(&str, lapin::types::AMQPValue)]| {
         BasicProperties::default()
             .with_message_id(mid.into())

@@ -219,10 +219,7 @@ async fn groups_to_bulk_replay_job_reaches_one_hundred_percent() {
 
 #[tokio::test]
 async fn keyboard_moves_selects_and_asks_for_a_dry_run() {
-    let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
-    vh.declare_queue("keys.dlq", FieldTable::default()).await;
-    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (mut vh, _db, app) = with_queues(&["keys.dlq"], &[]).await;
     for i in 0..3 {
         vh.publish(
             "",

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 use lapin::BasicProperties;
 
 fn originals() -> Vec<(Vec<u8>, BasicProperties)> {
@@ -25,11 +25,7 @@ fn originals() -> Vec<(Vec<u8>, BasicProperties)> {
 
 #[tokio::test]
 async fn export_then_import_republishes_identical_messages() {
-    let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
-    vh.declare_queue("exp.dlq", FieldTable::default()).await;
-    vh.declare_queue("restored", FieldTable::default()).await;
-    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (mut vh, _db, app) = with_queues(&["exp.dlq", "restored"], &[]).await;
     for (body, props) in originals() {
         vh.publish("", "exp.dlq", &body, props).await;
     }

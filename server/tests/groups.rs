@@ -180,11 +180,7 @@ async fn page_ids(app: &TestApp, path: &str) -> Vec<i64> {
 
 #[tokio::test]
 async fn notes_and_tags_on_messages_and_groups_are_filterable() {
-    let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
-    vh.declare_queue("tagged.error.queue", FieldTable::default())
-        .await;
-    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (mut vh, _db, app) = with_queues(&["tagged.error.queue"], &[]).await;
     for (i, reason) in ["Timeout calling pricing", "Timeout calling pricing", "Bad SKU"]
         .iter()
         .enumerate()

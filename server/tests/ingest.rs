@@ -138,10 +138,7 @@ async fn broker_dead_letter_carries_x_death_fields() {
 
 #[tokio::test]
 async fn odd_bodies_and_malformed_headers_are_stored_byte_exact() {
-    let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
-    vh.declare_queue("odd.dlq", FieldTable::default()).await;
-    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (mut vh, _db, app) = with_queues(&["odd.dlq"], &[]).await;
 
     let binary: Vec<u8> = vec![0xff, 0xfe, 0x00, 0x80, b'a', 0xc3];
     let huge: Vec<u8> = (0..5 * 1024 * 1024)

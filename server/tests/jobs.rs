@@ -146,10 +146,7 @@ async fn bulk_replay_job_pauses_resumes_survives_a_restart_and_delivers_exactly_
 
 #[tokio::test]
 async fn job_requests_are_validated_and_discard_jobs_work() {
-    let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
-    vh.declare_queue("x.dlq", FieldTable::default()).await;
-    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (mut vh, _db, app) = with_queues(&["x.dlq"], &[]).await;
     for i in 0..3 {
         vh.publish("", "x.dlq", format!("{i}").as_bytes(), BasicProperties::default())
             .await;

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use serde_json::{json, Value};
 
@@ -15,10 +14,7 @@ const QUEUE: &str = "loop.error.queue";
 /// Messages whose "original route" is the error queue itself: every replayed
 /// copy fails again at once, as with a consumer whose bug is not fixed.
 async fn setup(n: usize) -> (TestVhost, TestDb, TestApp) {
-    let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
-    vh.declare_queue(QUEUE, FieldTable::default()).await;
-    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let (mut vh, db, app) = with_queues(&[QUEUE], &[]).await;
     for i in 0..n {
         let props = BasicProperties::default()
             .with_message_id(format!("l-{i}").into())

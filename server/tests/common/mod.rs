@@ -378,3 +378,15 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A fresh vhost with `queues` declared (durable, no arguments), a fresh
+/// database, and Redrive started on both with `extra` flags.
+pub async fn with_queues(queues: &[&str], extra: &[&str]) -> (TestVhost, TestDb, TestApp) {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    for q in queues {
+        vh.declare_queue(q, FieldTable::default()).await;
+    }
+    let app = TestApp::start(config(&vh, &db, extra)).await;
+    (vh, db, app)
+}
