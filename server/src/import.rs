@@ -3,14 +3,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Confirmation};
+use lapin::options::ConfirmSelectOptions;
+use lapin::BasicProperties;
 use serde_json::Value;
 
 use crate::broker::AmqpPool;
 use crate::fields::{json_to_properties, json_to_table};
+use crate::replay::publish_confirmed;
+
+/// How long the broker may take to confirm one imported message.
+const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ImportArgs {
@@ -67,34 +71,15 @@ pub async fn run(amqp_url: &str, args: &ImportArgs) -> anyhow::Result<usize> {
         .context("connecting to the broker")?;
     channel.confirm_select(ConfirmSelectOptions::default()).await?;
     for (i, r) in records.iter().enumerate() {
-        let confirm = channel
-            .basic_publish(
-                args.exchange.as_str().into(),
-                args.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &r.body,
-                r.properties.clone(),
-            )
-            .await?
-            .await?;
-        match confirm {
-            Confirmation::Ack(None) => {}
-            Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => {
-                bail!(
-                    "message {} returned: {} {} (nothing after it was sent)",
-                    i + 1,
-                    ret.reply_code,
-                    ret.reply_text
-                )
-            }
-            _ => bail!(
-                "message {} not confirmed by the broker (nothing after it was sent)",
-                i + 1
-            ),
-        }
+        publish_confirmed(
+            &channel,
+            (&args.exchange, &args.routing_key),
+            &r.body,
+            r.properties.clone(),
+            CONFIRM_TIMEOUT,
+        )
+        .await
+        .with_context(|| format!("message {} (nothing after it was sent)", i + 1))?;
     }
     pool.close_all().await;
     Ok(records.len())

@@ -161,38 +161,56 @@ impl Publisher {
     /// channel, which must not fail other replays in flight.
     pub async fn publish(&self, vhost: &str, out: &Outgoing) -> Result<(), PublishError> {
         let channel = self.amqp.channel(vhost).await?;
-        let result = self.publish_on(&channel, out).await;
+        let result = async {
+            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            publish_confirmed(
+                &channel,
+                (&out.exchange, &out.routing_key),
+                &out.body,
+                out.properties.clone(),
+                self.confirm_timeout,
+            )
+            .await
+        }
+        .await;
         if channel.status().connected() {
             let _ = channel.close(200, "replay done".into()).await;
         }
         result
     }
+}
 
-    async fn publish_on(&self, channel: &lapin::Channel, out: &Outgoing) -> Result<(), PublishError> {
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        let confirm = channel
-            .basic_publish(
-                out.exchange.as_str().into(),
-                out.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &out.body,
-                out.properties.clone(),
-            )
-            .await?;
-        let confirmation = tokio::time::timeout(self.confirm_timeout, confirm)
-            .await
-            .map_err(|_| PublishError::Timeout(self.confirm_timeout))??;
-        match confirmation {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => Err(PublishError::Returned {
-                code: ret.reply_code,
-                text: ret.reply_text.to_string(),
-            }),
-            Confirmation::Nack(None) => Err(PublishError::Nacked),
-            Confirmation::NotRequested => Err(PublishError::Nacked),
-        }
+/// Publishes one message with `mandatory` on a channel in confirm mode and
+/// waits for the broker's verdict: only an ack without a return is success.
+/// Shared by replays and `redrive import`.
+pub async fn publish_confirmed(
+    channel: &lapin::Channel,
+    (exchange, routing_key): (&str, &str),
+    body: &[u8],
+    properties: BasicProperties,
+    timeout: Duration,
+) -> Result<(), PublishError> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body,
+            properties,
+        )
+        .await?;
+    let confirmation = tokio::time::timeout(timeout, confirm)
+        .await
+        .map_err(|_| PublishError::Timeout(timeout))??;
+    match confirmation {
+        Confirmation::Ack(None) => Ok(()),
+        Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => Err(PublishError::Returned {
+            code: ret.reply_code,
+            text: ret.reply_text.to_string(),
+        }),
+        Confirmation::Nack(None) | Confirmation::NotRequested => Err(PublishError::Nacked),
     }
 }
