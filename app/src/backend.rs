@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use crate::model::{
-    AnnotationChange, AnnotationTarget, Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand,
-    JobCreated, JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget,
+    AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
+    Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest,
+    MessageDetail, MessagePage, MessageQuery, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory,
+    QueuesView, ReplayTarget, ServiceHistory,
 };
 
 #[async_trait::async_trait]
@@ -31,7 +33,35 @@ pub trait Backend: Send + Sync + 'static {
         change: AnnotationChange,
         actor: &str,
     ) -> Result<Annotations, ApiError>;
-    async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError>;
+    /// Every queue with its statistics; the last known ones (with their age)
+    /// when the management API is down.
+    async fn queues(&self) -> Result<QueuesView, ApiError>;
+    async fn overview(&self) -> Result<Overview, ApiError>;
+    async fn queue_history(&self, vhost: &str, queue: &str, window: &str) -> Result<QueueHistory, ApiError>;
+    /// Failures captured per minute for a service (`""`: all services).
+    async fn service_history(&self, service: &str, window: &str) -> Result<ServiceHistory, ApiError>;
+    async fn vhosts(&self) -> Result<Vec<String>, ApiError>;
+    async fn policies(&self, vhost: Option<String>) -> Result<Vec<Policy>, ApiError>;
+    /// Validates, then creates or replaces the policy through the management API.
+    async fn put_policy(&self, vhost: &str, name: &str, policy: PolicyRequest) -> Result<Policy, ApiError>;
+    async fn delete_policy(&self, vhost: &str, name: &str) -> Result<(), ApiError>;
+    /// Which queues the policy would match and which policy would win for each.
+    async fn preview_policy(
+        &self,
+        vhost: &str,
+        name: &str,
+        policy: PolicyRequest,
+    ) -> Result<PolicyPreview, ApiError>;
+    /// Open findings, and those resolved in the last day.
+    async fn advisor(&self) -> Result<AdvisorReport, ApiError>;
+    /// Applies a finding's one-click fix (a policy or a binding).
+    async fn apply_fix(&self, finding_id: i64) -> Result<(), ApiError>;
+    async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError>;
+    async fn create_alert_rule(&self, rule: AlertRuleRequest) -> Result<AlertRule, ApiError>;
+    async fn delete_alert_rule(&self, id: i64) -> Result<(), ApiError>;
+    /// Queues a test notification to the rule's webhook.
+    async fn test_alert_rule(&self, id: i64) -> Result<(), ApiError>;
+    async fn alert_deliveries(&self, rule_id: Option<i64>) -> Result<Vec<AlertDelivery>, ApiError>;
 }
 
 pub type BackendHandle = Arc<dyn Backend>;

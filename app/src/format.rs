@@ -138,6 +138,40 @@ pub fn short_time(rfc3339: &str) -> String {
     s.get(..19).map(str::to_owned).unwrap_or(s)
 }
 
+/// Unix milliseconds → `2026-11-23 18:34:55` (UTC). Absolute, never "3 s
+/// ago": server and browser clocks differ and hydration needs equal text.
+pub fn ms_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Messages per second as the management UI shows them.
+pub fn rate(r: f64) -> String {
+    if r == 0.0 {
+        "0".into()
+    } else if r < 10.0 {
+        format!("{r:.1}")
+    } else {
+        format!("{r:.0}")
+    }
+}
+
 /// `None` for an empty string. Views render text through this: an empty text
 /// node does not exist in the server's HTML, so hydrating one would fail.
 pub fn non_empty(s: impl Into<String>) -> Option<String> {
@@ -169,6 +203,16 @@ pub fn human_bytes(n: usize) -> String {
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn ms_time_is_utc_civil_time() {
+        assert_eq!(super::ms_time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::ms_time(1_795_458_895_123), "2026-11-23 18:34:55");
+        assert_eq!(super::ms_time(951_782_400_000), "2000-02-29 00:00:00");
     }
 }
 

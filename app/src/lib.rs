@@ -12,9 +12,12 @@ mod pages;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
-use pages::{GroupsPage, JobPage, JobsPage, MessagePage, MessagesPage, QueuesPage};
+use pages::{
+    AdvisorPage, AlertsPage, GroupsPage, JobPage, JobsPage, MessagePage, MessagesPage, OverviewPage,
+    PoliciesPage, QueuePage, QueuesPage, ServicePage,
+};
 
 /// Inline, so the icon needs no route of its own.
 const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='7' fill='%23ff6a00'/%3E%3C/svg%3E";
@@ -56,7 +59,11 @@ pub fn App() -> impl IntoView {
                         <A href="/" exact=true>"Messages"</A>
                         <A href="/groups">"Groups"</A>
                         <A href="/jobs">"Jobs"</A>
+                        <A href="/overview">"Overview"</A>
                         <A href="/queues">"Queues"</A>
+                        <A href="/policies">"Policies"</A>
+                        <A href="/advisor">"Advisor"</A>
+                        <A href="/alerts">"Alerts"</A>
                     </nav>
                 </header>
                 <main class="content">
@@ -66,7 +73,13 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/groups") view=GroupsPage/>
                         <Route path=path!("/jobs") view=JobsPage/>
                         <Route path=path!("/jobs/:id") view=JobPage/>
-                        <Route path=path!("/queues") view=QueuesPage/>
+                        <Route path=path!("/overview") view=OverviewPage ssr=SsrMode::Async/>
+                        <Route path=path!("/queues") view=QueuesPage ssr=SsrMode::Async/>
+                        <Route path=path!("/queues/:vhost/:name") view=QueuePage ssr=SsrMode::Async/>
+                        <Route path=path!("/services/:service") view=ServicePage ssr=SsrMode::Async/>
+                        <Route path=path!("/policies") view=PoliciesPage/>
+                        <Route path=path!("/advisor") view=AdvisorPage ssr=SsrMode::Async/>
+                        <Route path=path!("/alerts") view=AlertsPage/>
                     </Routes>
                 </main>
             </div>

@@ -102,6 +102,34 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_PURGE_INTERVAL", default_value = "3600", value_parser = secs)]
     pub purge_interval: Duration,
 
+    /// Seconds the management API may take before pages fall back to the
+    /// last known data (degraded mode).
+    #[arg(long, env = "REDRIVE_MANAGEMENT_TIMEOUT", default_value = "5", value_parser = secs)]
+    pub management_timeout: Duration,
+
+    /// Seconds between samples of every queue's counters.
+    #[arg(long, env = "REDRIVE_SAMPLE_INTERVAL", default_value = "10", value_parser = secs)]
+    pub sample_interval: Duration,
+
+    /// Days queue samples are kept (older ones are averaged per minute after
+    /// an hour and per 10 minutes after a day).
+    #[arg(long, env = "REDRIVE_SAMPLE_RETENTION_DAYS", default_value_t = 7.0)]
+    pub sample_retention_days: f64,
+
+    /// Seconds a condition must hold before the advisor reports it (unacked
+    /// messages stuck, an error queue growing).
+    #[arg(long, env = "REDRIVE_ADVISOR_WINDOW", default_value = "300", value_parser = secs)]
+    pub advisor_window: Duration,
+
+    /// Ready messages from which a classic queue that is not lazy is reported
+    /// (RabbitMQ before 3.12 only).
+    #[arg(long, env = "REDRIVE_ADVISOR_DEEP_QUEUE", default_value_t = 10_000)]
+    pub advisor_deep_queue: i64,
+
+    /// Redeliveries per second, with almost no acks, that count as a requeue loop.
+    #[arg(long, env = "REDRIVE_ADVISOR_REDELIVER_RATE", default_value_t = 1.0)]
+    pub advisor_redeliver_rate: f64,
+
     /// Directory with the compiled UI assets (`pkg/redrive.js`, `.wasm`, `.css`).
     #[arg(long, env = "REDRIVE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -163,6 +191,8 @@ impl std::fmt::Debug for Config {
             .field("discovery_interval", &self.discovery_interval)
             .field("prefetch", &self.prefetch)
             .field("batch_size", &self.batch_size)
+            .field("sample_interval", &self.sample_interval)
+            .field("advisor_window", &self.advisor_window)
             .finish_non_exhaustive()
     }
 }

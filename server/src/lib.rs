@@ -10,6 +10,8 @@ pub mod http;
 pub mod import;
 pub mod ingest;
 pub mod jobs;
+pub mod monitor;
+pub mod policy;
 pub mod replay;
 pub mod retention;
 pub mod service;
@@ -25,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use broker::{AmqpPool, Management};
 use config::Config;
 use ingest::Ingest;
+use monitor::Monitor;
 use replay::Publisher;
 use service::Redrive;
 use store::Store;
@@ -37,6 +40,8 @@ pub struct Running {
     ingest: JoinHandle<()>,
     jobs: JoinHandle<()>,
     purge: JoinHandle<()>,
+    monitor: JoinHandle<()>,
+    alerts: JoinHandle<()>,
 }
 
 impl Running {
@@ -46,6 +51,8 @@ impl Running {
         self.ingest.await.context("ingest task panicked")?;
         self.jobs.await.context("job runner panicked")?;
         self.purge.await.context("purge task panicked")?;
+        self.monitor.await.context("monitor panicked")?;
+        self.alerts.await.context("alert delivery panicked")?;
         http.context("http server failed")
     }
 
@@ -86,11 +93,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         management: management.clone(),
         amqp: AmqpPool::new(&config.amqp_url, "ingest")?,
     };
+    let monitor = Monitor::new(config.clone(), store.clone(), management.clone());
     let redrive = Redrive {
         config: config.clone(),
         store,
         management,
         publisher,
+        monitor,
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -103,6 +112,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         config.clone(),
         shutdown.clone(),
     ));
+    let monitor = tokio::spawn(redrive.monitor.clone().run(shutdown.clone()));
+    let alerts = tokio::spawn(monitor::alerts::deliver(redrive.store.clone(), shutdown.clone()));
     let router = http::router(redrive, &config.site_root);
     let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let http = tokio::spawn(async move { serve.await });
@@ -114,5 +125,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         ingest,
         jobs,
         purge,
+        monitor,
+        alerts,
     })
 }

@@ -14,7 +14,8 @@ async fn queues_lists_every_queue_of_the_vhost_with_watched_flags() {
     let (vh, _db, app) = with_queues(&["payments.error.queue", "payments.work"], &[]).await;
     let (status, queues) = app.get("/api/v1/queues").await;
     assert_eq!(status, 200, "{queues}");
-    let queues = queues.as_array().unwrap();
+    assert!(queues["freshness"]["error"].is_null(), "{queues}");
+    let queues = queues["queues"].as_array().unwrap();
     assert_eq!(queues.len(), 2, "{queues:?}");
     let find = |name: &str| queues.iter().find(|q| q["name"] == name).unwrap().clone();
     let err = find("payments.error.queue");
@@ -26,7 +27,8 @@ async fn queues_lists_every_queue_of_the_vhost_with_watched_flags() {
     // Redrive itself consumes the watched queue.
     wait_until(Duration::from_secs(10), || async {
         let (_, qs) = app.get("/api/v1/queues").await;
-        qs.as_array()
+        qs["queues"]
+            .as_array()
             .unwrap()
             .iter()
             .any(|q| q["name"] == "payments.error.queue" && q["consumers"] == 1)

@@ -268,3 +268,70 @@ async fn keyboard_moves_selects_and_asks_for_a_dry_run() {
     );
     app.stop().await;
 }
+
+/// Sets an input's value the way typing does, so `bind:value` sees it.
+async fn type_into(
+    c: &fantoccini::Client,
+    css: &str,
+    value: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    c.execute(
+        "const e = document.querySelector(arguments[0]); e.value = arguments[1];
+         e.dispatchEvent(new Event('input', { bubbles: true }));",
+        vec![json!(css), json!(value)],
+    )
+    .await
+    .map(|_| ())
+}
+
+#[tokio::test]
+async fn lazy_policy_set_from_the_ui_applies_to_the_matched_queue() {
+    let (vh, _db, app) = with_queues(&["reports.daily", "reports.weekly", "billing"], &[]).await;
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let result = async {
+        c.goto(&format!("{}/policies", app.base)).await?;
+        let wait = || c.wait().at_most(Duration::from_secs(20));
+        wait()
+            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
+            .await?;
+        let option = format!(r#"select[name="vhost"] option[value="{}"]"#, vh.name);
+        wait().for_element(Locator::Css(&option)).await?;
+        type_into(c, r#"input[name="name"]"#, "lazy-reports").await?;
+        type_into(c, r#"input[name="pattern"]"#, r"^reports\.").await?;
+        // The live preview lists the matched queues before anything is saved.
+        wait()
+            .for_element(Locator::Css(r#"tr[data-preview="reports.daily"]"#))
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#"tr[data-preview="reports.weekly"]"#))
+            .await?;
+        assert!(c
+            .find(Locator::Css(r#"tr[data-preview="billing"]"#))
+            .await
+            .is_err());
+        c.find(Locator::Css("form.policy-form button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        let saved = wait().for_element(Locator::Css("p.ok")).await?.text().await?;
+        assert!(saved.contains("lazy-reports"), "{saved}");
+        wait()
+            .for_element(Locator::Css(r#"tr[data-policy="lazy-reports"]"#))
+            .await?;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    browser.finish(result).await;
+
+    let (_, policy) = vh.mgmt(&format!("policies/{}/lazy-reports", enc(&vh.name))).await;
+    assert_eq!(policy["definition"]["queue-mode"], "lazy", "{policy}");
+    assert_eq!(policy["pattern"], r"^reports\.");
+    wait_until(Duration::from_secs(15), || async {
+        let q = vh.queue_info("reports.daily").await;
+        q["policy"] == "lazy-reports" && q["effective_policy_definition"]["queue-mode"] == "lazy"
+    })
+    .await;
+    assert!(vh.queue_info("billing").await["policy"].is_null());
+    app.stop().await;
+}

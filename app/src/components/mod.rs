@@ -1,15 +1,21 @@
 mod annotations;
 mod body_view;
+mod chart;
 mod error_box;
+mod freshness;
 mod list_view;
+mod live;
 mod progress;
 mod sparkline;
 mod status_badge;
 
 pub use annotations::AnnotationsPanel;
 pub use body_view::BodyView;
+pub use chart::{LineChart, Series};
 pub use error_box::ErrorBox;
+pub use freshness::FreshnessBanner;
 pub use list_view::ListView;
+pub use live::use_ticker;
 pub use progress::{percent, ProgressBar};
 pub use sparkline::Sparkline;
 pub use status_badge::StatusBadge;

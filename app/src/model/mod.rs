@@ -1,8 +1,10 @@
 //! Types shared by the REST API, the server functions and the UI.
 
 mod jobs;
+mod monitor;
 
 pub use jobs::{Destination, DryRun, Job, JobAction, JobCommand, JobCreated, JobItem, JobRequest, JobState};
+pub use monitor::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -248,20 +250,6 @@ pub struct MessageEdit {
     pub headers: Option<serde_json::Value>,
     /// All properties, as in `MessageDetail::properties`.
     pub properties: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QueueInfo {
-    pub vhost: String,
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub durable: bool,
-    pub messages_ready: i64,
-    pub messages_unacknowledged: i64,
-    pub consumers: i64,
-    /// Whether Redrive captures this queue's messages.
-    pub watched: bool,
 }
 
 /// The errors every boundary speaks; the server maps them to HTTP statuses.

@@ -1,13 +1,25 @@
+mod advisor;
+mod alerts;
 mod bulk;
 mod groups;
 mod jobs;
 mod keys;
 mod message;
 mod messages;
+mod overview;
+mod policies;
+mod queue;
 mod queues;
+mod service;
 
+pub use advisor::AdvisorPage;
+pub use alerts::AlertsPage;
 pub use groups::GroupsPage;
 pub use jobs::{JobPage, JobsPage};
 pub use message::MessagePage;
 pub use messages::MessagesPage;
+pub use overview::OverviewPage;
+pub use policies::PoliciesPage;
+pub use queue::QueuePage;
 pub use queues::QueuesPage;
+pub use service::ServicePage;

@@ -1,50 +1,205 @@
-//! Queue depths from the management API, with the watched ones marked.
+//! Every queue with the management UI's columns, sortable and filterable
+//! through the URL (so it works before hydration too), refreshed live.
+
+use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
-use crate::api::list_queues;
-use crate::components::ListView;
-use crate::format::{non_empty, url_encode};
+use crate::api::{error_text, list_queues};
+use crate::components::{use_ticker, ErrorBox, FreshnessBanner};
+use crate::format::{non_empty, rate, url_encode};
 use crate::model::QueueInfo;
+
+/// Sortable columns: (URL key, header, numeric).
+const COLUMNS: [(&str, &str, bool); 10] = [
+    ("name", "Queue", false),
+    ("ready", "Ready", true),
+    ("unacked", "Unacked", true),
+    ("total", "Total", true),
+    ("consumers", "Consumers", true),
+    ("incoming", "In /s", true),
+    ("deliver", "Deliver /s", true),
+    ("redelivered", "Redelivered /s", true),
+    ("ack", "Ack /s", true),
+    ("policy", "Policy", false),
+];
+
+fn sort_value(q: &QueueInfo, key: &str) -> f64 {
+    match key {
+        "ready" => q.messages_ready as f64,
+        "unacked" => q.messages_unacknowledged as f64,
+        "total" => q.messages as f64,
+        "consumers" => q.consumers as f64,
+        "incoming" => q.rates.incoming,
+        "deliver" => q.rates.deliver_get,
+        "redelivered" => q.rates.redelivered,
+        "ack" => q.rates.ack,
+        _ => 0.0,
+    }
+}
+
+/// Filters by a case-insensitive substring of `vhost/name`, then sorts.
+pub fn arrange(mut list: Vec<QueueInfo>, filter: &str, sort: &str, desc: bool) -> Vec<QueueInfo> {
+    let needle = filter.to_lowercase();
+    list.retain(|q| needle.is_empty() || format!("{}/{}", q.vhost, q.name).to_lowercase().contains(&needle));
+    match sort {
+        "name" | "" => list.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name))),
+        "policy" => list.sort_by(|a, b| a.policy.cmp(&b.policy)),
+        key => list.sort_by(|a, b| sort_value(a, key).total_cmp(&sort_value(b, key))),
+    }
+    if desc {
+        list.reverse();
+    }
+    list
+}
+
+pub fn queue_href(vhost: &str, name: &str) -> String {
+    format!("/queues/{}/{}", url_encode(vhost), url_encode(name))
+}
 
 #[component]
 pub fn QueuesPage() -> impl IntoView {
-    let refresh = RwSignal::new(0u32);
-    let queues = Resource::new(move || refresh.get(), |_| list_queues());
+    let params = use_query_map();
+    let tick = use_ticker(Duration::from_secs(5));
+    let queues = Resource::new(move || tick.get(), |_| list_queues());
+    let param = move |k: &str| params.with(|p| p.get(k).unwrap_or_default());
 
     view! {
         <Title text="Queues"/>
         <div class="page-head">
             <h1>"Queues"</h1>
-            <div class="actions">
-                <button class="btn btn-ghost" on:click=move |_| refresh.update(|n| *n += 1)>"Refresh"</button>
-            </div>
+            <form class="actions" method="get" action="/queues">
+                <input type="search" name="q" placeholder="filter vhost/name" value=move || param("q")/>
+                <button class="btn btn-ghost" type="submit">"Filter"</button>
+            </form>
         </div>
-        <ListView resource=queues empty="No queues." render={|list: Vec<QueueInfo>| view! {
-                    <table class="grid">
-                        <thead><tr>
-                            <th>"Vhost"</th><th>"Queue"</th><th>"Type"</th><th>"Durable"</th>
-                            <th class="num">"Ready"</th><th class="num">"Unacked"</th><th class="num">"Consumers"</th><th>"Redrive"</th>
-                        </tr></thead>
-                        <tbody>
-                            {list.into_iter().map(|q| {
-                                let link = q.watched.then(|| format!("/?vhost={}&queue={}", url_encode(&q.vhost), url_encode(&q.name)));
-                                view! {
-                                    <tr class={if q.watched { "watched" } else { "" }}>
-                                        <td>{non_empty(q.vhost)}</td>
-                                        <td>{non_empty(q.name)}</td>
-                                        <td>{non_empty(q.kind)}</td>
-                                        <td>{if q.durable { "yes" } else { "no" }}</td>
-                                        <td class={if q.messages_ready > 0 { "num warn" } else { "num" }}>{q.messages_ready}</td>
-                                        <td class="num">{q.messages_unacknowledged}</td>
-                                        <td class={if q.consumers == 0 { "num warn" } else { "num" }}>{q.consumers}</td>
-                                        <td>{link.map(|href| view! { <a href=href>"captured messages"</a> })}</td>
-                                    </tr>
-                                }
-                            }).collect_view()}
-                        </tbody>
-                    </table>
-        }}/>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || queues.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(view) => {
+                    let sort = param("sort");
+                    let desc = param("desc") == "1";
+                    let filter = param("q");
+                    let list = arrange(view.queues, &filter, &sort, desc);
+                    view! {
+                        <FreshnessBanner freshness=view.freshness/>
+                        <QueueTable list sort desc filter/>
+                    }.into_any()
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn QueueTable(list: Vec<QueueInfo>, sort: String, desc: bool, filter: String) -> impl IntoView {
+    if list.is_empty() {
+        return view! { <p class="empty">"No queues match."</p> }.into_any();
+    }
+    let headers = COLUMNS
+        .iter()
+        .map(|(key, label, numeric)| {
+            // Clicking the sorted column flips it; numbers sort biggest first.
+            let next_desc = if sort == *key { !desc } else { *numeric };
+            let href = format!(
+                "/queues?sort={key}&desc={}&q={}",
+                u8::from(next_desc),
+                url_encode(&filter)
+            );
+            let arrow = (sort == *key).then_some(if desc { " ↓" } else { " ↑" });
+            view! { <th class=if *numeric { "num" } else { "" }><a href=href>{*label}{arrow}</a></th> }
+        })
+        .collect_view();
+    view! {
+        <table class="grid queues">
+            <thead><tr><th>"Vhost"</th>{headers}<th>"Type"</th><th>"Features"</th><th>"Redrive"</th></tr></thead>
+            <tbody>
+                {list.into_iter().map(|q| view! { <QueueRow q/> }).collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+#[component]
+fn QueueRow(q: QueueInfo) -> impl IntoView {
+    let detail = queue_href(&q.vhost, &q.name);
+    let captured = q
+        .watched
+        .then(|| format!("/?vhost={}&queue={}", url_encode(&q.vhost), url_encode(&q.name)));
+    let mut features = Vec::new();
+    if q.durable {
+        features.push("D");
+    }
+    if q.auto_delete {
+        features.push("AD");
+    }
+    if q.exclusive {
+        features.push("Excl");
+    }
+    if q.mode == "lazy" {
+        features.push("lazy");
+    }
+    let features = non_empty(features.join(" "));
+    let warn = |bad: bool| if bad { "num warn" } else { "num" };
+    let row = q.name.clone();
+    view! {
+        <tr class=if q.watched { "watched" } else { "" } data-queue=row>
+            <td>{non_empty(q.vhost)}</td>
+            <td><a href=detail>{non_empty(q.name)}</a></td>
+            <td class=warn(q.messages_ready > 0 && q.consumers == 0)>{q.messages_ready}</td>
+            <td class="num">{q.messages_unacknowledged}</td>
+            <td class="num">{q.messages}</td>
+            <td class=warn(q.consumers == 0 && q.messages > 0)>{q.consumers}</td>
+            <td class="num">{rate(q.rates.incoming)}</td>
+            <td class="num">{rate(q.rates.deliver_get)}</td>
+            <td class=warn(q.rates.redelivered > 0.0 && q.rates.ack == 0.0)>{rate(q.rates.redelivered)}</td>
+            <td class="num">{rate(q.rates.ack)}</td>
+            <td>{q.policy.and_then(non_empty)}</td>
+            <td>{non_empty(q.kind)}</td>
+            <td class="features">{features}</td>
+            <td>{captured.map(|href| view! { <a href=href>"captured messages"</a> })}</td>
+        </tr>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Rates;
+
+    fn q(name: &str, ready: i64) -> QueueInfo {
+        QueueInfo {
+            vhost: "v".into(),
+            name: name.into(),
+            kind: "classic".into(),
+            durable: true,
+            auto_delete: false,
+            exclusive: false,
+            mode: "default".into(),
+            policy: None,
+            arguments: serde_json::json!({}),
+            effective_policy: serde_json::json!({}),
+            messages_ready: ready,
+            messages_unacknowledged: 0,
+            messages: ready,
+            consumers: 0,
+            rates: Rates::default(),
+            watched: false,
+        }
+    }
+
+    #[test]
+    fn filter_and_sort() {
+        let list = vec![q("b", 1), q("a", 5), q("orders", 3)];
+        let names = |l: Vec<QueueInfo>| l.into_iter().map(|q| q.name).collect::<Vec<_>>();
+        assert_eq!(names(arrange(list.clone(), "", "", false)), ["a", "b", "orders"]);
+        assert_eq!(
+            names(arrange(list.clone(), "", "ready", true)),
+            ["a", "orders", "b"]
+        );
+        assert_eq!(names(arrange(list, "ORD", "", false)), ["orders"]);
     }
 }

@@ -1,6 +1,7 @@
 //! The JSON REST API under `/api/v1`, plus `/healthz` and `/readyz`.
 
 mod error;
+mod monitoring;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -13,7 +14,7 @@ use serde_json::json;
 use app::backend::Backend;
 use app::model::{
     AnnotationChange, AnnotationTarget, Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand,
-    JobCreated, JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget,
+    JobCreated, JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, ReplayTarget,
 };
 pub use error::HttpError;
 
@@ -45,7 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{id}", get(job))
         .route("/jobs/{id}/problems", get(job_problems))
         .route("/jobs/{id}/{command}", post(control_job))
-        .route("/queues", get(queues))
+        .merge(monitoring::router())
 }
 
 pub fn health_router() -> Router<AppState> {
@@ -311,10 +312,6 @@ async fn groups(
 ) -> Result<Json<Vec<GroupSummary>>, HttpError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Ok(Json(s.redrive.groups(query).await?))
-}
-
-async fn queues(State(s): State<AppState>) -> Result<Json<Vec<QueueInfo>>, HttpError> {
-    Ok(Json(s.redrive.queues().await?))
 }
 
 /// Ready when both the database and the broker answer.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use app::model::{Policy, PolicyRequest};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
@@ -11,6 +12,9 @@ pub enum ManagementError {
     Unreachable(#[source] reqwest::Error),
     #[error("management API answered {status} for {path}: {body}")]
     Status { status: u16, path: String, body: String },
+    /// The broker refused a change (validation); `reason` is its own text.
+    #[error("{reason}")]
+    Refused { reason: String },
     #[error("management API sent an unexpected answer for {path}: {source}")]
     Decode {
         path: String,
@@ -24,7 +28,8 @@ pub struct Vhost {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A queue as `GET /api/queues/{vhost}` describes it.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct QueueStats {
     pub vhost: String,
     pub name: String,
@@ -33,11 +38,129 @@ pub struct QueueStats {
     #[serde(default)]
     pub durable: bool,
     #[serde(default)]
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub exclusive: bool,
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub effective_policy_definition: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    pub messages: i64,
+    #[serde(default)]
     pub messages_ready: i64,
     #[serde(default)]
     pub messages_unacknowledged: i64,
     #[serde(default)]
     pub consumers: i64,
+    #[serde(default)]
+    pub message_stats: MessageStats,
+}
+
+impl QueueStats {
+    /// A queue setting from its `x-` argument, else from its effective policy
+    /// (arguments win over policies, as in the broker).
+    pub fn setting(&self, key: &str) -> Option<&serde_json::Value> {
+        self.arguments
+            .get(&format!("x-{key}"))
+            .or_else(|| self.effective_policy_definition.as_ref().and_then(|d| d.get(key)))
+    }
+
+    /// `lazy` or `default`; quorum queues and streams have no mode.
+    pub fn mode(&self) -> &'static str {
+        match self.setting("queue-mode").and_then(|v| v.as_str()) {
+            Some("lazy") if self.kind == "classic" || self.kind.is_empty() => "lazy",
+            _ => "default",
+        }
+    }
+
+    pub fn dead_letter_exchange(&self) -> Option<&str> {
+        self.setting("dead-letter-exchange").and_then(|v| v.as_str())
+    }
+
+    pub fn has_ttl(&self) -> bool {
+        self.setting("message-ttl").is_some()
+    }
+}
+
+/// Per-second rates; absent until the queue has seen traffic.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct MessageStats {
+    #[serde(default)]
+    pub publish_details: Rate,
+    #[serde(default)]
+    pub deliver_get_details: Rate,
+    #[serde(default)]
+    pub redeliver_details: Rate,
+    #[serde(default)]
+    pub ack_details: Rate,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct Rate {
+    #[serde(default)]
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExchangeInfo {
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub durable: bool,
+    #[serde(default)]
+    pub internal: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BindingInfo {
+    pub source: String,
+    pub destination: String,
+    pub destination_type: String,
+    #[serde(default)]
+    pub routing_key: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OverviewInfo {
+    #[serde(default)]
+    pub rabbitmq_version: String,
+    #[serde(default)]
+    pub cluster_name: String,
+    #[serde(default)]
+    pub object_totals: ObjectTotals,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct ObjectTotals {
+    #[serde(default)]
+    pub connections: i64,
+    #[serde(default)]
+    pub consumers: i64,
+    #[serde(default)]
+    pub queues: i64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NodeStats {
+    pub name: String,
+    #[serde(default)]
+    pub running: bool,
+    #[serde(default)]
+    pub mem_used: i64,
+    #[serde(default)]
+    pub mem_limit: i64,
+    #[serde(default)]
+    pub mem_alarm: bool,
+    #[serde(default)]
+    pub disk_free: i64,
+    #[serde(default)]
+    pub disk_free_limit: i64,
+    #[serde(default)]
+    pub disk_free_alarm: bool,
 }
 
 #[derive(Clone)]
@@ -68,23 +191,39 @@ impl Management {
         }
     }
 
-    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ManagementError> {
-        let res = self
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, ManagementError> {
+        let mut req = self
             .http
-            .get(format!("{}/api{path}", self.base))
-            .basic_auth(&self.user, Some(&self.password))
-            .send()
-            .await
-            .map_err(ManagementError::Unreachable)?;
+            .request(method, format!("{}/api{path}", self.base))
+            .basic_auth(&self.user, Some(&self.password));
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let res = req.send().await.map_err(ManagementError::Unreachable)?;
         let status = res.status();
-        if !status.is_success() {
-            let body = res.text().await.unwrap_or_default();
-            return Err(ManagementError::Status {
-                status: status.as_u16(),
-                path: path.to_owned(),
-                body,
+        if status.is_success() {
+            return Ok(res);
+        }
+        let body = res.text().await.unwrap_or_default();
+        if status == reqwest::StatusCode::BAD_REQUEST {
+            return Err(ManagementError::Refused {
+                reason: broker_reason(&body),
             });
         }
+        Err(ManagementError::Status {
+            status: status.as_u16(),
+            path: path.to_owned(),
+            body,
+        })
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ManagementError> {
+        let res = self.send(reqwest::Method::GET, path, None).await?;
         res.json().await.map_err(|source| ManagementError::Decode {
             path: path.to_owned(),
             source,
@@ -97,10 +236,81 @@ impl Management {
 
     pub async fn queues(&self, vhost: &str) -> Result<Vec<QueueStats>, ManagementError> {
         self.get(&format!(
-            "/queues/{}?columns=name,vhost,type,durable,messages_ready,messages_unacknowledged,consumers",
+            "/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,policy,\
+             effective_policy_definition,messages,messages_ready,messages_unacknowledged,consumers,message_stats",
             enc(vhost)
         ))
         .await
+    }
+
+    pub async fn exchanges(&self, vhost: &str) -> Result<Vec<ExchangeInfo>, ManagementError> {
+        self.get(&format!(
+            "/exchanges/{}?columns=name,type,durable,internal",
+            enc(vhost)
+        ))
+        .await
+    }
+
+    pub async fn bindings(&self, vhost: &str) -> Result<Vec<BindingInfo>, ManagementError> {
+        self.get(&format!(
+            "/bindings/{}?columns=source,destination,destination_type,routing_key",
+            enc(vhost)
+        ))
+        .await
+    }
+
+    pub async fn overview(&self) -> Result<OverviewInfo, ManagementError> {
+        self.get("/overview?columns=rabbitmq_version,cluster_name,object_totals")
+            .await
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<NodeStats>, ManagementError> {
+        self.get(
+            "/nodes?columns=name,running,mem_used,mem_limit,mem_alarm,disk_free,disk_free_limit,disk_free_alarm",
+        )
+        .await
+    }
+
+    pub async fn policies(&self, vhost: &str) -> Result<Vec<Policy>, ManagementError> {
+        self.get(&format!("/policies/{}", enc(vhost))).await
+    }
+
+    /// Creates or replaces a policy; the broker validates the definition.
+    pub async fn put_policy(
+        &self,
+        vhost: &str,
+        name: &str,
+        policy: &PolicyRequest,
+    ) -> Result<(), ManagementError> {
+        let body = serde_json::json!({
+            "pattern": policy.pattern,
+            "apply-to": policy.apply_to,
+            "priority": policy.priority,
+            "definition": policy.definition,
+        });
+        let path = format!("/policies/{}/{}", enc(vhost), enc(name));
+        self.send(reqwest::Method::PUT, &path, Some(&body))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn delete_policy(&self, vhost: &str, name: &str) -> Result<(), ManagementError> {
+        let path = format!("/policies/{}/{}", enc(vhost), enc(name));
+        self.send(reqwest::Method::DELETE, &path, None).await.map(|_| ())
+    }
+
+    pub async fn bind_queue(
+        &self,
+        vhost: &str,
+        exchange: &str,
+        queue: &str,
+        routing_key: &str,
+    ) -> Result<(), ManagementError> {
+        let path = format!("/bindings/{}/e/{}/q/{}", enc(vhost), enc(exchange), enc(queue));
+        let body = serde_json::json!({ "routing_key": routing_key });
+        self.send(reqwest::Method::POST, &path, Some(&body))
+            .await
+            .map(|_| ())
     }
 
     /// The vhosts to work on: `explicit` when given, else all this user sees.
@@ -114,5 +324,33 @@ impl Management {
     /// Cheap reachability check for `/readyz`.
     pub async fn ping(&self) -> Result<(), ManagementError> {
         self.get::<serde_json::Value>("/whoami").await.map(|_| ())
+    }
+}
+
+/// The broker's `reason` from a 400 answer, with the HTML escaping the
+/// management plugin applies undone, so operators read its own words.
+fn broker_reason(body: &str) -> String {
+    let reason = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| body.to_owned());
+    reason
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+        .trim()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn broker_reason_is_unescaped() {
+        let body = r#"{"error":"bad_request","reason":"Validation failed\n\n&lt;&lt;\"bogus\"&gt;&gt; is not a valid queue-mode value\n"}"#;
+        assert_eq!(
+            super::broker_reason(body),
+            "Validation failed\n\n<<\"bogus\">> is not a valid queue-mode value"
+        );
     }
 }

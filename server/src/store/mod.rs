@@ -3,11 +3,14 @@
 //! All SQL lives here, behind [`Store`], so a PostgreSQL backend can sit beside
 //! SQLite without touching ingest, replay or the API.
 
+mod alerts;
 mod annotations;
 mod filter;
+pub mod findings;
 mod groups;
 mod jobs;
 mod rows;
+pub mod samples;
 mod search;
 
 use std::str::FromStr;

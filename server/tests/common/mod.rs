@@ -181,15 +181,21 @@ impl TestVhost {
     }
 
     pub async fn queue_info(&self, queue: &str) -> Value {
-        self.http
-            .get(format!("{MGMT}/api/queues/{}/{}", enc(&self.name), enc(queue)))
+        self.mgmt(&format!("queues/{}/{}", enc(&self.name), enc(queue)))
+            .await
+            .1
+    }
+
+    /// `GET /api/{path}` on the management API, as the broker answers it.
+    pub async fn mgmt(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{MGMT}/api/{path}"))
             .basic_auth("guest", Some("guest"))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
     /// Messages in the queue according to the broker (ready + unacked), read
@@ -318,6 +324,17 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A page as the server renders it (before any JavaScript runs).
+    pub async fn html(&self, path: &str) -> String {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self.http.post(format!("{}{path}", self.base));
         if let Some(b) = body {
@@ -389,4 +406,49 @@ pub async fn with_queues(queues: &[&str], extra: &[&str]) -> (TestVhost, TestDb,
     }
     let app = TestApp::start(config(&vh, &db, extra)).await;
     (vh, db, app)
+}
+
+/// A TCP forwarder to the management API that a test can cut, to see
+/// Redrive run on without it.
+pub struct MgmtProxy {
+    pub url: String,
+    cut: CancellationToken,
+}
+
+impl MgmtProxy {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let cut = CancellationToken::new();
+        let token = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    _ = token.cancelled() => return,
+                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => return },
+                };
+                let token = token.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:15672").await {
+                        tokio::select! {
+                            _ = token.cancelled() => {}
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, cut }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.cancel();
+    }
+}
+
+impl Drop for MgmtProxy {
+    fn drop(&mut self) {
+        self.cut.cancel();
+    }
 }

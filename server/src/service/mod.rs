@@ -1,16 +1,20 @@
 //! Redrive's operations, shared by the REST API and the UI's server functions.
 
+mod monitoring;
+
 use std::sync::Arc;
 
 use app::backend::Backend;
 use app::model::{
-    AnnotationChange, AnnotationTarget, Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand,
-    JobCreated, JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, MessageStatus, QueueInfo,
-    ReplayTarget,
+    AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
+    Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest,
+    MessageDetail, MessagePage, MessageQuery, MessageStatus, Overview, Policy, PolicyPreview, PolicyRequest,
+    QueueHistory, QueuesView, ReplayTarget, ServiceHistory,
 };
 
 use crate::broker::Management;
 use crate::config::Config;
+use crate::monitor::Monitor;
 use crate::replay::{prepare, Publisher};
 use crate::store::{Event, Store};
 
@@ -20,6 +24,7 @@ pub struct Redrive {
     pub store: Store,
     pub management: Management,
     pub publisher: Publisher,
+    pub monitor: Monitor,
 }
 
 impl Redrive {
@@ -178,27 +183,72 @@ impl Backend for Redrive {
         Ok(self.store.annotations(&target).await?)
     }
 
-    async fn queues(&self) -> Result<Vec<QueueInfo>, ApiError> {
-        let mut all = Vec::new();
-        let vhosts = self
-            .management
-            .vhost_names(self.config.explicit_vhosts())
-            .await
-            .map_err(unavailable)?;
-        for vhost in vhosts {
-            let queues = self.management.queues(&vhost).await.map_err(unavailable)?;
-            all.extend(queues.into_iter().map(|q| QueueInfo {
-                watched: self.config.watch.is_match(&q.name),
-                vhost: q.vhost,
-                name: q.name,
-                kind: q.kind,
-                durable: q.durable,
-                messages_ready: q.messages_ready,
-                messages_unacknowledged: q.messages_unacknowledged,
-                consumers: q.consumers,
-            }));
-        }
-        all.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
-        Ok(all)
+    async fn queues(&self) -> Result<QueuesView, ApiError> {
+        self.queues_view().await
+    }
+
+    async fn overview(&self) -> Result<Overview, ApiError> {
+        self.overview_view().await
+    }
+
+    async fn queue_history(&self, vhost: &str, queue: &str, window: &str) -> Result<QueueHistory, ApiError> {
+        self.queue_history_view(vhost, queue, window).await
+    }
+
+    async fn service_history(&self, service: &str, window: &str) -> Result<ServiceHistory, ApiError> {
+        self.service_history_view(service, window).await
+    }
+
+    async fn vhosts(&self) -> Result<Vec<String>, ApiError> {
+        self.vhost_list().await
+    }
+
+    async fn policies(&self, vhost: Option<String>) -> Result<Vec<Policy>, ApiError> {
+        self.policy_list(vhost).await
+    }
+
+    async fn put_policy(&self, vhost: &str, name: &str, policy: PolicyRequest) -> Result<Policy, ApiError> {
+        self.save_policy(vhost, name, policy).await
+    }
+
+    async fn delete_policy(&self, vhost: &str, name: &str) -> Result<(), ApiError> {
+        self.remove_policy(vhost, name).await
+    }
+
+    async fn preview_policy(
+        &self,
+        vhost: &str,
+        name: &str,
+        policy: PolicyRequest,
+    ) -> Result<PolicyPreview, ApiError> {
+        self.policy_preview(vhost, name, policy).await
+    }
+
+    async fn advisor(&self) -> Result<AdvisorReport, ApiError> {
+        self.advisor_report().await
+    }
+
+    async fn apply_fix(&self, finding_id: i64) -> Result<(), ApiError> {
+        self.apply_finding_fix(finding_id).await
+    }
+
+    async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError> {
+        Ok(self.store.alert_rules().await?)
+    }
+
+    async fn create_alert_rule(&self, rule: AlertRuleRequest) -> Result<AlertRule, ApiError> {
+        self.add_alert_rule(rule).await
+    }
+
+    async fn delete_alert_rule(&self, id: i64) -> Result<(), ApiError> {
+        self.remove_alert_rule(id).await
+    }
+
+    async fn test_alert_rule(&self, id: i64) -> Result<(), ApiError> {
+        self.send_test_alert(id).await
+    }
+
+    async fn alert_deliveries(&self, rule_id: Option<i64>) -> Result<Vec<AlertDelivery>, ApiError> {
+        self.deliveries(rule_id).await
     }
 }

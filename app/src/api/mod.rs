@@ -1,13 +1,17 @@
 //! Server functions: thin wrappers over the [`Backend`](crate::backend::Backend)
 //! the server provides in context.
 
+mod monitoring;
+
 use leptos::prelude::*;
 
 use leptos::server_fn::codec::Json;
 
+pub use monitoring::*;
+
 use crate::model::{
     AnnotationChange, AnnotationTarget, Annotations, GroupQuery, GroupSummary, Job, JobCommand, JobCreated,
-    JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, QueueInfo, ReplayTarget,
+    JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, ReplayTarget,
 };
 
 /// Until sign-in exists, UI actions are attributed to this actor.
@@ -18,13 +22,13 @@ const UI_ACTOR: &str = "ui";
 pub const SHOWN_BODY_BYTES: usize = 256 * 1024;
 
 #[cfg(feature = "ssr")]
-fn backend() -> Result<crate::backend::BackendHandle, ServerFnError> {
+pub(crate) fn backend() -> Result<crate::backend::BackendHandle, ServerFnError> {
     use_context::<crate::backend::BackendHandle>()
         .ok_or_else(|| ServerFnError::new("backend missing from context"))
 }
 
 #[cfg(feature = "ssr")]
-fn fail(e: crate::model::ApiError) -> ServerFnError {
+pub(crate) fn fail(e: crate::model::ApiError) -> ServerFnError {
     ServerFnError::new(e.to_string())
 }
 
@@ -97,11 +101,6 @@ pub async fn annotate(
     change: AnnotationChange,
 ) -> Result<Annotations, ServerFnError> {
     backend()?.annotate(target, change, UI_ACTOR).await.map_err(fail)
-}
-
-#[server(prefix = "/rpc")]
-pub async fn list_queues() -> Result<Vec<QueueInfo>, ServerFnError> {
-    backend()?.queues().await.map_err(fail)
 }
 
 /// The operator-facing text of a server function error.

@@ -1,0 +1,362 @@
+//! Broker health: queue statistics, history, policies, advisor findings and
+//! alerts, as the REST API, the server functions and the pages share them.
+
+use serde::{Deserialize, Serialize};
+
+/// One queue as the management UI shows it, plus what Redrive knows about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    pub vhost: String,
+    pub name: String,
+    /// `classic`, `quorum` or `stream`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub exclusive: bool,
+    /// `lazy` or `default`, from the queue's arguments or its effective policy.
+    pub mode: String,
+    /// Name of the policy that applies, if any.
+    pub policy: Option<String>,
+    /// The queue's declared `x-*` arguments.
+    pub arguments: serde_json::Value,
+    /// The definition of the effective policy (empty object without one).
+    pub effective_policy: serde_json::Value,
+    pub messages_ready: i64,
+    pub messages_unacknowledged: i64,
+    pub messages: i64,
+    pub consumers: i64,
+    /// Messages per second, as the broker's statistics report them.
+    pub rates: Rates,
+    /// Whether Redrive captures this queue's messages.
+    pub watched: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub incoming: f64,
+    /// Deliveries plus basic.get, acked or not.
+    pub deliver_get: f64,
+    pub redelivered: f64,
+    pub ack: f64,
+}
+
+/// How fresh broker data is: pages show a banner when the management API
+/// could not be reached and the data shown is the last known.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Freshness {
+    /// When the data was read from the broker (unix ms); `None` if never.
+    pub fetched_at: Option<i64>,
+    /// Why the last attempt to refresh failed, if it did.
+    pub error: Option<String>,
+}
+
+impl Freshness {
+    pub fn is_degraded(&self) -> bool {
+        self.error.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueuesView {
+    pub queues: Vec<QueueInfo>,
+    pub freshness: Freshness,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub running: bool,
+    pub mem_used: i64,
+    pub mem_limit: i64,
+    pub mem_alarm: bool,
+    pub disk_free: i64,
+    pub disk_free_limit: i64,
+    pub disk_free_alarm: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub queues: i64,
+    pub messages: i64,
+    pub messages_ready: i64,
+    pub messages_unacknowledged: i64,
+    pub consumers: i64,
+    pub connections: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeverityCounts {
+    pub critical: i64,
+    pub warning: i64,
+    pub info: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInflow {
+    pub service: String,
+    pub last_hour: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub rabbitmq_version: String,
+    pub cluster_name: String,
+    pub nodes: Vec<NodeInfo>,
+    pub totals: Totals,
+    /// The ten queues with the most messages.
+    pub deepest: Vec<QueueInfo>,
+    /// Failures captured in the last hour, per service.
+    pub error_inflow: Vec<ServiceInflow>,
+    pub findings: SeverityCounts,
+    pub freshness: Freshness,
+}
+
+/// A policy as the broker stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub vhost: String,
+    pub name: String,
+    pub pattern: String,
+    #[serde(rename = "apply-to", alias = "apply_to")]
+    pub apply_to: String,
+    pub priority: i64,
+    pub definition: serde_json::Value,
+}
+
+/// Body of `PUT /api/v1/policies/{vhost}/{name}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyRequest {
+    pub pattern: String,
+    #[serde(default = "default_apply_to")]
+    pub apply_to: String,
+    #[serde(default)]
+    pub priority: i64,
+    pub definition: serde_json::Value,
+}
+
+/// What a policy can apply to, as the management API names it.
+pub const APPLY_TO: [&str; 6] = [
+    "queues",
+    "classic_queues",
+    "quorum_queues",
+    "streams",
+    "exchanges",
+    "all",
+];
+
+fn default_apply_to() -> String {
+    "queues".to_owned()
+}
+
+/// Which queues a (proposed) policy would match, and which policy wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyPreview {
+    pub matches: Vec<PolicyMatch>,
+    /// Version notes: e.g. `queue-mode` being ignored on this broker.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyMatch {
+    pub queue: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The policy in force now.
+    pub current: Option<String>,
+    /// The policy that would win with the proposed one saved.
+    pub winner: Option<String>,
+    /// Why the proposed policy would not take effect here, if it would not.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "info" => Some(Severity::Info),
+            "warning" => Some(Severity::Warning),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// A one-click fix the advisor offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum FixAction {
+    Policy {
+        vhost: String,
+        name: String,
+        #[serde(flatten)]
+        policy: PolicyRequest,
+    },
+    Binding {
+        vhost: String,
+        exchange: String,
+        queue: String,
+        routing_key: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub id: i64,
+    pub vhost: String,
+    /// The queue or exchange name.
+    pub object: String,
+    /// `queue` or `exchange`.
+    pub object_type: String,
+    pub kind: String,
+    pub severity: Severity,
+    pub message: String,
+    pub fix: String,
+    pub action: Option<FixAction>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Set once the condition no longer holds.
+    pub resolved_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdvisorReport {
+    pub findings: Vec<Finding>,
+    pub freshness: Freshness,
+}
+
+/// Chart windows offered on the queue and service pages.
+pub const WINDOWS: [&str; 3] = ["1h", "24h", "7d"];
+
+/// `1h`, `24h`, `7d` → seconds.
+pub fn window_secs(window: &str) -> Option<i64> {
+    match window {
+        "1h" => Some(3_600),
+        "24h" => Some(86_400),
+        "7d" => Some(7 * 86_400),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    /// Start of the bucket (unix ms).
+    pub at: i64,
+    pub ready: f64,
+    pub unacked: f64,
+    pub consumers: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueHistory {
+    pub vhost: String,
+    pub queue: String,
+    pub window: String,
+    pub bucket_secs: i64,
+    /// The server's clock when answering (unix ms): the chart's right edge.
+    pub until: i64,
+    pub points: Vec<HistoryPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InflowPoint {
+    pub at: i64,
+    /// Failures captured in the bucket, per minute.
+    pub per_minute: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceHistory {
+    pub service: String,
+    pub window: String,
+    pub bucket_secs: i64,
+    pub until: i64,
+    pub points: Vec<InflowPoint>,
+}
+
+/// What an alert rule watches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlertCondition {
+    /// A queue counter above (or, for consumers, below) a threshold. `queue`
+    /// is a regex over queue names; each matching queue fires on its own.
+    Queue {
+        #[serde(default)]
+        vhost: Option<String>,
+        queue: String,
+        metric: QueueMetric,
+        /// `above` or `below`.
+        #[serde(default = "default_above")]
+        op: String,
+        threshold: f64,
+    },
+    /// Failures captured per minute for a service (any service when `None`).
+    ErrorInflow {
+        #[serde(default)]
+        service: Option<String>,
+        per_minute: f64,
+    },
+    /// Any open advisor finding at or above a severity.
+    Finding { severity: Severity },
+}
+
+fn default_above() -> String {
+    "above".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueMetric {
+    Ready,
+    Unacked,
+    Consumers,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRuleRequest {
+    pub name: String,
+    pub condition: AlertCondition,
+    pub webhook_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    pub id: i64,
+    pub name: String,
+    pub condition: AlertCondition,
+    pub webhook_url: String,
+    pub created_at: i64,
+    /// Keys (e.g. `vhost/queue`) currently firing.
+    pub firing: Vec<String>,
+}
+
+/// One webhook POST, queued durably and retried with backoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDelivery {
+    pub id: i64,
+    pub rule_id: i64,
+    /// `firing`, `resolved` or `test`.
+    pub event: String,
+    pub key: String,
+    pub payload: serde_json::Value,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+}

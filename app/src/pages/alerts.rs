@@ -1,0 +1,191 @@
+//! Alert rules with webhook targets, a test button, and every delivery with
+//! its attempts and last error.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use crate::api::{
+    create_alert_rule, delete_alert_rule, error_text, list_alert_deliveries, list_alert_rules,
+    test_alert_rule,
+};
+use crate::components::{ErrorBox, ListView};
+use crate::format::{ms_time, non_empty};
+use crate::model::{AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, QueueMetric, Severity};
+
+pub fn describe(c: &AlertCondition) -> String {
+    match c {
+        AlertCondition::Queue {
+            vhost,
+            queue,
+            metric,
+            op,
+            threshold,
+        } => format!(
+            "queue /{queue}/{} {:?} {op} {threshold}",
+            vhost.as_ref().map(|v| format!(" in {v}")).unwrap_or_default(),
+            metric
+        )
+        .to_lowercase(),
+        AlertCondition::ErrorInflow { service, per_minute } => format!(
+            "failures from {} above {per_minute}/min",
+            service.as_deref().unwrap_or("any service")
+        ),
+        AlertCondition::Finding { severity } => {
+            format!("advisor finding of severity {} or worse", severity.as_str())
+        }
+    }
+}
+
+fn condition_from(kind: &str, target: &str, metric: &str, threshold: &str) -> Result<AlertCondition, String> {
+    let number = || {
+        threshold
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| "threshold must be a number".to_owned())
+    };
+    let target = target.trim();
+    Ok(match kind {
+        "queue" => AlertCondition::Queue {
+            vhost: None,
+            queue: if target.is_empty() {
+                ".*".into()
+            } else {
+                target.into()
+            },
+            metric: match metric {
+                "unacked" => QueueMetric::Unacked,
+                "consumers" => QueueMetric::Consumers,
+                _ => QueueMetric::Ready,
+            },
+            op: if metric == "consumers" {
+                "below".into()
+            } else {
+                "above".into()
+            },
+            threshold: number()?,
+        },
+        "inflow" => AlertCondition::ErrorInflow {
+            service: (!target.is_empty()).then(|| target.to_owned()),
+            per_minute: number()?,
+        },
+        _ => AlertCondition::Finding {
+            severity: Severity::parse(target).unwrap_or(Severity::Critical),
+        },
+    })
+}
+
+#[component]
+pub fn AlertsPage() -> impl IntoView {
+    let changed = RwSignal::new(0u32);
+    let rules = Resource::new(move || changed.get(), |_| list_alert_rules());
+    let deliveries = Resource::new(move || changed.get(), |_| list_alert_deliveries());
+    let create = Action::new(|r: &AlertRuleRequest| create_alert_rule(r.clone()));
+    let remove = Action::new(|id: &i64| delete_alert_rule(*id));
+    let test = Action::new(|id: &i64| test_alert_rule(*id));
+    Effect::new(move |_| {
+        let _ = (
+            create.version().get(),
+            remove.version().get(),
+            test.version().get(),
+        );
+        changed.update(|n| *n += 1);
+    });
+    let (name, kind, target, metric, threshold, url) = (
+        RwSignal::new(String::new()),
+        RwSignal::new("queue".to_owned()),
+        RwSignal::new(String::new()),
+        RwSignal::new("ready".to_owned()),
+        RwSignal::new("1000".to_owned()),
+        RwSignal::new(String::new()),
+    );
+    let form_error = RwSignal::new(None::<String>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        match condition_from(&kind.get(), &target.get(), &metric.get(), &threshold.get()) {
+            Ok(condition) => {
+                form_error.set(None);
+                create.dispatch(AlertRuleRequest {
+                    name: name.get(),
+                    condition,
+                    webhook_url: url.get(),
+                });
+            }
+            Err(e) => form_error.set(Some(e)),
+        }
+    };
+    view! {
+        <Title text="Alerts"/>
+        <div class="page-head"><h1>"Alerts"</h1></div>
+        <ListView resource=rules empty="No alert rules yet." render={move |list: Vec<AlertRule>| view! {
+            <table class="grid">
+                <thead><tr><th>"Rule"</th><th>"Condition"</th><th>"Webhook"</th><th>"Firing"</th><th></th></tr></thead>
+                <tbody>
+                    {list.into_iter().map(|r| {
+                        let id = r.id;
+                        view! {
+                            <tr>
+                                <td>{non_empty(r.name)}</td>
+                                <td>{describe(&r.condition)}</td>
+                                <td class="mono">{non_empty(r.webhook_url)}</td>
+                                <td class=if r.firing.is_empty() { "" } else { "alarm" }>{non_empty(r.firing.join(", "))}</td>
+                                <td class="nowrap">
+                                    <button class="btn btn-ghost" on:click=move |_| { test.dispatch(id); }>"Test"</button>
+                                    <button class="btn btn-danger" on:click=move |_| { remove.dispatch(id); }>"Delete"</button>
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        }}/>
+        <h2>"New rule"</h2>
+        <form class="policy-form" on:submit=submit>
+            <label>"Name " <input type="text" bind:value=name required/></label>
+            <label>"When "
+                <select prop:value=move || kind.get() on:change=move |ev| kind.set(event_target_value(&ev))>
+                    <option value="queue">"a queue counter crosses a threshold"</option>
+                    <option value="inflow">"failures per minute for a service exceed"</option>
+                    <option value="finding">"the advisor finds something of severity"</option>
+                </select>
+            </label>
+            <label>"Queue regex / service / severity " <input type="text" bind:value=target/></label>
+            <label>"Counter "
+                <select prop:value=move || metric.get() on:change=move |ev| metric.set(event_target_value(&ev))>
+                    <option value="ready">"ready above"</option>
+                    <option value="unacked">"unacked above"</option>
+                    <option value="consumers">"consumers below"</option>
+                </select>
+            </label>
+            <label>"Threshold " <input type="text" bind:value=threshold/></label>
+            <label>"Webhook URL " <input type="url" bind:value=url required placeholder="https://hooks.example.com/redrive"/></label>
+            <button class="btn btn-primary" type="submit">"Add rule"</button>
+        </form>
+        {move || form_error.get().map(|e| view! { <ErrorBox message=e/> })}
+        {move || create.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        <h2>"Deliveries"</h2>
+        <ListView resource=deliveries empty="Nothing sent yet." render={|list: Vec<AlertDelivery>| view! {
+            <table class="grid">
+                <thead><tr><th>"When"</th><th>"Rule"</th><th>"Event"</th><th>"Key"</th><th class="num">"Attempts"</th><th>"State"</th></tr></thead>
+                <tbody>
+                    {list.into_iter().map(|d| {
+                        let state = match (d.delivered_at, d.next_attempt_at) {
+                            (Some(at), _) => format!("delivered {}", ms_time(at)),
+                            (None, Some(at)) => format!("retrying at {}", ms_time(at)),
+                            (None, None) => "given up".to_owned(),
+                        };
+                        view! {
+                            <tr>
+                                <td class="nowrap">{ms_time(d.created_at)}</td>
+                                <td class="num">{d.rule_id}</td>
+                                <td>{non_empty(d.event)}</td>
+                                <td>{non_empty(d.key)}</td>
+                                <td class="num">{d.attempts}</td>
+                                <td>{state}{d.last_error.map(|e| view! { <span class="muted">" — "{e}</span> })}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        }}/>
+    }
+}

@@ -1,0 +1,108 @@
+//! The broker at a glance: version, nodes and alarms, totals, the deepest
+//! queues, failures arriving, and what the advisor found.
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use super::queues::queue_href;
+use crate::api::{error_text, get_overview};
+use crate::components::{use_ticker, ErrorBox, FreshnessBanner};
+use crate::format::{human_bytes, non_empty, url_encode};
+use crate::model::{NodeInfo, Overview};
+
+#[component]
+pub fn OverviewPage() -> impl IntoView {
+    let tick = use_ticker(Duration::from_secs(5));
+    let overview = Resource::new(move || tick.get(), |_| get_overview());
+    view! {
+        <Title text="Overview"/>
+        <div class="page-head"><h1>"Overview"</h1></div>
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || overview.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(o) => overview_body(o).into_any(),
+            })}
+        </Transition>
+    }
+}
+
+fn node_row(n: NodeInfo) -> impl IntoView {
+    let mem = format!(
+        "{} of {}",
+        human_bytes(n.mem_used.max(0) as usize),
+        human_bytes(n.mem_limit.max(0) as usize)
+    );
+    let disk = format!(
+        "{} free (limit {})",
+        human_bytes(n.disk_free.max(0) as usize),
+        human_bytes(n.disk_free_limit.max(0) as usize)
+    );
+    view! {
+        <tr>
+            <td>{non_empty(n.name)}</td>
+            <td>{if n.running { "running" } else { "down" }}</td>
+            <td class=if n.mem_alarm { "alarm" } else { "" }>{mem}{n.mem_alarm.then_some(" — memory alarm")}</td>
+            <td class=if n.disk_free_alarm { "alarm" } else { "" }>{disk}{n.disk_free_alarm.then_some(" — disk alarm")}</td>
+        </tr>
+    }
+}
+
+fn overview_body(o: Overview) -> impl IntoView {
+    let t = o.totals.clone();
+    let f = o.findings.clone();
+    let inflow_total: i64 = o.error_inflow.iter().map(|s| s.last_hour).sum();
+    view! {
+        <FreshnessBanner freshness=o.freshness/>
+        <section class="cards">
+            <div class="card"><span class="label">"RabbitMQ"</span><span class="value">{non_empty(o.rabbitmq_version)}</span><span class="muted">{non_empty(o.cluster_name)}</span></div>
+            <div class="card"><span class="label">"Queues"</span><span class="value">{t.queues}</span><span class="muted">{format!("{} connections, {} consumers", t.connections, t.consumers)}</span></div>
+            <div class="card"><span class="label">"Ready"</span><span class="value">{t.messages_ready}</span><span class="muted">{format!("{} unacked, {} total", t.messages_unacknowledged, t.messages)}</span></div>
+            <div class="card"><span class="label">"Failures, last hour"</span><span class="value">{inflow_total}</span><a class="muted" href="/services/*">"chart"</a></div>
+            <a class="card" href="/advisor"><span class="label">"Advisor"</span>
+                <span class="value"><span class="sev critical">{f.critical}</span>" "<span class="sev warning">{f.warning}</span>" "<span class="sev info">{f.info}</span></span>
+                <span class="muted">"critical · warning · info"</span></a>
+        </section>
+        <h2>"Nodes"</h2>
+        <table class="grid">
+            <thead><tr><th>"Node"</th><th>"State"</th><th>"Memory"</th><th>"Disk"</th></tr></thead>
+            <tbody>{o.nodes.into_iter().map(node_row).collect_view()}</tbody>
+        </table>
+        <div class="columns">
+            <section>
+                <h2>"Deepest queues"</h2>
+                <table class="grid">
+                    <thead><tr><th>"Queue"</th><th class="num">"Ready"</th><th class="num">"Unacked"</th><th class="num">"Consumers"</th></tr></thead>
+                    <tbody>
+                        {o.deepest.into_iter().map(|q| view! {
+                            <tr>
+                                <td><a href=queue_href(&q.vhost, &q.name)>{format!("{} / {}", q.vhost, q.name)}</a></td>
+                                <td class="num">{q.messages_ready}</td>
+                                <td class="num">{q.messages_unacknowledged}</td>
+                                <td class="num">{q.consumers}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+            <section>
+                <h2>"Failures per service, last hour"</h2>
+                <table class="grid">
+                    <thead><tr><th>"Service"</th><th class="num">"Captured"</th></tr></thead>
+                    <tbody>
+                        {o.error_inflow.into_iter().map(|s| {
+                            let name = if s.service.is_empty() {
+                                view! { <span class="muted">"(unknown)"</span> }.into_any()
+                            } else {
+                                let href = format!("/services/{}", url_encode(&s.service));
+                                view! { <a href=href>{s.service.clone()}</a> }.into_any()
+                            };
+                            view! { <tr><td>{name}</td><td class="num">{s.last_hour}</td></tr> }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </section>
+        </div>
+    }
+}

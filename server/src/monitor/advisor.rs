@@ -1,0 +1,463 @@
+//! The reliability advisor: checks that find what puts messages at risk, from
+//! one snapshot of the broker, the sampled history and what Redrive stores.
+//! A pure function, so every check is unit-tested without a broker.
+
+use std::collections::{HashMap, HashSet};
+
+use app::model::{FixAction, PolicyRequest, Severity};
+use regex::Regex;
+use serde_json::{json, Map, Value};
+
+use super::snapshot::{Snapshot, VhostState};
+use crate::broker::QueueStats;
+use crate::ingest::decode::service_of;
+use crate::store::findings::Observed;
+use crate::store::samples::TimedSample;
+
+/// Tunables; defaults come from the configuration.
+pub struct Thresholds<'a> {
+    /// Queues matching this are error/dead-letter queues Redrive captures.
+    pub watch: &'a Regex,
+    /// How long a condition must hold ("unacked stuck for N minutes").
+    pub window_ms: i64,
+    /// Ready messages from which a non-lazy classic queue counts as deep.
+    pub deep_queue: i64,
+    /// Redeliveries per second from which a queue with no acks is looping.
+    pub redeliver_rate: f64,
+}
+
+/// What the advisor knows besides the snapshot.
+pub struct Facts<'a> {
+    pub now: i64,
+    /// Samples per `(vhost, queue)`, oldest first, reaching back a little
+    /// more than one window.
+    pub history: &'a HashMap<(String, String), Vec<TimedSample>>,
+    /// Unhandled messages Redrive holds per `(vhost, queue)`, and how many
+    /// of those were published transient.
+    pub unhandled: &'a HashMap<(String, String), (i64, i64)>,
+}
+
+pub fn advise(snapshot: &Snapshot, facts: &Facts, t: &Thresholds) -> Vec<Observed> {
+    let mut out = Vec::new();
+    for vhost in &snapshot.vhosts {
+        VhostAdvisor {
+            vhost,
+            facts,
+            t,
+            lazy_matters: snapshot.lazy_mode_matters(),
+            out: &mut out,
+        }
+        .run();
+    }
+    out
+}
+
+struct VhostAdvisor<'a, 'o> {
+    vhost: &'a VhostState,
+    facts: &'a Facts<'a>,
+    t: &'a Thresholds<'a>,
+    lazy_matters: bool,
+    out: &'o mut Vec<Observed>,
+}
+
+fn is_system(name: &str) -> bool {
+    name.is_empty() || name.starts_with("amq.")
+}
+
+impl VhostAdvisor<'_, '_> {
+    fn run(&mut self) {
+        // A copy of the reference: borrows of the vhost outlive `&mut self`.
+        let vhost: &VhostState = self.vhost;
+        let dead_letter_queues = dead_letter_queues(vhost);
+        let services_with_error_queue: Vec<String> = vhost
+            .queues
+            .iter()
+            .filter(|q| self.t.watch.is_match(&q.name))
+            .filter_map(|q| service_of(&q.name))
+            .collect();
+        for q in &vhost.queues {
+            if is_system(&q.name) {
+                continue;
+            }
+            let watched = self.t.watch.is_match(&q.name);
+            let key = (q.vhost.clone(), q.name.clone());
+            let history = self.facts.history.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            let (unhandled, transient) = self.facts.unhandled.get(&key).copied().unwrap_or((0, 0));
+
+            self.non_durable_queue(q);
+            if watched {
+                self.transient_messages(q, transient);
+                self.growing_error_queue(q, history, unhandled);
+                self.unbound_error_queue(q);
+            } else {
+                let has_error_queue = services_with_error_queue.iter().any(|s| belongs_to(&q.name, s));
+                if !has_error_queue && !dead_letter_queues.contains(q.name.as_str()) {
+                    self.no_dead_letter_path(q);
+                }
+                self.no_consumers(q);
+            }
+            self.unacked_stuck(q, history);
+            self.requeue_loop(q);
+            self.deep_not_lazy(q);
+        }
+        self.non_durable_exchanges();
+    }
+
+    fn push(&mut self, q: &QueueStats, kind: &'static str, severity: Severity, message: String, fix: String) {
+        self.push_with(q, kind, severity, message, fix, None);
+    }
+
+    fn push_with(
+        &mut self,
+        q: &QueueStats,
+        kind: &'static str,
+        severity: Severity,
+        message: String,
+        fix: String,
+        action: Option<FixAction>,
+    ) {
+        self.out.push(Observed {
+            vhost: self.vhost.name.clone(),
+            object_type: "queue",
+            object: q.name.clone(),
+            kind,
+            severity,
+            message,
+            fix,
+            action,
+        });
+    }
+
+    /// A policy for exactly this queue that keeps what its current policy
+    /// sets (policies do not merge: only the winner applies) and adds `extra`.
+    fn policy_fix(&self, q: &QueueStats, prefix: &str, extra: Map<String, Value>) -> FixAction {
+        let mut definition = q.effective_policy_definition.clone().unwrap_or_default();
+        definition.extend(extra);
+        let priority = q
+            .policy
+            .as_ref()
+            .and_then(|name| self.vhost.policies.iter().find(|p| &p.name == name))
+            .map_or(0, |p| p.priority + 1);
+        FixAction::Policy {
+            vhost: self.vhost.name.clone(),
+            name: format!("{prefix}-{}", q.name),
+            policy: PolicyRequest {
+                pattern: format!("^{}$", regex::escape(&q.name)),
+                apply_to: "queues".into(),
+                priority,
+                definition: Value::Object(definition),
+            },
+        }
+    }
+
+    fn non_durable_queue(&mut self, q: &QueueStats) {
+        if q.durable || q.exclusive || (q.messages == 0 && q.consumers == 0) {
+            return;
+        }
+        self.push(
+            q,
+            "non_durable_queue",
+            Severity::Warning,
+            format!(
+                "Queue {} is not durable and is in use ({} messages, {} consumers): it and its messages \
+                 disappear when the broker restarts.",
+                q.name, q.messages, q.consumers
+            ),
+            "Declare the queue durable (delete and re-declare it, or move its messages to a durable \
+             copy); durability cannot be changed by a policy."
+                .into(),
+        );
+    }
+
+    fn transient_messages(&mut self, q: &QueueStats, transient: i64) {
+        if transient == 0 {
+            return;
+        }
+        self.push(
+            q,
+            "transient_messages",
+            Severity::Warning,
+            format!(
+                "{transient} unhandled failure(s) captured from {} were published transient (delivery mode 1): \
+                 in a broker queue they would not survive a restart.",
+                q.name
+            ),
+            "Publish with delivery mode 2 (persistent). With Spring AMQP, MessageDeliveryMode.PERSISTENT is \
+             the default; check custom MessagePostProcessors and the recoverer."
+                .into(),
+        );
+    }
+
+    fn no_dead_letter_path(&mut self, q: &QueueStats) {
+        if q.exclusive || q.auto_delete || q.kind == "stream" || q.dead_letter_exchange().is_some() {
+            return;
+        }
+        let error_exchange = self.vhost.exchanges.iter().find(|e| e.name == "error.direct");
+        let (dlx, note) = match error_exchange {
+            Some(e) => (e.name.clone(), ""),
+            None => (
+                "dlx".to_owned(),
+                " (declare the exchange `dlx` and bind a queue to it first)",
+            ),
+        };
+        let mut extra = Map::new();
+        extra.insert("dead-letter-exchange".into(), json!(dlx));
+        extra.insert("dead-letter-routing-key".into(), json!(q.name));
+        let action = self.policy_fix(q, "dlx", extra);
+        self.push_with(
+            q,
+            "no_dead_letter_path",
+            Severity::Warning,
+            format!(
+                "Queue {} has no dead-letter exchange and no error queue for its service: a message that is \
+                 rejected, expires or overflows is dropped for good.",
+                q.name
+            ),
+            format!(
+                "Set a dead-letter exchange by policy{note}, or give the service an error queue \
+                 ({}.error.queue bound to error.direct) and a RepublishMessageRecoverer.",
+                q.name
+            ),
+            Some(action),
+        );
+    }
+
+    fn no_consumers(&mut self, q: &QueueStats) {
+        let delay_queue = q.has_ttl() && q.dead_letter_exchange().is_some();
+        if delay_queue || q.messages_ready == 0 || q.consumers > 0 {
+            return;
+        }
+        self.push(
+            q,
+            "no_consumers",
+            Severity::Warning,
+            format!(
+                "{} messages are waiting in {} and nothing consumes it.",
+                q.messages_ready, q.name
+            ),
+            "Start (or fix the subscription of) the service that should consume this queue; if the queue \
+             is obsolete, move its messages and delete it."
+                .into(),
+        );
+    }
+
+    fn unacked_stuck(&mut self, q: &QueueStats, history: &[TimedSample]) {
+        let now_stuck = q.messages_unacknowledged > 0 && q.message_stats.ack_details.rate == 0.0;
+        let held = held_for(history, self.facts.now, self.t.window_ms, |s| {
+            s.unacked > 0.0 && s.ack_rate == 0.0
+        });
+        if !(now_stuck && held) {
+            return;
+        }
+        self.push(
+            q,
+            "unacked_stuck",
+            Severity::Critical,
+            format!(
+                "{} messages in {} are delivered but unacknowledged and nothing has been acked for {} s: a \
+                 consumer is hung or forgot to ack.",
+                q.messages_unacknowledged,
+                q.name,
+                self.t.window_ms / 1000
+            ),
+            "Find the consumer holding them (Connections/Channels in the management UI), fix or restart \
+             it; its unacked messages go back to the queue when its channel closes. Set consumer_timeout \
+             so the broker closes such channels."
+                .into(),
+        );
+    }
+
+    fn requeue_loop(&mut self, q: &QueueStats) {
+        let stats = q.message_stats;
+        let redeliver = stats.redeliver_details.rate;
+        if redeliver < self.t.redeliver_rate || stats.ack_details.rate > redeliver * 0.05 {
+            return;
+        }
+        let action = (q.kind == "quorum").then(|| {
+            let mut extra = Map::new();
+            extra.insert("delivery-limit".into(), json!(20));
+            self.policy_fix(q, "delivery-limit", extra)
+        });
+        self.push_with(
+            q,
+            "requeue_loop",
+            Severity::Critical,
+            format!(
+                "{} redelivers {redeliver:.1} messages/s while almost nothing is acked: a poison message is \
+                 being rejected with requeue=true over and over.",
+                q.name
+            ),
+            if q.kind == "quorum" {
+                "Set a delivery-limit so the message is dead-lettered after N attempts, and reject without \
+                 requeue (AmqpRejectAndDontRequeueException) in the consumer."
+                    .into()
+            } else {
+                "Reject without requeue (requeue=false, AmqpRejectAndDontRequeueException, or Spring's \
+                 default-requeue-rejected=false) so the message goes to the dead-letter exchange; quorum \
+                 queues can also cap it with a delivery-limit."
+                    .into()
+            },
+            action,
+        );
+    }
+
+    fn deep_not_lazy(&mut self, q: &QueueStats) {
+        let classic = q.kind == "classic" || q.kind.is_empty();
+        if !self.lazy_matters || !classic || q.mode() == "lazy" || q.messages_ready < self.t.deep_queue {
+            return;
+        }
+        let mut extra = Map::new();
+        extra.insert("queue-mode".into(), json!("lazy"));
+        let action = self.policy_fix(q, "lazy", extra);
+        self.push_with(
+            q,
+            "deep_queue_not_lazy",
+            Severity::Warning,
+            format!(
+                "Classic queue {} holds {} ready messages in memory (not lazy): memory alarms block every \
+                 publisher when it grows further.",
+                q.name, q.messages_ready
+            ),
+            "Apply a policy with queue-mode: lazy so messages go straight to disk.".into(),
+            Some(action),
+        );
+    }
+
+    fn growing_error_queue(&mut self, q: &QueueStats, history: &[TimedSample], unhandled: i64) {
+        let backlog = (q.messages_ready + unhandled) as f64;
+        let Some(start) = anchor(history, self.facts.now, self.t.window_ms) else {
+            return;
+        };
+        if backlog <= start.sample.backlog {
+            return;
+        }
+        self.push(
+            q,
+            "growing_error_queue",
+            Severity::Warning,
+            format!(
+                "Error queue {} is growing: {} unhandled now, {} {} s ago.",
+                q.name,
+                backlog,
+                start.sample.backlog,
+                (self.facts.now - start.at) / 1000
+            ),
+            "Look at the failure groups for this service: a new failure is arriving faster than it is \
+             handled."
+                .into(),
+        );
+    }
+
+    /// Spring's RepublishMessageRecoverer sends `<service>`-keyed messages to
+    /// the error exchange; an error queue without that binding receives
+    /// nothing and the failures are dropped as unroutable.
+    fn unbound_error_queue(&mut self, q: &QueueStats) {
+        let Some(service) = q.name.strip_suffix(".error.queue") else {
+            return;
+        };
+        let Some(exchange) = self.vhost.exchanges.iter().find(|e| e.name == "error.direct") else {
+            return;
+        };
+        let bound = self.vhost.bindings.iter().any(|b| {
+            b.source == exchange.name
+                && b.destination_type == "queue"
+                && b.destination == q.name
+                && (exchange.kind != "direct" || b.routing_key == service)
+        });
+        if bound {
+            return;
+        }
+        let action = FixAction::Binding {
+            vhost: self.vhost.name.clone(),
+            exchange: exchange.name.clone(),
+            queue: q.name.clone(),
+            routing_key: service.to_owned(),
+        };
+        self.push_with(
+            q,
+            "unbound_error_queue",
+            Severity::Critical,
+            format!(
+                "{} is not bound to {} with routing key {service}: failures the recoverer republishes \
+                 there are unroutable and dropped.",
+                q.name, exchange.name
+            ),
+            format!("Bind {} to {} with routing key {service}.", q.name, exchange.name),
+            Some(action),
+        );
+    }
+
+    fn non_durable_exchanges(&mut self) {
+        for e in &self.vhost.exchanges {
+            if e.durable || is_system(&e.name) {
+                continue;
+            }
+            let bound = self.vhost.bindings.iter().filter(|b| b.source == e.name).count();
+            if bound == 0 {
+                continue;
+            }
+            self.out.push(Observed {
+                vhost: self.vhost.name.clone(),
+                object_type: "exchange",
+                object: e.name.clone(),
+                kind: "non_durable_exchange",
+                severity: Severity::Warning,
+                message: format!(
+                    "Exchange {} is not durable but routes to {bound} binding(s): after a broker restart it \
+                     is gone and publishes to it fail.",
+                    e.name
+                ),
+                fix: "Declare the exchange durable (delete and re-declare it with its bindings).".into(),
+                action: None,
+            });
+        }
+    }
+}
+
+/// Queues bound to an exchange some queue dead-letters into: they are
+/// dead-letter queues themselves and need no dead-letter path.
+fn dead_letter_queues(vhost: &VhostState) -> HashSet<&str> {
+    let dlx: HashSet<&str> = vhost
+        .queues
+        .iter()
+        .filter_map(|q| q.dead_letter_exchange())
+        .collect();
+    vhost
+        .bindings
+        .iter()
+        .filter(|b| b.destination_type == "queue" && dlx.contains(b.source.as_str()))
+        .map(|b| b.destination.as_str())
+        .collect()
+}
+
+/// `orders` belongs to service `orders`, as do `orders.queue` and `orders-events`.
+fn belongs_to(queue: &str, service: &str) -> bool {
+    queue
+        .strip_prefix(service)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '-', '_']))
+}
+
+/// The last sample at or before `now - window`: the start of the window.
+fn anchor(history: &[TimedSample], now: i64, window_ms: i64) -> Option<&TimedSample> {
+    history.iter().rev().find(|s| s.at <= now - window_ms)
+}
+
+/// Whether `pred` held in every sample over the whole window, including the
+/// sample that opens it (so a condition seen for a moment does not count).
+fn held_for(
+    history: &[TimedSample],
+    now: i64,
+    window_ms: i64,
+    pred: impl Fn(&crate::store::samples::Sample) -> bool,
+) -> bool {
+    let Some(start) = anchor(history, now, window_ms) else {
+        return false;
+    };
+    history
+        .iter()
+        .filter(|s| s.at >= start.at)
+        .all(|s| pred(&s.sample))
+}
+
+#[cfg(test)]
+mod tests;

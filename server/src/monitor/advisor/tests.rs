@@ -1,0 +1,172 @@
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::*;
+use crate::broker::management::{BindingInfo, ExchangeInfo, MessageStats, OverviewInfo, Rate};
+use crate::store::samples::Sample;
+
+fn queue(name: &str) -> QueueStats {
+    QueueStats {
+        vhost: "v".into(),
+        name: name.into(),
+        kind: "classic".into(),
+        durable: true,
+        ..QueueStats::default()
+    }
+}
+
+fn snapshot(version: &str, queues: Vec<QueueStats>) -> Snapshot {
+    Snapshot {
+        overview: OverviewInfo {
+            rabbitmq_version: version.into(),
+            ..OverviewInfo::default()
+        },
+        nodes: vec![],
+        vhosts: vec![VhostState {
+            name: "v".into(),
+            queues,
+            ..VhostState::default()
+        }],
+    }
+}
+
+fn kinds(
+    snapshot: &Snapshot,
+    history: &HashMap<(String, String), Vec<TimedSample>>,
+    now: i64,
+) -> Vec<(String, &'static str)> {
+    let watch = Regex::new(crate::config::DEFAULT_WATCH).unwrap();
+    let unhandled = HashMap::new();
+    let facts = Facts {
+        now,
+        history,
+        unhandled: &unhandled,
+    };
+    let t = Thresholds {
+        watch: &watch,
+        window_ms: 60_000,
+        deep_queue: 100,
+        redeliver_rate: 1.0,
+    };
+    advise(snapshot, &facts, &t)
+        .into_iter()
+        .map(|o| (o.object, o.kind))
+        .collect()
+}
+
+#[test]
+fn delay_queue_is_not_a_queue_without_consumers() {
+    let mut delay = queue("retry.delay");
+    delay.arguments.insert("x-message-ttl".into(), json!(5000));
+    delay
+        .arguments
+        .insert("x-dead-letter-exchange".into(), json!("work"));
+    delay.messages_ready = 10;
+    let mut stuck = queue("orders");
+    stuck.messages_ready = 10;
+    let found = kinds(&snapshot("3.10.8", vec![delay, stuck]), &HashMap::new(), 0);
+    assert!(found.contains(&("orders".into(), "no_consumers")), "{found:?}");
+    assert!(!found.iter().any(|(q, _)| q == "retry.delay"), "{found:?}");
+}
+
+#[test]
+fn lazy_mode_only_matters_before_3_12() {
+    let mut deep = queue("orders");
+    deep.messages_ready = 500;
+    deep.consumers = 1;
+    deep.arguments
+        .insert("x-dead-letter-exchange".into(), json!("dlx"));
+    let old = kinds(&snapshot("3.11.2", vec![deep.clone()]), &HashMap::new(), 0);
+    assert_eq!(old, vec![("orders".to_owned(), "deep_queue_not_lazy")]);
+    assert!(kinds(&snapshot("3.12.0", vec![deep.clone()]), &HashMap::new(), 0).is_empty());
+    deep.effective_policy_definition = Some(json!({"queue-mode": "lazy"}).as_object().unwrap().clone());
+    assert!(kinds(&snapshot("3.11.2", vec![deep]), &HashMap::new(), 0).is_empty());
+}
+
+#[test]
+fn an_error_queue_of_the_service_counts_as_a_dead_letter_path() {
+    let work = queue("orders.queue");
+    let error = queue("orders.error.queue");
+    let other = queue("billing");
+    let found = kinds(&snapshot("3.10.8", vec![work, error, other]), &HashMap::new(), 0);
+    assert_eq!(found, vec![("billing".to_owned(), "no_dead_letter_path")]);
+}
+
+#[test]
+fn requeue_loop_needs_redeliveries_without_acks() {
+    let mut q = queue("orders");
+    q.arguments.insert("x-dead-letter-exchange".into(), json!("dlx"));
+    q.consumers = 1;
+    q.message_stats = MessageStats {
+        redeliver_details: Rate { rate: 250.0 },
+        ack_details: Rate { rate: 0.0 },
+        ..MessageStats::default()
+    };
+    let found = kinds(&snapshot("3.10.8", vec![q.clone()]), &HashMap::new(), 0);
+    assert_eq!(found, vec![("orders".to_owned(), "requeue_loop")]);
+    q.message_stats.ack_details.rate = 200.0;
+    assert!(kinds(&snapshot("3.10.8", vec![q]), &HashMap::new(), 0).is_empty());
+}
+
+#[test]
+fn unacked_must_be_stuck_for_the_whole_window() {
+    let mut q = queue("orders");
+    q.arguments.insert("x-dead-letter-exchange".into(), json!("dlx"));
+    q.consumers = 1;
+    q.messages_unacknowledged = 3;
+    let sample = |at: i64, unacked: f64| TimedSample {
+        at,
+        sample: Sample {
+            unacked,
+            ..Sample::default()
+        },
+    };
+    let key = ("v".to_owned(), "orders".to_owned());
+    let snap = snapshot("3.10.8", vec![q]);
+    // Only 30 s of history: too short to call it stuck.
+    let short = HashMap::from([(key.clone(), vec![sample(70_000, 3.0), sample(100_000, 3.0)])]);
+    assert!(kinds(&snap, &short, 100_000).is_empty());
+    let long = HashMap::from([(key.clone(), vec![sample(30_000, 3.0), sample(100_000, 3.0)])]);
+    assert_eq!(
+        kinds(&snap, &long, 100_000),
+        vec![("orders".to_owned(), "unacked_stuck")]
+    );
+    let acked_between = HashMap::from([(
+        key,
+        vec![sample(30_000, 3.0), sample(60_000, 0.0), sample(100_000, 3.0)],
+    )]);
+    assert!(kinds(&snap, &acked_between, 100_000).is_empty());
+}
+
+#[test]
+fn error_queue_must_be_bound_with_the_service_key() {
+    let error = queue("orders.error.queue");
+    let mut snap = snapshot("3.10.8", vec![error]);
+    let v = &mut snap.vhosts[0];
+    v.exchanges.push(ExchangeInfo {
+        name: "error.direct".into(),
+        kind: "direct".into(),
+        durable: true,
+        internal: false,
+    });
+    v.bindings.push(BindingInfo {
+        source: "error.direct".into(),
+        destination: "orders.error.queue".into(),
+        destination_type: "queue".into(),
+        routing_key: "orders.error".into(),
+    });
+    assert_eq!(
+        kinds(&snap, &HashMap::new(), 0),
+        vec![("orders.error.queue".to_owned(), "unbound_error_queue")]
+    );
+    snap.vhosts[0].bindings[0].routing_key = "orders".into();
+    assert!(kinds(&snap, &HashMap::new(), 0).is_empty());
+}
+
+#[test]
+fn service_membership() {
+    assert!(belongs_to("orders", "orders"));
+    assert!(belongs_to("orders.queue", "orders"));
+    assert!(!belongs_to("ordersx", "orders"));
+}

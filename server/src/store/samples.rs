@@ -1,0 +1,225 @@
+//! Sampled queue counters and captured-failure rates over time.
+
+use std::collections::HashMap;
+
+use app::model::{HistoryPoint, InflowPoint};
+
+use super::{Store, StoreError};
+
+/// One queue's counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    pub vhost: String,
+    pub queue: String,
+    pub ready: f64,
+    pub unacked: f64,
+    pub consumers: f64,
+    pub publish_rate: f64,
+    pub deliver_rate: f64,
+    pub redeliver_rate: f64,
+    pub ack_rate: f64,
+    pub backlog: f64,
+}
+
+/// A sample as read back for the advisor's "for N minutes" checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedSample {
+    pub at: i64,
+    pub sample: Sample,
+}
+
+/// Ages after which samples are averaged into coarser buckets: older than an
+/// hour → 1 minute, older than a day → 10 minutes. Charts over 24 h and 7 d
+/// need no finer points, and a week of 10 s samples of many queues is large.
+pub const DOWNSAMPLING: [(i64, i64); 2] = [(3_600, 60), (86_400, 600)];
+
+impl Store {
+    pub async fn insert_samples(
+        &self,
+        at: i64,
+        resolution_secs: i64,
+        samples: &[Sample],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for s in samples {
+            sqlx::query(
+                "INSERT INTO queue_samples (at, vhost, queue, resolution_secs, ready, unacked, consumers,
+                    publish_rate, deliver_rate, redeliver_rate, ack_rate, backlog)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(at)
+            .bind(&s.vhost)
+            .bind(&s.queue)
+            .bind(resolution_secs)
+            .bind(s.ready)
+            .bind(s.unacked)
+            .bind(s.consumers)
+            .bind(s.publish_rate)
+            .bind(s.deliver_rate)
+            .bind(s.redeliver_rate)
+            .bind(s.ack_rate)
+            .bind(s.backlog)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Averages aged samples into coarser buckets and drops those older than
+    /// `retention_ms`. Cut-offs are aligned to bucket starts so every bucket
+    /// is compacted once, from all its samples.
+    pub async fn compact_samples(&self, now: i64, retention_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM queue_samples WHERE at < ?")
+            .bind(now - retention_ms)
+            .execute(&mut *tx)
+            .await?;
+        for (age_secs, bucket_secs) in DOWNSAMPLING {
+            let bucket = bucket_secs * 1000;
+            let cutoff = (now - age_secs * 1000).div_euclid(bucket) * bucket;
+            sqlx::query(
+                "INSERT INTO queue_samples (at, vhost, queue, resolution_secs, ready, unacked, consumers,
+                    publish_rate, deliver_rate, redeliver_rate, ack_rate, backlog)
+                 SELECT (at / ?1) * ?1, vhost, queue, ?2, avg(ready), avg(unacked), avg(consumers),
+                    avg(publish_rate), avg(deliver_rate), avg(redeliver_rate), avg(ack_rate), avg(backlog)
+                 FROM queue_samples WHERE at < ?3 AND resolution_secs < ?2
+                 GROUP BY vhost, queue, at / ?1",
+            )
+            .bind(bucket)
+            .bind(bucket_secs)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM queue_samples WHERE at < ? AND resolution_secs < ?")
+                .bind(cutoff)
+                .bind(bucket_secs)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A queue's ready/unacked/consumers averaged per bucket since `since`.
+    pub async fn queue_history(
+        &self,
+        vhost: &str,
+        queue: &str,
+        since: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<HistoryPoint>, StoreError> {
+        let rows: Vec<(i64, f64, f64, f64)> = sqlx::query_as(
+            "SELECT (at / ?1) * ?1 AS b, avg(ready), avg(unacked), avg(consumers)
+             FROM queue_samples WHERE vhost = ?2 AND queue = ?3 AND at >= ?4
+             GROUP BY b ORDER BY b",
+        )
+        .bind(bucket_ms)
+        .bind(vhost)
+        .bind(queue)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, ready, unacked, consumers)| HistoryPoint {
+                at,
+                ready,
+                unacked,
+                consumers,
+            })
+            .collect())
+    }
+
+    /// Failures captured for `service` (all services when `None`) per
+    /// minute, per bucket since `since`.
+    pub async fn service_inflow(
+        &self,
+        service: Option<&str>,
+        since: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<InflowPoint>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT (received_at / ?1) * ?1 AS b, count(*) FROM messages
+             WHERE received_at >= ?2 AND (?3 IS NULL OR service = ?3)
+             GROUP BY b ORDER BY b",
+        )
+        .bind(bucket_ms)
+        .bind(since)
+        .bind(service)
+        .fetch_all(&self.pool)
+        .await?;
+        let minutes = bucket_ms as f64 / 60_000.0;
+        Ok(rows
+            .into_iter()
+            .map(|(at, n)| InflowPoint {
+                at,
+                per_minute: n as f64 / minutes,
+            })
+            .collect())
+    }
+
+    /// Failures captured since `since`, per service (`""` when unknown).
+    pub async fn inflow_by_service(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COALESCE(service, ''), count(*) FROM messages WHERE received_at >= ?
+             GROUP BY 1 ORDER BY 2 DESC",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every queue's samples since `since`, oldest first.
+    pub async fn samples_since(
+        &self,
+        since: i64,
+    ) -> Result<HashMap<(String, String), Vec<TimedSample>>, StoreError> {
+        type Row = (i64, String, String, f64, f64, f64, f64, f64, f64, f64, f64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT at, vhost, queue, ready, unacked, consumers, publish_rate, deliver_rate,
+                redeliver_rate, ack_rate, backlog
+             FROM queue_samples WHERE at >= ? ORDER BY at",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<(String, String), Vec<TimedSample>> = HashMap::new();
+        for (at, vhost, queue, ready, unacked, consumers, publish, deliver, redeliver, ack, backlog) in rows {
+            out.entry((vhost.clone(), queue.clone()))
+                .or_default()
+                .push(TimedSample {
+                    at,
+                    sample: Sample {
+                        vhost,
+                        queue,
+                        ready,
+                        unacked,
+                        consumers,
+                        publish_rate: publish,
+                        deliver_rate: deliver,
+                        redeliver_rate: redeliver,
+                        ack_rate: ack,
+                        backlog,
+                    },
+                });
+        }
+        Ok(out)
+    }
+
+    /// Unhandled (failed) messages per `(vhost, queue)`, and how many of them
+    /// were published transient (delivery mode other than 2).
+    pub async fn unhandled_counts(&self) -> Result<HashMap<(String, String), (i64, i64)>, StoreError> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT vhost, queue, count(*),
+                sum(CASE WHEN COALESCE(json_extract(properties, '$.delivery_mode'), 1) = 2 THEN 0 ELSE 1 END)
+             FROM messages WHERE status = 'failed' GROUP BY vhost, queue",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(v, q, n, transient)| ((v, q), (n, transient)))
+            .collect())
+    }
+}

@@ -1,0 +1,151 @@
+//! Alert rules fire once, resolve once, and reach a real local HTTP receiver,
+//! with retries when it fails.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use common::*;
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use serde_json::{json, Value};
+
+/// An HTTP receiver that records every POST; the first `fail_first` answer 500.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    async fn start(fail_first: usize) -> Self {
+        let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let calls = Arc::new(Mutex::new(0usize));
+        let store = got.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |Json(body): Json<Value>| {
+                let store = store.clone();
+                let calls = calls.clone();
+                async move {
+                    let n = {
+                        let mut c = calls.lock().unwrap();
+                        *c += 1;
+                        *c
+                    };
+                    if n <= fail_first {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    store.lock().unwrap().push(body);
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, got }
+    }
+
+    fn events(&self) -> Vec<(String, String)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["event"].as_str().unwrap().to_owned(),
+                    b["key"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn queue_threshold_fires_once_and_resolves() {
+    let receiver = Receiver::start(0).await;
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("orders", FieldTable::default()).await;
+    let app = TestApp::start(config(&vh, &db, &["--sample-interval=1"])).await;
+    let rule = json!({
+        "name": "orders backlog",
+        "condition": {"kind": "queue", "queue": "^orders$", "metric": "ready", "threshold": 2},
+        "webhook_url": receiver.url,
+    });
+    let (status, created) = app.post("/api/v1/alerts", Some(rule)).await;
+    assert_eq!(status, 201, "{created}");
+    for _ in 0..3 {
+        vh.publish("", "orders", b"{}", BasicProperties::default()).await;
+    }
+    let key = format!("{}/orders", vh.name);
+    wait_until(Duration::from_secs(30), || async {
+        !receiver.events().is_empty()
+    })
+    .await;
+    // Still firing a few ticks later, but announced only once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.events(), vec![("firing".to_owned(), key.clone())]);
+    let first = receiver.got.lock().unwrap()[0].clone();
+    assert_eq!(first["rule"]["name"], "orders backlog");
+    assert_eq!(first["value"], 3.0);
+    let (_, rules) = app.get("/api/v1/alerts").await;
+    assert_eq!(rules[0]["firing"][0], key.as_str());
+
+    vh.drain("orders", 3).await;
+    wait_until(Duration::from_secs(30), || async { receiver.events().len() == 2 }).await;
+    assert_eq!(receiver.events()[1], ("resolved".to_owned(), key));
+
+    let (_, deliveries) = app.get("/api/v1/alerts/deliveries").await;
+    assert!(
+        deliveries
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| !d["delivered_at"].is_null()),
+        "{deliveries}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn test_button_is_retried_until_the_receiver_takes_it() {
+    let receiver = Receiver::start(2).await;
+    let vh = TestVhost::new().await;
+    let db = TestDb::new();
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let rule = json!({
+        "name": "critical findings",
+        "condition": {"kind": "finding", "severity": "critical"},
+        "webhook_url": receiver.url,
+    });
+    let (status, created) = app.post("/api/v1/alerts", Some(rule)).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, _) = app
+        .post(&format!("/api/v1/alerts/{}/test", created["id"]), None)
+        .await;
+    assert_eq!(status, 202);
+    // Two failures (backoff 1 s, then 2 s), then delivered.
+    wait_until(Duration::from_secs(20), || async {
+        !receiver.events().is_empty()
+    })
+    .await;
+    assert_eq!(receiver.events(), vec![("test".to_owned(), "test".to_owned())]);
+    let (_, deliveries) = app
+        .get(&format!("/api/v1/alerts/{}/deliveries", created["id"]))
+        .await;
+    let d = &deliveries[0];
+    assert_eq!(d["attempts"], 3, "{d}");
+    assert!(!d["delivered_at"].is_null());
+
+    let bad = json!({"name": "x", "condition": {"kind": "queue", "queue": "(", "metric": "ready", "threshold": 1}, "webhook_url": receiver.url});
+    let (status, body) = app.post("/api/v1/alerts", Some(bad)).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = app.post("/api/v1/alerts/999999/test", None).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
