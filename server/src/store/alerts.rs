@@ -99,7 +99,7 @@ impl Store {
         now: i64,
         payload: &Value,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let new = sqlx::query(
             "INSERT OR IGNORE INTO alert_firing (rule_id, key, since, value) VALUES (?, ?, ?, ?)",
         )
@@ -126,7 +126,7 @@ impl Store {
         now: i64,
         payload: &Value,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let was = sqlx::query("DELETE FROM alert_firing WHERE rule_id = ? AND key = ?")
             .bind(rule_id)
             .bind(key)
@@ -157,7 +157,7 @@ impl Store {
         payload: &Value,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         enqueue(&mut tx, rule_id, "test", "test", payload, now).await?;
         tx.commit().await?;
         Ok(())

@@ -92,7 +92,7 @@ impl Store {
         vhosts: &[String],
         observed: &[Observed],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let open: Vec<(i64, String, String, String, String)> = sqlx::query_as(
             "SELECT id, vhost, object_type, object, kind FROM findings WHERE resolved_at IS NULL",
         )

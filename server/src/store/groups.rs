@@ -101,7 +101,7 @@ impl Store {
             if rows.is_empty() {
                 return Ok(done);
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             for (id, queue, reason, trace, exchange, key, headers) in rows {
                 let headers: Value = serde_json::from_str(&headers).unwrap_or_default();
                 let typed = |name: &str| headers[name]["value"].as_str().map(str::to_owned);

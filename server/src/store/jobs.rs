@@ -102,7 +102,7 @@ impl Store {
     /// Creates a running job over the messages matching `filter` right now.
     /// Returns `None` (and writes nothing) when nothing matches.
     pub async fn create_job(&self, job: NewJob<'_>, filter: &Filter) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (action, state, actor, selection, target_exchange, target_routing_key,
@@ -221,6 +221,18 @@ impl Store {
         }
         b.push(")");
         Ok(b.build().execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Sets or clears the note of a running job without changing its state,
+    /// e.g. why it is waiting for the broker.
+    pub async fn set_job_note(&self, id: i64, note: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET note = ?, updated_at = ? WHERE id = ? AND state = 'running'")
+            .bind(note)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Of the job's replays confirmed since `since_ms`: how many, and how many

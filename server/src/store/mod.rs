@@ -79,6 +79,15 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
+    /// Starts a transaction that writes. `BEGIN IMMEDIATE` takes SQLite's
+    /// write lock up front, waiting up to the busy timeout for it; a deferred
+    /// transaction that reads first and then writes fails at once with
+    /// `SQLITE_BUSY` when another connection committed in between, which the
+    /// busy timeout does not cover.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     /// Opens (creating if missing) the database and applies migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
@@ -112,7 +121,7 @@ impl Store {
     /// queue was committed before a crash lost its ack: it is skipped, so the
     /// caller can ack it without storing it twice.
     pub async fn insert_batch(&self, batch: &[NewMessage]) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut inserted = 0;
         for m in batch {
             if m.redelivered {
@@ -304,7 +313,7 @@ impl Store {
         to: MessageStatus,
         event: Option<Event<'_>>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let current: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -333,7 +342,7 @@ impl Store {
 
     /// Records an event without changing the status (e.g. a refused replay).
     pub async fn record(&self, id: i64, event: Event<'_>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         insert_event(&mut tx, id, &event).await?;
         tx.commit().await?;
         Ok(())
@@ -342,7 +351,7 @@ impl Store {
     /// After a crash, a replay may have been published or not: we cannot know,
     /// so such messages go back to `failed` with a note the operator sees.
     pub async fn release_interrupted_replays(&self) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE status = 'replaying'")
             .fetch_all(&mut *tx)
             .await?;
@@ -380,7 +389,7 @@ impl Store {
     pub async fn purge_discarded(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let expired = "SELECT message_id FROM message_events WHERE action = 'discard'
                        GROUP BY message_id HAVING MAX(at) < ?";
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(&format!(
             "DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE status = 'discarded' AND id IN ({expired}))"
         ))

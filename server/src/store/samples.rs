@@ -40,7 +40,7 @@ impl Store {
         resolution_secs: i64,
         samples: &[Sample],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for s in samples {
             sqlx::query(
                 "INSERT INTO queue_samples (at, vhost, queue, resolution_secs, ready, unacked, consumers,
@@ -70,7 +70,7 @@ impl Store {
     /// `retention_ms`. Cut-offs are aligned to bucket starts so every bucket
     /// is compacted once, from all its samples.
     pub async fn compact_samples(&self, now: i64, retention_ms: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM queue_samples WHERE at < ?")
             .bind(now - retention_ms)
             .execute(&mut *tx)
