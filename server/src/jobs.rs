@@ -133,24 +133,43 @@ impl Redrive {
 }
 
 /// Runs jobs in the background: one task per running job.
+///
+/// A job that stops on an error (database or broker unreachable) keeps its
+/// place: its current message stays pending and the job is retried with
+/// backoff, its note telling the operator what it waits for.
 pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
-    let mut tasks: HashMap<i64, JoinHandle<()>> = HashMap::new();
+    let mut tasks: HashMap<i64, JoinHandle<anyhow::Result<()>>> = HashMap::new();
+    let mut backoff: HashMap<i64, (u32, Instant)> = HashMap::new();
     loop {
-        tasks.retain(|_, t| !t.is_finished());
+        for (id, task) in tasks.extract_if(|_, t| t.is_finished()) {
+            match task.await {
+                Ok(Ok(())) => {
+                    backoff.remove(&id);
+                }
+                Ok(Err(e)) => {
+                    let attempts = backoff.get(&id).map_or(0, |b| b.0) + 1;
+                    let wait = retry_delay(attempts);
+                    tracing::warn!(job = id, error = ?e, retry_in = ?wait, "job interrupted; it resumes on its own");
+                    let note = format!("waiting: {e:#}; retrying in {}s", wait.as_secs());
+                    if let Err(e) = redrive.store.set_job_note(id, Some(&note)).await {
+                        tracing::warn!(job = id, error = %e, "recording why the job waits failed");
+                    }
+                    backoff.insert(id, (attempts, Instant::now() + wait));
+                }
+                Err(e) => tracing::error!(job = id, error = %e, "job task panicked"),
+            }
+        }
         match redrive.store.running_jobs().await {
             Ok(ids) => {
                 for id in ids {
-                    if tasks.contains_key(&id) {
+                    let waiting = backoff.get(&id).is_some_and(|b| b.1 > Instant::now());
+                    if tasks.contains_key(&id) || waiting {
                         continue;
                     }
-                    let (r, token) = (redrive.clone(), shutdown.clone());
+                    let (r, token, retry) = (redrive.clone(), shutdown.clone(), backoff.contains_key(&id));
                     tasks.insert(
                         id,
-                        tokio::spawn(async move {
-                            if let Err(e) = drive(&r, id, &token).await {
-                                tracing::warn!(job = id, error = ?e, "job paused by an error; it resumes on its own");
-                            }
-                        }),
+                        tokio::spawn(async move { drive(&r, id, &token, retry).await }),
                     );
                 }
             }
@@ -166,8 +185,13 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
     }
 }
 
+/// 1 s, 2 s, 4 s … capped at 30 s.
+fn retry_delay(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(5)).min(Duration::from_secs(30))
+}
+
 /// Works through one job until it is done, paused, cancelled or Redrive stops.
-async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken) -> anyhow::Result<()> {
+async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken, mut retrying: bool) -> anyhow::Result<()> {
     let spec = r.store.job_spec(id).await?;
     let action = if spec.action == "discard" {
         JobAction::Discard
@@ -217,11 +241,15 @@ async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken) -> anyhow::Re
             Err(ApiError::Conflict(e)) | Err(ApiError::NotFound(e)) => ("skipped", Some(e)),
             Err(e @ (ApiError::Broker(_) | ApiError::BadRequest(_))) => ("failed", Some(e.to_string())),
             // Database or broker trouble: leave the item pending and retry later.
-            Err(e) => anyhow::bail!("job {id}, message {message_id}: {e}"),
+            Err(e) => anyhow::bail!("message {message_id}: {e}"),
         };
         r.store
             .finish_job_item(id, message_id, state, error.as_deref(), replay_id.as_deref())
             .await?;
+        if std::mem::take(&mut retrying) {
+            // Progress again: the "waiting" note no longer holds.
+            r.store.set_job_note(id, None).await?;
+        }
         if action == JobAction::Replay {
             if let Some(note) = replay_loop(r, id).await? {
                 tracing::warn!(job = id, %note, "job paused itself");
@@ -286,6 +314,12 @@ mod tests {
         let f = selection(&req()).unwrap();
         assert_eq!(f.status, Some(SELECTABLE));
         assert_eq!(f.group.as_deref(), Some("g"));
+    }
+
+    #[test]
+    fn retries_back_off_to_half_a_minute() {
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
     }
 
     #[test]

@@ -51,6 +51,20 @@ pub enum PublishError {
     Channel(#[from] lapin::Error),
 }
 
+impl PublishError {
+    /// Whether the broker itself refused the message (unroutable, nacked, or
+    /// a channel-level error such as a missing exchange or no permission).
+    /// Anything else (connection lost, channel churn, no confirm in time) says
+    /// nothing about the message: the same publish may succeed a moment later.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Returned { .. } | Self::Nacked => true,
+            Self::Channel(e) => e.is_amqp_soft_error(),
+            Self::Timeout(_) => false,
+        }
+    }
+}
+
 /// Whether a header is failure bookkeeping that must not travel with a replay:
 /// a copy carrying an old `x-death` would confuse `x-death`-based retry counters.
 fn is_failure_header(name: &str) -> bool {

@@ -121,12 +121,13 @@ async fn bulk_replay_job_pauses_resumes_survives_a_restart_and_delivers_exactly_
     app.stop().await;
     let app = TestApp::start(config(&vh, &db, &[])).await;
     let done = wait_for_job(&app, &id, |j| j["state"] == "completed").await;
-    assert_eq!(done["done"], TOTAL, "{done}");
+    let (_, problems) = app.get(&format!("/api/v1/jobs/{id}/problems")).await;
+    assert_eq!(done["done"], TOTAL, "{done}\nproblems: {problems}");
     assert_eq!(done["failed"], 0);
     assert_eq!(done["remaining"], 0);
     assert!(done["finished_at"].is_string());
     let (_, page) = app.get("/api/v1/messages?status=replayed&limit=1").await;
-    assert_eq!(page["total"], TOTAL);
+    assert_eq!(page["total"], TOTAL, "problems: {problems}");
 
     // Exactly once: every message id arrived, none twice.
     assert_eq!(vh.depth("orders.in").await as usize, TOTAL);

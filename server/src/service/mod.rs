@@ -73,11 +73,19 @@ impl Redrive {
         self.store
             .transition(id, &[MessageStatus::Replaying], to, Some(event))
             .await?;
-        if let Err(e) = result {
-            tracing::info!(id, error = %e, "replay refused by the broker");
-            return Err(ApiError::Broker(e.to_string()));
+        match result {
+            Err(e) if e.is_refusal() => {
+                tracing::info!(id, error = %e, "replay refused by the broker");
+                Err(ApiError::Broker(e.to_string()))
+            }
+            Err(e) => {
+                tracing::warn!(id, error = %e, "replay not confirmed; the message stays failed");
+                Err(ApiError::Unavailable(format!(
+                    "{e}; the message is still failed, try again"
+                )))
+            }
+            Ok(()) => Ok(out.replay_id),
         }
-        Ok(out.replay_id)
     }
 
     /// A status change that needs no broker: recorded with its action in history.
