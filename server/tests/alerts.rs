@@ -100,15 +100,14 @@ async fn queue_threshold_fires_once_and_resolves() {
     wait_until(Duration::from_secs(30), || async { receiver.events().len() == 2 }).await;
     assert_eq!(receiver.events()[1], ("resolved".to_owned(), key));
 
-    let (_, deliveries) = app.get("/api/v1/alerts/deliveries").await;
-    assert!(
-        deliveries
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| !d["delivered_at"].is_null()),
-        "{deliveries}"
-    );
+    // The outbox records delivery once the receiver's answer is back, which
+    // is a moment after the receiver has seen the POST.
+    wait_until(Duration::from_secs(10), || async {
+        let (_, deliveries) = app.get("/api/v1/alerts/deliveries").await;
+        let rows = deliveries.as_array().cloned().unwrap_or_default();
+        rows.len() == 2 && rows.iter().all(|d| !d["delivered_at"].is_null())
+    })
+    .await;
     app.stop().await;
 }
 
@@ -135,12 +134,14 @@ async fn test_button_is_retried_until_the_receiver_takes_it() {
     })
     .await;
     assert_eq!(receiver.events(), vec![("test".to_owned(), "test".to_owned())]);
-    let (_, deliveries) = app
-        .get(&format!("/api/v1/alerts/{}/deliveries", created["id"]))
-        .await;
-    let d = &deliveries[0];
+    let path = format!("/api/v1/alerts/{}/deliveries", created["id"]);
+    let d = wait_for(Duration::from_secs(10), || async {
+        let (_, deliveries) = app.get(&path).await;
+        let d = deliveries[0].clone();
+        (!d["delivered_at"].is_null()).then_some(d)
+    })
+    .await;
     assert_eq!(d["attempts"], 3, "{d}");
-    assert!(!d["delivered_at"].is_null());
 
     let bad = json!({"name": "x", "condition": {"kind": "queue", "queue": "(", "metric": "ready", "threshold": 1}, "webhook_url": receiver.url});
     let (status, body) = app.post("/api/v1/alerts", Some(bad)).await;

@@ -132,6 +132,14 @@ async fn queue_history_charts_sampled_counters() {
     for _ in 0..3 {
         vh.publish("", "backlog", b"{}", BasicProperties::default()).await;
     }
+    // The management API refreshes its statistics every few seconds; start
+    // sampling only once it reports the backlog, so that every sample in a
+    // bucket is 3 and the bucket's average is exactly 3 (a bucket mixing an
+    // early 0 with later 3s would average below it until the next bucket).
+    wait_until(Duration::from_secs(30), || async {
+        vh.queue_info("backlog").await["messages_ready"] == 3
+    })
+    .await;
     let app = TestApp::start(config(&vh, &db, &["--sample-interval=1"])).await;
     let path = format!("/api/v1/queues/{}/backlog/history?window=1h", enc(&vh.name));
     let history = wait_for(Duration::from_secs(30), || async {

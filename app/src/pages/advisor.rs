@@ -55,7 +55,8 @@ pub fn AdvisorPage() -> impl IntoView {
     }
 }
 
-fn finding(f: Finding, fix: Action<i64, Result<(), ServerFnError>>) -> impl IntoView {
+/// One finding with its fix button; also listed on the queue's own page.
+pub fn finding(f: Finding, fix: Action<i64, Result<(), ServerFnError>>) -> impl IntoView {
     let object = if f.object_type == "queue" {
         view! { <a href=queue_href(&f.vhost, &f.object)>{format!("{} / {}", f.vhost, f.object)}</a> }
             .into_any()

@@ -21,11 +21,10 @@ pub fn describe(c: &AlertCondition) -> String {
             op,
             threshold,
         } => format!(
-            "queue /{queue}/{} {:?} {op} {threshold}",
+            "queues matching /{queue}/{}: {} {op} {threshold}",
             vhost.as_ref().map(|v| format!(" in {v}")).unwrap_or_default(),
-            metric
-        )
-        .to_lowercase(),
+            format!("{metric:?}").to_lowercase()
+        ),
         AlertCondition::ErrorInflow { service, per_minute } => format!(
             "failures from {} above {per_minute}/min",
             service.as_deref().unwrap_or("any service")
@@ -36,7 +35,23 @@ pub fn describe(c: &AlertCondition) -> String {
     }
 }
 
-fn condition_from(kind: &str, target: &str, metric: &str, threshold: &str) -> Result<AlertCondition, String> {
+/// What the rule form holds, as typed.
+struct RuleForm {
+    kind: String,
+    vhost: String,
+    target: String,
+    metric: String,
+    threshold: String,
+}
+
+fn condition_from(form: &RuleForm) -> Result<AlertCondition, String> {
+    let RuleForm {
+        kind,
+        vhost,
+        target,
+        metric,
+        threshold,
+    } = form;
     let number = || {
         threshold
             .trim()
@@ -44,15 +59,16 @@ fn condition_from(kind: &str, target: &str, metric: &str, threshold: &str) -> Re
             .map_err(|_| "threshold must be a number".to_owned())
     };
     let target = target.trim();
-    Ok(match kind {
+    let vhost = vhost.trim();
+    Ok(match kind.as_str() {
         "queue" => AlertCondition::Queue {
-            vhost: None,
+            vhost: (!vhost.is_empty()).then(|| vhost.to_owned()),
             queue: if target.is_empty() {
                 ".*".into()
             } else {
                 target.into()
             },
-            metric: match metric {
+            metric: match metric.as_str() {
                 "unacked" => QueueMetric::Unacked,
                 "consumers" => QueueMetric::Consumers,
                 _ => QueueMetric::Ready,
@@ -90,9 +106,10 @@ pub fn AlertsPage() -> impl IntoView {
         );
         changed.update(|n| *n += 1);
     });
-    let (name, kind, target, metric, threshold, url) = (
+    let (name, kind, vhost, target, metric, threshold, url) = (
         RwSignal::new(String::new()),
         RwSignal::new("queue".to_owned()),
+        RwSignal::new(String::new()),
         RwSignal::new(String::new()),
         RwSignal::new("ready".to_owned()),
         RwSignal::new("1000".to_owned()),
@@ -101,7 +118,14 @@ pub fn AlertsPage() -> impl IntoView {
     let form_error = RwSignal::new(None::<String>);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        match condition_from(&kind.get(), &target.get(), &metric.get(), &threshold.get()) {
+        let form = RuleForm {
+            kind: kind.get(),
+            vhost: vhost.get(),
+            target: target.get(),
+            metric: metric.get(),
+            threshold: threshold.get(),
+        };
+        match condition_from(&form) {
             Ok(condition) => {
                 form_error.set(None);
                 create.dispatch(AlertRuleRequest {
@@ -148,6 +172,7 @@ pub fn AlertsPage() -> impl IntoView {
                     <option value="finding">"the advisor finds something of severity"</option>
                 </select>
             </label>
+            <label>"Vhost (queues; empty: all) " <input type="text" bind:value=vhost/></label>
             <label>"Queue regex / service / severity " <input type="text" bind:value=target/></label>
             <label>"Counter "
                 <select prop:value=move || metric.get() on:change=move |ev| metric.set(event_target_value(&ev))>

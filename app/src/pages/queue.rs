@@ -4,7 +4,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api::{error_text, get_queue_history};
+use super::advisor::finding;
+use crate::api::{apply_fix, error_text, get_advisor, get_queue_history};
 use crate::components::{ErrorBox, LineChart, Series};
 use crate::format::url_encode;
 use crate::model::{window_secs, QueueHistory, WINDOWS};
@@ -69,6 +70,8 @@ pub fn QueuePage() -> impl IntoView {
         move || (vhost(), name(), window()),
         |(vhost, queue, window)| get_queue_history(vhost, queue, window),
     );
+    let fix = Action::new(|id: &i64| apply_fix(*id));
+    let report = Resource::new(move || fix.version().get(), |_| get_advisor());
     view! {
         <Title text=move || format!("Queue {}", name())/>
         <div class="page-head">
@@ -82,6 +85,24 @@ pub fn QueuePage() -> impl IntoView {
             {move || history.get().map(|res| match res {
                 Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
                 Ok(h) => queue_chart(h).into_any(),
+            })}
+        </Transition>
+        <h2>"Advisor findings"</h2>
+        {move || fix.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        <Transition fallback=|| ()>
+            {move || report.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(r) => {
+                    let (vhost, name) = (vhost(), name());
+                    let open: Vec<_> = r.findings.into_iter()
+                        .filter(|f| f.resolved_at.is_none() && f.object_type == "queue" && f.vhost == vhost && f.object == name)
+                        .collect();
+                    if open.is_empty() {
+                        view! { <p class="empty">"No open finding for this queue."</p> }.into_any()
+                    } else {
+                        view! { <ul class="findings">{open.into_iter().map(|f| finding(f, fix)).collect_view()}</ul> }.into_any()
+                    }
+                }
             })}
         </Transition>
     }
