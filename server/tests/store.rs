@@ -79,3 +79,82 @@ async fn rows_from_before_failure_groups_are_fingerprinted() {
     let d = store.detail(1).await.unwrap();
     assert_eq!(d.summary.group_id, Some(expected));
 }
+
+/// Every sample row, ordered, as `(at, resolution_secs, ready)`.
+async fn sample_rows(db: &TestDb) -> Vec<(i64, i64, f64)> {
+    use sqlx::{ConnectOptions, Connection};
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db.path)
+        .connect()
+        .await
+        .unwrap();
+    let rows =
+        sqlx::query_as("SELECT at, resolution_secs, ready FROM queue_samples ORDER BY at, resolution_secs")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    conn.close().await.unwrap();
+    rows
+}
+
+#[tokio::test]
+async fn aged_samples_are_averaged_into_buckets_once_and_expire() {
+    use server::store::samples::Sample;
+    const MIN: i64 = 60_000;
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    let sample = |ready: f64| Sample {
+        vhost: "v".into(),
+        queue: "q".into(),
+        ready,
+        ..Sample::default()
+    };
+    let now = 3_000_000 * 10 * MIN; // a 10-minute boundary
+    let minute_value = |t: i64| (t / MIN % 7) as f64;
+    // Two hours of 10 s samples, each minute's samples sharing one value.
+    let mut t = now - 120 * MIN;
+    while t < now {
+        store
+            .insert_samples(t, 10, &[sample(minute_value(t))])
+            .await
+            .unwrap();
+        t += 10_000;
+    }
+    // The interval was 5 s for a moment: its sample is averaged in with the
+    // 10 s ones of the same minute (6 × v and 1 × (v + 7) → v + 1).
+    let mixed = now - 90 * MIN;
+    store
+        .insert_samples(mixed + 5_000, 5, &[sample(minute_value(mixed) + 7.0)])
+        .await
+        .unwrap();
+    // Two 1-minute rows two days back fall into one 10-minute bucket.
+    let old = now - 2 * 24 * 60 * MIN;
+    store.insert_samples(old, 60, &[sample(1.0)]).await.unwrap();
+    store.insert_samples(old + MIN, 60, &[sample(3.0)]).await.unwrap();
+    // Past the retention of a week.
+    store
+        .insert_samples(now - 8 * 24 * 60 * MIN, 600, &[sample(9.0)])
+        .await
+        .unwrap();
+
+    let week = 7 * 24 * 60 * MIN;
+    store.compact_samples(now, week).await.unwrap();
+    let rows = sample_rows(&db).await;
+    let cutoff = now - 60 * MIN;
+    assert_eq!(rows[0], (old, 600, 2.0), "{rows:?}");
+    let minutes: Vec<_> = rows.iter().filter(|r| r.1 == 60).collect();
+    assert_eq!(minutes.len(), 60, "one row per minute between 2 h and 1 h ago");
+    for &&(t, _, ready) in &minutes {
+        assert!((now - 120 * MIN..cutoff).contains(&t) && t % MIN == 0);
+        let expected = minute_value(t) + if t == mixed { 1.0 } else { 0.0 };
+        assert_eq!(ready, expected, "bucket at {t}");
+    }
+    let raw: Vec<_> = rows.iter().filter(|r| r.1 == 10).collect();
+    assert_eq!(raw.len(), 360, "the last hour stays at full resolution");
+    assert!(raw.iter().all(|r| r.0 >= cutoff));
+    assert_eq!(rows.len(), 1 + 60 + 360, "nothing else: the expired row is gone");
+
+    // A second pass finds nothing left to do.
+    store.compact_samples(now, week).await.unwrap();
+    assert_eq!(sample_rows(&db).await, rows);
+}

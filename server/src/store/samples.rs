@@ -78,24 +78,45 @@ impl Store {
         for (age_secs, bucket_secs) in DOWNSAMPLING {
             let bucket = bucket_secs * 1000;
             let cutoff = (now - age_secs * 1000).div_euclid(bucket) * bucket;
-            sqlx::query(
+            // The finer resolutions present (the sampling interval, an
+            // earlier one, a finer step), found by index seeks. Naming them
+            // lets the `(resolution_secs, at)` index yield only the rows past
+            // the cut-off, instead of every sample older than the cut-off.
+            let mut finer: Vec<i64> = Vec::new();
+            while let Some(resolution) = sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT min(resolution_secs) FROM queue_samples
+                 WHERE resolution_secs > ? AND resolution_secs < ?",
+            )
+            .bind(finer.last().copied().unwrap_or(0))
+            .bind(bucket_secs)
+            .fetch_one(&mut *tx)
+            .await?
+            {
+                finer.push(resolution);
+            }
+            if finer.is_empty() {
+                continue;
+            }
+            let list = finer.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+            sqlx::query(&format!(
                 "INSERT INTO queue_samples (at, vhost, queue, resolution_secs, ready, unacked, consumers,
                     publish_rate, deliver_rate, redeliver_rate, ack_rate, backlog)
                  SELECT (at / ?1) * ?1, vhost, queue, ?2, avg(ready), avg(unacked), avg(consumers),
                     avg(publish_rate), avg(deliver_rate), avg(redeliver_rate), avg(ack_rate), avg(backlog)
-                 FROM queue_samples WHERE at < ?3 AND resolution_secs < ?2
-                 GROUP BY vhost, queue, at / ?1",
-            )
+                 FROM queue_samples WHERE resolution_secs IN ({list}) AND at < ?3
+                 GROUP BY vhost, queue, at / ?1"
+            ))
             .bind(bucket)
             .bind(bucket_secs)
             .bind(cutoff)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("DELETE FROM queue_samples WHERE at < ? AND resolution_secs < ?")
-                .bind(cutoff)
-                .bind(bucket_secs)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "DELETE FROM queue_samples WHERE resolution_secs IN ({list}) AND at < ?"
+            ))
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
