@@ -9,16 +9,15 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use server::broker::management::enc;
+use lapin::{BasicProperties, Channel};
 use server::config::Config;
 use tokio_util::sync::CancellationToken;
 
-const MGMT: &str = "http://guest:guest@127.0.0.1:15672/api";
+mod support;
+use support::BenchVhost;
 
 async fn fill(ch: &Channel, queue: &str, n: u32, body: &[u8]) {
     ch.queue_declare(
@@ -81,34 +80,14 @@ async fn main() {
     let n: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let size: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1024);
     let body = vec![b'x'; size];
-    let vhost = format!(
-        "redrive-bench-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let http = reqwest::Client::new();
-    http.put(format!("{MGMT}/vhosts/{}", enc(&vhost)))
-        .send()
-        .await
-        .unwrap();
-    http.put(format!("{MGMT}/permissions/{}/guest", enc(&vhost)))
-        .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
-        .send()
-        .await
-        .unwrap();
-    let url = format!("amqp://guest:guest@127.0.0.1:5672/{}", enc(&vhost));
-    let conn = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let bench = BenchVhost::create().await;
+    let (vhost, url, conn, ch) = (&bench.name, &bench.amqp_url, &bench.conn, &bench.channel);
 
-    fill(&ch, "baseline.dlq", n, &body).await;
+    fill(ch, "baseline.dlq", n, &body).await;
     let raw = raw_consume(&conn.create_channel().await.unwrap(), "baseline.dlq", n).await;
 
-    let dir = std::env::temp_dir().join(&vhost);
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("bench.db");
-    fill(&ch, "bench.dlq", n, &body).await;
+    let db = bench.dir.join("bench.db");
+    fill(ch, "bench.dlq", n, &body).await;
     let config = Config::try_parse_from([
         "redrive".to_owned(),
         format!("--amqp-url={url}"),
@@ -146,10 +125,5 @@ async fn main() {
     );
     println!("redrive / baseline: {:.0}%", 100.0 * rate(redrive) / rate(raw));
 
-    let _ = conn.close(200, "bench done".into()).await;
-    http.delete(format!("{MGMT}/vhosts/{}", enc(&vhost)))
-        .send()
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(dir);
+    bench.remove().await;
 }

@@ -10,17 +10,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
-use server::broker::management::enc;
+use lapin::BasicProperties;
 use server::broker::Management;
 use server::config::Config;
 use server::monitor::Monitor;
 use server::store::samples::{Sample, DOWNSAMPLING};
 use server::store::{now_ms, Store};
 
-const MGMT: &str = "http://127.0.0.1:15672";
+mod support;
+use support::BenchVhost;
 
 /// Median of `runs` timings of `f`.
 async fn median<F, Fut>(runs: usize, mut f: F) -> Duration
@@ -80,29 +80,8 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let queues: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(500);
     let runs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(9).max(1);
-    let vhost = format!(
-        "redrive-bench-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let http = reqwest::Client::new();
-    let api = |path: String| format!("{MGMT}/api/{path}");
-    http.put(api(format!("vhosts/{}", enc(&vhost))))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap();
-    http.put(api(format!("permissions/{}/guest", enc(&vhost))))
-        .basic_auth("guest", Some("guest"))
-        .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
-        .send()
-        .await
-        .unwrap();
-    let url = format!("amqp://guest:guest@127.0.0.1:5672/{}", enc(&vhost));
-    let conn = Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let bench = BenchVhost::create().await;
+    let (vhost, url, ch) = (&bench.name, &bench.amqp_url, &bench.channel);
     let mut dlx = FieldTable::default();
     dlx.insert(
         "x-dead-letter-exchange".into(),
@@ -130,8 +109,7 @@ async fn main() {
     }
     assert!(ch.wait_for_confirms().await.unwrap().is_empty());
 
-    let dir = std::env::temp_dir().join(&vhost);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = &bench.dir;
     let db = dir.join("bench.db");
     let db_url = format!("sqlite://{}?mode=rwc", db.display());
     let config = Config::try_parse_from([
@@ -153,7 +131,7 @@ async fn main() {
     println!("{:<52} {:>10}", "", "ms");
     let ctl = median(runs, || async {
         let out = tokio::process::Command::new("rabbitmqctl")
-            .args(["list_queues", "-q", "-p", &vhost, "name", "messages_ready"])
+            .args(["list_queues", "-q", "-p", vhost, "name", "messages_ready"])
             .args(["messages_unacknowledged", "consumers"])
             .output()
             .await;
@@ -167,12 +145,7 @@ async fn main() {
         effective_policy_definition,messages,messages_ready,messages_unacknowledged,consumers,message_stats";
     for (label, query) in [("all columns", ""), ("Redrive's columns", columns)] {
         let get = median(runs, || async {
-            let r = http
-                .get(api(format!("queues/{}{query}", enc(&vhost))))
-                .basic_auth("guest", Some("guest"))
-                .send()
-                .await
-                .unwrap();
+            let r = bench.get("queues", query).send().await.unwrap();
             assert!(r.status().is_success());
             r.bytes().await.unwrap();
         })
@@ -185,7 +158,7 @@ async fn main() {
         tick,
         "(API + samples + advisor + alerts)",
     );
-    let batch: Vec<Sample> = (0..queues).map(|q| sample(&vhost, q)).collect();
+    let batch: Vec<Sample> = (0..queues).map(|q| sample(vhost, q)).collect();
     let insert = median(runs, || async {
         store.insert_samples(now_ms(), 10, &batch).await.unwrap();
     })
@@ -198,7 +171,7 @@ async fn main() {
         .unwrap();
     let now = now_ms();
     let start = Instant::now();
-    let rows = settled_week(&history, &vhost, queues, 10, now).await;
+    let rows = settled_week(&history, vhost, queues, 10, now).await;
     let written = start.elapsed();
     // Each pass runs a minute after the previous one, as the monitor does, so
     // it has a minute of raw samples to average and a minute of history to
@@ -220,7 +193,7 @@ async fn main() {
     ] {
         let chart = median(runs, || async {
             history
-                .queue_history(&vhost, "q0007", now - secs * 1000, bucket)
+                .queue_history(vhost, "q0007", now - secs * 1000, bucket)
                 .await
                 .unwrap();
         })
@@ -237,11 +210,5 @@ async fn main() {
         size as f64 / 1024.0 / queues as f64
     );
 
-    let _ = conn.close(200, "bench done".into()).await;
-    http.delete(api(format!("vhosts/{}", enc(&vhost))))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(dir);
+    bench.remove().await;
 }

@@ -1,0 +1,95 @@
+//! What the benchmarks share: a throwaway vhost on the local broker, with a
+//! confirming channel and a scratch directory, removed when the run ends.
+
+use std::path::PathBuf;
+
+use lapin::options::ConfirmSelectOptions;
+use lapin::{Channel, Connection, ConnectionProperties};
+use server::broker::management::enc;
+
+const MGMT: &str = "http://127.0.0.1:15672/api";
+
+pub struct BenchVhost {
+    pub name: String,
+    pub amqp_url: String,
+    pub http: reqwest::Client,
+    pub conn: Connection,
+    /// In confirm mode, so fills can wait until the broker has every message.
+    pub channel: Channel,
+    pub dir: PathBuf,
+}
+
+impl BenchVhost {
+    pub async fn create() -> Self {
+        let name = format!(
+            "redrive-bench-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let http = reqwest::Client::new();
+        let bench = |req: reqwest::RequestBuilder| req.basic_auth("guest", Some("guest")).send();
+        let created = bench(http.put(api(&format!("vhosts/{}", enc(&name)))))
+            .await
+            .expect("management API reachable");
+        assert!(
+            created.status().is_success(),
+            "creating vhost: {}",
+            created.status()
+        );
+        let granted = bench(
+            http.put(api(&format!("permissions/{}/guest", enc(&name))))
+                .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"})),
+        )
+        .await
+        .expect("management API reachable");
+        assert!(
+            granted.status().is_success(),
+            "granting permissions: {}",
+            granted.status()
+        );
+        let amqp_url = format!("amqp://guest:guest@127.0.0.1:5672/{}", enc(&name));
+        let conn = Connection::connect(&amqp_url, ConnectionProperties::default())
+            .await
+            .expect("broker reachable");
+        let channel = conn.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            name,
+            amqp_url,
+            http,
+            conn,
+            channel,
+            dir,
+        }
+    }
+
+    #[allow(
+        dead_code,
+        reason = "each benchmark compiles this module; not all read statistics"
+    )]
+    /// A management API GET on this vhost's `path` (e.g. `queues`), as guest.
+    pub fn get(&self, path: &str, query: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(api(&format!("{path}/{}{query}", enc(&self.name))))
+            .basic_auth("guest", Some("guest"))
+    }
+
+    pub async fn remove(self) {
+        let _ = self.conn.close(200, "bench done".into()).await;
+        let _ = self
+            .http
+            .delete(api(&format!("vhosts/{}", enc(&self.name))))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn api(path: &str) -> String {
+    format!("{MGMT}/{path}")
+}
