@@ -39,20 +39,20 @@ impl Redrive {
         let msg = self.store.get(id).await?;
         let out = prepare(&msg, &target, uuid::Uuid::now_v7().to_string())?;
         // Claiming first makes concurrent replays of one message impossible.
+        // An edit is recorded in the same transaction as the claim: a failed
+        // write must not leave a claimed message behind, nor an edit that was
+        // never sent.
+        let edit = out.edit_diff.as_ref().map(|diff| Event {
+            action: "edit",
+            actor,
+            target: None,
+            ok: true,
+            detail: Some(diff.clone()),
+            replay_id: None,
+        });
         self.store
-            .transition(id, &[MessageStatus::Failed], MessageStatus::Replaying, None)
+            .transition(id, &[MessageStatus::Failed], MessageStatus::Replaying, edit)
             .await?;
-        if let Some(diff) = &out.edit_diff {
-            let edit = Event {
-                action: "edit",
-                actor,
-                target: None,
-                ok: true,
-                detail: Some(diff.clone()),
-                replay_id: None,
-            };
-            self.store.record(id, edit).await?;
-        }
         let result = self.publisher.publish(msg.vhost(), &out).await;
         let event = Event {
             action: "replay",

@@ -340,14 +340,6 @@ impl Store {
         Ok(())
     }
 
-    /// Records an event without changing the status (e.g. a refused replay).
-    pub async fn record(&self, id: i64, event: Event<'_>) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        insert_event(&mut tx, id, &event).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// After a crash, a replay may have been published or not: we cannot know,
     /// so such messages go back to `failed` with a note the operator sees.
     pub async fn release_interrupted_replays(&self) -> Result<u64, StoreError> {
