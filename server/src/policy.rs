@@ -2,9 +2,23 @@
 //! of which queues a policy matches and which policy wins for each.
 
 use app::model::{ApiError, Policy, PolicyMatch, PolicyPreview, PolicyRequest, APPLY_TO};
-use regex::Regex;
+use fancy_regex::Regex;
 
 use crate::broker::QueueStats;
+
+/// Compiles a policy pattern. The broker matches patterns with Erlang's `re`
+/// (PCRE), and policies commonly use lookahead (`^(?!amq\.).*`), which the
+/// `regex` crate refuses; fancy-regex accepts PCRE's lookaround and
+/// backreferences, so a pattern the broker takes is not refused here.
+pub fn compile(pattern: &str) -> Result<Regex, String> {
+    Regex::new(pattern).map_err(|e| last_line_of_regex_error(&e.to_string()))
+}
+
+/// Whether a policy pattern matches a queue name. A match that exhausts the
+/// backtracking limit (only a pathological pattern can) counts as no match.
+fn pattern_matches(pattern: &Regex, name: &str) -> bool {
+    pattern.is_match(name).unwrap_or(false)
+}
 
 /// Checks a policy the way the broker would, before sending it: a broken
 /// pattern or definition gets a clear error and nothing is sent.
@@ -14,11 +28,10 @@ pub fn validate(name: &str, policy: &PolicyRequest) -> Result<Regex, ApiError> {
             "policy name must be 1 to 255 characters".into(),
         ));
     }
-    let pattern = Regex::new(&policy.pattern).map_err(|e| {
+    let pattern = compile(&policy.pattern).map_err(|e| {
         ApiError::BadRequest(format!(
-            "pattern `{}` is not a valid regular expression: {}",
-            policy.pattern,
-            first_line_of_regex_error(&e)
+            "pattern `{}` is not a valid regular expression: {e}",
+            policy.pattern
         ))
     })?;
     if !APPLY_TO.contains(&policy.apply_to.as_str()) {
@@ -36,15 +49,14 @@ pub fn validate(name: &str, policy: &PolicyRequest) -> Result<Regex, ApiError> {
     }
 }
 
-/// The regex crate explains errors over several lines with a caret; the
-/// last line says what is wrong.
-fn first_line_of_regex_error(e: &regex::Error) -> String {
-    let text = e.to_string();
+/// Errors from the underlying regex crate span several lines with a caret;
+/// the line starting `error:` says what is wrong.
+fn last_line_of_regex_error(text: &str) -> String {
     text.lines()
         .rev()
-        .find(|l| l.starts_with("error:"))
-        .map(|l| l.trim_start_matches("error:").trim().to_owned())
-        .unwrap_or(text)
+        .find(|l| l.trim_start().starts_with("error:"))
+        .map(|l| l.trim_start().trim_start_matches("error:").trim().to_owned())
+        .unwrap_or_else(|| text.trim().to_owned())
 }
 
 fn applies_to(apply_to: &str, queue_kind: &str) -> bool {
@@ -66,18 +78,19 @@ pub fn preview(
     lazy_mode_matters: bool,
 ) -> Result<PolicyPreview, ApiError> {
     let pattern = validate(name, proposed)?;
-    let others: Vec<(&str, Regex, &str, i64)> = existing
-        .iter()
-        .filter(|p| p.name != name)
-        .filter_map(|p| {
-            Some((
-                p.name.as_str(),
-                Regex::new(&p.pattern).ok()?,
-                p.apply_to.as_str(),
-                p.priority,
-            ))
-        })
-        .collect();
+    let mut notes = Vec::new();
+    let mut others: Vec<(&str, Regex, &str, i64)> = Vec::new();
+    for p in existing.iter().filter(|p| p.name != name) {
+        match compile(&p.pattern) {
+            Ok(re) => others.push((p.name.as_str(), re, p.apply_to.as_str(), p.priority)),
+            // The broker took it, so it is PCRE this engine lacks: say the
+            // preview leaves it out rather than silently misreport winners.
+            Err(e) => notes.push(format!(
+                "policy {} (pattern `{}`) cannot be evaluated here ({e}); the preview leaves it out",
+                p.name, p.pattern
+            )),
+        }
+    }
     let mut matches = Vec::new();
     for q in queues {
         let kind = if q.kind.is_empty() {
@@ -85,25 +98,25 @@ pub fn preview(
         } else {
             q.kind.as_str()
         };
-        if !(pattern.is_match(&q.name) && applies_to(&proposed.apply_to, kind)) {
+        if !(pattern_matches(&pattern, &q.name) && applies_to(&proposed.apply_to, kind)) {
             continue;
         }
         let mut candidates: Vec<(&str, i64)> = others
             .iter()
-            .filter(|(_, re, apply_to, _)| re.is_match(&q.name) && applies_to(apply_to, kind))
+            .filter(|(_, re, apply_to, _)| pattern_matches(re, &q.name) && applies_to(apply_to, kind))
             .map(|(n, _, _, prio)| (*n, *prio))
             .collect();
         candidates.push((name, proposed.priority));
         let top = candidates.iter().map(|c| c.1).max().unwrap_or(proposed.priority);
         let winners: Vec<&str> = candidates.iter().filter(|c| c.1 == top).map(|c| c.0).collect();
-        let mut notes = Vec::new();
+        let mut queue_notes = Vec::new();
         if winners.len() > 1 {
-            notes.push(format!(
+            queue_notes.push(format!(
                 "tie at priority {top} between {}: the broker picks one unpredictably; give one a higher priority",
                 winners.join(", ")
             ));
         } else if winners[0] != name {
-            notes.push(format!(
+            queue_notes.push(format!(
                 "{} has a higher priority ({top}) and stays in force",
                 winners[0]
             ));
@@ -111,16 +124,16 @@ pub fn preview(
         if let Some(def) = proposed.definition.as_object() {
             if def.contains_key("queue-mode") {
                 if kind != "classic" {
-                    notes.push(format!("queue-mode does not apply to {kind} queues"));
+                    queue_notes.push(format!("queue-mode does not apply to {kind} queues"));
                 } else if !lazy_mode_matters {
-                    notes.push(
+                    queue_notes.push(
                         "RabbitMQ 3.12+ keeps classic queue messages on disk; queue-mode is ignored".into(),
                     );
                 }
             }
             for key in def.keys() {
                 if q.arguments.contains_key(&format!("x-{key}")) {
-                    notes.push(format!(
+                    queue_notes.push(format!(
                         "the queue's own x-{key} argument overrides this policy's {key}"
                     ));
                 }
@@ -131,10 +144,9 @@ pub fn preview(
             kind: kind.to_owned(),
             current: q.policy.clone(),
             winner: (winners.len() == 1).then(|| winners[0].to_owned()),
-            note: (!notes.is_empty()).then(|| notes.join("; ")),
+            note: (!queue_notes.is_empty()).then(|| queue_notes.join("; ")),
         });
     }
-    let mut notes = Vec::new();
     if !lazy_mode_matters {
         notes.push(
             "This broker is RabbitMQ 3.12 or later: classic queues always store messages on disk and \
@@ -180,6 +192,48 @@ mod tests {
         let mut apply = request("x", 0);
         apply.apply_to = "topics".into();
         assert!(validate("p", &apply).is_err());
+    }
+
+    #[test]
+    fn pcre_lookahead_is_accepted_and_evaluated_like_the_broker() {
+        // The idiom from RabbitMQ's own docs: every queue but the amq.* ones.
+        let all_but_amq = request(r"^(?!amq\.).*", 0);
+        assert!(validate("p", &all_but_amq).is_ok());
+        let queues = vec![queue("orders", "classic"), queue("amq.gen-1", "classic")];
+        let p = preview("lazy", &all_but_amq, &[], &queues, true).unwrap();
+        let matched: Vec<_> = p.matches.iter().map(|m| m.queue.as_str()).collect();
+        assert_eq!(matched, ["orders"]);
+        let e = validate("p", &request(r"^(?!amq\.", 0)).unwrap_err();
+        assert!(e.to_string().contains("not a valid regular expression"), "{e}");
+    }
+
+    #[test]
+    fn an_existing_pattern_that_cannot_be_evaluated_is_named_not_ignored() {
+        // PCRE recursion: the broker accepts it, this engine cannot run it.
+        let existing = vec![Policy {
+            vhost: "v".into(),
+            name: "recursive".into(),
+            pattern: r"^(a(?R)?b)$".into(),
+            apply_to: "queues".into(),
+            priority: 9,
+            definition: json!({"max-length": 10}),
+        }];
+        let p = preview(
+            "lazy",
+            &request("^orders$", 1),
+            &existing,
+            &[queue("orders", "classic")],
+            true,
+        )
+        .unwrap();
+        assert_eq!(p.matches[0].winner.as_deref(), Some("lazy"));
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.contains("recursive") && n.contains("leaves it out")),
+            "{:?}",
+            p.notes
+        );
     }
 
     #[test]

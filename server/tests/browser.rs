@@ -6,6 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
+use app::model::BrokerVersion;
 use common::*;
 use fantoccini::{ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -287,6 +288,8 @@ async fn type_into(
 #[tokio::test]
 async fn lazy_policy_set_from_the_ui_applies_to_the_matched_queue() {
     let (vh, _db, app) = with_queues(&["reports.daily", "reports.weekly", "billing"], &[]).await;
+    let (_, overview) = vh.mgmt("overview").await;
+    let version = BrokerVersion::parse(overview["rabbitmq_version"].as_str().unwrap());
     let browser = Browser::start().await;
     let c = &browser.client;
     let result = async {
@@ -295,10 +298,31 @@ async fn lazy_policy_set_from_the_ui_applies_to_the_matched_queue() {
         wait()
             .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
             .await?;
+        // The form follows the broker's version: the templates and apply-to
+        // values it offers are the ones this broker takes.
+        wait()
+            .for_element(Locator::Css(r#"button[data-template="delivery-limit"]"#))
+            .await?;
+        wait()
+            .for_element(Locator::Css(
+                r#"select[name="apply_to"] option[value="exchanges"]"#,
+            ))
+            .await?;
+        let offers = |css: &'static str| async move { c.find(Locator::Css(css)).await.is_ok() };
+        assert_eq!(
+            offers(r#"button[data-template="lazy-queues"]"#).await,
+            version.lazy_mode_matters()
+        );
+        assert_eq!(
+            offers(r#"select[name="apply_to"] option[value="quorum_queues"]"#).await,
+            version.queue_type_apply_to()
+        );
         let option = format!(r#"select[name="vhost"] option[value="{}"]"#, vh.name);
         wait().for_element(Locator::Css(&option)).await?;
         type_into(c, r#"input[name="name"]"#, "lazy-reports").await?;
         type_into(c, r#"input[name="pattern"]"#, r"^reports\.").await?;
+        // Typed, not the default: on 3.12+ the form starts from another template.
+        type_into(c, r#"textarea[name="definition"]"#, r#"{"queue-mode": "lazy"}"#).await?;
         // The live preview lists the matched queues before anything is saved.
         wait()
             .for_element(Locator::Css(r#"tr[data-preview="reports.daily"]"#))

@@ -67,6 +67,33 @@ async fn invalid_regex_is_refused_and_nothing_is_sent() {
     app.stop().await;
 }
 
+/// The broker's patterns are PCRE: lookahead, common in policies, must be
+/// accepted, previewed and applied exactly as the broker applies it.
+#[tokio::test]
+async fn lookahead_pattern_is_previewed_and_applied_as_the_broker_does() {
+    let (vh, _db, app) = with_queues(&["orders.work", "orders.audit"], &[]).await;
+    let v = enc(&vh.name);
+    let policy = json!({"pattern": "^(?!orders\\.audit$)orders\\.", "definition": {"message-ttl": 60000}});
+    let (status, preview) = app
+        .post(
+            &format!("/api/v1/policies/{v}/ttl-but-audit/preview"),
+            Some(policy.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["matches"].as_array().unwrap().len(), 1, "{preview}");
+    assert_eq!(preview["matches"][0]["queue"], "orders.work");
+
+    let (status, body) = put(&app, &format!("/api/v1/policies/{v}/ttl-but-audit"), policy).await;
+    assert_eq!(status, 200, "{body}");
+    wait_until(Duration::from_secs(15), || async {
+        vh.queue_info("orders.work").await["policy"] == "ttl-but-audit"
+    })
+    .await;
+    assert!(vh.queue_info("orders.audit").await["policy"].is_null());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn lazy_policy_is_previewed_saved_applied_and_deleted() {
     let (vh, _db, app) = with_queues(&["orders.work", "orders.audit", "billing"], &[]).await;

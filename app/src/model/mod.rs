@@ -275,6 +275,19 @@ mod tests {
     use super::*;
     use base64::{engine::general_purpose::STANDARD as B64, Engine};
 
+    #[test]
+    fn broker_versions_and_what_their_policies_support() {
+        let v = BrokerVersion::parse;
+        assert_eq!(v("3.10.8"), BrokerVersion { major: 3, minor: 10 });
+        assert_eq!(v("4.0.0-rc.1"), BrokerVersion { major: 4, minor: 0 });
+        assert!(!v("").is_known() && v("").lazy_mode_matters());
+        assert!(v("3.11.28").lazy_mode_matters() && !v("3.11.28").queue_type_apply_to());
+        assert_eq!(v("3.11.28").apply_to_options(), ["queues", "exchanges", "all"]);
+        assert!(!v("3.12.0").lazy_mode_matters() && v("3.12.0").queue_type_apply_to());
+        assert!(!v("4.1.2").lazy_mode_matters());
+        assert_eq!(v("4.1.2").apply_to_options(), APPLY_TO);
+    }
+
     fn detail(body: &[u8]) -> MessageDetail {
         MessageDetail {
             summary: MessageSummary {

@@ -149,6 +149,51 @@ fn default_apply_to() -> String {
     "queues".to_owned()
 }
 
+/// `major.minor` of the broker, for what its policies support. An unknown
+/// version (`0.0`) counts as old: only what every broker takes is offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BrokerVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl BrokerVersion {
+    const V3_12: Self = Self { major: 3, minor: 12 };
+
+    /// `3.13.7` → 3.13; anything unreadable → 0.0.
+    pub fn parse(version: &str) -> Self {
+        let mut parts = version.split('.').map(|p| p.trim().parse::<u32>().unwrap_or(0));
+        Self {
+            major: parts.next().unwrap_or(0),
+            minor: parts.next().unwrap_or(0),
+        }
+    }
+
+    pub fn is_known(self) -> bool {
+        self != Self::default()
+    }
+
+    /// Before 3.12 a classic queue keeps messages in memory unless it is
+    /// lazy; from 3.12 it always stores them on disk and ignores `queue-mode`.
+    pub fn lazy_mode_matters(self) -> bool {
+        self < Self::V3_12
+    }
+
+    /// From 3.12 a policy can apply to one queue type; older brokers refuse
+    /// `classic_queues`, `quorum_queues` and `streams`.
+    pub fn queue_type_apply_to(self) -> bool {
+        self >= Self::V3_12
+    }
+
+    /// The apply-to values this broker accepts.
+    pub fn apply_to_options(self) -> Vec<&'static str> {
+        APPLY_TO
+            .into_iter()
+            .filter(|a| self.queue_type_apply_to() || matches!(*a, "queues" | "exchanges" | "all"))
+            .collect()
+    }
+}
+
 /// Which queues a (proposed) policy would match, and which policy wins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyPreview {

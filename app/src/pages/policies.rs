@@ -5,36 +5,97 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{delete_policy, error_text, list_policies, list_vhosts, preview_policy, save_policy};
+use crate::api::{
+    delete_policy, error_text, get_overview, list_policies, list_vhosts, preview_policy, save_policy,
+};
 use crate::components::{ErrorBox, ListView};
 use crate::format::non_empty;
-use crate::model::{Policy, PolicyPreview, PolicyRequest, APPLY_TO};
+use crate::model::{BrokerVersion, Policy, PolicyPreview, PolicyRequest, APPLY_TO};
 
-/// `(button, apply-to, definition)`: what a reliability policy usually holds.
-pub const TEMPLATES: [(&str, &str, &str); 6] = [
-    ("Lazy queue", "queues", r#"{"queue-mode": "lazy"}"#),
-    (
-        "Dead-letter exchange",
-        "queues",
-        r#"{"dead-letter-exchange": "error.direct", "dead-letter-routing-key": "service-name"}"#,
-    ),
-    ("Message TTL", "queues", r#"{"message-ttl": 86400000}"#),
-    (
-        "Max length",
-        "queues",
-        r#"{"max-length": 100000, "overflow": "reject-publish-dlx"}"#,
-    ),
-    (
-        "Max bytes",
-        "queues",
-        r#"{"max-length-bytes": 1073741824, "overflow": "reject-publish-dlx"}"#,
-    ),
-    (
-        "Delivery limit (quorum)",
-        "quorum_queues",
-        r#"{"delivery-limit": 20}"#,
-    ),
+/// A reliability policy's usual shape, offered as a button above the form.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Template {
+    pub label: &'static str,
+    /// The name the form suggests (kept if the operator typed their own).
+    pub name: &'static str,
+    pub apply_to: &'static str,
+    pub definition: &'static str,
+}
+
+const LAZY: Template = Template {
+    label: "Lazy queue",
+    name: "lazy-queues",
+    apply_to: "queues",
+    definition: r#"{"queue-mode": "lazy"}"#,
+};
+
+const ALWAYS: [Template; 4] = [
+    Template {
+        label: "Dead-letter exchange",
+        name: "dead-letter",
+        apply_to: "queues",
+        definition: r#"{"dead-letter-exchange": "error.direct", "dead-letter-routing-key": "service-name"}"#,
+    },
+    Template {
+        label: "Message TTL",
+        name: "message-ttl",
+        apply_to: "queues",
+        definition: r#"{"message-ttl": 86400000}"#,
+    },
+    Template {
+        label: "Max length",
+        name: "max-length",
+        apply_to: "queues",
+        definition: r#"{"max-length": 100000, "overflow": "reject-publish-dlx"}"#,
+    },
+    Template {
+        label: "Max bytes",
+        name: "max-bytes",
+        apply_to: "queues",
+        definition: r#"{"max-length-bytes": 1073741824, "overflow": "reject-publish-dlx"}"#,
+    },
 ];
+
+const DELIVERY_LIMIT: Template = Template {
+    label: "Delivery limit (quorum)",
+    name: "delivery-limit",
+    apply_to: "quorum_queues",
+    definition: r#"{"delivery-limit": 20}"#,
+};
+
+/// The templates that matter on this broker: lazy mode only before 3.12
+/// (later, classic queues keep messages on disk anyway); the quorum
+/// delivery-limit scoped to quorum queues where the broker can scope it
+/// (older brokers refuse `quorum_queues`, and classic queues ignore the key).
+pub fn templates(version: BrokerVersion) -> Vec<Template> {
+    let lazy = version.lazy_mode_matters().then_some(LAZY);
+    let mut delivery_limit = DELIVERY_LIMIT;
+    if !version.queue_type_apply_to() {
+        delivery_limit.apply_to = "queues";
+    }
+    lazy.into_iter().chain(ALWAYS).chain([delivery_limit]).collect()
+}
+
+/// A name the form suggested, not one the operator chose.
+fn suggested_name(name: &str) -> bool {
+    name.is_empty()
+        || [LAZY, DELIVERY_LIMIT]
+            .iter()
+            .chain(&ALWAYS)
+            .any(|t| t.name == name)
+}
+
+/// What the form says about the broker's version, if anything.
+fn version_note(version: BrokerVersion) -> Option<String> {
+    if !version.is_known() || version.lazy_mode_matters() {
+        return None;
+    }
+    Some(format!(
+        "RabbitMQ {}.{}: classic queues always keep their messages on disk and ignore queue-mode, so lazy \
+         mode no longer applies (and never did on quorum queues). The templates below still matter.",
+        version.major, version.minor
+    ))
+}
 
 #[derive(Clone, Copy)]
 struct Form {
@@ -50,12 +111,22 @@ impl Form {
     fn new() -> Self {
         Self {
             vhost: RwSignal::new("/".into()),
-            name: RwSignal::new("lazy-queues".into()),
+            name: RwSignal::new(LAZY.name.into()),
             pattern: RwSignal::new(String::new()),
             apply_to: RwSignal::new("queues".into()),
             priority: RwSignal::new("0".into()),
-            definition: RwSignal::new(TEMPLATES[0].2.into()),
+            definition: RwSignal::new(LAZY.definition.into()),
         }
+    }
+
+    /// Fills apply-to and definition from a template, and its name unless
+    /// the operator typed one of their own.
+    fn use_template(&self, t: &Template) {
+        if suggested_name(&self.name.get_untracked()) {
+            self.name.set(t.name.into());
+        }
+        self.apply_to.set(t.apply_to.into());
+        self.definition.set(t.definition.into());
     }
 
     /// The request, or why the form cannot make one yet.
@@ -97,6 +168,24 @@ pub fn PoliciesPage() -> impl IntoView {
     let saved = RwSignal::new(0u32);
     let policies = Resource::new(move || saved.get(), |_| list_policies());
     let vhosts = Resource::new(|| (), |_| list_vhosts());
+    let overview = Resource::new(|| (), |_| get_overview());
+    let version = move || {
+        overview
+            .get()
+            .and_then(Result::ok)
+            .map(|o| BrokerVersion::parse(&o.rabbitmq_version))
+            .unwrap_or_default()
+    };
+    // On 3.12+ lazy mode is moot: an untouched form starts from the first
+    // template that still matters instead.
+    Effect::new(move |_| {
+        let v = version();
+        let untouched =
+            form.definition.get_untracked() == LAZY.definition && form.pattern.get_untracked().is_empty();
+        if v.is_known() && !v.lazy_mode_matters() && untouched {
+            form.use_template(&templates(v)[0]);
+        }
+    });
     let save = Action::new(|(vhost, name, req): &(String, String, PolicyRequest)| {
         save_policy(vhost.clone(), name.clone(), req.clone())
     });
@@ -160,14 +249,16 @@ pub fn PoliciesPage() -> impl IntoView {
         {move || remove.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
 
         <h2>"Set a policy"</h2>
-        <div class="templates">
-            {TEMPLATES.iter().map(|(label, apply_to, def)| view! {
-                <button class="btn btn-ghost" type="button" on:click=move |_| {
-                    form.apply_to.set((*apply_to).into());
-                    form.definition.set((*def).into());
-                }>{*label}</button>
-            }).collect_view()}
-        </div>
+        <Transition fallback=|| ()>
+            {move || version_note(version()).map(|n| view! { <p class="note" data-version-note="">{n}</p> })}
+            <div class="templates">
+                {move || templates(version()).into_iter().map(|t| view! {
+                    <button class="btn btn-ghost" type="button" data-template=t.name on:click=move |_| form.use_template(&t)>
+                        {t.label}
+                    </button>
+                }).collect_view()}
+            </div>
+        </Transition>
         <form class="policy-form" on:submit=submit>
             <label>"Vhost "
                 <select name="vhost" prop:value=move || form.vhost.get() on:change=move |ev| form.vhost.set(event_target_value(&ev))>
@@ -184,7 +275,12 @@ pub fn PoliciesPage() -> impl IntoView {
             <label>"Pattern " <input type="text" name="pattern" class="mono" placeholder="^orders\\." bind:value=form.pattern required/></label>
             <label>"Apply to "
                 <select name="apply_to" prop:value=move || form.apply_to.get() on:change=move |ev| form.apply_to.set(event_target_value(&ev))>
-                    {APPLY_TO.iter().map(|a| view! { <option value=*a>{*a}</option> }).collect_view()}
+                    <Transition fallback=|| ()>
+                        {move || apply_to_options(version()).into_iter().map(|a| {
+                            let selected = a == form.apply_to.get();
+                            view! { <option value=a selected=selected>{a}</option> }
+                        }).collect_view()}
+                    </Transition>
                 </select>
             </label>
             <label>"Priority " <input type="number" name="priority" bind:value=form.priority/></label>
@@ -197,6 +293,16 @@ pub fn PoliciesPage() -> impl IntoView {
             Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
         })}
         <PreviewPanel form/>
+    }
+}
+
+/// What the apply-to field offers: what this broker accepts, or every value
+/// while its version is unknown (the broker's own error then says more).
+fn apply_to_options(version: BrokerVersion) -> Vec<&'static str> {
+    if version.is_known() {
+        version.apply_to_options()
+    } else {
+        APPLY_TO.to_vec()
     }
 }
 
@@ -252,4 +358,33 @@ fn preview_table(p: PolicyPreview) -> impl IntoView {
         .into_any()
     };
     view! { {notes} {body} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_follow_the_broker_version() {
+        let old = BrokerVersion::parse("3.10.8");
+        let offered = templates(old);
+        assert_eq!(offered[0], LAZY);
+        assert_eq!(offered.last().unwrap().apply_to, "queues");
+        assert!(version_note(old).is_none());
+
+        let new = BrokerVersion::parse("3.13.1");
+        let offered = templates(new);
+        assert!(!offered.contains(&LAZY));
+        assert_eq!(offered.last().unwrap().apply_to, "quorum_queues");
+        assert!(version_note(new).unwrap().contains("queue-mode"));
+        // Unknown: every apply-to, and lazy offered (it may matter).
+        assert_eq!(apply_to_options(BrokerVersion::default()), APPLY_TO);
+        assert_eq!(templates(BrokerVersion::default())[0], LAZY);
+    }
+
+    #[test]
+    fn a_template_keeps_a_name_the_operator_typed() {
+        assert!(suggested_name("") && suggested_name("lazy-queues") && suggested_name("delivery-limit"));
+        assert!(!suggested_name("orders-ttl"));
+    }
 }

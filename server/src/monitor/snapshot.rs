@@ -1,7 +1,7 @@
 //! One consistent look at the broker, and the last good one kept for when the
 //! management API is down (degraded mode).
 
-use app::model::{Freshness, NodeInfo, Policy, QueueInfo, Rates, Totals};
+use app::model::{BrokerVersion, Freshness, NodeInfo, Policy, QueueInfo, Rates, Totals};
 use regex::Regex;
 
 use crate::broker::management::{BindingInfo, ExchangeInfo, NodeStats, OverviewInfo};
@@ -53,14 +53,13 @@ impl Snapshot {
         })
     }
 
-    /// `(major, minor)` of the broker, `(0, 0)` if unknown.
-    pub fn version(&self) -> (u32, u32) {
-        parse_version(&self.overview.rabbitmq_version)
+    pub fn version(&self) -> BrokerVersion {
+        BrokerVersion::parse(&self.overview.rabbitmq_version)
     }
 
     /// From 3.12 classic queues keep messages on disk and ignore `queue-mode`.
     pub fn lazy_mode_matters(&self) -> bool {
-        self.version() < (3, 12)
+        self.version().lazy_mode_matters()
     }
 
     pub fn vhost(&self, name: &str) -> Option<&VhostState> {
@@ -106,11 +105,6 @@ impl Snapshot {
             })
             .collect()
     }
-}
-
-pub fn parse_version(v: &str) -> (u32, u32) {
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 pub fn queue_info(q: &QueueStats, watch: &Regex) -> QueueInfo {
@@ -162,16 +156,5 @@ impl Cached {
             fetched_at: self.fetched_at,
             error: self.error.clone(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn versions() {
-        assert_eq!(super::parse_version("3.10.8"), (3, 10));
-        assert_eq!(super::parse_version("4.0.0-rc.1"), (4, 0));
-        assert_eq!(super::parse_version(""), (0, 0));
-        assert!((3, 10) < (3, 12) && (4, 0) > (3, 12));
     }
 }
