@@ -8,6 +8,7 @@ mod live;
 mod progress;
 mod sparkline;
 mod status_badge;
+mod vhost_name;
 
 pub use annotations::AnnotationsPanel;
 pub use body_view::BodyView;
@@ -19,3 +20,4 @@ pub use live::use_ticker;
 pub use progress::{percent, ProgressBar};
 pub use sparkline::Sparkline;
 pub use status_badge::StatusBadge;
+pub use vhost_name::VhostName;

@@ -8,7 +8,7 @@ use leptos_meta::Title;
 
 use super::queues::queue_href;
 use crate::api::{apply_fix, error_text, get_advisor};
-use crate::components::{use_ticker, ErrorBox, FreshnessBanner};
+use crate::components::{use_ticker, ErrorBox, FreshnessBanner, VhostName};
 use crate::format::{ms_time, non_empty};
 use crate::model::{Finding, FixAction};
 
@@ -47,7 +47,11 @@ pub fn AdvisorPage() -> impl IntoView {
                             view! { <ul class="findings">{open.into_iter().map(|f| finding(f, fix)).collect_view()}</ul> }.into_any()
                         }}
                         <h2>"Resolved in the last day"</h2>
-                        <ul class="findings resolved">{resolved.into_iter().map(|f| finding(f, fix)).collect_view()}</ul>
+                        {if resolved.is_empty() {
+                            view! { <p class="empty">"None."</p> }.into_any()
+                        } else {
+                            view! { <ul class="findings resolved">{resolved.into_iter().map(|f| finding(f, fix)).collect_view()}</ul> }.into_any()
+                        }}
                     }.into_any()
                 }
             })}
@@ -58,10 +62,11 @@ pub fn AdvisorPage() -> impl IntoView {
 /// One finding with its fix button; also listed on the queue's own page.
 pub fn finding(f: Finding, fix: Action<i64, Result<(), ServerFnError>>) -> impl IntoView {
     let object = if f.object_type == "queue" {
-        view! { <a href=queue_href(&f.vhost, &f.object)>{format!("{} / {}", f.vhost, f.object)}</a> }
-            .into_any()
+        let href = queue_href(&f.vhost, &f.object);
+        view! { <a href=href><VhostName vhost=f.vhost.clone() name=f.object.clone()/></a> }.into_any()
     } else {
-        view! { <span>{format!("{} / {} (exchange)", f.vhost, f.object)}</span> }.into_any()
+        view! { <span><VhostName vhost=f.vhost.clone() name=f.object.clone()/>" (exchange)"</span> }
+            .into_any()
     };
     let when = match f.resolved_at {
         Some(at) => format!("resolved {}", ms_time(at)),

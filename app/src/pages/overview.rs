@@ -8,7 +8,7 @@ use leptos_meta::Title;
 
 use super::queues::queue_href;
 use crate::api::{error_text, get_overview};
-use crate::components::{use_ticker, ErrorBox, FreshnessBanner};
+use crate::components::{use_ticker, ErrorBox, FreshnessBanner, VhostName};
 use crate::format::{human_bytes, non_empty, url_encode};
 use crate::model::{NodeInfo, Overview};
 
@@ -49,10 +49,20 @@ fn node_row(n: NodeInfo) -> impl IntoView {
     }
 }
 
+/// A body row saying there is nothing, so an empty table does not look broken.
+fn none_row(columns: u8, text: &'static str) -> impl IntoView {
+    view! { <tr><td class="empty" colspan=columns>{text}</td></tr> }
+}
+
 fn overview_body(o: Overview) -> impl IntoView {
     let t = o.totals.clone();
     let f = o.findings.clone();
     let inflow_total: i64 = o.error_inflow.iter().map(|s| s.last_hour).sum();
+    let no_queues = o.deepest.is_empty().then(|| none_row(4, "No queues."));
+    let no_failures = o
+        .error_inflow
+        .is_empty()
+        .then(|| none_row(2, "No failures captured in the last hour."));
     view! {
         <FreshnessBanner freshness=o.freshness/>
         <section class="cards">
@@ -75,9 +85,10 @@ fn overview_body(o: Overview) -> impl IntoView {
                 <table class="grid">
                     <thead><tr><th>"Queue"</th><th class="num">"Ready"</th><th class="num">"Unacked"</th><th class="num">"Consumers"</th></tr></thead>
                     <tbody>
+                        {no_queues}
                         {o.deepest.into_iter().map(|q| view! {
                             <tr>
-                                <td><a href=queue_href(&q.vhost, &q.name)>{format!("{} / {}", q.vhost, q.name)}</a></td>
+                                <td><a href=queue_href(&q.vhost, &q.name)><VhostName vhost=q.vhost.clone() name=q.name.clone()/></a></td>
                                 <td class="num">{q.messages_ready}</td>
                                 <td class="num">{q.messages_unacknowledged}</td>
                                 <td class="num">{q.consumers}</td>
@@ -91,6 +102,7 @@ fn overview_body(o: Overview) -> impl IntoView {
                 <table class="grid">
                     <thead><tr><th>"Service"</th><th class="num">"Captured"</th></tr></thead>
                     <tbody>
+                        {no_failures}
                         {o.error_inflow.into_iter().map(|s| {
                             let name = if s.service.is_empty() {
                                 view! { <span class="muted">"(unknown)"</span> }.into_any()

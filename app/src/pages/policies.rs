@@ -85,16 +85,24 @@ fn suggested_name(name: &str) -> bool {
             .any(|t| t.name == name)
 }
 
-/// What the form says about the broker's version, if anything.
+/// What the form says about the broker's version, once it is known.
 fn version_note(version: BrokerVersion) -> Option<String> {
-    if !version.is_known() || version.lazy_mode_matters() {
+    if !version.is_known() {
         return None;
     }
-    Some(format!(
-        "RabbitMQ {}.{}: classic queues always keep their messages on disk and ignore queue-mode, so lazy \
-         mode no longer applies (and never did on quorum queues). The templates below still matter.",
-        version.major, version.minor
-    ))
+    let v = format!("RabbitMQ {}.{}", version.major, version.minor);
+    Some(if version.lazy_mode_matters() {
+        format!(
+            "{v}: a classic queue keeps its messages in memory unless it is lazy, so lazy mode matters for \
+             deep queues (quorum queues ignore it). Policies apply to queues, exchanges or all; scoping one to \
+             a queue type needs 3.12."
+        )
+    } else {
+        format!(
+            "{v}: classic queues always keep their messages on disk and ignore queue-mode, so lazy mode no \
+             longer applies (and never did on quorum queues). The templates below still matter."
+        )
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -250,7 +258,11 @@ pub fn PoliciesPage() -> impl IntoView {
 
         <h2>"Set a policy"</h2>
         <Transition fallback=|| ()>
-            {move || version_note(version()).map(|n| view! { <p class="note" data-version-note="">{n}</p> })}
+            {move || {
+                let v = version();
+                let class = if v.lazy_mode_matters() { "muted" } else { "note" };
+                version_note(v).map(|n| view! { <p class=class data-version-note="">{n}</p> })
+            }}
             <div class="templates">
                 {move || templates(version()).into_iter().map(|t| view! {
                     <button class="btn btn-ghost" type="button" data-template=t.name on:click=move |_| form.use_template(&t)>
@@ -370,7 +382,8 @@ mod tests {
         let offered = templates(old);
         assert_eq!(offered[0], LAZY);
         assert_eq!(offered.last().unwrap().apply_to, "queues");
-        assert!(version_note(old).is_none());
+        assert!(version_note(old).unwrap().contains("needs 3.12"));
+        assert!(version_note(BrokerVersion::default()).is_none());
 
         let new = BrokerVersion::parse("3.13.1");
         let offered = templates(new);

@@ -4,11 +4,13 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
+use std::time::Duration;
+
 use super::advisor::finding;
-use crate::api::{apply_fix, error_text, get_advisor, get_queue_history};
-use crate::components::{ErrorBox, LineChart, Series};
-use crate::format::url_encode;
-use crate::model::{window_secs, QueueHistory, WINDOWS};
+use crate::api::{apply_fix, error_text, get_advisor, get_queue_history, list_queues};
+use crate::components::{use_ticker, ErrorBox, FreshnessBanner, LineChart, Series, VhostName};
+use crate::format::{rate, url_encode};
+use crate::model::{window_secs, QueueHistory, QueueInfo, WINDOWS};
 
 /// The window links every chart page shows; plain links, so they work without JS.
 #[component]
@@ -59,6 +61,41 @@ fn queue_chart(h: QueueHistory) -> impl IntoView {
     }
 }
 
+/// The queue as it is now: counts, rates and what shapes its behaviour.
+fn queue_summary(q: QueueInfo) -> impl IntoView {
+    let json = |v: &serde_json::Value| match v.as_object() {
+        Some(o) if !o.is_empty() => v.to_string(),
+        _ => "none".to_owned(),
+    };
+    let setup = [
+        Some(q.kind.as_str()),
+        Some(if q.durable { "durable" } else { "transient" }),
+        q.auto_delete.then_some("auto-delete"),
+        q.exclusive.then_some("exclusive"),
+        (q.mode == "lazy").then_some("lazy"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" · ");
+    view! {
+        <section class="cards">
+            <div class="card"><span class="label">"Ready"</span><span class="value">{q.messages_ready}</span>
+                <span class="muted">{format!("{} unacked, {} total", q.messages_unacknowledged, q.messages)}</span></div>
+            <div class="card"><span class="label">"Consumers"</span><span class="value">{q.consumers}</span>
+                <span class="muted">{format!("deliver {}/s, ack {}/s", rate(q.rates.deliver_get), rate(q.rates.ack))}</span></div>
+            <div class="card"><span class="label">"Incoming"</span><span class="value">{format!("{}/s", rate(q.rates.incoming))}</span>
+                <span class="muted">{format!("redelivered {}/s", rate(q.rates.redelivered))}</span></div>
+            <div class="card"><span class="label">"Setup"</span><span class="value small">{setup}</span>
+                <span class="muted">{q.policy.map_or_else(|| "no policy".to_owned(), |p| format!("policy {p}"))}</span></div>
+        </section>
+        <table class="kv queue-args"><tbody>
+            <tr><th>"Arguments"</th><td class="mono">{json(&q.arguments)}</td></tr>
+            <tr><th>"Effective policy"</th><td class="mono">{json(&q.effective_policy)}</td></tr>
+        </tbody></table>
+    }
+}
+
 #[component]
 pub fn QueuePage() -> impl IntoView {
     let params = use_params_map();
@@ -72,15 +109,29 @@ pub fn QueuePage() -> impl IntoView {
     );
     let fix = Action::new(|id: &i64| apply_fix(*id));
     let report = Resource::new(move || fix.version().get(), |_| get_advisor());
+    let tick = use_ticker(Duration::from_secs(5));
+    let queues = Resource::new(move || tick.get(), |_| list_queues());
     view! {
         <Title text=move || format!("Queue {}", name())/>
         <div class="page-head">
-            <h1>{move || format!("{} / {}", vhost(), name())}</h1>
+            <h1>{move || view! { <VhostName vhost=vhost() name=name()/> }}</h1>
             <div class="actions">
                 <WindowPicker base=format!("/queues/{}/{}", url_encode(&vhost()), url_encode(&name())) current=window()/>
                 <a class="btn btn-ghost" href=move || format!("/?vhost={}&queue={}", url_encode(&vhost()), url_encode(&name()))>"Captured messages"</a>
             </div>
         </div>
+        <Transition fallback=|| ()>
+            {move || queues.get().map(|res| match res {
+                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(view) => {
+                    let (vhost, name) = (vhost(), name());
+                    match view.queues.into_iter().find(|q| q.vhost == vhost && q.name == name) {
+                        Some(q) => view! { <FreshnessBanner freshness=view.freshness/> {queue_summary(q)} }.into_any(),
+                        None => view! { <p class="empty">"The broker has no such queue (any more); its history is below."</p> }.into_any(),
+                    }
+                }
+            })}
+        </Transition>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || history.get().map(|res| match res {
                 Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),

@@ -123,26 +123,29 @@ fn QueueTable(list: Vec<QueueInfo>, sort: String, desc: bool, filter: String) ->
     .into_any()
 }
 
+/// The management UI's feature letters: durable, auto-delete, exclusive, lazy.
+pub fn features(q: &QueueInfo) -> String {
+    let flags = [
+        (q.durable, "D"),
+        (q.auto_delete, "AD"),
+        (q.exclusive, "Excl"),
+        (q.mode == "lazy", "lazy"),
+    ];
+    flags
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[component]
 fn QueueRow(q: QueueInfo) -> impl IntoView {
     let detail = queue_href(&q.vhost, &q.name);
     let captured = q
         .watched
         .then(|| format!("/?vhost={}&queue={}", url_encode(&q.vhost), url_encode(&q.name)));
-    let mut features = Vec::new();
-    if q.durable {
-        features.push("D");
-    }
-    if q.auto_delete {
-        features.push("AD");
-    }
-    if q.exclusive {
-        features.push("Excl");
-    }
-    if q.mode == "lazy" {
-        features.push("lazy");
-    }
-    let features = non_empty(features.join(" "));
+    let features = non_empty(features(&q));
     let warn = |bad: bool| if bad { "num warn" } else { "num" };
     let row = q.name.clone();
     view! {
