@@ -11,7 +11,7 @@ use crate::broker::QueueStats;
 /// `regex` crate refuses; fancy-regex accepts PCRE's lookaround and
 /// backreferences, so a pattern the broker takes is not refused here.
 pub fn compile(pattern: &str) -> Result<Regex, String> {
-    Regex::new(pattern).map_err(|e| last_line_of_regex_error(&e.to_string()))
+    Regex::new(pattern).map_err(|e| regex_error_reason(&e.to_string()))
 }
 
 /// Whether a policy pattern matches a queue name. A match that exhausts the
@@ -49,9 +49,9 @@ pub fn validate(name: &str, policy: &PolicyRequest) -> Result<Regex, ApiError> {
     }
 }
 
-/// Errors from the underlying regex crate span several lines with a caret;
-/// the line starting `error:` says what is wrong.
-fn last_line_of_regex_error(text: &str) -> String {
+/// Regex errors span several lines with a caret under the pattern; the
+/// line starting `error:` says what is wrong, and fits in one message.
+pub fn regex_error_reason(text: &str) -> String {
     text.lines()
         .rev()
         .find(|l| l.trim_start().starts_with("error:"))

@@ -64,6 +64,24 @@ async fn invalid_regex_is_refused_and_nothing_is_sent() {
     assert_eq!(status, 400, "{body}");
     let (status, _) = put(&app, &path, json!({"definition": {"queue-mode": "lazy"}})).await;
     assert_eq!(status, 400, "missing pattern is refused");
+
+    // Unknown vhosts and policies are named in the error.
+    let ghost = format!("{}-missing", vh.name);
+    let (status, body) = put(
+        &app,
+        &format!("/api/v1/policies/{}/p", enc(&ghost)),
+        json!({"pattern": "^x$", "definition": {"message-ttl": 1000}}),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(&ghost), "{body}");
+    let r = app
+        .http
+        .delete(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     app.stop().await;
 }
 

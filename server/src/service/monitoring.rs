@@ -21,13 +21,15 @@ const MAX_AGE: Duration = Duration::from_secs(4);
 /// Points a chart is drawn with, whatever its window.
 const CHART_POINTS: i64 = 120;
 
-fn broker_error(e: ManagementError) -> ApiError {
-    match e {
+/// Maps a management API error; `subject` names what a 404 means is
+/// missing (the management API answers 404 for an unknown vhost, too).
+fn broker_error(subject: String) -> impl FnOnce(ManagementError) -> ApiError {
+    move |e| match e {
         ManagementError::Refused { reason } => {
             ApiError::BadRequest(format!("the broker refused it: {reason}"))
         }
         ManagementError::Status { status: 404, .. } => {
-            ApiError::NotFound("no such object on the broker".into())
+            ApiError::NotFound(format!("{subject} does not exist on the broker"))
         }
         other => super::unavailable(other),
     }
@@ -144,7 +146,12 @@ impl Redrive {
         };
         let mut all = Vec::new();
         for v in vhosts {
-            all.extend(self.management.policies(&v).await.map_err(broker_error)?);
+            all.extend(
+                self.management
+                    .policies(&v)
+                    .await
+                    .map_err(broker_error(format!("vhost `{v}`")))?,
+            );
         }
         all.sort_by(|a, b| (&a.vhost, -a.priority, &a.name).cmp(&(&b.vhost, -b.priority, &b.name)));
         Ok(all)
@@ -160,7 +167,7 @@ impl Redrive {
         self.management
             .put_policy(vhost, name, &request)
             .await
-            .map_err(broker_error)?;
+            .map_err(broker_error(format!("vhost `{vhost}`")))?;
         tracing::info!(vhost, name, pattern = %request.pattern, "policy saved");
         Ok(Policy {
             vhost: vhost.to_owned(),
@@ -176,7 +183,7 @@ impl Redrive {
         self.management
             .delete_policy(vhost, name)
             .await
-            .map_err(broker_error)?;
+            .map_err(broker_error(format!("policy `{name}` in vhost `{vhost}`")))?;
         tracing::info!(vhost, name, "policy deleted");
         Ok(())
     }
@@ -191,7 +198,7 @@ impl Redrive {
         // Live, not cached: the preview must show the queues as they are now.
         let (queues, existing) =
             tokio::try_join!(self.management.queues(vhost), self.management.policies(vhost))
-                .map_err(broker_error)?;
+                .map_err(broker_error(format!("vhost `{vhost}`")))?;
         let lazy_matters = match self.monitor.cached().snapshot {
             Some(s) => s.lazy_mode_matters(),
             None => true,
@@ -228,7 +235,9 @@ impl Redrive {
                 self.management
                     .bind_queue(&vhost, &exchange, &queue, &routing_key)
                     .await
-                    .map_err(broker_error)?;
+                    .map_err(broker_error(format!(
+                        "exchange `{exchange}` or queue `{queue}` in vhost `{vhost}`"
+                    )))?;
                 tracing::info!(vhost, exchange, queue, routing_key, "binding added from advisor");
                 Ok(())
             }
@@ -291,7 +300,8 @@ fn validate_rule(rule: &AlertRuleRequest) -> Result<(), ApiError> {
         } => {
             regex::Regex::new(queue).map_err(|e| {
                 ApiError::BadRequest(format!(
-                    "queue pattern `{queue}` is not a valid regular expression: {e}"
+                    "queue pattern `{queue}` is not a valid regular expression: {}",
+                    policy::regex_error_reason(&e.to_string())
                 ))
             })?;
             if op != "above" && op != "below" {
