@@ -320,3 +320,38 @@ fn validate_rule(rule: &AlertRuleRequest) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use app::model::QueueMetric;
+
+    use super::*;
+
+    fn rule(queue: &str, url: &str) -> AlertRuleRequest {
+        AlertRuleRequest {
+            name: "deep".into(),
+            condition: AlertCondition::Queue {
+                vhost: None,
+                queue: queue.into(),
+                metric: QueueMetric::Ready,
+                op: "above".into(),
+                threshold: 10.0,
+            },
+            webhook_url: url.into(),
+        }
+    }
+
+    #[test]
+    fn alert_rules_are_checked_with_one_line_errors() {
+        assert!(validate_rule(&rule(r"\.error\.queue$", "http://127.0.0.1:9/hook")).is_ok());
+        let e = validate_rule(&rule("(", "http://127.0.0.1:9/hook"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("is not a valid regular expression: unclosed group"),
+            "{e}"
+        );
+        let e = validate_rule(&rule("a", "ftp://x")).unwrap_err().to_string();
+        assert!(e.contains("not an http(s) URL"), "{e}");
+    }
+}
