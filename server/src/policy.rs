@@ -59,6 +59,17 @@ pub fn regex_error_reason(text: &str) -> String {
         .unwrap_or_else(|| text.trim().to_owned())
 }
 
+/// Limits for which the broker applies the lowest of the policy's, the
+/// operator policy's and the queue argument's values instead of letting one
+/// override the others.
+const LOWER_WINS: [&str; 5] = [
+    "message-ttl",
+    "max-length",
+    "max-length-bytes",
+    "expires",
+    "delivery-limit",
+];
+
 fn applies_to(apply_to: &str, queue_kind: &str) -> bool {
     match apply_to {
         "queues" | "all" => true,
@@ -132,12 +143,21 @@ pub fn preview(
                 }
             }
             for key in def.keys() {
-                if q.arguments.contains_key(&format!("x-{key}")) {
-                    queue_notes.push(format!(
-                        "the queue's own x-{key} argument overrides this policy's {key}"
-                    ));
+                if !q.arguments.contains_key(&format!("x-{key}")) {
+                    continue;
                 }
+                queue_notes.push(if LOWER_WINS.contains(&key.as_str()) {
+                    format!("the lower of the queue's x-{key} argument and this policy's {key} applies")
+                } else {
+                    format!("the queue's own x-{key} argument overrides this policy's {key}")
+                });
             }
+        }
+        if let Some(operator) = &q.operator_policy {
+            queue_notes.push(format!(
+                "operator policy {operator} applies too: where it sets the same limit ({}), the lower value wins",
+                LOWER_WINS.join(", ")
+            ));
         }
         matches.push(PolicyMatch {
             queue: q.name.clone(),

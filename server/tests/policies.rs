@@ -112,6 +112,49 @@ async fn lookahead_pattern_is_previewed_and_applied_as_the_broker_does() {
     app.stop().await;
 }
 
+/// Limits set three ways (queue argument, operator policy, user policy)
+/// combine as the broker combines them: the preview says which one counts.
+#[tokio::test]
+async fn operator_policies_and_queue_arguments_are_explained() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    let capped = headers(&[("x-max-length", lapin::types::AMQPValue::LongInt(500))]);
+    vh.declare_queue("orders.capped", capped).await;
+    let r = vh
+        .http
+        .put(format!(
+            "http://127.0.0.1:15672/api/operator-policies/{}/ops-cap",
+            enc(&vh.name)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .json(&json!({"pattern": "^orders\\.", "apply-to": "queues", "definition": {"max-length": 1000}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "operator policy: {}", r.status());
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    wait_until(Duration::from_secs(15), || async {
+        let (_, body) = app.get("/api/v1/queues").await;
+        body["queues"][0]["operator_policy"] == "ops-cap"
+    })
+    .await;
+
+    let v = enc(&vh.name);
+    let policy =
+        json!({"pattern": "^orders\\.", "definition": {"max-length": 100, "dead-letter-exchange": "dlx"}});
+    let (status, preview) = app
+        .post(&format!("/api/v1/policies/{v}/cap/preview"), Some(policy))
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    let note = preview["matches"][0]["note"].as_str().unwrap();
+    assert!(
+        note.contains("lower of the queue's x-max-length argument"),
+        "{note}"
+    );
+    assert!(note.contains("operator policy ops-cap applies too"), "{note}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn lazy_policy_is_previewed_saved_applied_and_deleted() {
     let (vh, _db, app) = with_queues(&["orders.work", "orders.audit", "billing"], &[]).await;

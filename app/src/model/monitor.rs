@@ -18,6 +18,9 @@ pub struct QueueInfo {
     pub mode: String,
     /// Name of the policy that applies, if any.
     pub policy: Option<String>,
+    /// Name of the operator policy that applies on top of it, if any.
+    #[serde(default)]
+    pub operator_policy: Option<String>,
     /// The queue's declared `x-*` arguments.
     pub arguments: serde_json::Value,
     /// The definition of the effective policy (empty object without one).

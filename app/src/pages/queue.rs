@@ -61,6 +61,15 @@ fn queue_chart(h: QueueHistory) -> impl IntoView {
     }
 }
 
+fn policies_label(policy: Option<String>, operator: Option<String>) -> String {
+    match (policy, operator) {
+        (None, None) => "no policy".to_owned(),
+        (Some(p), None) => format!("policy {p}"),
+        (None, Some(o)) => format!("operator policy {o}"),
+        (Some(p), Some(o)) => format!("policy {p}, operator policy {o}"),
+    }
+}
+
 /// The queue as it is now: counts, rates and what shapes its behaviour.
 fn queue_summary(q: QueueInfo) -> impl IntoView {
     let json = |v: &serde_json::Value| match v.as_object() {
@@ -87,7 +96,7 @@ fn queue_summary(q: QueueInfo) -> impl IntoView {
             <div class="card"><span class="label">"Incoming"</span><span class="value">{format!("{}/s", rate(q.rates.incoming))}</span>
                 <span class="muted">{format!("redelivered {}/s", rate(q.rates.redelivered))}</span></div>
             <div class="card"><span class="label">"Setup"</span><span class="value small">{setup}</span>
-                <span class="muted">{q.policy.map_or_else(|| "no policy".to_owned(), |p| format!("policy {p}"))}</span></div>
+                <span class="muted">{policies_label(q.policy, q.operator_policy)}</span></div>
         </section>
         <table class="kv queue-args"><tbody>
             <tr><th>"Arguments"</th><td class="mono">{json(&q.arguments)}</td></tr>

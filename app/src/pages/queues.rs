@@ -160,7 +160,10 @@ fn QueueRow(q: QueueInfo) -> impl IntoView {
             <td class="num">{rate(q.rates.deliver_get)}</td>
             <td class=warn(q.rates.redelivered > 0.0 && q.rates.ack == 0.0)>{rate(q.rates.redelivered)}</td>
             <td class="num">{rate(q.rates.ack)}</td>
-            <td>{q.policy.and_then(non_empty)}</td>
+            <td>
+                {q.policy.and_then(non_empty)}
+                {q.operator_policy.map(|p| view! { <span class="muted" title="operator policy">" op: "{p}</span> })}
+            </td>
             <td>{non_empty(q.kind)}</td>
             <td class="features">{features}</td>
             <td>{captured.map(|href| view! { <a href=href>"captured messages"</a> })}</td>
@@ -183,6 +186,7 @@ mod tests {
             exclusive: false,
             mode: "default".into(),
             policy: None,
+            operator_policy: None,
             arguments: serde_json::json!({}),
             effective_policy: serde_json::json!({}),
             messages_ready: ready,

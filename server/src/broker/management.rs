@@ -45,6 +45,10 @@ pub struct QueueStats {
     pub arguments: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub policy: Option<String>,
+    /// An operator policy (set by whoever runs the broker, e.g. a managed
+    /// service) that applies on top of the user policy.
+    #[serde(default)]
+    pub operator_policy: Option<String>,
     #[serde(default)]
     pub effective_policy_definition: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
@@ -237,7 +241,7 @@ impl Management {
     pub async fn queues(&self, vhost: &str) -> Result<Vec<QueueStats>, ManagementError> {
         self.get(&format!(
             "/queues/{}?columns=name,vhost,type,durable,auto_delete,exclusive,arguments,policy,\
-             effective_policy_definition,messages,messages_ready,messages_unacknowledged,consumers,message_stats",
+             operator_policy,effective_policy_definition,messages,messages_ready,messages_unacknowledged,consumers,message_stats",
             enc(vhost)
         ))
         .await

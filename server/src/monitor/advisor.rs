@@ -130,14 +130,18 @@ impl VhostAdvisor<'_, '_> {
 
     /// A policy for exactly this queue that keeps what its current policy
     /// sets (policies do not merge: only the winner applies) and adds `extra`.
+    /// The current policy's own definition, not the effective one: that also
+    /// holds an operator policy's keys, which keep applying by themselves.
     fn policy_fix(&self, q: &QueueStats, prefix: &str, extra: Map<String, Value>) -> FixAction {
-        let mut definition = q.effective_policy_definition.clone().unwrap_or_default();
-        definition.extend(extra);
-        let priority = q
+        let current = q
             .policy
             .as_ref()
-            .and_then(|name| self.vhost.policies.iter().find(|p| &p.name == name))
-            .map_or(0, |p| p.priority + 1);
+            .and_then(|name| self.vhost.policies.iter().find(|p| &p.name == name));
+        let mut definition = current
+            .and_then(|p| p.definition.as_object().cloned())
+            .unwrap_or_default();
+        definition.extend(extra);
+        let priority = current.map_or(0, |p| p.priority + 1);
         FixAction::Policy {
             vhost: self.vhost.name.clone(),
             name: format!("{prefix}-{}", q.name),

@@ -122,6 +122,7 @@ pub fn queue_info(q: &QueueStats, watch: &Regex) -> QueueInfo {
         exclusive: q.exclusive,
         mode: q.mode().to_owned(),
         policy: q.policy.clone(),
+        operator_policy: q.operator_policy.clone(),
         arguments: serde_json::Value::Object(q.arguments.clone()),
         effective_policy: serde_json::Value::Object(
             q.effective_policy_definition.clone().unwrap_or_default(),

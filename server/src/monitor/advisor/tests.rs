@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 
+use app::model::Policy;
 use serde_json::json;
 
 use super::*;
@@ -31,11 +32,11 @@ fn snapshot(version: &str, queues: Vec<QueueStats>) -> Snapshot {
     }
 }
 
-fn kinds(
+fn observe(
     snapshot: &Snapshot,
     history: &HashMap<(String, String), Vec<TimedSample>>,
     now: i64,
-) -> Vec<(String, &'static str)> {
+) -> Vec<Observed> {
     let watch = Regex::new(crate::config::DEFAULT_WATCH).unwrap();
     let unhandled = HashMap::new();
     let facts = Facts {
@@ -50,6 +51,14 @@ fn kinds(
         redeliver_rate: 1.0,
     };
     advise(snapshot, &facts, &t)
+}
+
+fn kinds(
+    snapshot: &Snapshot,
+    history: &HashMap<(String, String), Vec<TimedSample>>,
+    now: i64,
+) -> Vec<(String, &'static str)> {
+    observe(snapshot, history, now)
         .into_iter()
         .map(|o| (o.object, o.kind))
         .collect()
@@ -82,6 +91,37 @@ fn lazy_mode_only_matters_before_3_12() {
     assert!(kinds(&snapshot("3.12.0", vec![deep.clone()]), &HashMap::new(), 0).is_empty());
     deep.effective_policy_definition = Some(json!({"queue-mode": "lazy"}).as_object().unwrap().clone());
     assert!(kinds(&snapshot("3.11.2", vec![deep]), &HashMap::new(), 0).is_empty());
+}
+
+#[test]
+fn a_policy_fix_keeps_the_current_policy_but_not_operator_keys() {
+    let mut deep = queue("orders");
+    deep.messages_ready = 500;
+    deep.consumers = 1;
+    deep.policy = Some("dlx-all".into());
+    deep.operator_policy = Some("ops".into());
+    let effective = json!({"dead-letter-exchange": "dlx", "expires": 60000});
+    deep.effective_policy_definition = effective.as_object().cloned();
+    let mut snap = snapshot("3.11.2", vec![deep]);
+    snap.vhosts[0].policies = vec![Policy {
+        vhost: "v".into(),
+        name: "dlx-all".into(),
+        pattern: ".*".into(),
+        apply_to: "queues".into(),
+        priority: 3,
+        definition: json!({"dead-letter-exchange": "dlx"}),
+    }];
+    let found = observe(&snap, &HashMap::new(), 0);
+    let Some(FixAction::Policy { name, policy, .. }) = &found[0].action else {
+        panic!("{found:?}");
+    };
+    assert_eq!(name, "lazy-orders");
+    assert_eq!(policy.pattern, "^orders$");
+    assert_eq!(policy.priority, 4, "wins over the current policy");
+    assert_eq!(
+        policy.definition,
+        json!({"dead-letter-exchange": "dlx", "queue-mode": "lazy"})
+    );
 }
 
 #[test]
