@@ -228,3 +228,27 @@ async fn error_queue_findings_appear_and_clear() {
     resolved(&app, "inventory.error.queue", "transient_messages").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn quorum_at_most_once_dead_lettering_appears_and_clears() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    let quorum = headers(&[
+        ("x-queue-type", s("quorum")),
+        ("x-dead-letter-exchange", s("dlx")),
+    ]);
+    vh.declare_queue("ledger", quorum).await;
+    let app = TestApp::start(config(&vh, &db, FAST)).await;
+
+    let found = opened(&app, "ledger", "at_most_once_dead_lettering").await;
+    assert_eq!(found["severity"], "info");
+    assert_eq!(
+        found["action"]["definition"]["dead-letter-strategy"],
+        "at-least-once"
+    );
+    fix(&app, &found).await;
+    resolved(&app, "ledger", "at_most_once_dead_lettering").await;
+    let effective = &vh.queue_info("ledger").await["effective_policy_definition"];
+    assert_eq!(effective["overflow"], "reject-publish", "{effective}");
+    app.stop().await;
+}

@@ -161,6 +161,7 @@ pub struct BrokerVersion {
 }
 
 impl BrokerVersion {
+    const V3_10: Self = Self { major: 3, minor: 10 };
     const V3_12: Self = Self { major: 3, minor: 12 };
 
     /// `3.13.7` → 3.13; anything unreadable → 0.0.
@@ -180,6 +181,11 @@ impl BrokerVersion {
     /// lazy; from 3.12 it always stores them on disk and ignores `queue-mode`.
     pub fn lazy_mode_matters(self) -> bool {
         self < Self::V3_12
+    }
+
+    /// From 3.10 quorum queues can dead-letter at-least-once.
+    pub fn at_least_once_dead_lettering(self) -> bool {
+        self >= Self::V3_10
     }
 
     /// From 3.12 a policy can apply to one queue type; older brokers refuse

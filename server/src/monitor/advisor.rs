@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use app::model::{FixAction, PolicyRequest, Severity};
+use app::model::{BrokerVersion, FixAction, PolicyRequest, Severity};
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
@@ -44,7 +44,7 @@ pub fn advise(snapshot: &Snapshot, facts: &Facts, t: &Thresholds) -> Vec<Observe
             vhost,
             facts,
             t,
-            lazy_matters: snapshot.lazy_mode_matters(),
+            version: snapshot.version(),
             out: &mut out,
         }
         .run();
@@ -56,7 +56,7 @@ struct VhostAdvisor<'a, 'o> {
     vhost: &'a VhostState,
     facts: &'a Facts<'a>,
     t: &'a Thresholds<'a>,
-    lazy_matters: bool,
+    version: BrokerVersion,
     out: &'o mut Vec<Observed>,
 }
 
@@ -99,6 +99,7 @@ impl VhostAdvisor<'_, '_> {
             self.unacked_stuck(q, history);
             self.requeue_loop(q);
             self.deep_not_lazy(q);
+            self.at_most_once_dead_lettering(q);
         }
         self.non_durable_exchanges();
     }
@@ -307,7 +308,11 @@ impl VhostAdvisor<'_, '_> {
 
     fn deep_not_lazy(&mut self, q: &QueueStats) {
         let classic = q.kind == "classic" || q.kind.is_empty();
-        if !self.lazy_matters || !classic || q.mode() == "lazy" || q.messages_ready < self.t.deep_queue {
+        if !self.version.lazy_mode_matters()
+            || !classic
+            || q.mode() == "lazy"
+            || q.messages_ready < self.t.deep_queue
+        {
             return;
         }
         let mut extra = Map::new();
@@ -323,6 +328,46 @@ impl VhostAdvisor<'_, '_> {
                 q.name, q.messages_ready
             ),
             "Apply a policy with queue-mode: lazy so messages go straight to disk.".into(),
+            Some(action),
+        );
+    }
+
+    /// Quorum queues dead-letter at-most-once by default: a message is
+    /// removed before the dead-letter target has it, so it is lost when the
+    /// exchange is missing, routes nowhere or the target rejects it.
+    fn at_most_once_dead_lettering(&mut self, q: &QueueStats) {
+        let at_least_once =
+            q.setting("dead-letter-strategy").and_then(Value::as_str) == Some("at-least-once");
+        let reject_publish = q.setting("overflow").and_then(Value::as_str) == Some("reject-publish");
+        if q.kind != "quorum"
+            || q.dead_letter_exchange().is_none()
+            || !self.version.at_least_once_dead_lettering()
+            || (at_least_once && reject_publish)
+        {
+            return;
+        }
+        let mut extra = Map::new();
+        extra.insert("dead-letter-strategy".into(), json!("at-least-once"));
+        // at-least-once silently falls back to at-most-once with drop-head.
+        extra.insert("overflow".into(), json!("reject-publish"));
+        let action = self.policy_fix(q, "at-least-once", extra);
+        self.push_with(
+            q,
+            "at_most_once_dead_lettering",
+            Severity::Info,
+            format!(
+                "Quorum queue {} dead-letters at-most-once{}: a rejected or expired message is dropped if its \
+                 dead-letter exchange is missing, routes nowhere or the target refuses it.",
+                q.name,
+                if at_least_once {
+                    " (at-least-once is set, but needs overflow reject-publish)"
+                } else {
+                    ""
+                }
+            ),
+            "Set dead-letter-strategy at-least-once with overflow reject-publish (RabbitMQ 3.10+): the \
+             message leaves the queue only once the dead-letter target confirms it."
+                .into(),
             Some(action),
         );
     }

@@ -210,3 +210,37 @@ fn service_membership() {
     assert!(belongs_to("orders.queue", "orders"));
     assert!(!belongs_to("ordersx", "orders"));
 }
+
+#[test]
+fn quorum_dead_lettering_must_be_at_least_once_with_reject_publish() {
+    let quorum = |args: serde_json::Value| {
+        let mut q = queue("ledger");
+        q.kind = "quorum".into();
+        q.arguments = args.as_object().cloned().unwrap();
+        q
+    };
+    let finding = |q: QueueStats, version: &str| {
+        kinds(&snapshot(version, vec![q]), &HashMap::new(), 0)
+            .contains(&("ledger".into(), "at_most_once_dead_lettering"))
+    };
+    assert!(finding(
+        quorum(json!({"x-dead-letter-exchange": "dlx"})),
+        "3.10.8"
+    ));
+    let half = json!({"x-dead-letter-exchange": "dlx", "x-dead-letter-strategy": "at-least-once"});
+    assert!(
+        finding(quorum(half), "3.10.8"),
+        "at-least-once needs reject-publish"
+    );
+    let safe = json!({"x-dead-letter-exchange": "dlx", "x-dead-letter-strategy": "at-least-once",
+                      "x-overflow": "reject-publish"});
+    assert!(!finding(quorum(safe), "3.10.8"));
+    assert!(
+        !finding(quorum(json!({})), "3.10.8"),
+        "no dead-lettering at all is another finding"
+    );
+    assert!(
+        !finding(quorum(json!({"x-dead-letter-exchange": "dlx"})), "3.9.13"),
+        "not available before 3.10"
+    );
+}
