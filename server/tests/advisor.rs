@@ -252,3 +252,31 @@ async fn quorum_at_most_once_dead_lettering_appears_and_clears() {
     assert_eq!(effective["overflow"], "reject-publish", "{effective}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn auto_ack_consumer_appears_and_clears() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("audit", dlx()).await;
+    let app = TestApp::start(config(&vh, &db, FAST)).await;
+    let ch = vh.channel().await;
+    let no_ack = BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    // Held: lapin cancels a consumer whose stream is dropped.
+    let _consumer = ch
+        .basic_consume("audit".into(), "careless".into(), no_ack, FieldTable::default())
+        .await
+        .unwrap();
+
+    let found = opened(&app, "audit", "auto_ack_consumers").await;
+    assert_eq!(found["severity"], "warning");
+    assert!(
+        found["message"].as_str().unwrap().starts_with("1 consumer(s)"),
+        "{found}"
+    );
+    ch.close(200, "stop".into()).await.unwrap();
+    resolved(&app, "audit", "auto_ack_consumers").await;
+    app.stop().await;
+}

@@ -128,6 +128,35 @@ pub struct BindingInfo {
     pub routing_key: String,
 }
 
+/// A consumer as `GET /api/consumers/{vhost}` describes it, reduced to what
+/// the advisor needs.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ConsumerInfo {
+    #[serde(default)]
+    pub queue: NamedRef,
+    /// `false` for a consumer with automatic acknowledgement (no-ack).
+    #[serde(default = "yes")]
+    pub ack_required: bool,
+    #[serde(default)]
+    pub channel_details: ChannelRef,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NamedRef {
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChannelRef {
+    #[serde(default)]
+    pub connection_name: String,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct OverviewInfo {
     #[serde(default)]
@@ -258,6 +287,14 @@ impl Management {
     pub async fn bindings(&self, vhost: &str) -> Result<Vec<BindingInfo>, ManagementError> {
         self.get(&format!(
             "/bindings/{}?columns=source,destination,destination_type,routing_key",
+            enc(vhost)
+        ))
+        .await
+    }
+
+    pub async fn consumers(&self, vhost: &str) -> Result<Vec<ConsumerInfo>, ManagementError> {
+        self.get(&format!(
+            "/consumers/{}?columns=queue.name,ack_required,channel_details.connection_name",
             enc(vhost)
         ))
         .await

@@ -96,6 +96,7 @@ impl VhostAdvisor<'_, '_> {
                 }
                 self.no_consumers(q);
             }
+            self.auto_ack_consumers(q);
             self.unacked_stuck(q, history);
             self.requeue_loop(q);
             self.deep_not_lazy(q);
@@ -242,6 +243,40 @@ impl VhostAdvisor<'_, '_> {
             ),
             "Start (or fix the subscription of) the service that should consume this queue; if the queue \
              is obsolete, move its messages and delete it."
+                .into(),
+        );
+    }
+
+    /// A no-ack consumer takes messages off the queue as they are sent: one
+    /// that crashes or fails loses them, and they never reach the
+    /// dead-letter path or an error queue.
+    fn auto_ack_consumers(&mut self, q: &QueueStats) {
+        let mut connections: Vec<&str> = self
+            .vhost
+            .consumers
+            .iter()
+            .filter(|c| c.queue.name == q.name && !c.ack_required)
+            .map(|c| c.channel_details.connection_name.as_str())
+            .collect();
+        if connections.is_empty() {
+            return;
+        }
+        let count = connections.len();
+        connections.sort_unstable();
+        connections.dedup();
+        self.push(
+            q,
+            "auto_ack_consumers",
+            Severity::Warning,
+            format!(
+                "{count} consumer(s) of {} use automatic acknowledgement (no-ack), from {}: a message counts as \
+                 handled once it is sent, so it is lost if the consumer crashes or fails, and never reaches \
+                 the dead-letter path.",
+                q.name,
+                connections.join(", ")
+            ),
+            "Consume with manual acknowledgements and ack after processing: in Spring AMQP, \
+             acknowledge-mode AUTO (the default) or MANUAL, never NONE; in other clients, no_ack=false."
                 .into(),
         );
     }

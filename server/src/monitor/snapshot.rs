@@ -4,7 +4,7 @@
 use app::model::{BrokerVersion, Freshness, NodeInfo, Policy, QueueInfo, Rates, Totals};
 use regex::Regex;
 
-use crate::broker::management::{BindingInfo, ExchangeInfo, NodeStats, OverviewInfo};
+use crate::broker::management::{BindingInfo, ConsumerInfo, ExchangeInfo, NodeStats, OverviewInfo};
 use crate::broker::{Management, ManagementError, QueueStats};
 
 #[derive(Debug, Clone, Default)]
@@ -14,6 +14,7 @@ pub struct VhostState {
     pub exchanges: Vec<ExchangeInfo>,
     pub bindings: Vec<BindingInfo>,
     pub policies: Vec<Policy>,
+    pub consumers: Vec<ConsumerInfo>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -32,11 +33,12 @@ impl Snapshot {
         let nodes = management.nodes().await?;
         let mut vhosts = Vec::new();
         for name in management.vhost_names(explicit_vhosts).await? {
-            let (queues, exchanges, bindings, policies) = tokio::try_join!(
+            let (queues, exchanges, bindings, policies, consumers) = tokio::try_join!(
                 management.queues(&name),
                 management.exchanges(&name),
                 management.bindings(&name),
                 management.policies(&name),
+                management.consumers(&name),
             )?;
             vhosts.push(VhostState {
                 name,
@@ -44,6 +46,7 @@ impl Snapshot {
                 exchanges,
                 bindings,
                 policies,
+                consumers,
             });
         }
         Ok(Self {

@@ -244,3 +244,36 @@ fn quorum_dead_lettering_must_be_at_least_once_with_reject_publish() {
         "not available before 3.10"
     );
 }
+
+#[test]
+fn no_ack_consumers_are_reported_per_queue() {
+    use crate::broker::management::{ChannelRef, ConsumerInfo, NamedRef};
+    let consumer = |queue: &str, ack_required: bool, connection: &str| ConsumerInfo {
+        queue: NamedRef { name: queue.into() },
+        ack_required,
+        channel_details: ChannelRef {
+            connection_name: connection.into(),
+        },
+    };
+    let mut snap = snapshot("3.13.0", vec![queue("audit"), queue("orders")]);
+    for q in &mut snap.vhosts[0].queues {
+        q.arguments.insert("x-dead-letter-exchange".into(), json!("dlx"));
+    }
+    snap.vhosts[0].consumers = vec![
+        consumer("audit", false, "app-1"),
+        consumer("audit", false, "app-1"),
+        consumer("orders", true, "app-2"),
+    ];
+    let found = observe(&snap, &HashMap::new(), 0);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].object.as_str(), found[0].kind),
+        ("audit", "auto_ack_consumers")
+    );
+    assert!(
+        found[0].message.starts_with("2 consumer(s) of audit"),
+        "{}",
+        found[0].message
+    );
+    assert!(found[0].message.contains("from app-1:"), "{}", found[0].message);
+}
