@@ -280,3 +280,47 @@ async fn auto_ack_consumer_appears_and_clears() {
     resolved(&app, "audit", "auto_ack_consumers").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn publisher_without_confirms_appears_and_clears() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("orders", dlx()).await;
+    let app = TestApp::start(config(&vh, &db, FAST)).await;
+    let conn = lapin::Connection::connect(
+        &vh.amqp_url(),
+        lapin::ConnectionProperties::default().with_connection_name("orders-api".into()),
+    )
+    .await
+    .unwrap();
+    let careless = conn.create_channel().await.unwrap();
+    careless
+        .basic_publish(
+            "".into(),
+            "orders".into(),
+            Default::default(),
+            b"{}",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+
+    let found = opened(&app, "orders-api", "publisher_without_confirms").await;
+    assert_eq!(found["object_type"], "publisher");
+    assert!(
+        found["message"].as_str().unwrap().contains("1 messages so far"),
+        "{found}"
+    );
+    // Publishing with confirms (as the test helper does) is not a finding.
+    vh.publish("", "orders", b"{}", BasicProperties::default()).await;
+    conn.close(200, "stop".into()).await.unwrap();
+    resolved(&app, "orders-api", "publisher_without_confirms").await;
+    let others = findings(&app).await;
+    assert!(
+        others
+            .iter()
+            .all(|f| f["kind"] != "publisher_without_confirms" || f["object"] == "orders-api"),
+        "{others:?}"
+    );
+    app.stop().await;
+}

@@ -273,9 +273,9 @@ pub enum FixAction {
 pub struct Finding {
     pub id: i64,
     pub vhost: String,
-    /// The queue or exchange name.
+    /// The queue or exchange name, or the publishing application.
     pub object: String,
-    /// `queue` or `exchange`.
+    /// `queue`, `exchange` or `publisher`.
     pub object_type: String,
     pub kind: String,
     pub severity: Severity,

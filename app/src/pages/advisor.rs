@@ -65,8 +65,8 @@ pub fn finding(f: Finding, fix: Action<i64, Result<(), ServerFnError>>) -> impl 
         let href = queue_href(&f.vhost, &f.object);
         view! { <a href=href><VhostName vhost=f.vhost.clone() name=f.object.clone()/></a> }.into_any()
     } else {
-        view! { <span><VhostName vhost=f.vhost.clone() name=f.object.clone()/>" (exchange)"</span> }
-            .into_any()
+        let kind = format!(" ({})", f.object_type);
+        view! { <span><VhostName vhost=f.vhost.clone() name=f.object.clone()/>{kind}</span> }.into_any()
     };
     let when = match f.resolved_at {
         Some(at) => format!("resolved {}", ms_time(at)),

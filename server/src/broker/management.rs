@@ -157,6 +157,51 @@ pub struct ChannelRef {
     pub connection_name: String,
 }
 
+/// An open channel, reduced to what tells whether it publishes safely.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChannelInfo {
+    #[serde(default)]
+    pub user: String,
+    /// Whether the channel is in publisher-confirm mode.
+    #[serde(default)]
+    pub confirm: bool,
+    #[serde(default)]
+    pub transactional: bool,
+    #[serde(default)]
+    pub connection_details: ConnectionRef,
+    #[serde(default)]
+    pub message_stats: ChannelStats,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ConnectionRef {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub peer_host: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct ChannelStats {
+    /// Messages published on the channel since it opened.
+    #[serde(default)]
+    pub publish: i64,
+}
+
+/// A connection and the name its client gave it, if any.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ConnectionInfo {
+    pub name: String,
+    #[serde(default)]
+    pub client_properties: ClientProperties,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClientProperties {
+    #[serde(default)]
+    pub connection_name: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct OverviewInfo {
     #[serde(default)]
@@ -295,6 +340,23 @@ impl Management {
     pub async fn consumers(&self, vhost: &str) -> Result<Vec<ConsumerInfo>, ManagementError> {
         self.get(&format!(
             "/consumers/{}?columns=queue.name,ack_required,channel_details.connection_name",
+            enc(vhost)
+        ))
+        .await
+    }
+
+    pub async fn channels(&self, vhost: &str) -> Result<Vec<ChannelInfo>, ManagementError> {
+        self.get(&format!(
+            "/vhosts/{}/channels?columns=user,confirm,transactional,connection_details.name,\
+             connection_details.peer_host,message_stats.publish",
+            enc(vhost)
+        ))
+        .await
+    }
+
+    pub async fn connections(&self, vhost: &str) -> Result<Vec<ConnectionInfo>, ManagementError> {
+        self.get(&format!(
+            "/vhosts/{}/connections?columns=name,client_properties",
             enc(vhost)
         ))
         .await

@@ -2,7 +2,7 @@
 //! one snapshot of the broker, the sampled history and what Redrive stores.
 //! A pure function, so every check is unit-tested without a broker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use app::model::{BrokerVersion, FixAction, PolicyRequest, Severity};
 use regex::Regex;
@@ -103,6 +103,7 @@ impl VhostAdvisor<'_, '_> {
             self.at_most_once_dead_lettering(q);
         }
         self.non_durable_exchanges();
+        self.publishers_without_confirms();
     }
 
     fn push(&mut self, q: &QueueStats, kind: &'static str, severity: Severity, message: String, fix: String) {
@@ -469,6 +470,47 @@ impl VhostAdvisor<'_, '_> {
             format!("Bind {} to {} with routing key {service}.", q.name, exchange.name),
             Some(action),
         );
+    }
+
+    /// Channels that have published without confirms (or a transaction),
+    /// grouped by the publishing application: its client-given connection
+    /// name, else user@host, so a reconnect does not make a new finding.
+    fn publishers_without_confirms(&mut self) {
+        let mut publishers: BTreeMap<String, (usize, i64)> = BTreeMap::new();
+        for c in &self.vhost.channels {
+            if c.confirm || c.transactional || c.message_stats.publish == 0 {
+                continue;
+            }
+            let given = self
+                .vhost
+                .connections
+                .iter()
+                .find(|conn| conn.name == c.connection_details.name)
+                .and_then(|conn| conn.client_properties.connection_name.clone());
+            let who = given.unwrap_or_else(|| format!("{}@{}", c.user, c.connection_details.peer_host));
+            let entry = publishers.entry(who).or_default();
+            entry.0 += 1;
+            entry.1 += c.message_stats.publish;
+        }
+        for (who, (channels, published)) in publishers {
+            self.out.push(Observed {
+                vhost: self.vhost.name.clone(),
+                object_type: "publisher",
+                object: who.clone(),
+                kind: "publisher_without_confirms",
+                severity: Severity::Warning,
+                message: format!(
+                    "{who} publishes without publisher confirms on {channels} channel(s) ({published} messages \
+                     so far): a message lost on the way (connection drop, broker restart, memory alarm) is \
+                     never reported back, so nothing retries it."
+                ),
+                fix: "Enable publisher confirms and retry what is nacked or never confirmed; publish with \
+                      mandatory to hear about unroutable messages. Spring: publisher-confirm-type=correlated, \
+                      publisher-returns=true, template.mandatory=true."
+                    .into(),
+                action: None,
+            });
+        }
     }
 
     fn non_durable_exchanges(&mut self) {

@@ -4,7 +4,9 @@
 use app::model::{BrokerVersion, Freshness, NodeInfo, Policy, QueueInfo, Rates, Totals};
 use regex::Regex;
 
-use crate::broker::management::{BindingInfo, ConsumerInfo, ExchangeInfo, NodeStats, OverviewInfo};
+use crate::broker::management::{
+    BindingInfo, ChannelInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo, NodeStats, OverviewInfo,
+};
 use crate::broker::{Management, ManagementError, QueueStats};
 
 #[derive(Debug, Clone, Default)]
@@ -15,6 +17,8 @@ pub struct VhostState {
     pub bindings: Vec<BindingInfo>,
     pub policies: Vec<Policy>,
     pub consumers: Vec<ConsumerInfo>,
+    pub channels: Vec<ChannelInfo>,
+    pub connections: Vec<ConnectionInfo>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -33,12 +37,14 @@ impl Snapshot {
         let nodes = management.nodes().await?;
         let mut vhosts = Vec::new();
         for name in management.vhost_names(explicit_vhosts).await? {
-            let (queues, exchanges, bindings, policies, consumers) = tokio::try_join!(
+            let (queues, exchanges, bindings, policies, consumers, channels, connections) = tokio::try_join!(
                 management.queues(&name),
                 management.exchanges(&name),
                 management.bindings(&name),
                 management.policies(&name),
                 management.consumers(&name),
+                management.channels(&name),
+                management.connections(&name),
             )?;
             vhosts.push(VhostState {
                 name,
@@ -47,6 +53,8 @@ impl Snapshot {
                 bindings,
                 policies,
                 consumers,
+                channels,
+                connections,
             });
         }
         Ok(Self {

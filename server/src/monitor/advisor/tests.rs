@@ -277,3 +277,42 @@ fn no_ack_consumers_are_reported_per_queue() {
     );
     assert!(found[0].message.contains("from app-1:"), "{}", found[0].message);
 }
+
+#[test]
+fn publishers_without_confirms_are_grouped_by_application() {
+    use crate::broker::management::{
+        ChannelInfo, ChannelStats, ClientProperties, ConnectionInfo, ConnectionRef,
+    };
+    let channel = |connection: &str, confirm: bool, publish: i64| ChannelInfo {
+        user: "svc".into(),
+        confirm,
+        transactional: false,
+        connection_details: ConnectionRef {
+            name: connection.into(),
+            peer_host: "10.0.0.7".into(),
+        },
+        message_stats: ChannelStats { publish },
+    };
+    let mut snap = snapshot("3.13.0", vec![]);
+    snap.vhosts[0].connections = vec![ConnectionInfo {
+        name: "c1".into(),
+        client_properties: ClientProperties {
+            connection_name: Some("orders-api".into()),
+        },
+    }];
+    snap.vhosts[0].channels = vec![
+        channel("c1", false, 5),
+        channel("c1", false, 7),
+        channel("c1", true, 100), // confirms: fine
+        channel("c2", false, 0),  // never published: fine
+        channel("c3", false, 1),  // unnamed connection
+    ];
+    let found = observe(&snap, &HashMap::new(), 0);
+    let who: Vec<_> = found.iter().map(|o| (o.object.as_str(), o.object_type)).collect();
+    assert_eq!(who, [("orders-api", "publisher"), ("svc@10.0.0.7", "publisher")]);
+    assert!(
+        found[0].message.contains("on 2 channel(s) (12 messages so far)"),
+        "{}",
+        found[0].message
+    );
+}
