@@ -10,7 +10,7 @@ use crate::broker::QueueStats;
 /// (PCRE), and policies commonly use lookahead (`^(?!amq\.).*`), which the
 /// `regex` crate refuses; fancy-regex accepts PCRE's lookaround and
 /// backreferences, so a pattern the broker takes is not refused here.
-pub fn compile(pattern: &str) -> Result<Regex, String> {
+fn compile(pattern: &str) -> Result<Regex, String> {
     Regex::new(pattern).map_err(|e| regex_error_reason(&e.to_string()))
 }
 

@@ -153,7 +153,8 @@ fn default_apply_to() -> String {
 }
 
 /// `major.minor` of the broker, for what its policies support. An unknown
-/// version (`0.0`) counts as old: only what every broker takes is offered.
+/// version (`0.0`) counts as old for what Redrive advises (lazy mode may
+/// matter) but offers every apply-to value: the broker's own error says more.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BrokerVersion {
     pub major: u32,
@@ -194,11 +195,12 @@ impl BrokerVersion {
         self >= Self::V3_12
     }
 
-    /// The apply-to values this broker accepts.
+    /// The apply-to values this broker accepts (all of them while unknown).
     pub fn apply_to_options(self) -> Vec<&'static str> {
+        let every = !self.is_known() || self.queue_type_apply_to();
         APPLY_TO
             .into_iter()
-            .filter(|a| self.queue_type_apply_to() || matches!(*a, "queues" | "exchanges" | "all"))
+            .filter(|a| every || matches!(*a, "queues" | "exchanges" | "all"))
             .collect()
     }
 }

@@ -10,7 +10,7 @@ use crate::api::{
 };
 use crate::components::{ErrorBox, ListView};
 use crate::format::non_empty;
-use crate::model::{BrokerVersion, Policy, PolicyPreview, PolicyRequest, APPLY_TO};
+use crate::model::{BrokerVersion, Policy, PolicyPreview, PolicyRequest};
 
 /// A reliability policy's usual shape, offered as a button above the form.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -288,7 +288,7 @@ pub fn PoliciesPage() -> impl IntoView {
             <label>"Apply to "
                 <select name="apply_to" prop:value=move || form.apply_to.get() on:change=move |ev| form.apply_to.set(event_target_value(&ev))>
                     <Transition fallback=|| ()>
-                        {move || apply_to_options(version()).into_iter().map(|a| {
+                        {move || version().apply_to_options().into_iter().map(|a| {
                             let selected = a == form.apply_to.get();
                             view! { <option value=a selected=selected>{a}</option> }
                         }).collect_view()}
@@ -305,16 +305,6 @@ pub fn PoliciesPage() -> impl IntoView {
             Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
         })}
         <PreviewPanel form/>
-    }
-}
-
-/// What the apply-to field offers: what this broker accepts, or every value
-/// while its version is unknown (the broker's own error then says more).
-fn apply_to_options(version: BrokerVersion) -> Vec<&'static str> {
-    if version.is_known() {
-        version.apply_to_options()
-    } else {
-        APPLY_TO.to_vec()
     }
 }
 
@@ -375,6 +365,7 @@ fn preview_table(p: PolicyPreview) -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::APPLY_TO;
 
     #[test]
     fn templates_follow_the_broker_version() {
@@ -391,7 +382,7 @@ mod tests {
         assert_eq!(offered.last().unwrap().apply_to, "quorum_queues");
         assert!(version_note(new).unwrap().contains("queue-mode"));
         // Unknown: every apply-to, and lazy offered (it may matter).
-        assert_eq!(apply_to_options(BrokerVersion::default()), APPLY_TO);
+        assert_eq!(BrokerVersion::default().apply_to_options(), APPLY_TO);
         assert_eq!(templates(BrokerVersion::default())[0], LAZY);
     }
 
