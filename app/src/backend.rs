@@ -8,7 +8,7 @@ use crate::model::{
     AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
     Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest,
     MessageDetail, MessagePage, MessageQuery, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory,
-    QueuesView, ReplayTarget, ServiceHistory,
+    QueuesView, ReplayTarget, ServiceHistory, WatchSwitch,
 };
 
 #[async_trait::async_trait]
@@ -36,6 +36,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Every queue with its statistics; the last known ones (with their age)
     /// when the management API is down.
     async fn queues(&self) -> Result<QueuesView, ApiError>;
+    /// An operator's switch for one queue: capture it, leave it alone, or
+    /// (`None`) follow the rules again. Persisted; capture follows within a
+    /// discovery interval.
+    async fn set_watch(
+        &self,
+        vhost: &str,
+        queue: &str,
+        switch: WatchSwitch,
+        actor: &str,
+    ) -> Result<(), ApiError>;
     async fn overview(&self) -> Result<Overview, ApiError>;
     async fn queue_history(&self, vhost: &str, queue: &str, window: &str) -> Result<QueueHistory, ApiError>;
     /// Failures captured per minute for a service (`""`: all services).

@@ -125,7 +125,7 @@ async fn main() {
         &config.management_user,
         &config.management_password,
     );
-    let monitor = Monitor::new(Arc::new(config), store.clone(), management);
+    let monitor = Monitor::new(Arc::new(config), store.clone(), management, Default::default());
 
     println!("{queues} queues in one vhost, median of {runs} runs");
     println!("{:<52} {:>10}", "", "ms");

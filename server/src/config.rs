@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::Parser;
 use regex::Regex;
 
-/// Default for `REDRIVE_WATCH`: Spring's `<service>.error.queue`, `*.dlq`, and
-/// MassTransit's `*_error`.
-pub const DEFAULT_WATCH: &str = r"^(.+\.error\.queue|.+\.dlq|.+_error)$";
+/// Default for `REDRIVE_WATCH`: Spring's `error.queue` and
+/// `<service>.error.queue`, `*.dlq`, and MassTransit's `*_error`.
+pub const DEFAULT_WATCH: &str = r"^((.+\.)?error\.queue|.+\.dlq|.+_error)$";
 
 #[derive(Clone, Parser)]
 #[command(
@@ -61,9 +61,25 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
-    /// Regex over queue names: matching queues are captured.
+    /// Regex over queue names: matching queues are captured. Queues bound to
+    /// an error exchange and dead-letter queues are captured whatever their name.
     #[arg(long, env = "REDRIVE_WATCH", default_value = DEFAULT_WATCH)]
     pub watch: Regex,
+
+    /// Comma-separated error exchanges (Spring's RepublishMessageRecoverer
+    /// target): every queue bound to one is captured.
+    #[arg(
+        long,
+        env = "REDRIVE_ERROR_EXCHANGES",
+        value_delimiter = ',',
+        default_value = "error.direct"
+    )]
+    pub error_exchanges: Vec<String>,
+
+    /// Regex over queue names that are never captured, whatever else matches
+    /// (an operator's switch on the Queues page still wins). Empty: none.
+    #[arg(long, env = "REDRIVE_IGNORE", default_value = "", value_parser = optional_regex)]
+    pub ignore: OptionalRegex,
 
     /// Comma-separated vhosts to watch; empty means every vhost the management user sees.
     #[arg(long, env = "REDRIVE_VHOSTS", value_delimiter = ',', default_value = "")]
@@ -80,6 +96,16 @@ pub struct Config {
     /// Messages committed per database transaction before they are acked.
     #[arg(long, env = "REDRIVE_BATCH_SIZE", default_value_t = 200)]
     pub batch_size: usize,
+
+    /// Bytes of bodies committed per transaction at most (a batch of large
+    /// messages is flushed early, so memory stays bounded).
+    #[arg(long, env = "REDRIVE_BATCH_BYTES", default_value_t = 16 << 20)]
+    pub batch_bytes: usize,
+
+    /// Seconds within which a redelivered copy may match the stored row it
+    /// duplicates (an ack lost in a crash). The broker's consumer timeout.
+    #[arg(long, env = "REDRIVE_REDELIVERY_WINDOW", default_value = "1800", value_parser = secs)]
+    pub redelivery_window: Duration,
 
     /// Seconds to wait for the broker's confirm of a replay before reporting it lost.
     #[arg(long, env = "REDRIVE_CONFIRM_TIMEOUT", default_value = "10", value_parser = secs)]
@@ -130,6 +156,11 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_ADVISOR_REDELIVER_RATE", default_value_t = 1.0)]
     pub advisor_redeliver_rate: f64,
 
+    /// Seconds a stop (SIGTERM/SIGINT) may take: in-flight batches are
+    /// committed and acked, confirms awaited; then the process exits anyway.
+    #[arg(long, env = "REDRIVE_SHUTDOWN_GRACE", default_value = "20", value_parser = secs)]
+    pub shutdown_grace: Duration,
+
     /// Directory with the compiled UI assets (`pkg/redrive.js`, `.wasm`, `.css`).
     #[arg(long, env = "REDRIVE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
@@ -157,6 +188,25 @@ pub enum Command {
     Import(crate::import::ImportArgs),
 }
 
+/// A regex that may be empty (meaning: no pattern).
+#[derive(Clone, Debug, Default)]
+pub struct OptionalRegex(pub Option<Regex>);
+
+impl OptionalRegex {
+    pub fn is_match(&self, s: &str) -> bool {
+        self.0.as_ref().is_some_and(|r| r.is_match(s))
+    }
+}
+
+fn optional_regex(s: &str) -> Result<OptionalRegex, String> {
+    if s.trim().is_empty() {
+        return Ok(OptionalRegex(None));
+    }
+    Regex::new(s)
+        .map(|r| OptionalRegex(Some(r)))
+        .map_err(|e| e.to_string())
+}
+
 fn secs(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
@@ -166,6 +216,14 @@ fn secs(s: &str) -> Result<Duration, String> {
 }
 
 impl Config {
+    /// Error exchanges given, without blanks.
+    pub fn error_exchange_names(&self) -> impl Iterator<Item = &str> {
+        self.error_exchanges
+            .iter()
+            .map(|e| e.trim())
+            .filter(|e| !e.is_empty())
+    }
+
     /// Vhosts given explicitly, without blanks.
     pub fn explicit_vhosts(&self) -> Vec<String> {
         self.vhosts
@@ -187,6 +245,8 @@ impl std::fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("listen", &self.listen)
             .field("watch", &self.watch.as_str())
+            .field("error_exchanges", &self.error_exchanges)
+            .field("ignore", &self.ignore.0.as_ref().map(Regex::as_str))
             .field("vhosts", &self.vhosts)
             .field("discovery_interval", &self.discovery_interval)
             .field("prefetch", &self.prefetch)
@@ -221,10 +281,15 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
         assert_eq!(c.database_url, "sqlite://redrive.db?mode=rwc");
         assert!(c.explicit_vhosts().is_empty());
-        for q in ["orders.error.queue", "payments.dlq", "billing_error"] {
+        for q in [
+            "error.queue",
+            "orders.error.queue",
+            "payments.dlq",
+            "billing_error",
+        ] {
             assert!(c.watch.is_match(q), "{q}");
         }
-        for q in ["orders", "orders.error", "dlq.orders"] {
+        for q in ["orders", "orders.error", "dlq.orders", "xerror.queue"] {
             assert!(!c.watch.is_match(q), "{q}");
         }
     }

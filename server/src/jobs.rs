@@ -23,6 +23,14 @@ use crate::store::{Filter, NewJob, SELECTABLE};
 
 /// How often the runner looks for jobs to start or resume.
 const POLL: Duration = Duration::from_millis(250);
+/// How often replays abandoned by a dead instance are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a claimed replay may go without its owner settling it before
+/// it counts as abandoned: well past the longest wait for a confirm.
+pub fn replay_lease(config: &crate::config::Config) -> Duration {
+    Duration::from_secs(30) + config.confirm_timeout * 2
+}
 /// Replays needed in the window before the loop check may pause a job.
 const LOOP_MIN_SAMPLE: i64 = 5;
 /// The highest rate cap accepted; above it "unlimited" is the honest setting.
@@ -140,7 +148,17 @@ impl Redrive {
 pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
     let mut tasks: HashMap<i64, JoinHandle<anyhow::Result<()>>> = HashMap::new();
     let mut backoff: HashMap<i64, (u32, Instant)> = HashMap::new();
+    let mut last_sweep = Instant::now();
     loop {
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = Instant::now();
+            let stale = crate::store::now_ms() - replay_lease(&redrive.config).as_millis() as i64;
+            match redrive.store.sweep_abandoned_replays(stale).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(settled = n, "abandoned replays flagged: outcome unknown"),
+                Err(e) => tracing::warn!(error = %e, "sweeping abandoned replays failed"),
+            }
+        }
         for (id, task) in tasks.extract_if(|_, t| t.is_finished()) {
             match task.await {
                 Ok(Ok(())) => {
@@ -239,7 +257,11 @@ async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken, mut retrying:
             }
             // No longer failed (replayed or discarded meanwhile): never send it twice.
             Err(ApiError::Conflict(e)) | Err(ApiError::NotFound(e)) => ("skipped", Some(e)),
-            Err(e @ (ApiError::Broker(_) | ApiError::BadRequest(_))) => ("failed", Some(e.to_string())),
+            // Refused, invalid, or published without a confirm: an unknown
+            // outcome is never retried on its own (it may have been delivered).
+            Err(e @ (ApiError::Broker(_) | ApiError::BadRequest(_) | ApiError::OutcomeUnknown(_))) => {
+                ("failed", Some(e.to_string()))
+            }
             // Database or broker trouble: leave the item pending and retry later.
             Err(e) => anyhow::bail!("message {message_id}: {e}"),
         };

@@ -16,6 +16,7 @@ pub mod replay;
 pub mod retention;
 pub mod service;
 pub mod store;
+pub mod supervise;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,11 +27,12 @@ use tokio_util::sync::CancellationToken;
 
 use broker::{AmqpPool, Management};
 use config::Config;
-use ingest::Ingest;
+use ingest::{CaptureStatus, Ingest};
 use monitor::Monitor;
 use replay::Publisher;
 use service::Redrive;
 use store::Store;
+use supervise::TaskHealth;
 
 /// A started Redrive: the bound address and the tasks to wait for.
 pub struct Running {
@@ -74,11 +76,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             "fingerprinted messages stored before failure groups existed"
         );
     }
-    let released = store.release_interrupted_replays().await?;
+    let released = store
+        .sweep_abandoned_replays(store::now_ms() - jobs::replay_lease(&config).as_millis() as i64)
+        .await?;
     if released > 0 {
         tracing::warn!(
             released,
-            "replays interrupted by the last stop were set back to failed"
+            "replays interrupted by the last stop are flagged: outcome unknown"
         );
     }
     let management = Management::new(
@@ -87,37 +91,54 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         &config.management_password,
     );
     let publisher = Publisher::new(AmqpPool::new(&config.amqp_url, "replay")?, config.confirm_timeout);
+    let capture = CaptureStatus::default();
     let ingest = Ingest {
         config: config.clone(),
         store: store.clone(),
         management: management.clone(),
         amqp: AmqpPool::new(&config.amqp_url, "ingest")?,
+        status: capture.clone(),
     };
-    let monitor = Monitor::new(config.clone(), store.clone(), management.clone());
+    let monitor = Monitor::new(config.clone(), store.clone(), management.clone(), capture.clone());
+    let tasks = TaskHealth::default();
     let redrive = Redrive {
         config: config.clone(),
         store,
         management,
         publisher,
         monitor,
+        capture,
+        tasks: tasks.clone(),
+        instance: uuid::Uuid::new_v4().to_string().into(),
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let jobs = tokio::spawn(jobs::run(redrive.clone(), shutdown.clone()));
-    let purge = tokio::spawn(retention::run(
-        redrive.store.clone(),
-        config.clone(),
-        shutdown.clone(),
-    ));
-    let monitor = tokio::spawn(redrive.monitor.clone().run(shutdown.clone()));
-    let alerts = tokio::spawn(monitor::alerts::deliver(redrive.store.clone(), shutdown.clone()));
+    let (r, stop) = (redrive.clone(), shutdown.clone());
+    let jobs = supervise::spawn("jobs", tasks.clone(), shutdown.clone(), move || {
+        jobs::run(r.clone(), stop.clone())
+    });
+    let (st, c, stop) = (redrive.store.clone(), config.clone(), shutdown.clone());
+    let purge = supervise::spawn("retention", tasks.clone(), shutdown.clone(), move || {
+        retention::run(st.clone(), c.clone(), stop.clone())
+    });
+    let (m, stop) = (redrive.monitor.clone(), shutdown.clone());
+    let monitor = supervise::spawn("monitor", tasks.clone(), shutdown.clone(), move || {
+        m.clone().run(stop.clone())
+    });
+    let (st, stop) = (redrive.store.clone(), shutdown.clone());
+    let alerts = supervise::spawn("alerts", tasks.clone(), shutdown.clone(), move || {
+        monitor::alerts::deliver(st.clone(), stop.clone())
+    });
     let router = http::router(redrive, &config.site_root);
     let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let http = tokio::spawn(async move { serve.await });
-    let ingest = tokio::spawn(ingest.run(shutdown.clone()));
+    let stop = shutdown.clone();
+    let ingest = supervise::spawn("ingest", tasks.clone(), shutdown.clone(), move || {
+        ingest.clone().run(stop.clone())
+    });
     Ok(Running {
         addr,
         shutdown,

@@ -19,17 +19,38 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     tracing::info!(?config, "starting redrive");
+    let config_grace = config.shutdown_grace;
 
     let shutdown = CancellationToken::new();
     let running = server::start(config, shutdown.clone()).await?;
     tracing::info!("listening on http://{}", running.addr);
 
+    let grace = config_grace;
+    let signal = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutting down: finishing the current batches");
-        shutdown.cancel();
+        tracing::info!("shutting down: committing and acking what is in hand");
+        signal.cancel();
     });
-    running.wait().await
+    let waiting = running.wait();
+    tokio::pin!(waiting);
+    tokio::select! {
+        done = &mut waiting => return done,
+        _ = shutdown.cancelled() => {}
+    }
+    // Stopping is bounded: a stuck webhook, a slow export download or a
+    // broker that never answers must not keep the process alive. Whatever
+    // is not committed by then is unacked and goes back to its queue.
+    match tokio::time::timeout(grace, waiting).await {
+        Ok(done) => done,
+        Err(_) => {
+            tracing::warn!(
+                grace_secs = grace.as_secs_f64(),
+                "shutdown took longer than the grace period; exiting"
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -39,28 +39,55 @@ impl Outgoing {
     }
 }
 
+/// Why a publish did not end in a confirm, in three kinds that call for
+/// different handling (see [`PublishError::kind`]).
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("returned by the broker: {code} {text}")]
     Returned { code: u16, text: String },
     #[error("negatively acknowledged (nack) by the broker")]
     Nacked,
-    #[error("no confirm from the broker within {0:?}")]
-    Timeout(Duration),
+    /// The broker closed the channel over this publish (missing exchange,
+    /// no permission): it refused the message.
     #[error("{0}")]
-    Channel(#[from] lapin::Error),
+    Refused(lapin::Error),
+    /// No channel, or no confirm mode: `basic.publish` was never sent.
+    #[error("not published: {0}")]
+    NotPublished(lapin::Error),
+    #[error("published, but no confirm from the broker within {0:?}")]
+    Timeout(Duration),
+    /// The connection failed after `basic.publish` was sent.
+    #[error("published, but the connection failed before the broker confirmed: {0}")]
+    Lost(lapin::Error),
+}
+
+/// What a failed publish means for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The broker said no: retrying the same publish fails the same way.
+    Refused,
+    /// Nothing reached the broker: safe to retry.
+    NotPublished,
+    /// It may or may not have been delivered: never retried on its own.
+    Unknown,
 }
 
 impl PublishError {
-    /// Whether the broker itself refused the message (unroutable, nacked, or
-    /// a channel-level error such as a missing exchange or no permission).
-    /// Anything else (connection lost, channel churn, no confirm in time) says
-    /// nothing about the message: the same publish may succeed a moment later.
-    pub fn is_refusal(&self) -> bool {
+    pub fn kind(&self) -> FailureKind {
         match self {
-            Self::Returned { .. } | Self::Nacked => true,
-            Self::Channel(e) => e.is_amqp_soft_error(),
-            Self::Timeout(_) => false,
+            Self::Returned { .. } | Self::Nacked | Self::Refused(_) => FailureKind::Refused,
+            Self::NotPublished(_) => FailureKind::NotPublished,
+            Self::Timeout(_) | Self::Lost(_) => FailureKind::Unknown,
+        }
+    }
+
+    /// A lapin error once `basic.publish` was sent: a soft (channel) error
+    /// is the broker refusing this message, anything else leaves it unknown.
+    fn after_publish(e: lapin::Error) -> Self {
+        if e.is_amqp_soft_error() {
+            Self::Refused(e)
+        } else {
+            Self::Lost(e)
         }
     }
 }
@@ -166,6 +193,10 @@ impl Publisher {
     }
 
     /// Whether an AMQP channel can be opened on the default vhost (readiness).
+    pub fn confirm_timeout(&self) -> Duration {
+        self.confirm_timeout
+    }
+
     pub async fn ping(&self) -> Result<(), lapin::Error> {
         let channel = self.amqp.channel(self.amqp.default_vhost()).await?;
         channel.close(200, "readiness probe".into()).await
@@ -174,9 +205,16 @@ impl Publisher {
     /// Publishes on a channel of its own: a missing exchange closes the
     /// channel, which must not fail other replays in flight.
     pub async fn publish(&self, vhost: &str, out: &Outgoing) -> Result<(), PublishError> {
-        let channel = self.amqp.channel(vhost).await?;
+        let channel = self
+            .amqp
+            .channel(vhost)
+            .await
+            .map_err(PublishError::NotPublished)?;
         let result = async {
-            channel.confirm_select(ConfirmSelectOptions::default()).await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(PublishError::NotPublished)?;
             publish_confirmed(
                 &channel,
                 (&out.exchange, &out.routing_key),
@@ -215,10 +253,12 @@ pub async fn publish_confirmed(
             body,
             properties,
         )
-        .await?;
+        .await
+        .map_err(PublishError::after_publish)?;
     let confirmation = tokio::time::timeout(timeout, confirm)
         .await
-        .map_err(|_| PublishError::Timeout(timeout))??;
+        .map_err(|_| PublishError::Timeout(timeout))?
+        .map_err(PublishError::after_publish)?;
     match confirmation {
         Confirmation::Ack(None) => Ok(()),
         Confirmation::Ack(Some(ret)) | Confirmation::Nack(Some(ret)) => Err(PublishError::Returned {

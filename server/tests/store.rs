@@ -6,6 +6,8 @@ use common::TestDb;
 use lapin::BasicProperties;
 use server::ingest::decode::{decode, Incoming};
 use server::store::Store;
+use std::time::Duration;
+
 use time::OffsetDateTime;
 
 fn incoming(body: &[u8], redelivered: bool) -> Incoming {
@@ -20,23 +22,60 @@ fn incoming(body: &[u8], redelivered: bool) -> Incoming {
     }
 }
 
+/// The broker's consumer timeout (30 min by default): how far back a
+/// redelivered copy may find the row it duplicates.
+const WINDOW: Duration = Duration::from_secs(1800);
+
+fn at(body: &[u8], redelivered: bool) -> server::ingest::decode::NewMessage {
+    decode(incoming(body, redelivered), OffsetDateTime::now_utc())
+}
+
 #[tokio::test]
 async fn a_redelivery_of_a_committed_message_is_not_stored_twice() {
     let db = TestDb::new();
     let store = Store::connect(&db.url()).await.unwrap();
-    let first = decode(incoming(b"a", false), OffsetDateTime::now_utc());
-    assert_eq!(store.insert_batch(&[first]).await.unwrap(), 1);
+    assert_eq!(store.insert_batch(&[at(b"a", false)], WINDOW).await.unwrap(), 1);
 
     // Redrive crashed after the commit, before the ack: the broker redelivers.
-    let again = decode(incoming(b"a", true), OffsetDateTime::now_utc());
-    let other = decode(incoming(b"b", true), OffsetDateTime::now_utc());
-    assert_eq!(store.insert_batch(&[again, other]).await.unwrap(), 1);
+    let batch = [at(b"a", true), at(b"b", true)];
+    assert_eq!(store.insert_batch(&batch, WINDOW).await.unwrap(), 1);
     assert_eq!(store.count().await.unwrap(), 2);
 
     // A fresh (not redelivered) identical message is a new failure and is kept.
-    let fresh = decode(incoming(b"a", false), OffsetDateTime::now_utc());
-    assert_eq!(store.insert_batch(&[fresh]).await.unwrap(), 1);
+    assert_eq!(store.insert_batch(&[at(b"a", false)], WINDOW).await.unwrap(), 1);
     assert_eq!(store.count().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn identical_redelivered_messages_are_never_merged() {
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    // Three identical failures, redelivered because an earlier consumer did
+    // not ack them: none of them is stored yet, so all three are new rows,
+    // although they share one batch and one content hash.
+    let three = [at(b"same", true), at(b"same", true), at(b"same", true)];
+    assert_eq!(store.insert_batch(&three, WINDOW).await.unwrap(), 3);
+
+    // Redrive committed them and lost the acks: the three copies come back
+    // and each absorbs exactly one stored row.
+    assert_eq!(store.insert_batch(&three, WINDOW).await.unwrap(), 0);
+    assert_eq!(store.count().await.unwrap(), 3);
+
+    // A fourth redelivered twin finds no row left to absorb it: it is a
+    // failure of its own.
+    assert_eq!(store.insert_batch(&[at(b"same", true)], WINDOW).await.unwrap(), 1);
+    assert_eq!(store.count().await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn a_twin_older_than_the_window_does_not_absorb_a_redelivery() {
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    let mut old = at(b"old", false);
+    old.received_at -= time::Duration::hours(2);
+    store.insert_batch(&[old], WINDOW).await.unwrap();
+    assert_eq!(store.insert_batch(&[at(b"old", true)], WINDOW).await.unwrap(), 1);
+    assert_eq!(store.count().await.unwrap(), 2);
 }
 
 #[tokio::test]
@@ -45,7 +84,7 @@ async fn reopening_keeps_rows_and_migrations_are_idempotent() {
     {
         let store = Store::connect(&db.url()).await.unwrap();
         let m = decode(incoming(b"x", false), OffsetDateTime::now_utc());
-        store.insert_batch(&[m]).await.unwrap();
+        store.insert_batch(&[m], WINDOW).await.unwrap();
     }
     let store = Store::connect(&db.url()).await.unwrap();
     assert_eq!(store.count().await.unwrap(), 1);
@@ -61,7 +100,7 @@ async fn rows_from_before_failure_groups_are_fingerprinted() {
     let store = Store::connect(&db.url()).await.unwrap();
     let m = decode(incoming(b"x", false), OffsetDateTime::now_utc());
     let expected = m.group_id.clone();
-    store.insert_batch(&[m]).await.unwrap();
+    store.insert_batch(&[m], WINDOW).await.unwrap();
     // As a pre-groups database would have it.
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&db.path)

@@ -16,7 +16,7 @@ use crate::model::{
 
 /// Until sign-in exists, UI actions are attributed to this actor.
 #[cfg(feature = "ssr")]
-const UI_ACTOR: &str = "ui";
+pub(crate) const UI_ACTOR: &str = "ui";
 
 /// How much of a body the message page shows; the rest is a download away.
 pub const SHOWN_BODY_BYTES: usize = 256 * 1024;

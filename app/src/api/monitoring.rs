@@ -8,12 +8,21 @@ use leptos::server_fn::codec::Json;
 use super::{backend, fail};
 use crate::model::{
     AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, Overview, Policy, PolicyPreview,
-    PolicyRequest, QueueHistory, QueuesView, ServiceHistory,
+    PolicyRequest, QueueHistory, QueuesView, ServiceHistory, WatchSwitch,
 };
 
 #[server(prefix = "/rpc")]
 pub async fn list_queues() -> Result<QueuesView, ServerFnError> {
     backend()?.queues().await.map_err(fail)
+}
+
+/// Capture switch for one queue: `Some(true)` on, `Some(false)` off, `None` back to the rules.
+#[server(prefix = "/rpc", input = Json)]
+pub async fn set_watch(vhost: String, queue: String, watch: Option<bool>) -> Result<(), ServerFnError> {
+    backend()?
+        .set_watch(&vhost, &queue, WatchSwitch { watch }, super::UI_ACTOR)
+        .await
+        .map_err(fail)
 }
 
 #[server(prefix = "/rpc")]

@@ -117,6 +117,11 @@ pub struct MessageDetail {
     /// Tags and notes on this message (group tags are on the group).
     #[serde(default)]
     pub annotations: Annotations,
+    /// Set when a replay was published but never confirmed: the
+    /// `x-redrive-replay-id` it carried, which a retry reuses so consumers
+    /// can recognise a second copy.
+    #[serde(default)]
+    pub uncertain_replay_id: Option<String>,
 }
 
 /// Tags and notes of a message or a failure group.
@@ -266,6 +271,10 @@ pub enum ApiError {
     Broker(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Published, but the broker never confirmed it: it may or may not have
+    /// been delivered. Never retried on its own; flagged to the operator.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     #[error("internal error (see server log)")]
     Internal,
 }
@@ -317,6 +326,7 @@ mod tests {
             failed_again_after_replay: 0,
             came_back_as: vec![],
             annotations: Annotations::default(),
+            uncertain_replay_id: None,
         }
     }
 

@@ -33,6 +33,53 @@ pub struct QueueInfo {
     pub rates: Rates,
     /// Whether Redrive captures this queue's messages.
     pub watched: bool,
+    /// Why it is captured ("dead-letter target of payments.work via policy
+    /// payments-dlx"), or why a failure-looking queue is not.
+    #[serde(default)]
+    pub watch_reason: Option<String>,
+    /// The operator's switch, when one overrides the rules.
+    #[serde(default)]
+    pub watch_override: Option<bool>,
+    /// The state of Redrive's consumer on this queue, when it has one.
+    #[serde(default)]
+    pub capture: Option<ConsumerHealth>,
+}
+
+/// Where one of Redrive's consumers stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerState {
+    Starting,
+    Connected,
+    Reconnecting,
+}
+
+impl ConsumerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Connected => "connected",
+            Self::Reconnecting => "reconnecting",
+        }
+    }
+}
+
+/// A consumer's state, since when (unix ms), and the error that made it
+/// reconnect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerHealth {
+    pub vhost: String,
+    pub queue: String,
+    pub state: ConsumerState,
+    pub since: i64,
+    pub last_error: Option<String>,
+}
+
+/// Body of `PUT /api/v1/queues/{vhost}/{name}/watch`: `true` captures the
+/// queue, `false` leaves it alone, `null` returns it to the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchSwitch {
+    pub watch: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

@@ -127,6 +127,17 @@ fn MessageView(
             </div>
         </div>
         {move || action_error.get().map(|e| view! { <ErrorBox message=e/> })}
+        {m.uncertain_replay_id.clone().map(|rid| view! {
+            <div class="loop-box" role="alert" data-outcome="unknown">
+                <p>
+                    <strong>"Outcome unknown."</strong>
+                    " A replay was published but the broker never confirmed it: it may or may not have been \
+                     delivered. Check the target before replaying again; a retry carries the same "
+                    <code>"x-redrive-replay-id"</code>" "<code>{rid}</code>
+                    " so consumers can recognise a second copy."
+                </p>
+            </div>
+        })}
         <ReplayChain from=m.replayed_from times=m.failed_again_after_replay came_back=m.came_back_as.clone()/>
         <section class="panel facts">
             <dl>

@@ -7,10 +7,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{error_text, list_queues};
+use crate::api::{error_text, list_queues, SetWatch};
 use crate::components::{use_ticker, ErrorBox, FreshnessBanner};
 use crate::format::{non_empty, rate, url_encode};
-use crate::model::QueueInfo;
+use crate::model::{ConsumerState, QueueInfo};
 
 /// Sortable columns: (URL key, header, numeric).
 const COLUMNS: [(&str, &str, bool); 10] = [
@@ -63,7 +63,8 @@ pub fn queue_href(vhost: &str, name: &str) -> String {
 pub fn QueuesPage() -> impl IntoView {
     let params = use_query_map();
     let tick = use_ticker(Duration::from_secs(5));
-    let queues = Resource::new(move || tick.get(), |_| list_queues());
+    let switch = ServerAction::<SetWatch>::new();
+    let queues = Resource::new(move || (tick.get(), switch.version().get()), |_| list_queues());
     let param = move |k: &str| params.with(|p| p.get(k).unwrap_or_default());
 
     view! {
@@ -75,6 +76,7 @@ pub fn QueuesPage() -> impl IntoView {
                 <button class="btn btn-ghost" type="submit">"Filter"</button>
             </form>
         </div>
+        {move || switch.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || queues.get().map(|res| match res {
                 Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
@@ -85,7 +87,7 @@ pub fn QueuesPage() -> impl IntoView {
                     let list = arrange(view.queues, &filter, &sort, desc);
                     view! {
                         <FreshnessBanner freshness=view.freshness/>
-                        <QueueTable list sort desc filter/>
+                        <QueueTable list sort desc filter switch/>
                     }.into_any()
                 }
             })}
@@ -94,7 +96,13 @@ pub fn QueuesPage() -> impl IntoView {
 }
 
 #[component]
-fn QueueTable(list: Vec<QueueInfo>, sort: String, desc: bool, filter: String) -> impl IntoView {
+fn QueueTable(
+    list: Vec<QueueInfo>,
+    sort: String,
+    desc: bool,
+    filter: String,
+    switch: ServerAction<SetWatch>,
+) -> impl IntoView {
     if list.is_empty() {
         return view! { <p class="empty">"No queues match."</p> }.into_any();
     }
@@ -114,9 +122,9 @@ fn QueueTable(list: Vec<QueueInfo>, sort: String, desc: bool, filter: String) ->
         .collect_view();
     view! {
         <table class="grid queues">
-            <thead><tr><th>"Vhost"</th>{headers}<th>"Type"</th><th>"Features"</th><th>"Redrive"</th></tr></thead>
+            <thead><tr><th>"Vhost"</th>{headers}<th>"Type"</th><th>"Features"</th><th>"Capture"</th></tr></thead>
             <tbody>
-                {list.into_iter().map(|q| view! { <QueueRow q/> }).collect_view()}
+                {list.into_iter().map(|q| view! { <QueueRow q switch/> }).collect_view()}
             </tbody>
         </table>
     }
@@ -139,12 +147,54 @@ pub fn features(q: &QueueInfo) -> String {
         .join(" ")
 }
 
+/// Capture column: captured or not, why, the consumer's state, and the
+/// operator's switch (buttons, so it needs the hydrated page; the REST API
+/// offers the same switch).
 #[component]
-fn QueueRow(q: QueueInfo) -> impl IntoView {
-    let detail = queue_href(&q.vhost, &q.name);
+fn CaptureCell(q: QueueInfo, switch: ServerAction<SetWatch>) -> impl IntoView {
     let captured = q
         .watched
         .then(|| format!("/?vhost={}&queue={}", url_encode(&q.vhost), url_encode(&q.name)));
+    let state = q.capture.as_ref().filter(|_| q.watched).map(|c| {
+        let class = match c.state {
+            ConsumerState::Connected => "badge ok",
+            ConsumerState::Starting => "badge",
+            ConsumerState::Reconnecting => "badge warn",
+        };
+        let title = c.last_error.clone().unwrap_or_default();
+        view! { <span class=class title=title>{c.state.as_str()}</span> }
+    });
+    // The switch offered flips the current verdict; "follow the rules"
+    // appears once an operator has overridden them.
+    let (label, value) = if q.watched {
+        ("Stop capturing", false)
+    } else {
+        ("Capture", true)
+    };
+    let reset = q.watch_override.is_some();
+    let (vhost, name) = (q.vhost.clone(), q.name.clone());
+    let (vhost2, name2) = (q.vhost.clone(), q.name.clone());
+    view! {
+        {captured.map(|href| view! { <a href=href>"captured messages"</a>" " })}
+        {state}
+        <div class="muted watch-reason">{q.watch_reason}</div>
+        <button class="btn btn-ghost btn-small" type="button"
+            on:click=move |_| { switch.dispatch(SetWatch { vhost: vhost.clone(), queue: name.clone(), watch: Some(value) }); }>
+            {label}
+        </button>
+        {reset.then(|| view! {
+            <button class="btn btn-ghost btn-small" type="button"
+                on:click=move |_| { switch.dispatch(SetWatch { vhost: vhost2.clone(), queue: name2.clone(), watch: None }); }>
+                "Follow the rules"
+            </button>
+        })}
+    }
+}
+
+#[component]
+fn QueueRow(q: QueueInfo, switch: ServerAction<SetWatch>) -> impl IntoView {
+    let detail = queue_href(&q.vhost, &q.name);
+    let capture = q.clone();
     let features = non_empty(features(&q));
     let warn = |bad: bool| if bad { "num warn" } else { "num" };
     let row = q.name.clone();
@@ -166,7 +216,7 @@ fn QueueRow(q: QueueInfo) -> impl IntoView {
             </td>
             <td>{non_empty(q.kind)}</td>
             <td class="features">{features}</td>
-            <td>{captured.map(|href| view! { <a href=href>"captured messages"</a> })}</td>
+            <td class="capture"><CaptureCell q=capture switch/></td>
         </tr>
     }
 }
@@ -195,6 +245,9 @@ mod tests {
             consumers: 0,
             rates: Rates::default(),
             watched: false,
+            watch_reason: None,
+            watch_override: None,
+            capture: None,
         }
     }
 

@@ -22,6 +22,7 @@ pub fn status_of(e: &ApiError) -> StatusCode {
         ApiError::Conflict(_) => StatusCode::CONFLICT,
         ApiError::Broker(_) => StatusCode::BAD_GATEWAY,
         ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
         ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

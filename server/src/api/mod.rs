@@ -23,7 +23,7 @@ use crate::http::AppState;
 use crate::store::Filter;
 
 /// Until sign-in exists (a later issue), API actions are attributed to this actor.
-const API_ACTOR: &str = "api";
+pub(crate) const API_ACTOR: &str = "api";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,7 +51,7 @@ pub fn router() -> Router<AppState> {
 
 pub fn health_router() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
 }
 
@@ -315,8 +315,31 @@ async fn groups(
 }
 
 /// Ready when both the database and the broker answer.
+/// Process up and no background task crash-looping.
+async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let looping = s.redrive.tasks.crash_looping();
+    let restarts = s.redrive.tasks.restarts();
+    if looping.is_empty() {
+        return (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "restarts": restarts})),
+        );
+    }
+    let error = looping
+        .iter()
+        .map(|(task, n)| format!("background task {task} died {n} times in 5 minutes"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": "unhealthy", "error": error, "restarts": restarts})),
+    )
+}
+
+/// Database, broker and every capture consumer working; the consumers'
+/// states are listed either way.
 async fn ready(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let mut problems = Vec::new();
+    let mut problems = s.redrive.capture.problems();
     if let Err(e) = s.redrive.store.ping().await {
         tracing::warn!(error = %e, "readiness: database");
         problems.push("database unreachable".to_owned());
@@ -327,12 +350,16 @@ async fn ready(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value
     if let Err(e) = s.redrive.publisher.ping().await {
         problems.push(format!("broker (AMQP): {e}"));
     }
+    let consumers = s.redrive.capture.consumers();
     if problems.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "consumers": consumers})),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "error": problems.join("; ")})),
+            Json(json!({"status": "unavailable", "error": problems.join("; "), "consumers": consumers})),
         )
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use app::backend::Backend;
 use app::model::{
     AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, ApiError, Overview, Policy, PolicyPreview,
-    PolicyRequest, QueueHistory, QueuesView, ServiceHistory,
+    PolicyRequest, QueueHistory, QueuesView, ServiceHistory, WatchSwitch,
 };
 
 use super::HttpError;
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/overview", get(overview))
         .route("/queues", get(queues))
         .route("/queues/{vhost}/{name}/history", get(queue_history))
+        .route("/queues/{vhost}/{name}/watch", put(set_watch))
         .route("/services/{service}/history", get(service_history))
         .route("/policies", get(policies))
         .route("/policies/{vhost}/{name}", put(put_policy).delete(delete_policy))
@@ -55,6 +56,19 @@ async fn overview(State(s): State<AppState>) -> Result<Json<Overview>, HttpError
 
 async fn queues(State(s): State<AppState>) -> Result<Json<QueuesView>, HttpError> {
     Ok(Json(s.redrive.queues().await?))
+}
+
+/// `PUT /api/v1/queues/{vhost}/{name}/watch` `{"watch": true | false | null}`.
+async fn set_watch(
+    State(s): State<AppState>,
+    Path((vhost, name)): Path<(String, String)>,
+    body: Result<Json<WatchSwitch>, JsonRejection>,
+) -> Result<StatusCode, HttpError> {
+    let switch = json_body(body)?;
+    s.redrive
+        .set_watch(&vhost, &name, switch, super::API_ACTOR)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

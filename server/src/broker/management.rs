@@ -134,6 +134,9 @@ pub struct BindingInfo {
 pub struct ConsumerInfo {
     #[serde(default)]
     pub queue: NamedRef,
+    /// Redrive's own consumers are tagged `redrive-…`.
+    #[serde(default)]
+    pub consumer_tag: String,
     /// `false` for a consumer with automatic acknowledgement (no-ack).
     #[serde(default = "yes")]
     pub ack_required: bool,
@@ -339,7 +342,7 @@ impl Management {
 
     pub async fn consumers(&self, vhost: &str) -> Result<Vec<ConsumerInfo>, ManagementError> {
         self.get(&format!(
-            "/consumers/{}?columns=queue.name,ack_required,channel_details.connection_name",
+            "/consumers/{}?columns=queue.name,consumer_tag,ack_required,channel_details.connection_name",
             enc(vhost)
         ))
         .await

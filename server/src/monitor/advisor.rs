@@ -5,19 +5,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use app::model::{BrokerVersion, FixAction, PolicyRequest, Severity};
-use regex::Regex;
 use serde_json::{json, Map, Value};
 
 use super::snapshot::{Snapshot, VhostState};
 use crate::broker::QueueStats;
+use crate::ingest::classify::Role;
 use crate::ingest::decode::service_of;
 use crate::store::findings::Observed;
 use crate::store::samples::TimedSample;
 
 /// Tunables; defaults come from the configuration.
-pub struct Thresholds<'a> {
-    /// Queues matching this are error/dead-letter queues Redrive captures.
-    pub watch: &'a Regex,
+pub struct Thresholds {
     /// How long a condition must hold ("unacked stuck for N minutes").
     pub window_ms: i64,
     /// Ready messages from which a non-lazy classic queue counts as deep.
@@ -55,7 +53,7 @@ pub fn advise(snapshot: &Snapshot, facts: &Facts, t: &Thresholds) -> Vec<Observe
 struct VhostAdvisor<'a, 'o> {
     vhost: &'a VhostState,
     facts: &'a Facts<'a>,
-    t: &'a Thresholds<'a>,
+    t: &'a Thresholds,
     version: BrokerVersion,
     out: &'o mut Vec<Observed>,
 }
@@ -69,17 +67,20 @@ impl VhostAdvisor<'_, '_> {
         // A copy of the reference: borrows of the vhost outlive `&mut self`.
         let vhost: &VhostState = self.vhost;
         let dead_letter_queues = dead_letter_queues(vhost);
+        let is_failure_queue = |name: &str| vhost.verdict(name).is_some_and(|v| v.role == Role::Failure);
         let services_with_error_queue: Vec<String> = vhost
             .queues
             .iter()
-            .filter(|q| self.t.watch.is_match(&q.name))
+            .filter(|q| is_failure_queue(&q.name))
             .filter_map(|q| service_of(&q.name))
             .collect();
         for q in &vhost.queues {
             if is_system(&q.name) {
                 continue;
             }
-            let watched = self.t.watch.is_match(&q.name);
+            // Failure queues (captured or switched off) hold failures: they
+            // never need an error queue or a dead-letter path of their own.
+            let watched = is_failure_queue(&q.name);
             let key = (q.vhost.clone(), q.name.clone());
             let history = self.facts.history.get(&key).map(Vec::as_slice).unwrap_or(&[]);
             let (unhandled, transient) = self.facts.unhandled.get(&key).copied().unwrap_or((0, 0));

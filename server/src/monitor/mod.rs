@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::Management;
 use crate::config::Config;
+use crate::ingest::classify::WatchRules;
+use crate::ingest::CaptureStatus;
 use crate::store::samples::Sample;
 use crate::store::{now_ms, Store};
 use snapshot::{Cached, Snapshot};
@@ -28,23 +30,30 @@ pub struct Monitor {
     store: Store,
     management: Management,
     cache: Arc<RwLock<Cached>>,
+    capture: CaptureStatus,
     /// Serialises refreshes so a burst of page loads makes one API call.
     refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Monitor {
-    pub fn new(config: Arc<Config>, store: Store, management: Management) -> Self {
+    pub fn new(config: Arc<Config>, store: Store, management: Management, capture: CaptureStatus) -> Self {
         Self {
             config,
             store,
             management,
             cache: Arc::default(),
+            capture,
             refreshing: Arc::default(),
         }
     }
 
     pub fn cached(&self) -> Cached {
         self.cache.read().expect("monitor cache lock").clone()
+    }
+
+    /// Makes the next read fetch afresh (after a change Redrive made itself).
+    pub fn invalidate(&self) {
+        self.cache.write().expect("monitor cache lock").attempted_at = None;
     }
 
     /// Broker data at most `max_age` old: refreshed when older. When the
@@ -64,7 +73,17 @@ impl Monitor {
     }
 
     async fn refresh_locked(&self) -> Cached {
-        let fetch = Snapshot::fetch(&self.management, self.config.explicit_vhosts());
+        let overrides = self.store.all_watch_overrides().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading watch switches; classifying by the rules alone");
+            Default::default()
+        });
+        let rules = WatchRules::from_config(&self.config);
+        let fetch = Snapshot::fetch(
+            &self.management,
+            self.config.explicit_vhosts(),
+            &rules,
+            &overrides,
+        );
         let result = match tokio::time::timeout(self.config.management_timeout, fetch).await {
             Ok(Ok(snapshot)) => Ok(snapshot),
             Ok(Err(e)) => Err(e.to_string()),
@@ -138,9 +157,9 @@ impl Monitor {
         let samples: Vec<Sample> = snapshot
             .vhosts
             .iter()
-            .flat_map(|v| v.queues.iter())
-            .map(|q| {
-                let held = if self.config.watch.is_match(&q.name) {
+            .flat_map(|v| v.queues.iter().map(move |q| (v, q)))
+            .map(|(v, q)| {
+                let held = if v.is_watched(&q.name) {
                     unhandled
                         .get(&(q.vhost.clone(), q.name.clone()))
                         .map_or(0, |c| c.0)
@@ -177,7 +196,6 @@ impl Monitor {
             unhandled: &unhandled,
         };
         let thresholds = advisor::Thresholds {
-            watch: &self.config.watch,
             window_ms,
             deep_queue: self.config.advisor_deep_queue,
             redeliver_rate: self.config.advisor_redeliver_rate,
@@ -196,7 +214,7 @@ impl Monitor {
         if rules.is_empty() {
             return Ok(());
         }
-        let queues = snapshot.map(|s| s.queue_infos(&self.config.watch));
+        let queues = snapshot.map(|s| s.queue_infos(&self.capture));
         let inflow = self.store.inflow_by_service(now - 60_000).await?;
         let findings = self.store.findings(now).await?;
         for rule in &rules {

@@ -1,13 +1,19 @@
 //! One consistent look at the broker, and the last good one kept for when the
 //! management API is down (degraded mode).
 
+use std::collections::HashMap;
+
 use app::model::{BrokerVersion, Freshness, NodeInfo, Policy, QueueInfo, Rates, Totals};
-use regex::Regex;
 
 use crate::broker::management::{
     BindingInfo, ChannelInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo, NodeStats, OverviewInfo,
 };
 use crate::broker::{Management, ManagementError, QueueStats};
+use crate::ingest::classify::{classify, Verdict, WatchRules};
+use crate::ingest::CaptureStatus;
+
+/// The operator's watch switches: vhost → queue → capture.
+pub type Overrides = HashMap<String, HashMap<String, bool>>;
 
 #[derive(Debug, Clone, Default)]
 pub struct VhostState {
@@ -19,6 +25,39 @@ pub struct VhostState {
     pub consumers: Vec<ConsumerInfo>,
     pub channels: Vec<ChannelInfo>,
     pub connections: Vec<ConnectionInfo>,
+    /// Every queue's classification (captured or not, and why).
+    pub verdicts: HashMap<String, Verdict>,
+    /// The operator's switches in this vhost.
+    pub overrides: HashMap<String, bool>,
+}
+
+impl VhostState {
+    /// What capture needs to classify a vhost's queues, and nothing more.
+    pub async fn fetch_for_capture(management: &Management, name: &str) -> Result<Self, ManagementError> {
+        let (queues, bindings, policies, consumers) = tokio::try_join!(
+            management.queues(name),
+            management.bindings(name),
+            management.policies(name),
+            management.consumers(name),
+        )?;
+        Ok(Self {
+            name: name.to_owned(),
+            queues,
+            bindings,
+            policies,
+            consumers,
+            ..Self::default()
+        })
+    }
+
+    /// The queue's classification; a queue unknown to it is a work queue.
+    pub fn verdict(&self, queue: &str) -> Option<&Verdict> {
+        self.verdicts.get(queue)
+    }
+
+    pub fn is_watched(&self, queue: &str) -> bool {
+        self.verdict(queue).is_some_and(|v| v.watched)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -29,9 +68,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Fetches every vhost and classifies its queues with `rules` and the
+    /// operator's `overrides`, as capture does.
     pub async fn fetch(
         management: &Management,
         explicit_vhosts: Vec<String>,
+        rules: &WatchRules,
+        overrides: &Overrides,
     ) -> Result<Self, ManagementError> {
         let overview = management.overview().await?;
         let nodes = management.nodes().await?;
@@ -46,7 +89,8 @@ impl Snapshot {
                 management.channels(&name),
                 management.connections(&name),
             )?;
-            vhosts.push(VhostState {
+            let mut state = VhostState {
+                overrides: overrides.get(&name).cloned().unwrap_or_default(),
                 name,
                 queues,
                 exchanges,
@@ -55,7 +99,10 @@ impl Snapshot {
                 consumers,
                 channels,
                 connections,
-            });
+                verdicts: HashMap::new(),
+            };
+            state.verdicts = classify(&state, rules, &state.overrides);
+            vhosts.push(state);
         }
         Ok(Self {
             overview,
@@ -77,11 +124,10 @@ impl Snapshot {
         self.vhosts.iter().find(|v| v.name == name)
     }
 
-    pub fn queue_infos(&self, watch: &Regex) -> Vec<QueueInfo> {
+    pub fn queue_infos(&self, capture: &CaptureStatus) -> Vec<QueueInfo> {
         self.vhosts
             .iter()
-            .flat_map(|v| v.queues.iter())
-            .map(|q| queue_info(q, watch))
+            .flat_map(|v| v.queues.iter().map(move |q| queue_info(q, v, capture)))
             .collect()
     }
 
@@ -118,7 +164,8 @@ impl Snapshot {
     }
 }
 
-pub fn queue_info(q: &QueueStats, watch: &Regex) -> QueueInfo {
+pub fn queue_info(q: &QueueStats, v: &VhostState, capture: &CaptureStatus) -> QueueInfo {
+    let verdict = v.verdict(&q.name);
     let stats = q.message_stats;
     QueueInfo {
         vhost: q.vhost.clone(),
@@ -148,7 +195,10 @@ pub fn queue_info(q: &QueueStats, watch: &Regex) -> QueueInfo {
             redelivered: stats.redeliver_details.rate,
             ack: stats.ack_details.rate,
         },
-        watched: watch.is_match(&q.name),
+        watched: verdict.is_some_and(|v| v.watched),
+        watch_reason: verdict.and_then(|v| v.reason.clone()),
+        watch_override: v.overrides.get(&q.name).copied(),
+        capture: capture.consumer(&q.vhost, &q.name),
     }
 }
 

@@ -9,14 +9,14 @@ use app::model::{
     AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
     Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest,
     MessageDetail, MessagePage, MessageQuery, MessageStatus, Overview, Policy, PolicyPreview, PolicyRequest,
-    QueueHistory, QueuesView, ReplayTarget, ServiceHistory,
+    QueueHistory, QueuesView, ReplayTarget, ServiceHistory, WatchSwitch,
 };
 
 use crate::broker::Management;
 use crate::config::Config;
 use crate::monitor::Monitor;
-use crate::replay::{prepare, Publisher};
-use crate::store::{Event, Store};
+use crate::replay::{prepare, FailureKind, Publisher};
+use crate::store::{Event, Settlement, Store};
 
 #[derive(Clone)]
 pub struct Redrive {
@@ -25,6 +25,12 @@ pub struct Redrive {
     pub management: Management,
     pub publisher: Publisher,
     pub monitor: Monitor,
+    /// What each capture consumer is doing (for `/readyz` and the Queues page).
+    pub capture: crate::ingest::CaptureStatus,
+    /// This instance's name on the replays it claims (a fresh UUID per start).
+    pub instance: Arc<str>,
+    /// Crashes of background tasks (for `/healthz`).
+    pub tasks: crate::supervise::TaskHealth,
 }
 
 impl Redrive {
@@ -37,7 +43,13 @@ impl Redrive {
         actor: &str,
     ) -> Result<String, ApiError> {
         let msg = self.store.get(id).await?;
-        let out = prepare(&msg, &target, uuid::Uuid::now_v7().to_string())?;
+        // A replay whose outcome is unknown may have been delivered: its
+        // retry carries the same id, so consumers can drop a second copy.
+        let replay_id = match self.store.uncertain_replay_id(id).await? {
+            Some(earlier) => earlier,
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        let out = prepare(&msg, &target, replay_id)?;
         // Claiming first makes concurrent replays of one message impossible.
         // An edit is recorded in the same transaction as the claim: a failed
         // write must not leave a claimed message behind, nor an edit that was
@@ -51,9 +63,14 @@ impl Redrive {
             replay_id: None,
         });
         self.store
-            .transition(id, &[MessageStatus::Failed], MessageStatus::Replaying, edit)
+            .claim_replay(id, &self.instance, &out.replay_id, edit)
             .await?;
         let result = self.publisher.publish(msg.vhost(), &out).await;
+        let settlement = match &result {
+            Ok(()) => Settlement::Replayed,
+            Err(e) if e.kind() == FailureKind::Unknown => Settlement::Unknown,
+            Err(_) => Settlement::Failed,
+        };
         let event = Event {
             action: "replay",
             actor,
@@ -61,30 +78,60 @@ impl Redrive {
             ok: result.is_ok(),
             detail: Some(match &result {
                 Ok(()) => format!("replay id {}", out.replay_id),
-                Err(e) => e.to_string(),
+                Err(e) => format!("{e} (replay id {})", out.replay_id),
             }),
             replay_id: result.is_ok().then(|| out.replay_id.clone()),
         };
-        let to = if result.is_ok() {
-            MessageStatus::Replayed
-        } else {
-            MessageStatus::Failed
-        };
-        self.store
-            .transition(id, &[MessageStatus::Replaying], to, Some(event))
-            .await?;
+        self.settle(id, settlement, &event).await?;
         match result {
-            Err(e) if e.is_refusal() => {
-                tracing::info!(id, error = %e, "replay refused by the broker");
-                Err(ApiError::Broker(e.to_string()))
-            }
-            Err(e) => {
-                tracing::warn!(id, error = %e, "replay not confirmed; the message stays failed");
-                Err(ApiError::Unavailable(format!(
-                    "{e}; the message is still failed, try again"
-                )))
-            }
             Ok(()) => Ok(out.replay_id),
+            Err(e) => match e.kind() {
+                FailureKind::Refused => {
+                    tracing::info!(id, error = %e, "replay refused by the broker");
+                    Err(ApiError::Broker(e.to_string()))
+                }
+                FailureKind::NotPublished => {
+                    tracing::warn!(id, error = %e, "replay not published; the message stays failed");
+                    Err(ApiError::Unavailable(format!(
+                        "{e}; nothing was sent and the message is still failed, try again"
+                    )))
+                }
+                FailureKind::Unknown => {
+                    tracing::warn!(id, error = %e, replay_id = %out.replay_id, "replay outcome unknown; flagged");
+                    Err(ApiError::OutcomeUnknown(format!(
+                        "{e}; it may or may not have been delivered. The message is flagged; a retry reuses \
+                         replay id {} so consumers can recognise a second copy",
+                        out.replay_id
+                    )))
+                }
+            },
+        }
+    }
+
+    /// Writes a replay's verdict, retrying while the database fails: a
+    /// confirmed replay must not stay `replaying` because one write failed.
+    /// Past `SETTLE_FOR`, the lease sweep settles it (as unknown) instead.
+    async fn settle(&self, id: i64, settlement: Settlement, event: &Event<'_>) -> Result<(), ApiError> {
+        const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+        let started = std::time::Instant::now();
+        let mut wait = std::time::Duration::from_millis(50);
+        loop {
+            match self
+                .store
+                .settle_replay(id, &self.instance, settlement, event)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if started.elapsed() < SETTLE_FOR => {
+                    tracing::warn!(id, error = %e, ?settlement, "recording a replay's outcome failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(id, error = %e, ?settlement, "could not record a replay's outcome; the lease sweep will flag it");
+                    return Err(e.into());
+                }
+            }
         }
     }
 
@@ -193,6 +240,16 @@ impl Backend for Redrive {
 
     async fn queues(&self) -> Result<QueuesView, ApiError> {
         self.queues_view().await
+    }
+
+    async fn set_watch(
+        &self,
+        vhost: &str,
+        queue: &str,
+        switch: WatchSwitch,
+        actor: &str,
+    ) -> Result<(), ApiError> {
+        self.switch_watch(vhost, queue, switch, actor).await
     }
 
     async fn overview(&self) -> Result<Overview, ApiError> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use app::model::{
     window_secs, AdvisorReport, AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, ApiError,
     FixAction, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ServiceHistory,
-    ServiceInflow, WINDOWS,
+    ServiceInflow, WatchSwitch, WINDOWS,
 };
 
 use super::Redrive;
@@ -63,7 +63,7 @@ impl Redrive {
 
     pub(super) async fn queues_view(&self) -> Result<QueuesView, ApiError> {
         let (cached, snapshot) = self.broker_data().await?;
-        let mut queues = snapshot.queue_infos(&self.config.watch);
+        let mut queues = snapshot.queue_infos(&self.capture);
         queues.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
         Ok(QueuesView {
             queues,
@@ -71,9 +71,33 @@ impl Redrive {
         })
     }
 
+    /// Persists an operator's capture switch and drops the cached broker
+    /// view, so the Queues page shows the new verdict at once.
+    pub(super) async fn switch_watch(
+        &self,
+        vhost: &str,
+        queue: &str,
+        switch: WatchSwitch,
+        actor: &str,
+    ) -> Result<(), ApiError> {
+        for (what, v) in [("vhost", vhost), ("queue", queue)] {
+            if v.is_empty() || v.len() > 255 {
+                return Err(ApiError::BadRequest(format!(
+                    "{what} name must be 1 to 255 bytes"
+                )));
+            }
+        }
+        self.store
+            .set_watch_override(vhost, queue, switch.watch, actor)
+            .await?;
+        tracing::info!(%vhost, %queue, watch = ?switch.watch, %actor, "capture switch changed");
+        self.monitor.invalidate();
+        Ok(())
+    }
+
     pub(super) async fn overview_view(&self) -> Result<Overview, ApiError> {
         let (cached, snapshot) = self.broker_data().await?;
-        let mut deepest = snapshot.queue_infos(&self.config.watch);
+        let mut deepest = snapshot.queue_infos(&self.capture);
         deepest.sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.name.cmp(&b.name)));
         deepest.truncate(10);
         let inflow = self.store.inflow_by_service(now_ms() - 3_600_000).await?;

@@ -8,10 +8,13 @@ mod annotations;
 mod filter;
 pub mod findings;
 mod groups;
+mod ingest;
 mod jobs;
+mod replays;
 mod rows;
 pub mod samples;
 mod search;
+mod watched;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -21,10 +24,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
 
-use crate::ingest::decode::NewMessage;
 pub use filter::Filter;
 pub use jobs::{JobSpec, NewJob, SELECTABLE};
+pub use replays::Settlement;
 pub use rows::StoredMessage;
+pub use watched::WatchedQueue;
 
 /// Storage failures. `Database` is internal: logged, never shown to clients.
 #[derive(Debug, thiserror::Error)]
@@ -103,75 +107,28 @@ impl Store {
             .connect_with(options)
             .await
             .context("opening the database")?;
-        sqlx::migrate!("../migrations/sqlite")
-            .run(&pool)
-            .await
-            .context("applying migrations")?;
+        let migrator = sqlx::migrate!("../migrations/sqlite");
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        // A table that does not exist yet (a fresh database) reads as None.
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(None);
+        if let Some(newer) = applied.filter(|v| *v > known) {
+            anyhow::bail!(
+                "this database was written by a newer Redrive (schema version {newer}; this build knows up to \
+                 {known}). Run the newer Redrive, or point REDRIVE_DATABASE_URL at another database; nothing \
+                 was changed."
+            );
+        }
+        migrator.run(&pool).await.context("applying migrations")?;
         Ok(Self { pool })
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Stores a batch in one transaction and returns how many rows were new.
-    ///
-    /// A redelivered message whose exact content is already stored for the same
-    /// queue was committed before a crash lost its ack: it is skipped, so the
-    /// caller can ack it without storing it twice.
-    pub async fn insert_batch(&self, batch: &[NewMessage]) -> Result<usize, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let mut inserted = 0;
-        for m in batch {
-            if m.redelivered {
-                let seen: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM messages WHERE content_hash = ? AND vhost = ? AND queue = ? LIMIT 1",
-                )
-                .bind(&m.content_hash)
-                .bind(&m.vhost)
-                .bind(&m.queue)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if seen.is_some() {
-                    continue;
-                }
-            }
-            let id = sqlx::query(
-                "INSERT INTO messages (vhost, queue, received_at, body, properties, headers,
-                    delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
-                    reason, stack_trace, death_count, service, message_id, replay_id, content_hash,
-                    exception_type, group_id, group_title)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&m.vhost)
-            .bind(&m.queue)
-            .bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
-            .bind(&m.body)
-            .bind(m.properties.to_string())
-            .bind(m.headers.to_string())
-            .bind(&m.delivery_exchange)
-            .bind(&m.delivery_routing_key)
-            .bind(&m.original_exchange)
-            .bind(&m.original_routing_key)
-            .bind(&m.reason)
-            .bind(&m.stack_trace)
-            .bind(m.death_count)
-            .bind(&m.service)
-            .bind(&m.message_id)
-            .bind(&m.replay_id)
-            .bind(&m.content_hash)
-            .bind(&m.exception_type)
-            .bind(&m.group_id)
-            .bind(&m.group_title)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-            search::index(&mut tx, id, m).await?;
-            inserted += 1;
-        }
-        tx.commit().await?;
-        Ok(inserted)
     }
 
     pub async fn list(&self, q: &MessageQuery) -> Result<MessagePage, ApiError> {
@@ -259,6 +216,7 @@ impl Store {
         let own_replay_id = message.replay_id.clone();
         let mut detail = message.into_detail(history.into_iter().map(Into::into).collect());
         self.link_replays(&mut detail, own_replay_id).await?;
+        detail.uncertain_replay_id = self.uncertain_replay_id(id).await?;
         detail.annotations = self
             .annotations(&app::model::AnnotationTarget::Message(id))
             .await?;
@@ -340,42 +298,6 @@ impl Store {
         Ok(())
     }
 
-    /// After a crash, a replay may have been published or not: we cannot know,
-    /// so such messages go back to `failed` with a note the operator sees.
-    pub async fn release_interrupted_replays(&self) -> Result<u64, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM messages WHERE status = 'replaying'")
-            .fetch_all(&mut *tx)
-            .await?;
-        for id in &ids {
-            sqlx::query("UPDATE messages SET status = 'failed' WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let event = Event {
-                action: "replay",
-                actor: "redrive",
-                target: None,
-                ok: false,
-                detail: Some(
-                    "Redrive stopped before the broker confirmed this replay; it may or may not have been delivered".into(),
-                ),
-                replay_id: None,
-            };
-            insert_event(&mut tx, *id, &event).await?;
-            // A job must not republish it either: the broker may have confirmed it.
-            sqlx::query(
-                "UPDATE job_items SET state = 'failed', error = ? WHERE message_id = ? AND state = 'pending'",
-            )
-            .bind("replay interrupted by a stop of Redrive; outcome unknown, check before replaying by hand")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(ids.len() as u64)
-    }
-
     /// Deletes messages discarded before `cutoff_ms` (with their history and
     /// job items). Returns how many were purged.
     pub async fn purge_discarded(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
@@ -405,7 +327,7 @@ impl Store {
     }
 }
 
-fn expected_label(from: &[MessageStatus]) -> &'static str {
+pub(crate) fn expected_label(from: &[MessageStatus]) -> &'static str {
     match from {
         [MessageStatus::Failed] => "failed",
         [MessageStatus::Discarded] => "discarded",
@@ -414,7 +336,7 @@ fn expected_label(from: &[MessageStatus]) -> &'static str {
     }
 }
 
-async fn insert_event(
+pub(crate) async fn insert_event(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     id: i64,
     e: &Event<'_>,

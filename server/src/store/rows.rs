@@ -152,6 +152,7 @@ impl StoredMessage {
             failed_again_after_replay: 0,
             came_back_as: Vec::new(),
             annotations: Default::default(),
+            uncertain_replay_id: None,
         }
     }
 }

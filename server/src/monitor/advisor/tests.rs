@@ -37,7 +37,15 @@ fn observe(
     history: &HashMap<(String, String), Vec<TimedSample>>,
     now: i64,
 ) -> Vec<Observed> {
-    let watch = Regex::new(crate::config::DEFAULT_WATCH).unwrap();
+    // Classified as capture classifies them, with the default rules.
+    let rules = crate::ingest::classify::WatchRules::from_config(
+        &<crate::config::Config as clap::Parser>::try_parse_from(["redrive"]).unwrap(),
+    );
+    let mut snapshot = snapshot.clone();
+    for v in &mut snapshot.vhosts {
+        v.verdicts = crate::ingest::classify::classify(v, &rules, &v.overrides);
+    }
+    let snapshot = &snapshot;
     let unhandled = HashMap::new();
     let facts = Facts {
         now,
@@ -45,7 +53,6 @@ fn observe(
         unhandled: &unhandled,
     };
     let t = Thresholds {
-        watch: &watch,
         window_ms: 60_000,
         deep_queue: 100,
         redeliver_rate: 1.0,
@@ -250,6 +257,7 @@ fn no_ack_consumers_are_reported_per_queue() {
     use crate::broker::management::{ChannelRef, ConsumerInfo, NamedRef};
     let consumer = |queue: &str, ack_required: bool, connection: &str| ConsumerInfo {
         queue: NamedRef { name: queue.into() },
+        consumer_tag: "amq.ctag-1".into(),
         ack_required,
         channel_details: ChannelRef {
             connection_name: connection.into(),

@@ -1,0 +1,93 @@
+//! Writing captured batches.
+//!
+//! Never merge, never lose: a redelivered copy may be dropped only when it is
+//! provably the copy of a row this store already holds, i.e. Redrive
+//! committed the row and the ack was lost (a crash between commit and ack).
+
+use std::time::Duration;
+
+use super::{now_ms, search, Store, StoreError};
+use crate::ingest::decode::NewMessage;
+
+impl Store {
+    /// Stores a batch in one transaction and returns how many rows were new.
+    ///
+    /// A redelivered delivery (`redelivered` set by the broker) is absorbed by
+    /// an identical row of the same queue only when that row
+    /// - was committed by an earlier transaction (rows of this batch never match:
+    ///   three identical messages in one batch are three failures),
+    /// - has not absorbed another copy already (each row stands for exactly one
+    ///   delivery, so N identical messages redelivered N times stay N rows),
+    /// - was received within `window` (the broker redelivers an unacked message
+    ///   within its consumer timeout of the crash; an older twin is a new failure).
+    ///
+    /// When Redrive stays down longer than `window`, a lost ack shows up as a
+    /// duplicate row: a duplicate an operator can discard beats a lost failure.
+    pub async fn insert_batch(&self, batch: &[NewMessage], window: Duration) -> Result<usize, StoreError> {
+        let mut tx = self.write_tx().await?;
+        // Rows above this id were written by this very transaction.
+        let committed_before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages")
+            .fetch_one(&mut *tx)
+            .await?;
+        let oldest = now_ms() - window.as_millis() as i64;
+        let mut inserted = 0;
+        for m in batch {
+            if m.redelivered {
+                let twin: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM messages
+                     WHERE content_hash = ? AND vhost = ? AND queue = ? AND id <= ?
+                       AND absorbed_redelivery = 0 AND received_at >= ?
+                     ORDER BY id LIMIT 1",
+                )
+                .bind(&m.content_hash)
+                .bind(&m.vhost)
+                .bind(&m.queue)
+                .bind(committed_before)
+                .bind(oldest)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(twin) = twin {
+                    sqlx::query("UPDATE messages SET absorbed_redelivery = 1 WHERE id = ?")
+                        .bind(twin)
+                        .execute(&mut *tx)
+                        .await?;
+                    continue;
+                }
+            }
+            let id = sqlx::query(
+                "INSERT INTO messages (vhost, queue, received_at, body, properties, headers,
+                    delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
+                    reason, stack_trace, death_count, service, message_id, replay_id, content_hash,
+                    exception_type, group_id, group_title)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&m.vhost)
+            .bind(&m.queue)
+            .bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
+            .bind(&m.body)
+            .bind(m.properties.to_string())
+            .bind(m.headers.to_string())
+            .bind(&m.delivery_exchange)
+            .bind(&m.delivery_routing_key)
+            .bind(&m.original_exchange)
+            .bind(&m.original_routing_key)
+            .bind(&m.reason)
+            .bind(&m.stack_trace)
+            .bind(m.death_count)
+            .bind(&m.service)
+            .bind(&m.message_id)
+            .bind(&m.replay_id)
+            .bind(&m.content_hash)
+            .bind(&m.exception_type)
+            .bind(&m.group_id)
+            .bind(&m.group_title)
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+            search::index(&mut tx, id, m).await?;
+            inserted += 1;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+}

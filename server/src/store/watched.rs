@@ -1,0 +1,146 @@
+//! The watched set and the operator's switches.
+//!
+//! Kept in the database so capture starts from it at boot, before (and
+//! without) the management API: a broker whose management plugin is down
+//! still has its failure queues drained.
+
+use std::collections::HashMap;
+
+use super::{now_ms, Store, StoreError};
+
+/// A queue Redrive captures, with why.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WatchedQueue {
+    pub vhost: String,
+    pub name: String,
+    pub reason: String,
+}
+
+impl Store {
+    pub async fn watched_queues(&self) -> Result<Vec<WatchedQueue>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT vhost, name, reason FROM watched_queues ORDER BY vhost, name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Makes the stored watched set of `vhost` exactly `queues` (name →
+    /// reason), keeping `since` of queues that stay.
+    pub async fn sync_watched(
+        &self,
+        vhost: &str,
+        queues: &HashMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let stored: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, reason FROM watched_queues WHERE vhost = ?")
+                .bind(vhost)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (name, reason) in &stored {
+            match queues.get(name) {
+                None => {
+                    sqlx::query("DELETE FROM watched_queues WHERE vhost = ? AND name = ?")
+                        .bind(vhost)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Some(now) if now != reason => {
+                    sqlx::query("UPDATE watched_queues SET reason = ? WHERE vhost = ? AND name = ?")
+                        .bind(now)
+                        .bind(vhost)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, reason) in queues {
+            if stored.iter().all(|(n, _)| n != name) {
+                sqlx::query("INSERT INTO watched_queues (vhost, name, reason, since) VALUES (?, ?, ?, ?)")
+                    .bind(vhost)
+                    .bind(name)
+                    .bind(reason)
+                    .bind(now_ms())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets the watched queues of vhosts that no longer exist.
+    pub async fn forget_watched_vhosts_except(&self, vhosts: &[String]) -> Result<(), StoreError> {
+        let stored: Vec<String> = sqlx::query_scalar("SELECT DISTINCT vhost FROM watched_queues")
+            .fetch_all(&self.pool)
+            .await?;
+        for gone in stored.iter().filter(|v| !vhosts.contains(v)) {
+            sqlx::query("DELETE FROM watched_queues WHERE vhost = ?")
+                .bind(gone)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The operator's switches of `vhost`, by queue name (`true`: capture).
+    pub async fn watch_overrides(&self, vhost: &str) -> Result<HashMap<String, bool>, StoreError> {
+        let rows: Vec<(String, bool)> =
+            sqlx::query_as("SELECT name, watch FROM watch_overrides WHERE vhost = ?")
+                .bind(vhost)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Every operator switch: vhost → queue → capture.
+    pub async fn all_watch_overrides(&self) -> Result<HashMap<String, HashMap<String, bool>>, StoreError> {
+        let rows: Vec<(String, String, bool)> =
+            sqlx::query_as("SELECT vhost, name, watch FROM watch_overrides")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out: HashMap<String, HashMap<String, bool>> = HashMap::new();
+        for (vhost, name, watch) in rows {
+            out.entry(vhost).or_default().insert(name, watch);
+        }
+        Ok(out)
+    }
+
+    /// Sets (`Some`) or clears (`None`, back to the rules) an operator's switch.
+    pub async fn set_watch_override(
+        &self,
+        vhost: &str,
+        name: &str,
+        watch: Option<bool>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        match watch {
+            Some(w) => {
+                sqlx::query(
+                    "INSERT INTO watch_overrides (vhost, name, watch, actor, at) VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (vhost, name) DO UPDATE SET watch = excluded.watch,
+                        actor = excluded.actor, at = excluded.at",
+                )
+                .bind(vhost)
+                .bind(name)
+                .bind(w)
+                .bind(actor)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM watch_overrides WHERE vhost = ? AND name = ?")
+                    .bind(vhost)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,332 @@
+//! Capture everything that failed, and only that; never merge distinct
+//! failures; keep capturing without the management API and through lost
+//! connections. All against the real broker.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use lapin::options::BasicNackOptions;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, ExchangeKind};
+use serde_json::{json, Value};
+
+const TRACE: &str = "org.springframework.amqp.rabbit.support.ListenerExecutionFailedException: Listener threw exception\n\
+\tat org.springframework.amqp.rabbit.listener.AbstractMessageListenerContainer.wrapToListenerExecutionFailedExceptionIfNeeded(AbstractMessageListenerContainer.java:1771)\n\
+Caused by: java.lang.IllegalStateException: Trade rejected\n\
+\tat com.acme.trade.TradeService.book(TradeService.java:88)";
+
+/// A failure as Spring's RepublishMessageRecoverer sends it, without a
+/// message_id (Spring's default).
+fn spring_failure() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_headers(headers(&[
+            ("x-exception-message", s("Trade rejected")),
+            ("x-exception-stacktrace", s(TRACE)),
+            ("x-original-exchange", s("trade.exchange")),
+            ("x-original-routingKey", s("trade.created")),
+        ]))
+}
+
+async fn queue_row(app: &TestApp, vhost: &str, name: &str) -> Value {
+    wait_for(Duration::from_secs(15), || async {
+        let (_, q) = app.get("/api/v1/queues").await;
+        q["queues"]
+            .as_array()?
+            .iter()
+            .find(|q| q["vhost"] == vhost && q["name"] == name)
+            .cloned()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn identical_failures_redelivered_are_stored_once_each() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_exchange("error.direct", ExchangeKind::Direct).await;
+    vh.declare_queue("error.queue", FieldTable::default()).await;
+    vh.bind("error.queue", "error.direct", "error").await;
+    for _ in 0..3 {
+        vh.publish("error.direct", "error", br#"{"tradeId":42}"#, spring_failure())
+            .await;
+    }
+    // A consumer takes all three and never acks: closing its channel makes
+    // the broker redeliver them, flagged `redelivered`.
+    {
+        let ch = vh.channel().await;
+        let mut consumer = ch
+            .basic_consume(
+                "error.queue".into(),
+                "careless".into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let d = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut consumer))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert!(!d.redelivered);
+        }
+        ch.close(200, "gone".into()).await.unwrap();
+    }
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let items = app.wait_for_messages("error.queue", 3).await;
+    assert!(items.iter().all(|m| m["reason"] == "Trade rejected"));
+    wait_until(Duration::from_secs(10), || async {
+        vh.queue_info("error.queue").await["messages"] == 0
+    })
+    .await;
+    // Nothing more arrives later: exactly three rows.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.wait_for_messages("error.queue", 3).await.len(), 3);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn spring_error_queue_and_policy_dead_letter_queue_are_captured_work_queues_are_not() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    // The Spring course's own names: plain error.queue on error.direct / error.
+    vh.declare_exchange("error.direct", ExchangeKind::Direct).await;
+    vh.declare_queue("error.queue", FieldTable::default()).await;
+    vh.bind("error.queue", "error.direct", "error").await;
+    // A parking queue behind a dead-letter exchange set by a policy.
+    vh.declare_exchange("payments.dlx", ExchangeKind::Fanout).await;
+    vh.declare_queue("payments.work", FieldTable::default()).await;
+    vh.declare_queue("parking", FieldTable::default()).await;
+    vh.bind("parking", "payments.dlx", "").await;
+    let r = vh
+        .http
+        .put(format!("{MGMT}/api/policies/{}/payments-dlx", enc(&vh.name)))
+        .basic_auth("guest", Some("guest"))
+        .json(&json!({"pattern": "^payments\\.work$", "apply-to": "queues",
+                      "definition": {"dead-letter-exchange": "payments.dlx"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    // A retry loop: work dead-letters into a TTL delay queue that expires
+    // back into orders.retry, consumed by the service itself.
+    vh.declare_exchange("orders.wait", ExchangeKind::Fanout).await;
+    vh.declare_exchange("orders.back", ExchangeKind::Fanout).await;
+    vh.declare_queue(
+        "orders.delay",
+        headers(&[
+            ("x-message-ttl", AMQPValue::LongInt(60_000)),
+            ("x-dead-letter-exchange", s("orders.back")),
+        ]),
+    )
+    .await;
+    vh.bind("orders.delay", "orders.wait", "").await;
+    vh.declare_queue(
+        "orders.retry",
+        headers(&[("x-dead-letter-exchange", s("orders.wait"))]),
+    )
+    .await;
+    vh.bind("orders.retry", "orders.back", "").await;
+    let service = vh.channel().await;
+    let _own_consumer = service
+        .basic_consume(
+            "orders.retry".into(),
+            "orders-service".into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    vh.publish("error.direct", "error", b"{\"n\":1}", spring_failure())
+        .await;
+    vh.publish("", "payments.work", b"pay 1", BasicProperties::default())
+        .await;
+    let d = vh.next_delivery("payments.work").await;
+    d.nack(BasicNackOptions {
+        requeue: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    app.wait_for_messages("error.queue", 1).await;
+    let parked = app.wait_for_messages("parking", 1).await;
+    assert_eq!(parked[0]["reason"], "rejected");
+
+    let q = queue_row(&app, &vh.name, "parking").await;
+    assert_eq!(q["watched"], true);
+    assert_eq!(
+        q["watch_reason"],
+        "dead-letter target of payments.work via policy payments-dlx"
+    );
+    let q = queue_row(&app, &vh.name, "error.queue").await;
+    assert_eq!(q["watch_reason"], "name matches REDRIVE_WATCH");
+    for work in ["orders.delay", "orders.retry", "payments.work"] {
+        let q = queue_row(&app, &vh.name, work).await;
+        assert_eq!(q["watched"], false, "{work}: {q}");
+    }
+    let q = queue_row(&app, &vh.name, "orders.retry").await;
+    assert!(
+        q["watch_reason"]
+            .as_str()
+            .unwrap()
+            .contains("TTL delay queue orders.delay"),
+        "{q}"
+    );
+    // Nobody took the delay queue's or the service's messages.
+    assert_eq!(q["consumers"], 1);
+
+    // The advisor does not treat error.queue as a work queue.
+    let (_, advice) = app.get("/api/v1/advisor").await;
+    let about_error_queue: Vec<&Value> = advice["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["object"] == "error.queue" && f["kind"] == "no_dead_letter_path")
+        .collect();
+    assert!(about_error_queue.is_empty(), "{about_error_queue:?}");
+
+    // An operator switches the parking queue off, then back to the rules.
+    let switch = |watch: Value| {
+        let url = format!("{}/api/v1/queues/{}/parking/watch", app.base, enc(&vh.name));
+        let http = app.http.clone();
+        async move {
+            http.put(url)
+                .json(&json!({ "watch": watch }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(switch(json!(false)).await, 204);
+    wait_until(Duration::from_secs(10), || async {
+        let q = queue_row(&app, &vh.name, "parking").await;
+        q["watched"] == false && q["consumers"] == 0
+    })
+    .await;
+    assert_eq!(switch(Value::Null).await, 204);
+    wait_until(Duration::from_secs(10), || async {
+        queue_row(&app, &vh.name, "parking").await["consumers"] == 1
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn capture_starts_from_the_stored_set_when_the_management_api_is_down() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("billing.dlq", FieldTable::default()).await;
+    let first = TestApp::start(config(&vh, &db, &[])).await;
+    wait_until(Duration::from_secs(10), || async {
+        vh.queue_info("billing.dlq").await["consumers"] == 1
+    })
+    .await;
+    first.stop().await;
+
+    let proxy = MgmtProxy::start().await;
+    proxy.cut();
+    let mgmt = format!("--management-url={}", proxy.url);
+    let app = TestApp::start(config(&vh, &db, &[&mgmt])).await;
+    vh.publish("", "billing.dlq", b"invoice 9", BasicProperties::default())
+        .await;
+    let items = app.wait_for_messages("billing.dlq", 1).await;
+    assert_eq!(items[0]["queue"], "billing.dlq");
+    app.stop().await;
+}
+
+/// Closes every connection Redrive's capture holds on the vhost.
+async fn close_capture_connections(vh: &TestVhost) -> usize {
+    let (_, conns) = vh.mgmt("connections?columns=name,vhost,client_properties").await;
+    let mut closed = 0;
+    for c in conns.as_array().unwrap() {
+        let ours =
+            c["vhost"] == vh.name.as_str() && c["client_properties"]["connection_name"] == "redrive-ingest";
+        if ours {
+            let name = c["name"].as_str().unwrap();
+            let r = vh
+                .http
+                .delete(format!("{MGMT}/api/connections/{}", enc(name)))
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+            closed += 1;
+        }
+    }
+    closed
+}
+
+#[tokio::test]
+async fn capture_resumes_within_seconds_of_a_closed_connection() {
+    let (mut vh, _db, app) = with_queues(&["ledger.dlq"], &["--discovery-interval=60"]).await;
+    vh.publish("", "ledger.dlq", b"before", BasicProperties::default())
+        .await;
+    app.wait_for_messages("ledger.dlq", 1).await;
+    // The management API lists connections a few seconds after they open.
+    wait_for(Duration::from_secs(15), || async {
+        (close_capture_connections(&vh).await > 0).then_some(())
+    })
+    .await;
+    let closed_at = Instant::now();
+    vh.publish("", "ledger.dlq", b"after", BasicProperties::default())
+        .await;
+    app.wait_for_messages("ledger.dlq", 2).await;
+    let took = closed_at.elapsed();
+    // Well inside the 60 s discovery interval: the supervisor reconnected.
+    assert!(took < Duration::from_secs(5), "capture resumed after {took:?}");
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["consumers"][0]["state"], "connected");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn twenty_mebibyte_bodies_are_stored_byte_exact() {
+    let (mut vh, _db, app) = with_queues(&["big.dlq"], &[]).await;
+    let bodies: Vec<Vec<u8>> = (0..3u32)
+        .map(|n| {
+            (0..20 * 1024 * 1024u32)
+                .map(|i| (i.wrapping_add(n).wrapping_mul(2654435761) >> 24) as u8)
+                .collect()
+        })
+        .collect();
+    for (n, body) in bodies.iter().enumerate() {
+        vh.publish(
+            "",
+            "big.dlq",
+            body,
+            BasicProperties::default().with_message_id(format!("big-{n}").into()),
+        )
+        .await;
+    }
+    let items = app.wait_for_messages("big.dlq", 3).await;
+    for m in items {
+        let (_, d) = app.get(&format!("/api/v1/messages/{}", m["id"])).await;
+        let n: usize = d["properties"]["message_id"].as_str().unwrap()[4..]
+            .parse()
+            .unwrap();
+        let raw = app
+            .http
+            .get(format!("{}/api/v1/messages/{}/body", app.base, m["id"]))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(raw.len(), bodies[n].len());
+        assert!(raw.as_ref() == bodies[n].as_slice(), "body {n} differs");
+    }
+    app.stop().await;
+}
