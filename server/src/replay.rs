@@ -53,7 +53,7 @@ pub enum PublishError {
     Refused(lapin::Error),
     /// No channel, or no confirm mode: `basic.publish` was never sent.
     #[error("not published: {0}")]
-    NotPublished(lapin::Error),
+    NotPublished(String),
     #[error("published, but no confirm from the broker within {0:?}")]
     Timeout(Duration),
     /// The connection failed after `basic.publish` was sent.
@@ -205,16 +205,22 @@ impl Publisher {
     /// Publishes on a channel of its own: a missing exchange closes the
     /// channel, which must not fail other replays in flight.
     pub async fn publish(&self, vhost: &str, out: &Outgoing) -> Result<(), PublishError> {
-        let channel = self
-            .amqp
-            .channel(vhost)
+        // A wedged connection must not hold the replay forever: nothing is
+        // sent until the channel is open and in confirm mode.
+        let wait = self.confirm_timeout;
+        let not_published = |e: lapin::Error| PublishError::NotPublished(e.to_string());
+        let channel = tokio::time::timeout(wait, self.amqp.channel(vhost))
             .await
-            .map_err(PublishError::NotPublished)?;
+            .map_err(|_| PublishError::NotPublished(format!("no channel within {wait:?}")))?
+            .map_err(not_published)?;
         let result = async {
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
+            let select = channel.confirm_select(ConfirmSelectOptions::default());
+            tokio::time::timeout(wait, select)
                 .await
-                .map_err(PublishError::NotPublished)?;
+                .map_err(|_| {
+                    PublishError::NotPublished(format!("confirm.select not answered within {wait:?}"))
+                })?
+                .map_err(not_published)?;
             publish_confirmed(
                 &channel,
                 (&out.exchange, &out.routing_key),

@@ -330,3 +330,69 @@ async fn twenty_mebibyte_bodies_are_stored_byte_exact() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_database_outage_holds_deliveries_without_loss_or_requeue() {
+    use sqlx::{ConnectOptions, Connection};
+    let (mut vh, db, app) = with_queues(&["stock.dlq"], &[]).await;
+    vh.publish("", "stock.dlq", b"warm-up", BasicProperties::default())
+        .await;
+    app.wait_for_messages("stock.dlq", 1).await;
+
+    // Another process holds SQLite's write lock: every commit times out.
+    let mut blocker = db
+        .url()
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    for n in 0..20 {
+        vh.publish(
+            "",
+            "stock.dlq",
+            format!("item {n}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await;
+    }
+    // Reported while it lasts; the deliveries stay unacked, not requeued.
+    let fault = wait_for(Duration::from_secs(30), || async {
+        let (status, ready) = app.get("/readyz").await;
+        (status == 503 && ready["error"].as_str()?.contains("database commits failing")).then_some(ready)
+    })
+    .await;
+    assert!(fault["error"].as_str().unwrap().contains("unacked"), "{fault}");
+    let q = vh.queue_info("stock.dlq").await;
+    assert_eq!(q["messages_unacknowledged"], 20, "{q}");
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    blocker.close().await.unwrap();
+
+    let items = app.wait_for_messages("stock.dlq", 21).await;
+    let mut bodies: Vec<String> = Vec::new();
+    for m in &items {
+        let (_, d) = app.get(&format!("/api/v1/messages/{}", m["id"])).await;
+        bodies.push(d["body_text"].as_str().unwrap().to_owned());
+    }
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 21, "no duplicates");
+    wait_until(Duration::from_secs(10), || async {
+        vh.queue_info("stock.dlq").await["messages"] == 0
+    })
+    .await;
+    // Never handed back to the queue: nothing was redelivered.
+    wait_until(Duration::from_secs(15), || async {
+        let q = vh.queue_info("stock.dlq").await;
+        q["message_stats"]["deliver_get"].as_i64() >= Some(21)
+    })
+    .await;
+    let q = vh.queue_info("stock.dlq").await;
+    assert_eq!(q["message_stats"]["redeliver"].as_i64().unwrap_or(0), 0, "{q}");
+    assert_eq!(app.get("/readyz").await.0, 200);
+    app.stop().await;
+}

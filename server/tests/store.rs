@@ -197,3 +197,131 @@ async fn aged_samples_are_averaged_into_buckets_once_and_expire() {
     store.compact_samples(now, week).await.unwrap();
     assert_eq!(sample_rows(&db).await, rows);
 }
+
+#[tokio::test]
+async fn a_database_from_a_newer_redrive_is_refused_untouched() {
+    use sqlx::{ConnectOptions, Connection};
+    let db = TestDb::new();
+    drop(Store::connect(&db.url()).await.unwrap());
+    let mut conn = db
+        .url()
+        .parse::<sqlx::sqlite::SqliteConnectOptions>()
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99999, 'from the future', 1, x'00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let err = Store::connect(&db.url()).await.err().expect("refused");
+    let text = format!("{err:#}");
+    assert!(text.contains("newer Redrive") && text.contains("99999"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unconfirmed_replay_is_flagged_and_its_retry_reuses_the_replay_id() {
+    use server::store::{Event, Settlement};
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    store.insert_batch(&[at(b"pay", false)], WINDOW).await.unwrap();
+    let event = |ok| Event {
+        action: "replay",
+        actor: "test",
+        target: None,
+        ok,
+        detail: None,
+        replay_id: None,
+    };
+    assert_eq!(store.uncertain_replay_id(1).await.unwrap(), None);
+    store.claim_replay(1, "me", "rid-1", None).await.unwrap();
+    // A second claim while the first is in flight is refused.
+    assert!(store.claim_replay(1, "other", "rid-2", None).await.is_err());
+    store
+        .settle_replay(1, "me", Settlement::Unknown, &event(false))
+        .await
+        .unwrap();
+    let d = store.detail(1).await.unwrap();
+    assert_eq!(d.summary.status.as_str(), "failed");
+    assert_eq!(d.uncertain_replay_id.as_deref(), Some("rid-1"));
+
+    // The retry is refused by the broker: the earlier uncertainty stays.
+    store.claim_replay(1, "me", "rid-1", None).await.unwrap();
+    store
+        .settle_replay(1, "me", Settlement::Failed, &event(false))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.uncertain_replay_id(1).await.unwrap().as_deref(),
+        Some("rid-1")
+    );
+
+    // Confirmed at last: the flag goes.
+    store.claim_replay(1, "me", "rid-1", None).await.unwrap();
+    store
+        .settle_replay(1, "me", Settlement::Replayed, &event(true))
+        .await
+        .unwrap();
+    assert_eq!(store.uncertain_replay_id(1).await.unwrap(), None);
+    assert_eq!(store.detail(1).await.unwrap().summary.status.as_str(), "replayed");
+}
+
+#[tokio::test]
+async fn replays_abandoned_by_a_dead_instance_are_swept_as_unknown() {
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    store
+        .insert_batch(&[at(b"x", false), at(b"y", false)], WINDOW)
+        .await
+        .unwrap();
+    store.claim_replay(1, "dead", "rid-dead", None).await.unwrap();
+    // A live lease (fresh heartbeat) is left alone.
+    assert_eq!(
+        store
+            .sweep_abandoned_replays(server::store::now_ms() - 60_000)
+            .await
+            .unwrap(),
+        0
+    );
+    // Past its lease, it is settled as unknown, keeping its replay id.
+    assert_eq!(
+        store
+            .sweep_abandoned_replays(server::store::now_ms() + 1)
+            .await
+            .unwrap(),
+        1
+    );
+    let d = store.detail(1).await.unwrap();
+    assert_eq!(d.summary.status.as_str(), "failed");
+    assert_eq!(d.uncertain_replay_id.as_deref(), Some("rid-dead"));
+    assert!(d
+        .history
+        .last()
+        .unwrap()
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("rid-dead"));
+    // The late owner's confirm still wins over the sweep's doubt.
+    store
+        .settle_replay(
+            1,
+            "dead",
+            server::store::Settlement::Replayed,
+            &server::store::Event {
+                action: "replay",
+                actor: "test",
+                target: None,
+                ok: true,
+                detail: None,
+                replay_id: Some("rid-dead".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.detail(1).await.unwrap().summary.status.as_str(), "replayed");
+}
