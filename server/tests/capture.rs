@@ -333,20 +333,14 @@ async fn twenty_mebibyte_bodies_are_stored_byte_exact() {
 
 #[tokio::test]
 async fn a_database_outage_holds_deliveries_without_loss_or_requeue() {
-    use sqlx::{ConnectOptions, Connection};
+    use sqlx::Connection;
     let (mut vh, db, app) = with_queues(&["stock.dlq"], &[]).await;
     vh.publish("", "stock.dlq", b"warm-up", BasicProperties::default())
         .await;
     app.wait_for_messages("stock.dlq", 1).await;
 
     // Another process holds SQLite's write lock: every commit times out.
-    let mut blocker = db
-        .url()
-        .parse::<sqlx::sqlite::SqliteConnectOptions>()
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let mut blocker = db.raw_connection().await;
     sqlx::query("BEGIN EXCLUSIVE")
         .execute(&mut blocker)
         .await

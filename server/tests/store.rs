@@ -200,16 +200,10 @@ async fn aged_samples_are_averaged_into_buckets_once_and_expire() {
 
 #[tokio::test]
 async fn a_database_from_a_newer_redrive_is_refused_untouched() {
-    use sqlx::{ConnectOptions, Connection};
+    use sqlx::Connection;
     let db = TestDb::new();
     drop(Store::connect(&db.url()).await.unwrap());
-    let mut conn = db
-        .url()
-        .parse::<sqlx::sqlite::SqliteConnectOptions>()
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let mut conn = db.raw_connection().await;
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
          VALUES (99999, 'from the future', 1, x'00', 0)",

@@ -266,6 +266,17 @@ impl TestDb {
     pub fn url(&self) -> String {
         format!("sqlite://{}?mode=rwc", self.path.display())
     }
+
+    /// A connection of the test's own, as another process would hold one.
+    pub async fn raw_connection(&self) -> sqlx::SqliteConnection {
+        use sqlx::ConnectOptions;
+        self.url()
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
 }
 
 impl Drop for TestDb {
