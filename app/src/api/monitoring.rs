@@ -8,7 +8,7 @@ use leptos::server_fn::codec::Json;
 use super::{backend, fail};
 use crate::model::{
     AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, Overview, Policy, PolicyPreview,
-    PolicyRequest, QueueHistory, QueuesView, ServiceHistory, WatchSwitch,
+    PolicyRequest, QueueHistory, QueuesView, ServiceHistory,
 };
 
 #[server(prefix = "/rpc")]
@@ -20,7 +20,12 @@ pub async fn list_queues() -> Result<QueuesView, ServerFnError> {
 #[server(prefix = "/rpc", input = Json)]
 pub async fn set_watch(vhost: String, queue: String, watch: Option<bool>) -> Result<(), ServerFnError> {
     backend()?
-        .set_watch(&vhost, &queue, WatchSwitch { watch }, super::UI_ACTOR)
+        .set_watch(
+            &vhost,
+            &queue,
+            crate::model::WatchSwitch { watch },
+            super::UI_ACTOR,
+        )
         .await
         .map_err(fail)
 }
