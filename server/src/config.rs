@@ -89,9 +89,14 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_DISCOVERY_INTERVAL", default_value = "15", value_parser = secs)]
     pub discovery_interval: Duration,
 
-    /// Unacknowledged deliveries per watched queue (the prefetch window).
+    /// Unacknowledged deliveries per watched queue (the prefetch window), at most.
     #[arg(long, env = "REDRIVE_PREFETCH", default_value_t = 500)]
     pub prefetch: u16,
+
+    /// Bytes of unacknowledged bodies per watched queue, at most: large
+    /// messages shrink the prefetch window so memory stays bounded.
+    #[arg(long, env = "REDRIVE_INFLIGHT_BYTES", default_value_t = 64 << 20)]
+    pub inflight_bytes: usize,
 
     /// Messages committed per database transaction before they are acked.
     #[arg(long, env = "REDRIVE_BATCH_SIZE", default_value_t = 200)]
@@ -250,6 +255,7 @@ impl std::fmt::Debug for Config {
             .field("vhosts", &self.vhosts)
             .field("discovery_interval", &self.discovery_interval)
             .field("prefetch", &self.prefetch)
+            .field("inflight_bytes", &self.inflight_bytes)
             .field("batch_size", &self.batch_size)
             .field("sample_interval", &self.sample_interval)
             .field("advisor_window", &self.advisor_window)

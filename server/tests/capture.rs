@@ -331,6 +331,57 @@ async fn twenty_mebibyte_bodies_are_stored_byte_exact() {
     app.stop().await;
 }
 
+/// Large messages shrink the prefetch window and small ones open it again;
+/// moving the subscription hands nothing back to the queue.
+#[tokio::test]
+async fn the_prefetch_window_follows_message_sizes_without_requeues() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("mixed.dlq", FieldTable::default()).await;
+    // 100 small, 6 of 4 MiB, 100 small: with an 8 MiB budget the window
+    // opens, shrinks to 2, then opens again.
+    let sizes: Vec<usize> = (0..206)
+        .map(|i| if (100..106).contains(&i) { 4 << 20 } else { 512 })
+        .collect();
+    for (n, size) in sizes.iter().enumerate() {
+        let body: Vec<u8> = (0..*size).map(|i| (i * 31 + n) as u8).collect();
+        vh.publish(
+            "",
+            "mixed.dlq",
+            &body,
+            BasicProperties::default().with_message_id(format!("m-{n}").into()),
+        )
+        .await;
+    }
+    let app = TestApp::start(config(&vh, &db, &["--inflight-bytes=8388608", "--prefetch=50"])).await;
+    let stored = wait_for(Duration::from_secs(60), || async {
+        let (_, page) = app.get("/api/v1/messages?queue=mixed.dlq&limit=500").await;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        (items.len() >= sizes.len()).then_some(items)
+    })
+    .await;
+    assert_eq!(stored.len(), sizes.len(), "every message exactly once");
+    let mut ids: Vec<String> = Vec::new();
+    for m in &stored {
+        let (_, d) = app.get(&format!("/api/v1/messages/{}", m["id"])).await;
+        ids.push(d["properties"]["message_id"].as_str().unwrap().to_owned());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), sizes.len(), "no message stored twice");
+    assert_eq!(vh.depth("mixed.dlq").await, 0);
+    let redelivered = wait_for(Duration::from_secs(15), || async {
+        let q = vh.queue_info("mixed.dlq").await;
+        q["message_stats"]["ack"]
+            .as_u64()
+            .filter(|&acked| acked >= sizes.len() as u64)
+            .map(|_| q["message_stats"]["redeliver"].as_u64().unwrap_or(0))
+    })
+    .await;
+    assert_eq!(redelivered, 0, "a window change must not requeue deliveries");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_database_outage_holds_deliveries_without_loss_or_requeue() {
     use sqlx::Connection;
@@ -387,6 +438,64 @@ async fn a_database_outage_holds_deliveries_without_loss_or_requeue() {
     .await;
     let q = vh.queue_info("stock.dlq").await;
     assert_eq!(q["message_stats"]["redeliver"].as_i64().unwrap_or(0), 0, "{q}");
+    assert_eq!(app.get("/readyz").await.0, 200);
+    app.stop().await;
+}
+
+/// SQLite on a small tmpfs that fills up (root mounts it, as CI runs here):
+/// commits fail with "disk full" while the deliveries are held; once space
+/// returns, every message is stored once and nothing was requeued.
+#[tokio::test]
+async fn a_full_disk_holds_deliveries_and_capture_resumes_when_space_returns() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    let dir = db.path.parent().unwrap().to_owned();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .expect("mount runs");
+    assert!(mounted.success(), "this test mounts a tmpfs and needs root");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+    vh.declare_queue("disk.dlq", FieldTable::default()).await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    vh.publish("", "disk.dlq", b"warm-up", BasicProperties::default())
+        .await;
+    app.wait_for_messages("disk.dlq", 1).await;
+
+    let filler = dir.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    for n in 0..50 {
+        let body = format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(2000));
+        vh.publish("", "disk.dlq", body.as_bytes(), BasicProperties::default())
+            .await;
+    }
+    wait_for(Duration::from_secs(30), || async {
+        let (status, ready) = app.get("/readyz").await;
+        (status == 503 && ready["error"].as_str()?.contains("database commits failing")).then_some(())
+    })
+    .await;
+    std::fs::remove_file(&filler).unwrap();
+    let items = app.wait_for_messages("disk.dlq", 51).await;
+    assert_eq!(items.len(), 51);
+    wait_until(Duration::from_secs(10), || async {
+        vh.queue_info("disk.dlq").await["messages"] == 0
+    })
+    .await;
     assert_eq!(app.get("/readyz").await.0, 200);
     app.stop().await;
 }

@@ -34,16 +34,57 @@ fn at(body: &[u8], redelivered: bool) -> server::ingest::decode::NewMessage {
 async fn a_redelivery_of_a_committed_message_is_not_stored_twice() {
     let db = TestDb::new();
     let store = Store::connect(&db.url()).await.unwrap();
-    assert_eq!(store.insert_batch(&[at(b"a", false)], WINDOW).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .insert_batch(&[at(b"a", false)], WINDOW)
+            .await
+            .unwrap()
+            .stored,
+        1
+    );
 
     // Redrive crashed after the commit, before the ack: the broker redelivers.
     let batch = [at(b"a", true), at(b"b", true)];
-    assert_eq!(store.insert_batch(&batch, WINDOW).await.unwrap(), 1);
+    assert_eq!(store.insert_batch(&batch, WINDOW).await.unwrap().stored, 1);
     assert_eq!(store.count().await.unwrap(), 2);
 
     // A fresh (not redelivered) identical message is a new failure and is kept.
-    assert_eq!(store.insert_batch(&[at(b"a", false)], WINDOW).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .insert_batch(&[at(b"a", false)], WINDOW)
+            .await
+            .unwrap()
+            .stored,
+        1
+    );
     assert_eq!(store.count().await.unwrap(), 3);
+}
+
+/// Another consumer took identical failures and gave them back: they come
+/// redelivered, but Redrive acked every row it holds (settled), so none of
+/// them is a copy of a stored row. An ack that could not be sent
+/// (unsettled again) makes the rows absorb their copies once more.
+#[tokio::test]
+async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    let first = store
+        .insert_batch(&[at(b"same", false), at(b"same", false)], WINDOW)
+        .await
+        .unwrap();
+    let ids = first.ids.clone().unwrap();
+    assert_eq!((first.stored, ids.end() - ids.start()), (2, 1));
+    store.set_ack_unsettled(&ids, false).await.unwrap();
+    let requeued = [at(b"same", true), at(b"same", true)];
+    assert_eq!(
+        store.insert_batch(&requeued, WINDOW).await.unwrap().stored,
+        2,
+        "settled rows absorb nothing"
+    );
+    // The ack of the first batch failed after all: its copies are recognised.
+    store.set_ack_unsettled(&ids, true).await.unwrap();
+    assert_eq!(store.insert_batch(&requeued, WINDOW).await.unwrap().stored, 0);
+    assert_eq!(store.count().await.unwrap(), 4);
 }
 
 #[tokio::test]
@@ -54,16 +95,23 @@ async fn identical_redelivered_messages_are_never_merged() {
     // not ack them: none of them is stored yet, so all three are new rows,
     // although they share one batch and one content hash.
     let three = [at(b"same", true), at(b"same", true), at(b"same", true)];
-    assert_eq!(store.insert_batch(&three, WINDOW).await.unwrap(), 3);
+    assert_eq!(store.insert_batch(&three, WINDOW).await.unwrap().stored, 3);
 
     // Redrive committed them and lost the acks: the three copies come back
     // and each absorbs exactly one stored row.
-    assert_eq!(store.insert_batch(&three, WINDOW).await.unwrap(), 0);
+    assert_eq!(store.insert_batch(&three, WINDOW).await.unwrap().stored, 0);
     assert_eq!(store.count().await.unwrap(), 3);
 
     // A fourth redelivered twin finds no row left to absorb it: it is a
     // failure of its own.
-    assert_eq!(store.insert_batch(&[at(b"same", true)], WINDOW).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .insert_batch(&[at(b"same", true)], WINDOW)
+            .await
+            .unwrap()
+            .stored,
+        1
+    );
     assert_eq!(store.count().await.unwrap(), 4);
 }
 
@@ -74,7 +122,14 @@ async fn a_twin_older_than_the_window_does_not_absorb_a_redelivery() {
     let mut old = at(b"old", false);
     old.received_at -= time::Duration::hours(2);
     store.insert_batch(&[old], WINDOW).await.unwrap();
-    assert_eq!(store.insert_batch(&[at(b"old", true)], WINDOW).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .insert_batch(&[at(b"old", true)], WINDOW)
+            .await
+            .unwrap()
+            .stored,
+        1
+    );
     assert_eq!(store.count().await.unwrap(), 2);
 }
 
@@ -318,4 +373,43 @@ async fn replays_abandoned_by_a_dead_instance_are_swept_as_unknown() {
         .await
         .unwrap();
     assert_eq!(store.detail(1).await.unwrap().summary.status.as_str(), "replayed");
+}
+
+#[tokio::test]
+async fn a_late_refusal_after_a_sweep_is_recorded_and_keeps_the_doubt() {
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    store.insert_batch(&[at(b"x", false)], WINDOW).await.unwrap();
+    store.claim_replay(1, "slow", "rid-slow", None).await.unwrap();
+    store
+        .sweep_abandoned_replays(server::store::now_ms() + 1)
+        .await
+        .unwrap();
+    let before = store.detail(1).await.unwrap().history.len();
+    store
+        .settle_replay(
+            1,
+            "slow",
+            server::store::Settlement::Failed,
+            &server::store::Event {
+                action: "replay",
+                actor: "test",
+                target: None,
+                ok: false,
+                detail: Some("returned: NO_ROUTE".into()),
+                replay_id: Some("rid-slow".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let d = store.detail(1).await.unwrap();
+    assert_eq!(d.summary.status.as_str(), "failed");
+    // This attempt was refused, yet the sweep's doubt stays: nothing says
+    // what became of the copy the sweep could not account for.
+    assert_eq!(d.uncertain_replay_id.as_deref(), Some("rid-slow"));
+    assert_eq!(d.history.len(), before + 1, "the late verdict is in the history");
+    assert_eq!(
+        d.history.last().unwrap().detail.as_deref(),
+        Some("returned: NO_ROUTE")
+    );
 }

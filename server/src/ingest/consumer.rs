@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify::CONSUMER_TAG_PREFIX;
 use super::decode::{decode, Incoming, NewMessage};
+use super::window::Window;
 use super::Ingest;
 
 /// How long a partial batch may wait for more deliveries before it is committed.
@@ -48,6 +49,50 @@ struct Batch {
     messages: Vec<NewMessage>,
     bytes: usize,
     last_tag: u64,
+    /// The consumer's prefetch count, re-stated to confirm an ack.
+    prefetch: u16,
+}
+
+impl Batch {
+    fn push(&mut self, delivery: lapin::message::Delivery, vhost: &str, queue: &str) {
+        self.last_tag = delivery.delivery_tag;
+        self.bytes += delivery.data.len();
+        self.messages.push(decode(
+            Incoming {
+                vhost: vhost.to_owned(),
+                queue: queue.to_owned(),
+                exchange: delivery.exchange.to_string(),
+                routing_key: delivery.routing_key.to_string(),
+                redelivered: delivery.redelivered,
+                properties: delivery.properties,
+                body: delivery.data,
+            },
+            OffsetDateTime::now_utc(),
+        ));
+    }
+}
+
+/// Sets the prefetch count and starts a consumer with a fresh Redrive tag.
+async fn subscribe(
+    channel: &lapin::Channel,
+    queue: &str,
+    prefetch: u16,
+) -> anyhow::Result<(String, lapin::Consumer)> {
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .context("basic.qos")?;
+    let tag = format!("{CONSUMER_TAG_PREFIX}{}", uuid::Uuid::new_v4());
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .context("basic.consume")?;
+    Ok((tag, consumer))
 }
 
 impl Ingest {
@@ -98,25 +143,15 @@ impl Ingest {
         queue: &str,
         stop: &CancellationToken,
     ) -> anyhow::Result<()> {
-        channel
-            .basic_qos(self.config.prefetch, BasicQosOptions::default())
-            .await?;
-        let tag = format!("{CONSUMER_TAG_PREFIX}{}", uuid::Uuid::new_v4());
-        let mut consumer = channel
-            .basic_consume(
-                queue.into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .context("basic.consume")?;
+        let mut window = Window::new(self.config.prefetch, self.config.inflight_bytes);
+        let (mut tag, mut consumer) = subscribe(channel, queue, window.current()).await?;
         self.status.set(vhost, queue, ConsumerState::Connected, None);
 
         let mut batch = Batch {
             messages: Vec::with_capacity(self.config.batch_size),
             bytes: 0,
             last_tag: 0,
+            prefetch: window.current(),
         };
         // Set when a batch gets its first message, so a trickle cannot delay a commit.
         let mut deadline = Instant::now();
@@ -137,22 +172,17 @@ impl Ingest {
                         if batch.messages.is_empty() {
                             deadline = Instant::now() + LINGER;
                         }
-                        batch.last_tag = delivery.delivery_tag;
-                        batch.bytes += delivery.data.len();
-                        batch.messages.push(decode(
-                            Incoming {
-                                vhost: vhost.to_owned(),
-                                queue: queue.to_owned(),
-                                exchange: delivery.exchange.to_string(),
-                                routing_key: delivery.routing_key.to_string(),
-                                redelivered: delivery.redelivered,
-                                properties: delivery.properties,
-                                body: delivery.data,
-                            },
-                            OffsetDateTime::now_utc(),
-                        ));
-                        if batch.messages.len() >= self.config.batch_size || batch.bytes >= self.config.batch_bytes {
+                        let resize = window.observe(delivery.data.len());
+                        batch.push(delivery, vhost, queue);
+                        // A full window sends nothing more until this batch is acked.
+                        let limit = self.config.batch_size.min(usize::from(window.current()));
+                        if batch.messages.len() >= limit || batch.bytes >= self.config.batch_bytes {
                             self.flush(channel, &mut batch, stop).await?;
+                        }
+                        if let Some(prefetch) = resize {
+                            (tag, consumer) = self
+                                .resubscribe(channel, (tag, consumer), &mut batch, prefetch, (vhost, queue), stop)
+                                .await?;
                         }
                     }
                     None => {
@@ -167,7 +197,40 @@ impl Ingest {
         }
     }
 
-    /// Commits the batch, then acks it with `multiple`.
+    /// Moves the subscription to a new prefetch count without handing any
+    /// delivery back: cancel, take and commit what the broker had already
+    /// sent, then consume again. (A per-consumer prefetch applies only to
+    /// consumers started after it; a channel-wide one is refused by quorum
+    /// queues.)
+    async fn resubscribe(
+        &self,
+        channel: &lapin::Channel,
+        (tag, mut consumer): (String, lapin::Consumer),
+        batch: &mut Batch,
+        prefetch: u16,
+        (vhost, queue): (&str, &str),
+        stop: &CancellationToken,
+    ) -> anyhow::Result<(String, lapin::Consumer)> {
+        tracing::debug!(%vhost, %queue, prefetch, "resizing the prefetch window");
+        channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await
+            .context("basic.cancel")?;
+        while let Some(delivery) = consumer.next().await {
+            batch.push(delivery.context("delivery")?, vhost, queue);
+            if batch.bytes >= self.config.batch_bytes {
+                self.flush(channel, batch, stop).await?;
+            }
+        }
+        self.flush(channel, batch, stop).await?;
+        batch.prefetch = prefetch;
+        subscribe(channel, queue, prefetch).await
+    }
+
+    /// Commits the batch (unsettled), acks it with `multiple`, and once a
+    /// round trip on the channel shows the broker processed the ack, settles
+    /// it. Until then its rows absorb the copies the broker redelivers (see
+    /// `store::ingest`).
     async fn flush(
         &self,
         channel: &lapin::Channel,
@@ -177,38 +240,58 @@ impl Ingest {
         if batch.messages.is_empty() {
             return Ok(());
         }
-        let stored = self.commit(&batch.messages, stop).await?;
-        tracing::debug!(received = batch.messages.len(), stored, "batch committed");
+        let held = batch.messages.len();
+        let window = self.config.redelivery_window;
+        let committed = self
+            .durably(held, stop, || self.store.insert_batch(&batch.messages, window))
+            .await?;
+        tracing::debug!(received = held, stored = committed.stored, "batch committed");
         batch.messages.clear();
         batch.bytes = 0;
         channel
             .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
             .await
-            .context("ack after commit (a redelivered copy will be recognised)")?;
+            .context("ack after commit (the redelivered copies will be recognised)")?;
+        // The broker handles a channel's methods in order: its answer to
+        // this one means it has processed the ack. (The prefetch is set
+        // again before every consume, so re-stating it here changes nothing.)
+        channel
+            .basic_qos(batch.prefetch, BasicQosOptions::default())
+            .await
+            .context("confirming the ack (the redelivered copies will be recognised)")?;
+        if let Some(ids) = &committed.ids {
+            self.durably(held, stop, || self.store.set_ack_unsettled(ids, false))
+                .await?;
+        }
         Ok(())
     }
 
-    /// Commits, retrying with backoff while the database fails: the
-    /// deliveries stay unacked and no more are taken meanwhile (the prefetch
-    /// window is full). Gives up only when Redrive is stopping.
-    async fn commit(&self, messages: &[NewMessage], stop: &CancellationToken) -> anyhow::Result<usize> {
+    /// Runs a database write, retrying with backoff while the database
+    /// fails: the deliveries stay unacked and no more are taken meanwhile
+    /// (the prefetch window is full). Gives up only when Redrive is stopping.
+    async fn durably<T, F, Fut>(
+        &self,
+        held: usize,
+        stop: &CancellationToken,
+        mut write: F,
+    ) -> anyhow::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
+    {
         let mut wait = COMMIT_RETRY_FIRST;
         loop {
-            match self
-                .store
-                .insert_batch(messages, self.config.redelivery_window)
-                .await
-            {
-                Ok(stored) => {
+            match write().await {
+                Ok(done) => {
                     if let Some(ms) = self.status.database_ok() {
                         tracing::info!(outage_ms = ms, "database commits succeed again; capture resumed");
                     }
-                    return Ok(stored);
+                    return Ok(done);
                 }
                 Err(e) => {
                     let error = e.to_string();
                     if self.status.database_failed(error.clone()) {
-                        tracing::error!(%error, held = messages.len(), "database commit failed; holding the deliveries unacked and retrying");
+                        tracing::error!(%error, held, "database commit failed; holding the deliveries unacked and retrying");
                     } else {
                         tracing::debug!(%error, "database commit still failing");
                     }
@@ -216,8 +299,7 @@ impl Ingest {
             }
             tokio::select! {
                 _ = stop.cancelled() => anyhow::bail!(
-                    "stopping while the database fails: {} deliveries go back to the queue unacked",
-                    messages.len()
+                    "stopping while the database fails: {held} deliveries go back to the queue unacked"
                 ),
                 _ = tokio::time::sleep(jittered(wait)) => {}
             }

@@ -14,6 +14,7 @@ mod consumer;
 pub mod decode;
 pub mod fingerprint;
 pub mod status;
+mod window;
 
 use std::collections::HashMap;
 use std::sync::Arc;

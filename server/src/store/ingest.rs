@@ -3,17 +3,39 @@
 //! Never merge, never lose: a redelivered copy may be dropped only when it is
 //! provably the copy of a row this store already holds, i.e. Redrive
 //! committed the row and the ack was lost (a crash between commit and ack).
+//!
+//! The proof is the row's ack state. A batch is committed *unsettled*; after
+//! its ack is sent and a round trip on the channel shows the broker
+//! processed it, the batch is *settled*. A row still unsettled after a crash
+//! or a lost connection is one whose delivery the broker redelivers; a
+//! settled row's delivery was acked, so a redelivered twin of it is another
+//! failure (say, one another consumer took and gave back). The settle marker
+//! is committed without fsync (it survives a crash of Redrive, not of the
+//! machine) so the gap between the broker's processing and the marker stays
+//! a few hundred microseconds: only a crash inside it, with an identical
+//! message in flight, could still merge.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::{now_ms, search, Store, StoreError};
 use crate::ingest::decode::NewMessage;
 
+/// What a committed batch wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Rows inserted (deliveries not absorbed as redelivered copies).
+    pub stored: usize,
+    /// Their ids (one transaction writes a contiguous range), to settle.
+    pub ids: Option<RangeInclusive<i64>>,
+}
+
 impl Store {
-    /// Stores a batch in one transaction and returns how many rows were new.
+    /// Stores a batch in one transaction, unsettled, and says what it wrote.
     ///
     /// A redelivered delivery (`redelivered` set by the broker) is absorbed by
     /// an identical row of the same queue only when that row
+    /// - is unsettled: committed, and its own ack never went out;
     /// - was committed by an earlier transaction (rows of this batch never match:
     ///   three identical messages in one batch are three failures),
     /// - has not absorbed another copy already (each row stands for exactly one
@@ -23,7 +45,11 @@ impl Store {
     ///
     /// When Redrive stays down longer than `window`, a lost ack shows up as a
     /// duplicate row: a duplicate an operator can discard beats a lost failure.
-    pub async fn insert_batch(&self, batch: &[NewMessage], window: Duration) -> Result<usize, StoreError> {
+    pub async fn insert_batch(
+        &self,
+        batch: &[NewMessage],
+        window: Duration,
+    ) -> Result<Committed, StoreError> {
         let mut tx = self.write_tx().await?;
         // Rows above this id were written by this very transaction.
         let committed_before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages")
@@ -31,11 +57,12 @@ impl Store {
             .await?;
         let oldest = now_ms() - window.as_millis() as i64;
         let mut inserted = 0;
+        let mut ids: Option<RangeInclusive<i64>> = None;
         for m in batch {
             if m.redelivered {
                 let twin: Option<i64> = sqlx::query_scalar(
                     "SELECT id FROM messages
-                     WHERE content_hash = ? AND vhost = ? AND queue = ? AND id <= ?
+                     WHERE ack_unsettled = 1 AND content_hash = ? AND vhost = ? AND queue = ? AND id <= ?
                        AND absorbed_redelivery = 0 AND received_at >= ?
                      ORDER BY id LIMIT 1",
                 )
@@ -58,8 +85,8 @@ impl Store {
                 "INSERT INTO messages (vhost, queue, received_at, body, properties, headers,
                     delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
                     reason, stack_trace, death_count, service, message_id, replay_id, content_hash,
-                    exception_type, group_id, group_title)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    exception_type, group_id, group_title, ack_unsettled)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
             )
             .bind(&m.vhost)
             .bind(&m.queue)
@@ -86,8 +113,28 @@ impl Store {
             .last_insert_rowid();
             search::index(&mut tx, id, m).await?;
             inserted += 1;
+            ids = Some(ids.map_or(id..=id, |r| *r.start()..=id));
         }
         tx.commit().await?;
-        Ok(inserted)
+        Ok(Committed {
+            stored: inserted,
+            ids,
+        })
+    }
+
+    /// Marks rows as acked by the broker (`settled`) or not. Written through
+    /// the no-fsync connection: it must land the instant the ack is confirmed.
+    pub async fn set_ack_unsettled(
+        &self,
+        ids: &RangeInclusive<i64>,
+        unsettled: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET ack_unsettled = ? WHERE id BETWEEN ? AND ?")
+            .bind(unsettled)
+            .bind(ids.start())
+            .bind(ids.end())
+            .execute(&self.acks)
+            .await?;
+        Ok(())
     }
 }

@@ -25,6 +25,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
 
 pub use filter::Filter;
+pub use ingest::Committed;
 pub use jobs::{JobSpec, NewJob, SELECTABLE};
 pub use replays::Settlement;
 pub use rows::StoredMessage;
@@ -73,6 +74,10 @@ pub struct Event<'a> {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// One connection that commits without fsync, for ack markers only: a
+    /// marker must be written the instant the broker confirmed an ack, and
+    /// one that reached the OS survives a crash of Redrive (see `ingest`).
+    acks: SqlitePool,
 }
 
 pub const MAX_PAGE: u32 = 500;
@@ -80,6 +85,18 @@ const DEFAULT_PAGE: u32 = 50;
 
 pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A connection whose COMMIT failed (disk full) can be left with sqlx
+/// believing a transaction is open after SQLite already rolled it back;
+/// every later BEGIN on it would fail. Such a connection is closed instead of
+/// being handed out again.
+fn sound(
+    conn: &mut sqlx::SqliteConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    let idle = !sqlx::Connection::is_in_transaction(conn);
+    Box::pin(async move { Ok(idle) })
 }
 
 impl Store {
@@ -104,9 +121,14 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .before_acquire(sound)
+            .connect_with(options.clone())
             .await
             .context("opening the database")?;
+        let acks = SqlitePoolOptions::new()
+            .max_connections(1)
+            .before_acquire(sound)
+            .connect_lazy_with(options.synchronous(SqliteSynchronous::Normal));
         let migrator = sqlx::migrate!("../migrations/sqlite");
         let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
         // A table that does not exist yet (a fresh database) reads as None.
@@ -123,7 +145,7 @@ impl Store {
             );
         }
         migrator.run(&pool).await.context("applying migrations")?;
-        Ok(Self { pool })
+        Ok(Self { pool, acks })
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -103,17 +103,18 @@ impl Store {
         if done.rows_affected() == 0 {
             // The lease was swept (this instance looked dead): the sweep
             // already flagged the outcome as unknown, which stays the truth
-            // unless the broker confirmed it.
-            if settlement != Settlement::Replayed {
-                return Ok(());
+            // unless the broker confirmed it (a refusal of this attempt says
+            // nothing of an earlier one with the same replay id). The late
+            // verdict still goes into the history.
+            if settlement == Settlement::Replayed {
+                sqlx::query(
+                    "UPDATE messages SET status = 'replayed', replay_uncertain = 0, pending_replay_id = NULL
+                     WHERE id = ? AND status = 'failed'",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             }
-            sqlx::query(
-                "UPDATE messages SET status = 'replayed', replay_uncertain = 0, pending_replay_id = NULL
-                 WHERE id = ? AND status = 'failed'",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         }
         insert_event(&mut tx, id, event).await?;
         tx.commit().await?;
