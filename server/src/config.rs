@@ -95,7 +95,7 @@ pub struct Config {
 
     /// Bytes of unacknowledged bodies per watched queue, at most: large
     /// messages shrink the prefetch window so memory stays bounded.
-    #[arg(long, env = "REDRIVE_INFLIGHT_BYTES", default_value_t = 64 << 20)]
+    #[arg(long, env = "REDRIVE_INFLIGHT_BYTES", default_value_t = 32 << 20)]
     pub inflight_bytes: usize,
 
     /// Messages committed per database transaction before they are acked.

@@ -227,10 +227,10 @@ impl Ingest {
         subscribe(channel, queue, prefetch).await
     }
 
-    /// Commits the batch (unsettled), acks it with `multiple`, and once a
-    /// round trip on the channel shows the broker processed the ack, settles
-    /// it. Until then its rows absorb the copies the broker redelivers (see
-    /// `store::ingest`).
+    /// Commits the batch (unsettled), settles it, acks it with `multiple`
+    /// and confirms the ack with a round trip on the channel; when the ack
+    /// or its confirmation fails, the batch is unsettled again, so the
+    /// copies the broker redelivers are recognised (see `store::ingest`).
     async fn flush(
         &self,
         channel: &lapin::Channel,
@@ -248,20 +248,29 @@ impl Ingest {
         tracing::debug!(received = held, stored = committed.stored, "batch committed");
         batch.messages.clear();
         batch.bytes = 0;
-        channel
-            .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
-            .await
-            .context("ack after commit (the redelivered copies will be recognised)")?;
-        // The broker handles a channel's methods in order: its answer to
-        // this one means it has processed the ack. (The prefetch is set
-        // again before every consume, so re-stating it here changes nothing.)
-        channel
-            .basic_qos(batch.prefetch, BasicQosOptions::default())
-            .await
-            .context("confirming the ack (the redelivered copies will be recognised)")?;
         if let Some(ids) = &committed.ids {
             self.durably(held, stop, || self.store.set_ack_unsettled(ids, false))
                 .await?;
+        }
+        let acked = async {
+            channel
+                .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
+                .await?;
+            // The broker handles a channel's methods in order: its answer to
+            // this one means it has processed the ack. (The prefetch is set
+            // again before every consume, so re-stating it changes nothing.)
+            channel
+                .basic_qos(batch.prefetch, BasicQosOptions::default())
+                .await
+        }
+        .await;
+        if let Err(e) = acked {
+            if let Some(ids) = &committed.ids {
+                if let Err(e) = self.store.set_ack_unsettled(ids, true).await {
+                    tracing::warn!(error = %e, "could not mark an unconfirmed ack; its redelivered copies will be stored again");
+                }
+            }
+            return Err(e).context("ack after commit (the redelivered copies will be recognised)");
         }
         Ok(())
     }

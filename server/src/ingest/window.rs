@@ -9,10 +9,13 @@
 //! small for the same reason: before the first delivery nothing is known of
 //! the sizes, and the opening burst is what the broker sends unasked.
 
-/// Deliveries at a smaller size needed before the window grows again, at least.
-const GROW_AFTER_MIN: u32 = 64;
+/// Small deliveries needed before the opening window grows.
+const OPEN_AFTER: u32 = 32;
+/// Small deliveries needed before a window that had to shrink grows again:
+/// longer, so a queue with a large message every so often stays shrunk.
+const GROW_AFTER_MIN: u32 = 256;
 /// The window before the first delivery.
-const OPENING: u16 = 8;
+const OPENING: u16 = 2;
 
 #[derive(Debug)]
 pub(super) struct Window {
@@ -23,6 +26,8 @@ pub(super) struct Window {
     largest: usize,
     /// Deliveries since the last resize.
     seen: u32,
+    /// Whether a large message ever shrank the window.
+    shrunk: bool,
 }
 
 impl Window {
@@ -34,6 +39,7 @@ impl Window {
             current: max.clamp(1, OPENING),
             largest: 0,
             seen: 0,
+            shrunk: false,
         }
     }
 
@@ -54,11 +60,17 @@ impl Window {
         self.largest = self.largest.max(size);
         self.seen += 1;
         let fit = self.fit(self.largest);
-        let grow_after = (u32::from(self.current) * 4).max(GROW_AFTER_MIN);
-        let resize = fit < self.current || (fit >= self.current.saturating_mul(2) && self.seen >= grow_after);
-        if !resize {
+        let grow_after = if self.shrunk {
+            (u32::from(self.current) * 4).max(GROW_AFTER_MIN)
+        } else {
+            OPEN_AFTER
+        };
+        let shrink = fit < self.current;
+        let grow = fit >= self.current.saturating_mul(2) && self.seen >= grow_after;
+        if !shrink && !grow {
             return None;
         }
+        self.shrunk |= shrink;
         self.current = fit;
         self.largest = 0;
         self.seen = 0;
@@ -106,6 +118,10 @@ mod tests {
             assert_eq!(w.observe(1024), None);
         }
         assert_eq!(w.observe(1024), Some(500));
+        // A fresh consumer opens after a much shorter run.
+        let mut fresh = Window::new(500, 64 * MIB);
+        let opened = (1..=OPEN_AFTER).find(|_| fresh.observe(1024).is_some());
+        assert_eq!(opened, Some(OPEN_AFTER));
     }
 
     #[test]

@@ -4,16 +4,20 @@
 //! provably the copy of a row this store already holds, i.e. Redrive
 //! committed the row and the ack was lost (a crash between commit and ack).
 //!
-//! The proof is the row's ack state. A batch is committed *unsettled*; after
-//! its ack is sent and a round trip on the channel shows the broker
-//! processed it, the batch is *settled*. A row still unsettled after a crash
-//! or a lost connection is one whose delivery the broker redelivers; a
+//! The proof is the row's ack state. A batch is committed *unsettled*, then
+//! *settled* the moment before its ack goes out (through a connection that
+//! commits without fsync: the marker survives a crash of Redrive, and costs
+//! no disk flush), and unsettled again when the ack or the round trip that
+//! confirms the broker processed it fails. A row still unsettled after a
+//! crash or a lost connection is one whose delivery the broker redelivers; a
 //! settled row's delivery was acked, so a redelivered twin of it is another
-//! failure (say, one another consumer took and gave back). The settle marker
-//! is committed without fsync (it survives a crash of Redrive, not of the
-//! machine) so the gap between the broker's processing and the marker stays
-//! a few hundred microseconds: only a crash inside it, with an identical
-//! message in flight, could still merge.
+//! failure (say, one another consumer took and gave back).
+//!
+//! What is left is the instant between the marker and the ack leaving the
+//! process (a crash there stores the batch's copies again: duplicates, never
+//! losses), and a connection that dies after the broker processed an ack but
+//! before it answered (only a redelivered message identical to one of that
+//! batch could then be taken for its copy).
 
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -122,8 +126,8 @@ impl Store {
         })
     }
 
-    /// Marks rows as acked by the broker (`settled`) or not. Written through
-    /// the no-fsync connection: it must land the instant the ack is confirmed.
+    /// Marks rows as acked (`settled`) or not. Written through the no-fsync
+    /// connection, so marking costs no disk flush and lands at once.
     pub async fn set_ack_unsettled(
         &self,
         ids: &RangeInclusive<i64>,
