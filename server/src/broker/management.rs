@@ -258,6 +258,14 @@ pub fn enc(segment: &str) -> String {
 }
 
 impl Management {
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(super) fn base(&self) -> &str {
+        &self.base
+    }
+
     pub fn new(base: &str, user: &str, password: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -303,7 +311,7 @@ impl Management {
         })
     }
 
-    async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ManagementError> {
+    pub(super) async fn get<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<T, ManagementError> {
         let res = self.send(reqwest::Method::GET, path, None).await?;
         res.json().await.map_err(|source| ManagementError::Decode {
             path: path.to_owned(),

@@ -2,6 +2,7 @@
 
 pub mod amqp;
 pub mod management;
+pub mod users;
 
 pub use amqp::AmqpPool;
 pub use management::{Management, ManagementError, QueueStats};
