@@ -22,6 +22,8 @@ pub struct Filter {
     pub text: Option<String>,
     /// Explicit message ids (bulk selection).
     pub ids: Option<Vec<i64>>,
+    /// The vhosts the user may see; `None` is no restriction (Redrive's own work).
+    pub visible: Option<Vec<String>>,
 }
 
 fn non_empty(v: &Option<String>) -> Option<String> {
@@ -29,7 +31,7 @@ fn non_empty(v: &Option<String>) -> Option<String> {
 }
 
 /// An optional RFC 3339 bound as unix milliseconds.
-fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub(super) fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     let Some(v) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -61,6 +63,7 @@ impl TryFrom<&MessageQuery> for Filter {
             to_ms: parse_time("to", q.to.as_deref())?,
             text: non_empty(&q.q),
             ids: None,
+            visible: None,
         })
     }
 }
@@ -117,5 +120,21 @@ impl Filter {
         if let Some(text) = &self.text {
             super::search::push_match(b, text);
         }
+        if let Some(vhosts) = &self.visible {
+            push_vhosts(b, vhosts);
+        }
     }
+}
+
+/// ` AND vhost IN (…)`; an empty list matches nothing.
+pub(super) fn push_vhosts(b: &mut QueryBuilder<'_, Sqlite>, vhosts: &[String]) {
+    b.push(" AND vhost IN (");
+    let mut list = b.separated(", ");
+    for v in vhosts {
+        list.push_bind(v.clone());
+    }
+    if vhosts.is_empty() {
+        list.push("NULL");
+    }
+    b.push(")");
 }

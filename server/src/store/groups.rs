@@ -16,7 +16,12 @@ const HOUR_MS: i64 = 3_600_000;
 const MAX_GROUPS: i64 = 500;
 
 impl Store {
-    pub async fn groups(&self, q: &GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
+    /// Failure groups over the messages in `visible` vhosts (all when `None`).
+    pub async fn groups_within(
+        &self,
+        q: &GroupQuery,
+        visible: Option<&[String]>,
+    ) -> Result<Vec<GroupSummary>, ApiError> {
         let status = q
             .status
             .as_deref()
@@ -40,6 +45,9 @@ impl Store {
                 b.push(format_args!(" AND {column} = ")).push_bind(v.to_owned());
             }
         }
+        if let Some(vhosts) = visible {
+            super::filter::push_vhosts(&mut b, vhosts);
+        }
         b.push(" GROUP BY group_id ORDER BY last_seen DESC LIMIT ")
             .push_bind(MAX_GROUPS);
         let rows: Vec<GroupRow> = b
@@ -49,16 +57,21 @@ impl Store {
             .map_err(StoreError::from)?;
 
         let since = now_ms() - 24 * HOUR_MS;
-        let buckets: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT group_id, (received_at - ?) / ? AS bucket, COUNT(*) FROM messages
-             WHERE received_at >= ? AND group_id IS NOT NULL GROUP BY group_id, bucket",
-        )
-        .bind(since)
-        .bind(HOUR_MS)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
+        let mut b = QueryBuilder::<Sqlite>::new("SELECT group_id, (received_at - ");
+        b.push_bind(since)
+            .push(") / ")
+            .push_bind(HOUR_MS)
+            .push(" AS bucket, COUNT(*) FROM messages WHERE group_id IS NOT NULL AND received_at >= ")
+            .push_bind(since);
+        if let Some(vhosts) = visible {
+            super::filter::push_vhosts(&mut b, vhosts);
+        }
+        b.push(" GROUP BY group_id, bucket");
+        let buckets: Vec<(String, i64, i64)> = b
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::from)?;
         let mut arrivals: HashMap<String, Vec<i64>> = HashMap::new();
         for (group, bucket, n) in buckets {
             if let Ok(i @ 0..24) = usize::try_from(bucket) {

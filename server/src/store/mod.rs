@@ -3,8 +3,10 @@
 //! All SQL lives here, behind [`Store`], so a PostgreSQL backend can sit beside
 //! SQLite without touching ingest, replay or the API.
 
+mod access;
 mod alerts;
 mod annotations;
+mod audit;
 mod filter;
 pub mod findings;
 mod groups;
@@ -14,6 +16,7 @@ mod replays;
 mod rows;
 pub mod samples;
 mod search;
+mod sessions;
 mod watched;
 
 use std::str::FromStr;
@@ -24,11 +27,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
 
+pub use access::Scope;
+pub use audit::{AuditFilter, NewAudit};
 pub use filter::Filter;
 pub use ingest::Committed;
 pub use jobs::{JobSpec, NewJob, SELECTABLE};
 pub use replays::Settlement;
 pub use rows::StoredMessage;
+pub use sessions::Session;
 pub use watched::WatchedQueue;
 
 /// Storage failures. `Database` is internal: logged, never shown to clients.
@@ -153,8 +159,14 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list(&self, q: &MessageQuery) -> Result<MessagePage, ApiError> {
-        let filter = Filter::try_from(q)?;
+    /// A page of messages in `visible` vhosts (all when `None`).
+    pub async fn list_within(
+        &self,
+        q: &MessageQuery,
+        visible: Option<&[String]>,
+    ) -> Result<MessagePage, ApiError> {
+        let mut filter = Filter::try_from(q)?;
+        filter.visible = visible.map(<[String]>::to_vec);
         let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
             Some(c) => Some(
                 c.parse::<i64>()

@@ -81,6 +81,10 @@ impl StoredMessage {
     pub fn vhost(&self) -> &str {
         &self.summary.vhost
     }
+    /// The queue it was captured from.
+    pub fn queue(&self) -> &str {
+        &self.summary.queue
+    }
     pub fn original_exchange(&self) -> Option<&str> {
         self.summary.original_exchange.as_deref()
     }

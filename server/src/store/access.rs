@@ -1,0 +1,54 @@
+//! What authorisation needs to know about stored things: which vhosts,
+//! queues and exchanges a selection, a job, a group or a finding touches.
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{Filter, Store, StoreError};
+
+/// A distinct place the messages of a selection come from.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Scope {
+    pub vhost: String,
+    pub queue: String,
+    /// The exchange a replay goes back to when none is given.
+    pub exchange: Option<String>,
+}
+
+impl Store {
+    /// Every (vhost, queue, original exchange) the messages matching `filter` have.
+    pub async fn scopes(&self, filter: &Filter) -> Result<Vec<Scope>, StoreError> {
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "SELECT DISTINCT vhost, queue, original_exchange AS exchange FROM messages",
+        );
+        filter.push_where(&mut b);
+        Ok(b.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    /// The vhosts of a job's messages.
+    pub async fn job_vhosts(&self, job_id: i64) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT m.vhost FROM job_items i JOIN messages m ON m.id = i.message_id WHERE i.job_id = ?",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The vhosts a failure group's messages are in.
+    pub async fn group_vhosts(&self, group_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT vhost FROM messages WHERE group_id = ?")
+                .bind(group_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// The vhost of an advisor finding; `None` when there is no such finding.
+    pub async fn finding_vhost(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT vhost FROM findings WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}
