@@ -85,6 +85,43 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_VHOSTS", value_delimiter = ',', default_value = "")]
     pub vhosts: Vec<String>,
 
+    /// Seconds a sign-in session may sit unused before it ends.
+    #[arg(long, env = "REDRIVE_SESSION_IDLE", default_value = "3600", value_parser = secs)]
+    pub session_idle: Duration,
+
+    /// Seconds a password check and a user's tags and permissions are cached:
+    /// how long a user the broker revoked can still act.
+    #[arg(long, env = "REDRIVE_AUTH_CACHE", default_value = "30", value_parser = secs)]
+    pub auth_cache: Duration,
+
+    /// Refuse every state change (replay, discard, jobs, policies, alerts), for everyone.
+    #[arg(long, env = "REDRIVE_READ_ONLY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub read_only: bool,
+
+    /// Comma-separated host names Redrive is reached by (the `Host` header).
+    /// Empty: the loopback names when listening on loopback, else any.
+    #[arg(
+        long,
+        env = "REDRIVE_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Comma-separated origins (`https://redrive.example.com`) allowed to
+    /// send state changes besides Redrive's own, e.g. a TLS proxy's. Empty: none.
+    #[arg(
+        long,
+        env = "REDRIVE_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Days audit entries are kept; older ones are deleted (and that is logged).
+    #[arg(long, env = "REDRIVE_AUDIT_RETENTION_DAYS", default_value_t = 365.0)]
+    pub audit_retention_days: f64,
+
     /// How often watched queues are re-discovered, in seconds.
     #[arg(long, env = "REDRIVE_DISCOVERY_INTERVAL", default_value = "15", value_parser = secs)]
     pub discovery_interval: Duration,
@@ -245,7 +282,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("amqp_url", &redact_url(&self.amqp_url))
-            .field("management_url", &self.management_url)
+            .field("management_url", &redact_url(&self.management_url))
             .field("management_user", &self.management_user)
             .field("database_url", &redact_url(&self.database_url))
             .field("listen", &self.listen)
@@ -259,21 +296,43 @@ impl std::fmt::Debug for Config {
             .field("batch_size", &self.batch_size)
             .field("sample_interval", &self.sample_interval)
             .field("advisor_window", &self.advisor_window)
+            .field("session_idle", &self.session_idle)
+            .field("read_only", &self.read_only)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("allowed_origins", &self.allowed_origins)
             .finish_non_exhaustive()
     }
 }
 
-/// `amqp://user:secret@host` → `amqp://user:***@host`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+/// `amqp://user:secret@host` → `amqp://user:***@host`, read with a URL
+/// parser so a password holding `@` or `:` is hidden whole. A URL that does
+/// not parse is hidden whole too (after its scheme).
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => match (raw.split_once("://"), raw.rsplit_once('@')) {
+            (Some((scheme, rest)), _) if rest.contains('@') => format!("{scheme}://***"),
+            // No scheme, but credentials-like: keep only the host part.
+            (None, Some((_, host))) => format!("***@{host}"),
+            _ => raw.to_owned(),
+        },
+    }
+}
+
+impl Cli {
+    /// Parses flags and `REDRIVE_*` variables. `--help` shows each variable's
+    /// name and default, never its current value (passwords live there).
+    pub fn from_env() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Self::command()
+            .mut_args(|a| a.hide_env_values(true))
+            .mut_subcommands(|c| c.mut_args(|a| a.hide_env_values(true)));
+        Self::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
     }
 }
 
@@ -315,6 +374,22 @@ mod tests {
             !shown.contains("topsecret") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn urls_are_redacted_with_a_parser() {
+        for (raw, hidden) in [
+            ("amqp://u:p@ss:w@rd@host:5672/v", "p@ss"),
+            ("amqp://u:a:b@host/", "a:b"),
+            ("postgres://redrive:s3cret@db:5432/redrive", "s3cret"),
+            ("amqp://u:p%40x@host", "p%40x"),
+            ("not a url but: has@secret", "has@secret"),
+        ] {
+            let shown = redact_url(raw);
+            assert!(!shown.contains(hidden), "{raw} → {shown}");
+        }
+        assert_eq!(redact_url("http://127.0.0.1:15672"), "http://127.0.0.1:15672/");
+        assert_eq!(redact_url("amqp://u:x@h/v"), "amqp://u:***@h/v");
     }
 
     #[test]

@@ -1,50 +1,81 @@
-//! The HTTP surface: REST API, health probes, the Leptos UI and its assets.
+//! The HTTP surface: REST API, health probes, sign-in, the Leptos UI and its
+//! assets, behind the web defences and the sign-in check.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use app::backend::BackendHandle;
 use app::{shell, App};
 use axum::extract::FromRef;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 
 use crate::api;
-use crate::service::Redrive;
+use crate::auth::web::{CspNonce, Surface};
+use crate::auth::{self, Auth, Caller};
+use crate::service::{handle, Redrive};
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub redrive: Redrive,
+    pub auth: Auth,
+    pub surface: Surface,
 }
 
-pub fn router(redrive: Redrive, site_root: &Path) -> Router {
-    let leptos_options = LeptosOptions::builder()
-        .output_name(env!("LEPTOS_OUTPUT_NAME"))
-        .site_root(site_root.to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
-        .build();
-    let backend: BackendHandle = Arc::new(redrive.clone());
-    let state = AppState {
-        leptos_options: leptos_options.clone(),
-        redrive,
+/// What each page render and server function gets in context: the signed-in
+/// user's backend, and the nonce the page's inline scripts carry.
+fn request_context(redrive: &Redrive) {
+    let Some(parts) = use_context::<Parts>() else {
+        return;
     };
+    if let Some(caller) = parts.extensions.get::<Caller>() {
+        provide_context(handle(redrive, caller.clone()));
+    }
+    if let Some(CspNonce(nonce)) = parts.extensions.get::<CspNonce>() {
+        provide_context(leptos::nonce::Nonce::from_value(nonce.as_str()));
+    }
+}
+
+pub fn router(state: AppState, site_root: &Path) -> Router {
+    let leptos_options = state.leptos_options.clone();
     let routes = generate_route_list(App);
+    let redrive = state.redrive.clone();
     Router::new()
         .nest("/api/v1", api::router())
-        .merge(api::health_router())
+        .route("/login", get(auth::sign_in_form).post(auth::sign_in_submit))
+        .route("/logout", post(auth::sign_out))
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(backend.clone()),
+            move || request_context(&redrive),
             move || shell(leptos_options.clone()),
         )
         .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_user,
+        ))
+        // Probes answer without a user, but still behind the web defences.
+        .merge(api::health_router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::web::harden,
+        ))
         .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+/// Leptos options for the UI served from `site_root`.
+pub fn leptos_options(site_root: &Path) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(env!("LEPTOS_OUTPUT_NAME"))
+        .site_root(site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .build()
 }

@@ -2,6 +2,7 @@
 //! serves the API and UI to inspect, replay or discard them.
 
 pub mod api;
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod export;
@@ -132,8 +133,25 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let alerts = supervise::spawn("alerts", tasks.clone(), shutdown.clone(), move || {
         monitor::alerts::deliver(st.clone(), stop.clone())
     });
-    let router = http::router(redrive, &config.site_root);
-    let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let auth = auth::Auth {
+        directory: auth::Directory::new(redrive.management.clone(), config.auth_cache),
+        throttle: auth::Throttle::default(),
+        store: redrive.store.clone(),
+        idle: config.session_idle,
+    };
+    let state = http::AppState {
+        leptos_options: http::leptos_options(&config.site_root),
+        redrive,
+        auth,
+        surface: auth::web::Surface::new(&config.allowed_hosts, &config.allowed_origins, addr),
+    };
+    let router = http::router(state, &config.site_root);
+    // The peer address feeds sign-in throttling and the audit log.
+    let serve = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let http = tokio::spawn(async move { serve.await });
     let stop = shutdown.clone();
     let ingest = supervise::spawn("ingest", tasks.clone(), shutdown.clone(), move || {

@@ -1,4 +1,3 @@
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -9,7 +8,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,server=info".into()))
         .init();
-    let Cli { command, config } = Cli::parse();
+    let Cli { command, config } = Cli::from_env();
     if let Some(Command::Import(args)) = command {
         let n = server::import::run(&config.amqp_url, &args).await?;
         println!(

@@ -1,5 +1,7 @@
 //! Retention: discarded messages stay restorable for `REDRIVE_RETENTION_DAYS`,
-//! then a background purge deletes them (and says so in the log).
+//! audit entries are kept `REDRIVE_AUDIT_RETENTION_DAYS`, idle sessions end
+//! after `REDRIVE_SESSION_IDLE`. A background purge deletes what expired and
+//! says so in the log (deleting audit entries is itself worth a log line).
 
 use tokio_util::sync::CancellationToken;
 
@@ -20,9 +22,23 @@ pub async fn run(store: Store, config: std::sync::Arc<Config>, shutdown: Cancell
             ),
             Err(e) => tracing::warn!(error = %e, "purge of discarded messages failed; retrying later"),
         }
+        let cutoff = now_ms() - (config.audit_retention_days * DAY_MS) as i64;
+        match store.purge_audit(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                days = config.audit_retention_days,
+                "deleted audit entries past their retention (REDRIVE_AUDIT_RETENTION_DAYS)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "audit retention failed; retrying later"),
+        }
+        let idle = i64::try_from(config.session_idle.as_millis()).unwrap_or(i64::MAX);
+        if let Err(e) = store.expire_sessions(idle).await {
+            tracing::warn!(error = %e, "expiring idle sessions failed; retrying later");
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(config.purge_interval) => {}
+            _ = tokio::time::sleep(config.purge_interval.min(std::time::Duration::from_secs(600))) => {}
         }
     }
 }
