@@ -1,25 +1,29 @@
 //! The seam between the UI's server functions and the server's storage and
-//! broker code. The server puts a [`BackendHandle`] into Leptos context; `app`
-//! never depends on `server`.
+//! broker code. The server puts a [`BackendHandle`] into Leptos context for
+//! each request, bound to the signed-in user: it sees what that user may
+//! see, refuses what they may not do, and records what they did under their
+//! name. `app` never depends on `server`.
 
 use std::sync::Arc;
 
 use crate::model::{
     AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
-    Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest,
-    MessageDetail, MessagePage, MessageQuery, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory,
-    QueuesView, ReplayTarget, ServiceHistory, WatchSwitch,
+    Annotations, ApiError, AuditPage, AuditQuery, GroupQuery, GroupSummary, Job, JobCommand, JobCreated,
+    JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery, Overview, Policy, PolicyPreview,
+    PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory, WatchSwitch,
 };
 
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
+    /// The signed-in user and what they may do.
+    async fn me(&self) -> Result<Me, ApiError>;
     async fn list_messages(&self, query: MessageQuery) -> Result<MessagePage, ApiError>;
     async fn message(&self, id: i64) -> Result<MessageDetail, ApiError>;
-    async fn replay(&self, id: i64, target: ReplayTarget, actor: &str) -> Result<MessageDetail, ApiError>;
-    async fn discard(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError>;
-    async fn restore(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError>;
+    async fn replay(&self, id: i64, target: ReplayTarget) -> Result<MessageDetail, ApiError>;
+    async fn discard(&self, id: i64) -> Result<MessageDetail, ApiError>;
+    async fn restore(&self, id: i64) -> Result<MessageDetail, ApiError>;
     async fn groups(&self, query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError>;
-    async fn create_job(&self, request: JobRequest, actor: &str) -> Result<JobCreated, ApiError>;
+    async fn create_job(&self, request: JobRequest) -> Result<JobCreated, ApiError>;
     async fn job(&self, id: i64) -> Result<Job, ApiError>;
     /// The job's messages that did not go through (failed or skipped), with why.
     async fn job_problems(&self, id: i64) -> Result<Vec<JobItem>, ApiError>;
@@ -31,7 +35,6 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         target: AnnotationTarget,
         change: AnnotationChange,
-        actor: &str,
     ) -> Result<Annotations, ApiError>;
     /// Every queue with its statistics; the last known ones (with their age)
     /// when the management API is down.
@@ -39,13 +42,7 @@ pub trait Backend: Send + Sync + 'static {
     /// An operator's switch for one queue: capture it, leave it alone, or
     /// (`None`) follow the rules again. Persisted; capture follows within a
     /// discovery interval.
-    async fn set_watch(
-        &self,
-        vhost: &str,
-        queue: &str,
-        switch: WatchSwitch,
-        actor: &str,
-    ) -> Result<(), ApiError>;
+    async fn set_watch(&self, vhost: &str, queue: &str, switch: WatchSwitch) -> Result<(), ApiError>;
     async fn overview(&self) -> Result<Overview, ApiError>;
     async fn queue_history(&self, vhost: &str, queue: &str, window: &str) -> Result<QueueHistory, ApiError>;
     /// Failures captured per minute for a service (`""`: all services).
@@ -72,6 +69,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Queues a test notification to the rule's webhook.
     async fn test_alert_rule(&self, id: i64) -> Result<(), ApiError>;
     async fn alert_deliveries(&self, rule_id: Option<i64>) -> Result<Vec<AlertDelivery>, ApiError>;
+    /// Audit entries, newest first: all of them for administrators, one's
+    /// own for everyone else.
+    async fn audit(&self, query: AuditQuery) -> Result<AuditPage, ApiError>;
 }
 
 pub type BackendHandle = Arc<dyn Backend>;

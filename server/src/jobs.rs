@@ -2,14 +2,13 @@
 //! that works through a job's messages at a capped rate.
 //!
 //! Every message goes through the same path as a single replay or discard
-//! ([`Backend::replay`]), so confirms, `mandatory` and history apply per message.
+//! ([`Redrive::replay_with_id`]), so confirms, `mandatory` and history apply per message.
 //! A message's status is the source of truth: after a restart, a message the
 //! broker already confirmed is `replayed`, so the job skips it.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use app::backend::Backend;
 use app::model::{
     ApiError, DryRun, Job, JobAction, JobCommand, JobCreated, JobRequest, JobState, MessageQuery,
     ReplayTarget,
@@ -37,7 +36,8 @@ const LOOP_MIN_SAMPLE: i64 = 5;
 const MAX_RATE: f64 = 10_000.0;
 
 /// Validates a request into the filter that selects its messages.
-fn selection(req: &JobRequest) -> Result<Filter, ApiError> {
+/// The messages a job request selects (failed ones only).
+pub(crate) fn selection(req: &JobRequest) -> Result<Filter, ApiError> {
     let mut filter = match (&req.ids, &req.group, &req.filter) {
         (Some(ids), None, None) => {
             if ids.is_empty() || ids.len() > 100_000 {
@@ -66,7 +66,7 @@ fn selection(req: &JobRequest) -> Result<Filter, ApiError> {
     Ok(filter)
 }
 
-fn validate(req: &JobRequest) -> Result<(), ApiError> {
+pub(crate) fn validate(req: &JobRequest) -> Result<(), ApiError> {
     if let Some(rate) = req.rate_per_sec {
         if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
             return Err(ApiError::BadRequest(format!(
@@ -83,9 +83,15 @@ fn validate(req: &JobRequest) -> Result<(), ApiError> {
 }
 
 impl Redrive {
-    pub async fn create_job(&self, req: JobRequest, actor: &str) -> Result<JobCreated, ApiError> {
+    /// Creates (or previews) a job over `filter`, which the caller built
+    /// with [`selection`] and narrowed to what the user may touch.
+    pub async fn create_job_over(
+        &self,
+        req: JobRequest,
+        actor: &str,
+        filter: Filter,
+    ) -> Result<JobCreated, ApiError> {
         validate(&req)?;
-        let filter = selection(&req)?;
         if req.dry_run {
             let mut destinations = self.store.destinations(&filter).await?;
             let total = destinations.iter().map(|d| d.count).sum();

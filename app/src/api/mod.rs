@@ -10,13 +10,9 @@ use leptos::server_fn::codec::Json;
 pub use monitoring::*;
 
 use crate::model::{
-    AnnotationChange, AnnotationTarget, Annotations, GroupQuery, GroupSummary, Job, JobCommand, JobCreated,
-    JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, ReplayTarget,
+    AnnotationChange, AnnotationTarget, Annotations, AuditPage, AuditQuery, GroupQuery, GroupSummary, Job,
+    JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery, ReplayTarget,
 };
-
-/// Until sign-in exists, UI actions are attributed to this actor.
-#[cfg(feature = "ssr")]
-pub(crate) const UI_ACTOR: &str = "ui";
 
 /// How much of a body the message page shows; the rest is a download away.
 pub const SHOWN_BODY_BYTES: usize = 256 * 1024;
@@ -46,17 +42,17 @@ pub async fn get_message(id: i64) -> Result<MessageDetail, ServerFnError> {
 /// JSON in: the target may carry an edit with nested headers.
 #[server(prefix = "/rpc", input = Json)]
 pub async fn replay_message(id: i64, target: ReplayTarget) -> Result<MessageDetail, ServerFnError> {
-    backend()?.replay(id, target, UI_ACTOR).await.map_err(fail)
+    backend()?.replay(id, target).await.map_err(fail)
 }
 
 #[server(prefix = "/rpc")]
 pub async fn discard_message(id: i64) -> Result<MessageDetail, ServerFnError> {
-    backend()?.discard(id, UI_ACTOR).await.map_err(fail)
+    backend()?.discard(id).await.map_err(fail)
 }
 
 #[server(prefix = "/rpc")]
 pub async fn restore_message(id: i64) -> Result<MessageDetail, ServerFnError> {
-    backend()?.restore(id, UI_ACTOR).await.map_err(fail)
+    backend()?.restore(id).await.map_err(fail)
 }
 
 #[server(prefix = "/rpc")]
@@ -67,7 +63,7 @@ pub async fn list_groups(query: GroupQuery) -> Result<Vec<GroupSummary>, ServerF
 /// JSON in: a job request nests a filter and a list of ids.
 #[server(prefix = "/rpc", input = Json)]
 pub async fn create_job(request: JobRequest) -> Result<JobCreated, ServerFnError> {
-    backend()?.create_job(request, UI_ACTOR).await.map_err(fail)
+    backend()?.create_job(request).await.map_err(fail)
 }
 
 #[server(prefix = "/rpc")]
@@ -100,7 +96,18 @@ pub async fn annotate(
     target: AnnotationTarget,
     change: AnnotationChange,
 ) -> Result<Annotations, ServerFnError> {
-    backend()?.annotate(target, change, UI_ACTOR).await.map_err(fail)
+    backend()?.annotate(target, change).await.map_err(fail)
+}
+
+/// The signed-in user and what they may do; the UI hides the rest.
+#[server(prefix = "/rpc")]
+pub async fn whoami() -> Result<Me, ServerFnError> {
+    backend()?.me().await.map_err(fail)
+}
+
+#[server(prefix = "/rpc", input = Json)]
+pub async fn list_audit(query: AuditQuery) -> Result<AuditPage, ServerFnError> {
+    backend()?.audit(query).await.map_err(fail)
 }
 
 /// The operator-facing text of a server function error.

@@ -20,12 +20,7 @@ pub async fn list_queues() -> Result<QueuesView, ServerFnError> {
 #[server(prefix = "/rpc", input = Json)]
 pub async fn set_watch(vhost: String, queue: String, watch: Option<bool>) -> Result<(), ServerFnError> {
     backend()?
-        .set_watch(
-            &vhost,
-            &queue,
-            crate::model::WatchSwitch { watch },
-            super::UI_ACTOR,
-        )
+        .set_watch(&vhost, &queue, crate::model::WatchSwitch { watch })
         .await
         .map_err(fail)
 }

@@ -1,8 +1,10 @@
 //! Types shared by the REST API, the server functions and the UI.
 
+mod auth;
 mod jobs;
 mod monitor;
 
+pub use auth::*;
 pub use jobs::{Destination, DryRun, Job, JobAction, JobCommand, JobCreated, JobItem, JobRequest, JobState};
 pub use monitor::*;
 use serde::{Deserialize, Serialize};
@@ -267,6 +269,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The signed-in user may not do this; says which permission is missing.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("broker refused: {0}")]
     Broker(String),
     #[error("unavailable: {0}")]

@@ -20,6 +20,7 @@ pub fn status_of(e: &ApiError) -> StatusCode {
         ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::Conflict(_) => StatusCode::CONFLICT,
+        ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         ApiError::Broker(_) => StatusCode::BAD_GATEWAY,
         ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,

@@ -4,7 +4,8 @@ mod error;
 mod monitoring;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -18,12 +19,28 @@ use app::model::{
 };
 pub use error::HttpError;
 
+use crate::auth::Caller;
 use crate::export::{self, Format};
 use crate::http::AppState;
+use crate::service::UserBackend;
 use crate::store::Filter;
 
-/// Until sign-in exists (a later issue), API actions are attributed to this actor.
-pub(crate) const API_ACTOR: &str = "api";
+/// The signed-in user's view of Redrive, for a handler.
+pub struct User(pub UserBackend);
+
+impl FromRequestParts<AppState> for User {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
+        // `require_user` put the caller there; without one the route is
+        // public by mistake, which must fail closed.
+        let caller = parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            tracing::error!(path = %parts.uri.path(), "a route that needs a user was reached without one");
+            HttpError(ApiError::Internal)
+        })?;
+        Ok(User(state.redrive.as_user(caller)))
+    }
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -46,6 +63,9 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{id}", get(job))
         .route("/jobs/{id}/problems", get(job_problems))
         .route("/jobs/{id}/{command}", post(control_job))
+        .route("/me", get(me))
+        .route("/audit", get(audit))
+        .route("/audit/export", get(audit_export))
         .merge(monitoring::router())
 }
 
@@ -61,11 +81,11 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 async fn list_messages(
-    State(s): State<AppState>,
+    User(u): User,
     query: Result<Query<MessageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<MessagePage>, HttpError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    Ok(Json(s.redrive.list_messages(query).await?))
+    Ok(Json(u.list_messages(query).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -76,9 +96,11 @@ struct ExportParams {
     query: MessageQuery,
 }
 
-/// `GET /api/v1/messages/export?format=jsonl|csv&<messages filter>`.
+/// `GET /api/v1/messages/export?format=jsonl|csv&<messages filter>`: only
+/// the vhosts the user can see.
 async fn export(
     State(s): State<AppState>,
+    User(u): User,
     params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, HttpError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
@@ -91,7 +113,8 @@ async fn export(
             )
         }
     };
-    let filter = Filter::try_from(&params.query)?;
+    let mut filter = Filter::try_from(&params.query)?;
+    filter.visible = Some(u.visible_vhosts());
     let disposition = format!("attachment; filename=\"redrive-export.{}\"", format.extension());
     Ok((
         [
@@ -109,30 +132,44 @@ async fn export(
         .into_response())
 }
 
-async fn message(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<MessageDetail>, HttpError> {
-    Ok(Json(s.redrive.message(parse_id(&id)?).await?))
+async fn message(User(u): User, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
+    Ok(Json(u.message(parse_id(&id)?).await?))
 }
 
-/// The body exactly as delivered, with the message's own content type.
-async fn body(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, HttpError> {
-    let msg = s
-        .redrive
-        .store
-        .get(parse_id(&id)?)
-        .await
-        .map_err(ApiError::from)?;
+/// The body exactly as delivered, as a download: whatever its content type,
+/// a publisher's body never renders as a page on Redrive's origin
+/// (`attachment`, `nosniff`, and a sandboxing CSP for browsers that open it anyway).
+async fn body(User(u): User, Path(id): Path<String>) -> Result<Response, HttpError> {
+    let id = parse_id(&id)?;
+    let msg = u.stored(id).await?;
     let content_type = msg.properties()["content_type"]
         .as_str()
         .and_then(|c| HeaderValue::from_str(c).ok())
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    Ok(([(header::CONTENT_TYPE, content_type)], msg.body).into_response())
+    let disposition = format!("attachment; filename=\"message-{id}.bin\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&disposition).expect("ascii header"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox; default-src 'none'"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        msg.body,
+    )
+        .into_response())
 }
 
 async fn replay(
-    State(s): State<AppState>,
+    User(u): User,
     Path(id): Path<String>,
     body: Result<Json<ReplayTarget>, JsonRejection>,
 ) -> Result<Json<MessageDetail>, HttpError> {
@@ -143,29 +180,23 @@ async fn replay(
         Err(JsonRejection::MissingJsonContentType(_)) => ReplayTarget::default(),
         Err(e) => return Err(ApiError::BadRequest(e.body_text()).into()),
     };
-    Ok(Json(s.redrive.replay(id, target, API_ACTOR).await?))
+    Ok(Json(u.replay(id, target).await?))
 }
 
-async fn discard(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<MessageDetail>, HttpError> {
-    Ok(Json(s.redrive.discard(parse_id(&id)?, API_ACTOR).await?))
+async fn discard(User(u): User, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
+    Ok(Json(u.discard(parse_id(&id)?).await?))
 }
 
-async fn restore(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<MessageDetail>, HttpError> {
-    Ok(Json(s.redrive.restore(parse_id(&id)?, API_ACTOR).await?))
+async fn restore(User(u): User, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
+    Ok(Json(u.restore(parse_id(&id)?).await?))
 }
 
 async fn create_job(
-    State(s): State<AppState>,
+    User(u): User,
     body: Result<Json<JobRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JobCreated>), HttpError> {
     let Json(request) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let created = s.redrive.create_job(request, API_ACTOR).await?;
+    let created = u.create_job(request).await?;
     let status = match created {
         JobCreated::Job(_) => StatusCode::CREATED,
         JobCreated::DryRun(_) => StatusCode::OK,
@@ -173,23 +204,20 @@ async fn create_job(
     Ok((status, Json(created)))
 }
 
-async fn jobs(State(s): State<AppState>) -> Result<Json<Vec<Job>>, HttpError> {
-    Ok(Json(Backend::jobs(&s.redrive).await?))
+async fn jobs(User(u): User) -> Result<Json<Vec<Job>>, HttpError> {
+    Ok(Json(u.jobs().await?))
 }
 
-async fn job(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Job>, HttpError> {
+async fn job(User(u): User, Path(id): Path<String>) -> Result<Json<Job>, HttpError> {
     let id = id
         .parse::<i64>()
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a job id")))?;
-    Ok(Json(s.redrive.store.job(id).await?))
+    Ok(Json(u.job(id).await?))
 }
 
-async fn job_problems(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Vec<JobItem>>, HttpError> {
+async fn job_problems(User(u): User, Path(id): Path<String>) -> Result<Json<Vec<JobItem>>, HttpError> {
     let id = parse_job_id(&id)?;
-    Ok(Json(s.redrive.job_problems(id).await?))
+    Ok(Json(u.job_problems(id).await?))
 }
 
 fn parse_job_id(raw: &str) -> Result<i64, ApiError> {
@@ -198,7 +226,7 @@ fn parse_job_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 async fn control_job(
-    State(s): State<AppState>,
+    User(u): User,
     Path((id, command)): Path<(String, String)>,
 ) -> Result<Json<Job>, HttpError> {
     let id = id
@@ -210,7 +238,7 @@ async fn control_job(
         "cancel" => JobCommand::Cancel,
         other => return Err(ApiError::NotFound(format!("no job command `{other}`")).into()),
     };
-    Ok(Json(s.redrive.control_job(id, command).await?))
+    Ok(Json(u.control_job(id, command).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -224,11 +252,11 @@ struct TagBody {
 }
 
 async fn annotate(
-    s: &AppState,
+    u: &UserBackend,
     target: AnnotationTarget,
     change: AnnotationChange,
 ) -> Result<Json<Annotations>, HttpError> {
-    Ok(Json(s.redrive.annotate(target, change, API_ACTOR).await?))
+    Ok(Json(u.annotate(target, change).await?))
 }
 
 fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -237,49 +265,46 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 }
 
 async fn message_note(
-    State(s): State<AppState>,
+    User(u): User,
     Path(id): Path<String>,
     body: Result<Json<NoteBody>, JsonRejection>,
 ) -> Result<Json<Annotations>, HttpError> {
     let target = AnnotationTarget::Message(parse_id(&id)?);
-    annotate(&s, target, AnnotationChange::AddNote(json_body(body)?.text)).await
+    annotate(&u, target, AnnotationChange::AddNote(json_body(body)?.text)).await
 }
 
 async fn message_tag(
-    State(s): State<AppState>,
+    User(u): User,
     Path(id): Path<String>,
     body: Result<Json<TagBody>, JsonRejection>,
 ) -> Result<Json<Annotations>, HttpError> {
     let target = AnnotationTarget::Message(parse_id(&id)?);
-    annotate(&s, target, AnnotationChange::AddTag(json_body(body)?.tag)).await
+    annotate(&u, target, AnnotationChange::AddTag(json_body(body)?.tag)).await
 }
 
 async fn message_untag(
-    State(s): State<AppState>,
+    User(u): User,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<Json<Annotations>, HttpError> {
     annotate(
-        &s,
+        &u,
         AnnotationTarget::Message(parse_id(&id)?),
         AnnotationChange::RemoveTag(tag),
     )
     .await
 }
 
-async fn group_annotations(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Annotations>, HttpError> {
-    Ok(Json(s.redrive.annotations(AnnotationTarget::Group(id)).await?))
+async fn group_annotations(User(u): User, Path(id): Path<String>) -> Result<Json<Annotations>, HttpError> {
+    Ok(Json(u.annotations(AnnotationTarget::Group(id)).await?))
 }
 
 async fn group_note(
-    State(s): State<AppState>,
+    User(u): User,
     Path(id): Path<String>,
     body: Result<Json<NoteBody>, JsonRejection>,
 ) -> Result<Json<Annotations>, HttpError> {
     annotate(
-        &s,
+        &u,
         AnnotationTarget::Group(id),
         AnnotationChange::AddNote(json_body(body)?.text),
     )
@@ -287,12 +312,12 @@ async fn group_note(
 }
 
 async fn group_tag(
-    State(s): State<AppState>,
+    User(u): User,
     Path(id): Path<String>,
     body: Result<Json<TagBody>, JsonRejection>,
 ) -> Result<Json<Annotations>, HttpError> {
     annotate(
-        &s,
+        &u,
         AnnotationTarget::Group(id),
         AnnotationChange::AddTag(json_body(body)?.tag),
     )
@@ -300,18 +325,67 @@ async fn group_tag(
 }
 
 async fn group_untag(
-    State(s): State<AppState>,
+    User(u): User,
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<Json<Annotations>, HttpError> {
-    annotate(&s, AnnotationTarget::Group(id), AnnotationChange::RemoveTag(tag)).await
+    annotate(&u, AnnotationTarget::Group(id), AnnotationChange::RemoveTag(tag)).await
 }
 
 async fn groups(
-    State(s): State<AppState>,
+    User(u): User,
     query: Result<Query<GroupQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<GroupSummary>>, HttpError> {
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    Ok(Json(s.redrive.groups(query).await?))
+    Ok(Json(u.groups(query).await?))
+}
+
+/// `GET /api/v1/me`.
+async fn me(User(u): User) -> Result<Json<app::model::Me>, HttpError> {
+    Ok(Json(u.me().await?))
+}
+
+/// `GET /api/v1/audit?user=&action=&from=&to=&limit=&cursor=`.
+async fn audit(
+    User(u): User,
+    query: Result<Query<app::model::AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<app::model::AuditPage>, HttpError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(Json(u.audit(query).await?))
+}
+
+/// `GET /api/v1/audit/export?<same filters>`: every matching entry as JSON Lines.
+async fn audit_export(
+    User(u): User,
+    query: Result<Query<app::model::AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, HttpError> {
+    let Query(mut query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut out = Vec::new();
+    query.limit = Some(crate::store::MAX_PAGE);
+    loop {
+        let page = u.audit(query.clone()).await?;
+        for entry in &page.items {
+            serde_json::to_writer(&mut out, entry).map_err(|_| ApiError::Internal)?;
+            out.push(b'\n');
+        }
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment; filename=\"redrive-audit.jsonl\""),
+            ),
+        ],
+        out,
+    )
+        .into_response())
 }
 
 /// Ready when both the database and the broker answer.

@@ -1,7 +1,7 @@
 //! `/api/v1` endpoints for queues, history, policies, the advisor and alerts.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use app::model::{
     PolicyRequest, QueueHistory, QueuesView, ServiceHistory, WatchSwitch,
 };
 
-use super::HttpError;
+use super::{HttpError, User};
 use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -50,24 +50,22 @@ fn id(raw: &str, what: &str) -> Result<i64, HttpError> {
         .map_err(|_| HttpError(ApiError::BadRequest(format!("`{raw}` is not {what} id"))))
 }
 
-async fn overview(State(s): State<AppState>) -> Result<Json<Overview>, HttpError> {
-    Ok(Json(s.redrive.overview().await?))
+async fn overview(User(u): User) -> Result<Json<Overview>, HttpError> {
+    Ok(Json(u.overview().await?))
 }
 
-async fn queues(State(s): State<AppState>) -> Result<Json<QueuesView>, HttpError> {
-    Ok(Json(s.redrive.queues().await?))
+async fn queues(User(u): User) -> Result<Json<QueuesView>, HttpError> {
+    Ok(Json(u.queues().await?))
 }
 
 /// `PUT /api/v1/queues/{vhost}/{name}/watch` `{"watch": true | false | null}`.
 async fn set_watch(
-    State(s): State<AppState>,
+    User(u): User,
     Path((vhost, name)): Path<(String, String)>,
     body: Result<Json<WatchSwitch>, JsonRejection>,
 ) -> Result<StatusCode, HttpError> {
     let switch = json_body(body)?;
-    s.redrive
-        .set_watch(&vhost, &name, switch, super::API_ACTOR)
-        .await?;
+    u.set_watch(&vhost, &name, switch).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -82,21 +80,21 @@ fn default_window() -> String {
 }
 
 async fn queue_history(
-    State(s): State<AppState>,
+    User(u): User,
     Path((vhost, name)): Path<(String, String)>,
     params: Result<Query<WindowParam>, QueryRejection>,
 ) -> Result<Json<QueueHistory>, HttpError> {
     let window = query(params)?.window;
-    Ok(Json(s.redrive.queue_history(&vhost, &name, &window).await?))
+    Ok(Json(u.queue_history(&vhost, &name, &window).await?))
 }
 
 async fn service_history(
-    State(s): State<AppState>,
+    User(u): User,
     Path(service): Path<String>,
     params: Result<Query<WindowParam>, QueryRejection>,
 ) -> Result<Json<ServiceHistory>, HttpError> {
     let window = query(params)?.window;
-    Ok(Json(s.redrive.service_history(&service, &window).await?))
+    Ok(Json(u.service_history(&service, &window).await?))
 }
 
 #[derive(Deserialize)]
@@ -105,87 +103,77 @@ struct VhostParam {
 }
 
 async fn policies(
-    State(s): State<AppState>,
+    User(u): User,
     params: Result<Query<VhostParam>, QueryRejection>,
 ) -> Result<Json<Vec<Policy>>, HttpError> {
     let vhost = query(params)?.vhost.filter(|v| !v.is_empty());
-    Ok(Json(s.redrive.policies(vhost).await?))
+    Ok(Json(u.policies(vhost).await?))
 }
 
 async fn put_policy(
-    State(s): State<AppState>,
+    User(u): User,
     Path((vhost, name)): Path<(String, String)>,
     body: Result<Json<PolicyRequest>, JsonRejection>,
 ) -> Result<Json<Policy>, HttpError> {
     let request = json_body(body)?;
-    Ok(Json(s.redrive.put_policy(&vhost, &name, request).await?))
+    Ok(Json(u.put_policy(&vhost, &name, request).await?))
 }
 
 async fn delete_policy(
-    State(s): State<AppState>,
+    User(u): User,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, HttpError> {
-    s.redrive.delete_policy(&vhost, &name).await?;
+    u.delete_policy(&vhost, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn preview_policy(
-    State(s): State<AppState>,
+    User(u): User,
     Path((vhost, name)): Path<(String, String)>,
     body: Result<Json<PolicyRequest>, JsonRejection>,
 ) -> Result<Json<PolicyPreview>, HttpError> {
     let request = json_body(body)?;
-    Ok(Json(s.redrive.preview_policy(&vhost, &name, request).await?))
+    Ok(Json(u.preview_policy(&vhost, &name, request).await?))
 }
 
-async fn advisor(State(s): State<AppState>) -> Result<Json<AdvisorReport>, HttpError> {
-    Ok(Json(s.redrive.advisor().await?))
+async fn advisor(User(u): User) -> Result<Json<AdvisorReport>, HttpError> {
+    Ok(Json(u.advisor().await?))
 }
 
-async fn apply_fix(State(s): State<AppState>, Path(raw): Path<String>) -> Result<StatusCode, HttpError> {
-    s.redrive.apply_fix(id(&raw, "a finding")?).await?;
+async fn apply_fix(User(u): User, Path(raw): Path<String>) -> Result<StatusCode, HttpError> {
+    u.apply_fix(id(&raw, "a finding")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn alert_rules(State(s): State<AppState>) -> Result<Json<Vec<AlertRule>>, HttpError> {
-    Ok(Json(s.redrive.alert_rules().await?))
+async fn alert_rules(User(u): User) -> Result<Json<Vec<AlertRule>>, HttpError> {
+    Ok(Json(u.alert_rules().await?))
 }
 
 async fn create_alert_rule(
-    State(s): State<AppState>,
+    User(u): User,
     body: Result<Json<AlertRuleRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<AlertRule>), HttpError> {
-    let rule = s.redrive.create_alert_rule(json_body(body)?).await?;
+    let rule = u.create_alert_rule(json_body(body)?).await?;
     Ok((StatusCode::CREATED, Json(rule)))
 }
 
-async fn delete_alert_rule(
-    State(s): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<StatusCode, HttpError> {
-    s.redrive.delete_alert_rule(id(&raw, "an alert rule")?).await?;
+async fn delete_alert_rule(User(u): User, Path(raw): Path<String>) -> Result<StatusCode, HttpError> {
+    u.delete_alert_rule(id(&raw, "an alert rule")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn test_alert_rule(
-    State(s): State<AppState>,
-    Path(raw): Path<String>,
-) -> Result<StatusCode, HttpError> {
-    s.redrive.test_alert_rule(id(&raw, "an alert rule")?).await?;
+async fn test_alert_rule(User(u): User, Path(raw): Path<String>) -> Result<StatusCode, HttpError> {
+    u.test_alert_rule(id(&raw, "an alert rule")?).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
-async fn all_deliveries(State(s): State<AppState>) -> Result<Json<Vec<AlertDelivery>>, HttpError> {
-    Ok(Json(s.redrive.alert_deliveries(None).await?))
+async fn all_deliveries(User(u): User) -> Result<Json<Vec<AlertDelivery>>, HttpError> {
+    Ok(Json(u.alert_deliveries(None).await?))
 }
 
 async fn rule_deliveries(
-    State(s): State<AppState>,
+    User(u): User,
     Path(raw): Path<String>,
 ) -> Result<Json<Vec<AlertDelivery>>, HttpError> {
-    Ok(Json(
-        s.redrive
-            .alert_deliveries(Some(id(&raw, "an alert rule")?))
-            .await?,
-    ))
+    Ok(Json(u.alert_deliveries(Some(id(&raw, "an alert rule")?)).await?))
 }

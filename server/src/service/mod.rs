@@ -1,15 +1,15 @@
 //! Redrive's operations, shared by the REST API and the UI's server functions.
 
 mod monitoring;
+mod scoped;
+
+pub use scoped::{handle, UserBackend};
 
 use std::sync::Arc;
 
-use app::backend::Backend;
 use app::model::{
-    AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
-    Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest,
-    MessageDetail, MessagePage, MessageQuery, MessageStatus, Overview, Policy, PolicyPreview, PolicyRequest,
-    QueueHistory, QueuesView, ReplayTarget, ServiceHistory, WatchSwitch,
+    AlertRule, AnnotationChange, AnnotationTarget, Annotations, ApiError, AuditPage, Job, JobItem,
+    MessageDetail, MessageStatus, ReplayTarget,
 };
 
 use crate::broker::Management;
@@ -162,22 +162,23 @@ fn unavailable(e: crate::broker::ManagementError) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
-#[async_trait::async_trait]
-impl Backend for Redrive {
-    async fn list_messages(&self, query: MessageQuery) -> Result<MessagePage, ApiError> {
-        self.store.list(&query).await
-    }
-
-    async fn message(&self, id: i64) -> Result<MessageDetail, ApiError> {
+/// The operations without a user: [`UserBackend`] calls these after its checks.
+impl Redrive {
+    pub async fn message(&self, id: i64) -> Result<MessageDetail, ApiError> {
         Ok(self.store.detail(id).await?)
     }
 
-    async fn replay(&self, id: i64, target: ReplayTarget, actor: &str) -> Result<MessageDetail, ApiError> {
+    pub async fn replay(
+        &self,
+        id: i64,
+        target: ReplayTarget,
+        actor: &str,
+    ) -> Result<MessageDetail, ApiError> {
         self.replay_with_id(id, target, actor).await?;
         Ok(self.store.detail(id).await?)
     }
 
-    async fn discard(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError> {
+    pub async fn discard(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError> {
         self.mark(
             id,
             MessageStatus::Failed,
@@ -188,7 +189,7 @@ impl Backend for Redrive {
         .await
     }
 
-    async fn restore(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError> {
+    pub async fn restore(&self, id: i64, actor: &str) -> Result<MessageDetail, ApiError> {
         self.mark(
             id,
             MessageStatus::Discarded,
@@ -199,36 +200,20 @@ impl Backend for Redrive {
         .await
     }
 
-    async fn groups(&self, query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
-        self.store.groups(&query).await
-    }
-
-    async fn create_job(&self, request: JobRequest, actor: &str) -> Result<JobCreated, ApiError> {
-        Redrive::create_job(self, request, actor).await
-    }
-
-    async fn job(&self, id: i64) -> Result<Job, ApiError> {
-        self.store.job(id).await
-    }
-
-    async fn job_problems(&self, id: i64) -> Result<Vec<JobItem>, ApiError> {
+    pub async fn job_problems(&self, id: i64) -> Result<Vec<JobItem>, ApiError> {
         self.store.job(id).await?;
         Ok(self.store.job_problems(id, 500).await?)
     }
 
-    async fn jobs(&self) -> Result<Vec<Job>, ApiError> {
+    pub async fn jobs(&self) -> Result<Vec<Job>, ApiError> {
         Ok(self.store.jobs(50).await?)
     }
 
-    async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError> {
-        Redrive::control_job(self, id, command).await
-    }
-
-    async fn annotations(&self, target: AnnotationTarget) -> Result<Annotations, ApiError> {
+    pub async fn annotations(&self, target: AnnotationTarget) -> Result<Annotations, ApiError> {
         Ok(self.store.annotations(&target).await?)
     }
 
-    async fn annotate(
+    pub async fn annotate(
         &self,
         target: AnnotationTarget,
         change: AnnotationChange,
@@ -238,82 +223,17 @@ impl Backend for Redrive {
         Ok(self.store.annotations(&target).await?)
     }
 
-    async fn queues(&self) -> Result<QueuesView, ApiError> {
-        self.queues_view().await
-    }
-
-    async fn set_watch(
-        &self,
-        vhost: &str,
-        queue: &str,
-        switch: WatchSwitch,
-        actor: &str,
-    ) -> Result<(), ApiError> {
-        self.switch_watch(vhost, queue, switch, actor).await
-    }
-
-    async fn overview(&self) -> Result<Overview, ApiError> {
-        self.overview_view().await
-    }
-
-    async fn queue_history(&self, vhost: &str, queue: &str, window: &str) -> Result<QueueHistory, ApiError> {
-        self.queue_history_view(vhost, queue, window).await
-    }
-
-    async fn service_history(&self, service: &str, window: &str) -> Result<ServiceHistory, ApiError> {
-        self.service_history_view(service, window).await
-    }
-
-    async fn vhosts(&self) -> Result<Vec<String>, ApiError> {
-        self.vhost_list().await
-    }
-
-    async fn policies(&self, vhost: Option<String>) -> Result<Vec<Policy>, ApiError> {
-        self.policy_list(vhost).await
-    }
-
-    async fn put_policy(&self, vhost: &str, name: &str, policy: PolicyRequest) -> Result<Policy, ApiError> {
-        self.save_policy(vhost, name, policy).await
-    }
-
-    async fn delete_policy(&self, vhost: &str, name: &str) -> Result<(), ApiError> {
-        self.remove_policy(vhost, name).await
-    }
-
-    async fn preview_policy(
-        &self,
-        vhost: &str,
-        name: &str,
-        policy: PolicyRequest,
-    ) -> Result<PolicyPreview, ApiError> {
-        self.policy_preview(vhost, name, policy).await
-    }
-
-    async fn advisor(&self) -> Result<AdvisorReport, ApiError> {
-        self.advisor_report().await
-    }
-
-    async fn apply_fix(&self, finding_id: i64) -> Result<(), ApiError> {
-        self.apply_finding_fix(finding_id).await
-    }
-
-    async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError> {
+    pub async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError> {
         Ok(self.store.alert_rules().await?)
     }
 
-    async fn create_alert_rule(&self, rule: AlertRuleRequest) -> Result<AlertRule, ApiError> {
-        self.add_alert_rule(rule).await
-    }
-
-    async fn delete_alert_rule(&self, id: i64) -> Result<(), ApiError> {
-        self.remove_alert_rule(id).await
-    }
-
-    async fn test_alert_rule(&self, id: i64) -> Result<(), ApiError> {
-        self.send_test_alert(id).await
-    }
-
-    async fn alert_deliveries(&self, rule_id: Option<i64>) -> Result<Vec<AlertDelivery>, ApiError> {
-        self.deliveries(rule_id).await
+    pub async fn audit_page(&self, filter: &crate::store::AuditFilter) -> Result<AuditPage, ApiError> {
+        let (items, more) = self.store.audit(filter).await?;
+        let next_cursor = if more {
+            items.last().map(|e| e.id.to_string())
+        } else {
+            None
+        };
+        Ok(AuditPage { items, next_cursor })
     }
 }

@@ -1,0 +1,183 @@
+//! Who is signed in, what they may do, and the audit log.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/v1/me`: the signed-in user as the broker describes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Me {
+    pub user: String,
+    /// The broker tags Redrive acts on (administrator, policymaker, monitoring, management).
+    pub tags: Vec<String>,
+    pub vhosts: Vec<VhostAccess>,
+    /// Policies and advisor fixes (policymaker or administrator).
+    pub can_edit_policies: bool,
+    /// Alert rules (management or above).
+    pub can_edit_alerts: bool,
+    /// Sees every user's audit entries (administrator).
+    pub can_audit_all: bool,
+    /// Redrive runs with `REDRIVE_READ_ONLY`, or the user is monitoring-only.
+    pub read_only: bool,
+}
+
+impl Me {
+    pub fn vhost(&self, name: &str) -> Option<&VhostAccess> {
+        self.vhosts.iter().find(|v| v.vhost == name)
+    }
+}
+
+/// The user's broker permissions in one vhost (regexes, as the broker keeps them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VhostAccess {
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    SignIn,
+    SignInFailed,
+    SignOut,
+    Replay,
+    EditReplay,
+    Discard,
+    Restore,
+    Purge,
+    JobStart,
+    JobPause,
+    JobResume,
+    JobCancel,
+    JobReplay,
+    PolicyPut,
+    PolicyDelete,
+    AdvisorFix,
+    AlertRuleCreate,
+    AlertRuleDelete,
+    AlertRuleTest,
+    WatchChange,
+    Annotate,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 21] = [
+        Self::SignIn,
+        Self::SignInFailed,
+        Self::SignOut,
+        Self::Replay,
+        Self::EditReplay,
+        Self::Discard,
+        Self::Restore,
+        Self::Purge,
+        Self::JobStart,
+        Self::JobPause,
+        Self::JobResume,
+        Self::JobCancel,
+        Self::JobReplay,
+        Self::PolicyPut,
+        Self::PolicyDelete,
+        Self::AdvisorFix,
+        Self::AlertRuleCreate,
+        Self::AlertRuleDelete,
+        Self::AlertRuleTest,
+        Self::WatchChange,
+        Self::Annotate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignIn => "sign_in",
+            Self::SignInFailed => "sign_in_failed",
+            Self::SignOut => "sign_out",
+            Self::Replay => "replay",
+            Self::EditReplay => "edit_replay",
+            Self::Discard => "discard",
+            Self::Restore => "restore",
+            Self::Purge => "purge",
+            Self::JobStart => "job_start",
+            Self::JobPause => "job_pause",
+            Self::JobResume => "job_resume",
+            Self::JobCancel => "job_cancel",
+            Self::JobReplay => "job_replay",
+            Self::PolicyPut => "policy_put",
+            Self::PolicyDelete => "policy_delete",
+            Self::AdvisorFix => "advisor_fix",
+            Self::AlertRuleCreate => "alert_rule_create",
+            Self::AlertRuleDelete => "alert_rule_delete",
+            Self::AlertRuleTest => "alert_rule_test",
+            Self::WatchChange => "watch_change",
+            Self::Annotate => "annotate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// How an audited attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditResult {
+    Ok,
+    Failed,
+    /// Refused by authorisation (403).
+    Refused,
+}
+
+impl AuditResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Ok, Self::Failed, Self::Refused]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    pub user: String,
+    pub source: Option<String>,
+    pub action: AuditAction,
+    pub vhost: Option<String>,
+    pub object: Option<String>,
+    pub exchange: Option<String>,
+    pub routing_key: Option<String>,
+    pub result: AuditResult,
+    pub detail: Option<String>,
+}
+
+/// `GET /api/v1/audit?user=&action=&from=&to=&limit=&cursor=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
