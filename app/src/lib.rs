@@ -14,9 +14,10 @@ use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::{path, SsrMode};
 
+use components::UserMenu;
 use pages::{
-    AdvisorPage, AlertsPage, GroupsPage, JobPage, JobsPage, MessagePage, MessagesPage, OverviewPage,
-    PoliciesPage, QueuePage, QueuesPage, ServicePage,
+    AdvisorPage, AlertsPage, AuditPage, GroupsPage, JobPage, JobsPage, MessagePage, MessagesPage,
+    OverviewPage, PoliciesPage, QueuePage, QueuesPage, ServicePage,
 };
 
 /// Inline, so the icon needs no route of its own.
@@ -44,6 +45,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    components::provide_me();
     // Set once the wasm has taken over the page; browser tests wait for it.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
@@ -64,7 +66,9 @@ pub fn App() -> impl IntoView {
                         <A href="/policies">"Policies"</A>
                         <A href="/advisor">"Advisor"</A>
                         <A href="/alerts">"Alerts"</A>
+                        <A href="/audit">"Audit"</A>
                     </nav>
+                    <UserMenu/>
                 </header>
                 <main class="content">
                     <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
@@ -80,6 +84,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/policies") view=PoliciesPage/>
                         <Route path=path!("/advisor") view=AdvisorPage ssr=SsrMode::Async/>
                         <Route path=path!("/alerts") view=AlertsPage/>
+                        <Route path=path!("/audit") view=AuditPage/>
                     </Routes>
                 </main>
             </div>

@@ -8,6 +8,7 @@ mod live;
 mod progress;
 mod sparkline;
 mod status_badge;
+mod user_menu;
 mod vhost_name;
 
 pub use annotations::AnnotationsPanel;
@@ -20,4 +21,5 @@ pub use live::use_ticker;
 pub use progress::{percent, ProgressBar};
 pub use sparkline::Sparkline;
 pub use status_badge::StatusBadge;
+pub use user_menu::{can_edit_alerts, can_edit_policies, can_write, provide_me, UserMenu};
 pub use vhost_name::VhostName;

@@ -8,7 +8,7 @@ use crate::api::{
     create_alert_rule, delete_alert_rule, error_text, list_alert_deliveries, list_alert_rules,
     test_alert_rule,
 };
-use crate::components::{ErrorBox, ListView};
+use crate::components::{can_edit_alerts, ErrorBox, ListView};
 use crate::format::{ms_time, non_empty};
 use crate::model::{AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, QueueMetric, Severity};
 
@@ -92,6 +92,7 @@ fn condition_from(form: &RuleForm) -> Result<AlertCondition, String> {
 
 #[component]
 pub fn AlertsPage() -> impl IntoView {
+    let can_edit = can_edit_alerts();
     let changed = RwSignal::new(0u32);
     let rules = Resource::new(move || changed.get(), |_| list_alert_rules());
     let deliveries = Resource::new(move || changed.get(), |_| list_alert_deliveries());
@@ -163,7 +164,11 @@ pub fn AlertsPage() -> impl IntoView {
             </table>
         }}/>
         <h2>"New rule"</h2>
+        <Show when=move || !can_edit.get()>
+            <p class="note" data-needs-tag="management">"Alert rules need the broker tag management or above."</p>
+        </Show>
         <form class="policy-form" on:submit=submit>
+            <fieldset class="plain" prop:disabled=move || !can_edit.get()>
             <label>"Name " <input type="text" bind:value=name required/></label>
             <label>"When "
                 <select prop:value=move || kind.get() on:change=move |ev| kind.set(event_target_value(&ev))>
@@ -184,6 +189,7 @@ pub fn AlertsPage() -> impl IntoView {
             <label>"Threshold " <input type="text" bind:value=threshold/></label>
             <label>"Webhook URL " <input type="url" bind:value=url required placeholder="https://hooks.example.com/redrive"/></label>
             <button class="btn btn-primary" type="submit">"Add rule"</button>
+            </fieldset>
         </form>
         {move || form_error.get().map(|e| view! { <ErrorBox message=e/> })}
         {move || create.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}

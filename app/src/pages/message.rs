@@ -5,7 +5,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
-use crate::components::{AnnotationsPanel, BodyView, ErrorBox, StatusBadge};
+use crate::components::{can_write, AnnotationsPanel, BodyView, ErrorBox, StatusBadge};
 use crate::format::{exchange_label, non_empty, short_time, typed_value};
 use crate::model::{AnnotationTarget, HistoryEntry, MessageDetail, MessageEdit, MessageStatus, ReplayTarget};
 
@@ -73,6 +73,7 @@ fn MessageView(
     let id = s.id;
     let status = s.status;
     let confirming = RwSignal::new(false);
+    let can_write = can_write();
     let target_exchange = RwSignal::new(String::new());
     let target_key = RwSignal::new(String::new());
     let original = format!(
@@ -104,7 +105,7 @@ fn MessageView(
         <div class="page-head">
             <h1>{format!("Message #{id} ")}<StatusBadge status/></h1>
             <div class="actions">
-                <Show when=move || status == MessageStatus::Failed>
+                <Show when=move || status == MessageStatus::Failed && can_write.get()>
                     <button class="btn btn-primary" data-action="replay" disabled=pending on:click=replay_to>
                         "Replay"
                     </button>
@@ -120,7 +121,7 @@ fn MessageView(
                         <button class="btn btn-ghost" on:click=move |_| confirming.set(false)>"Cancel"</button>
                     </Show>
                 </Show>
-                <Show when=move || status == MessageStatus::Discarded>
+                <Show when=move || status == MessageStatus::Discarded && can_write.get()>
                     <button class="btn" data-action="restore" disabled=pending
                         on:click=move |_| { restore.dispatch(RestoreMessage { id }); }>"Restore"</button>
                 </Show>

@@ -1,5 +1,6 @@
 mod advisor;
 mod alerts;
+mod audit;
 mod bulk;
 mod groups;
 mod jobs;
@@ -14,6 +15,7 @@ mod service;
 
 pub use advisor::AdvisorPage;
 pub use alerts::AlertsPage;
+pub use audit::AuditPage;
 pub use groups::GroupsPage;
 pub use jobs::{JobPage, JobsPage};
 pub use message::MessagePage;

@@ -8,7 +8,7 @@ use leptos_meta::Title;
 use crate::api::{
     delete_policy, error_text, get_overview, list_policies, list_vhosts, preview_policy, save_policy,
 };
-use crate::components::{ErrorBox, ListView};
+use crate::components::{can_edit_policies, ErrorBox, ListView};
 use crate::format::non_empty;
 use crate::model::{BrokerVersion, Policy, PolicyPreview, PolicyRequest};
 
@@ -173,6 +173,7 @@ impl Form {
 #[component]
 pub fn PoliciesPage() -> impl IntoView {
     let form = Form::new();
+    let can_edit = can_edit_policies();
     let saved = RwSignal::new(0u32);
     let policies = Resource::new(move || saved.get(), |_| list_policies());
     let vhosts = Resource::new(|| (), |_| list_vhosts());
@@ -245,8 +246,8 @@ pub fn PoliciesPage() -> impl IntoView {
                                 <td class="num">{p.priority}</td>
                                 <td class="mono">{p.definition.to_string()}</td>
                                 <td class="nowrap">
-                                    <button class="btn btn-ghost" on:click=move |_| form.load(&edit)>"Edit"</button>
-                                    <button class="btn btn-danger" on:click=move |_| { remove.dispatch(key.clone()); }>"Delete"</button>
+                                    <button class="btn btn-ghost" disabled=move || !can_edit.get() on:click=move |_| form.load(&edit)>"Edit"</button>
+                                    <button class="btn btn-danger" disabled=move || !can_edit.get() on:click=move |_| { remove.dispatch(key.clone()); }>"Delete"</button>
                                 </td>
                             </tr>
                         }
@@ -257,6 +258,9 @@ pub fn PoliciesPage() -> impl IntoView {
         {move || remove.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
 
         <h2>"Set a policy"</h2>
+        <Show when=move || !can_edit.get()>
+            <p class="note" data-needs-tag="policymaker">"Changing policies needs the broker tag policymaker or administrator."</p>
+        </Show>
         <Transition fallback=|| ()>
             {move || {
                 let v = version();
@@ -272,6 +276,7 @@ pub fn PoliciesPage() -> impl IntoView {
             </div>
         </Transition>
         <form class="policy-form" on:submit=submit>
+            <fieldset class="plain" prop:disabled=move || !can_edit.get()>
             <label>"Vhost "
                 <select name="vhost" prop:value=move || form.vhost.get() on:change=move |ev| form.vhost.set(event_target_value(&ev))>
                     <Transition fallback=|| ()>
@@ -298,6 +303,7 @@ pub fn PoliciesPage() -> impl IntoView {
             <label>"Priority " <input type="number" name="priority" bind:value=form.priority/></label>
             <label class="stack">"Definition (JSON)" <textarea name="definition" rows="4" class="mono" bind:value=form.definition></textarea></label>
             <button class="btn btn-primary" type="submit" disabled=move || save.pending().get()>"Save policy"</button>
+            </fieldset>
         </form>
         {move || form_error.get().map(|e| view! { <ErrorBox message=e/> })}
         {move || save.value().get().map(|res| match res {
