@@ -72,6 +72,33 @@ impl Browser {
         }
     }
 
+    /// Signs in through the form, as guest, and waits to land on `next`.
+    async fn sign_in(&self, base: &str, next: &str) -> Result<(), fantoccini::error::CmdError> {
+        let c = &self.client;
+        c.goto(&format!("{base}{next}")).await?;
+        // Not signed in: every page sends the browser to the sign-in form.
+        let wait = || c.wait().at_most(Duration::from_secs(20));
+        wait().for_element(Locator::Css("form[action='/login']")).await?;
+        assert!(c.current_url().await?.path() == "/login");
+        c.find(Locator::Css("input[name=user]"))
+            .await?
+            .send_keys("guest")
+            .await?;
+        c.find(Locator::Css("input[name=password]"))
+            .await?
+            .send_keys("guest")
+            .await?;
+        c.find(Locator::Css("form[action='/login'] button"))
+            .await?
+            .click()
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
+            .await?;
+        assert_eq!(c.current_url().await?.path(), next.split('?').next().unwrap());
+        Ok(())
+    }
+
     /// Closes the browser; on failure prints the page first, then panics.
     async fn finish(mut self, result: Result<(), fantoccini::error::CmdError>) {
         if result.is_err() {
@@ -114,7 +141,7 @@ async fn replay_button_replays_after_hydration() {
     let c = &browser.client;
 
     let result = async {
-        c.goto(&format!("{}/messages/{id}", app.base)).await?;
+        browser.sign_in(&app.base, &format!("/messages/{id}")).await?;
         let wait = || c.wait().at_most(Duration::from_secs(20));
         wait()
             .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
@@ -141,7 +168,7 @@ async fn replay_button_replays_after_hydration() {
 
     let (_, d) = app.get(&format!("/api/v1/messages/{id}")).await;
     assert_eq!(d["status"], "replayed");
-    assert_eq!(d["history"][0]["actor"], "ui");
+    assert_eq!(d["history"][0]["actor"], "guest");
     assert_eq!(vh.depth("shop.orders").await, 1);
     app.stop().await;
 }
@@ -172,7 +199,7 @@ async fn groups_to_bulk_replay_job_reaches_one_hundred_percent() {
     let c = &browser.client;
     let result = async {
         let wait = || c.wait().at_most(Duration::from_secs(30));
-        c.goto(&format!("{}/groups", app.base)).await?;
+        browser.sign_in(&app.base, "/groups").await?;
         wait()
             .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
             .await?;
@@ -213,7 +240,7 @@ async fn groups_to_bulk_replay_job_reaches_one_hundred_percent() {
 
     let (_, jobs) = app.get("/api/v1/jobs").await;
     assert_eq!(jobs[0]["done"], 30, "{jobs}");
-    assert_eq!(jobs[0]["actor"], "ui");
+    assert_eq!(jobs[0]["actor"], "guest");
     assert_eq!(vh.depth("stock.updates").await, 30);
     app.stop().await;
 }
@@ -237,7 +264,7 @@ async fn keyboard_moves_selects_and_asks_for_a_dry_run() {
     let c = &browser.client;
     let result = async {
         let wait = || c.wait().at_most(Duration::from_secs(20));
-        c.goto(&format!("{}/?queue=keys.dlq", app.base)).await?;
+        browser.sign_in(&app.base, "/?queue=keys.dlq").await?;
         wait()
             .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
             .await?;
@@ -293,7 +320,7 @@ async fn lazy_policy_set_from_the_ui_applies_to_the_matched_queue() {
     let browser = Browser::start().await;
     let c = &browser.client;
     let result = async {
-        c.goto(&format!("{}/policies", app.base)).await?;
+        browser.sign_in(&app.base, "/policies").await?;
         let wait = || c.wait().at_most(Duration::from_secs(20));
         wait()
             .for_element(Locator::Css(r#"[data-hydrated="true"]"#))

@@ -219,7 +219,7 @@ async fn notes_and_tags_on_messages_and_groups_are_filterable() {
         .await;
     assert_eq!(a["tags"].as_array().unwrap().len(), 1, "a tag is set once");
     assert_eq!(a["notes"][0]["text"], "owner: pricing team");
-    assert_eq!(a["notes"][0]["actor"], "api");
+    assert_eq!(a["notes"][0]["actor"], "guest");
     let (_, group_a) = app
         .post(
             &format!("/api/v1/groups/{timeout_group}/tags"),

@@ -95,7 +95,7 @@ async fn bulk_replay_job_pauses_resumes_survives_a_restart_and_delivers_exactly_
     assert_eq!(status, 201, "{created}");
     let id = created["id"].clone();
     assert_eq!(created["total"], TOTAL);
-    assert_eq!(created["actor"], "api");
+    assert_eq!(created["actor"], "guest");
 
     wait_for_job(&app, &id, |j| j["done"].as_u64().unwrap() >= 300).await;
     let (status, paused) = app.post(&format!("/api/v1/jobs/{id}/pause"), None).await;
@@ -229,6 +229,6 @@ async fn job_requests_are_validated_and_discard_jobs_work() {
     let (_, d) = app.get(&format!("/api/v1/messages/{}", ids[0])).await;
     let last = d["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["action"], "discard");
-    assert_eq!(last["actor"], format!("api (job {})", created["id"]));
+    assert_eq!(last["actor"], format!("guest (job {})", created["id"]));
     app.stop().await;
 }

@@ -50,7 +50,7 @@ async fn replay_delivers_an_identical_copy_to_the_original_route() {
     let last = d["history"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["action"], "replay");
     assert_eq!(last["result"], "ok");
-    assert_eq!(last["actor"], "api");
+    assert_eq!(last["actor"], "guest");
     assert_eq!(last["target"], "billing.x / invoice.created");
 
     let copy = vh.next_delivery("billing.invoices").await;

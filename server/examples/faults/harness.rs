@@ -494,6 +494,7 @@ impl Redrive {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
+            .basic_auth("guest", Some("guest"))
             .json(&body)
             .send()
             .await?;
@@ -509,6 +510,7 @@ impl Redrive {
         Ok(self
             .http
             .get(format!("{}{path}", self.base))
+            .basic_auth("guest", Some("guest"))
             .send()
             .await?
             .json()

@@ -305,6 +305,48 @@ pub fn config(vhost: &TestVhost, db: &TestDb, extra: &[&str]) -> Config {
     Config::try_parse_from(args).unwrap()
 }
 
+/// A client that sends Basic credentials on every request, as API users do.
+pub fn client_as(user: &str, password: &str) -> reqwest::Client {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Requests to a running Redrive as one user; answers as status and JSON.
+pub struct TestClient {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestClient {
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+}
+
 /// Redrive running in this process.
 pub struct TestApp {
     pub base: String,
@@ -319,8 +361,22 @@ impl TestApp {
             .expect("redrive starts");
         Self {
             base: format!("http://{}", running.addr),
-            http: reqwest::Client::new(),
+            http: client_as("guest", "guest"),
             running: Some(running),
+        }
+    }
+
+    /// The same Redrive, asked as another broker user (or nobody: `None`).
+    pub fn as_user(&self, credentials: Option<(&str, &str)>) -> TestClient {
+        TestClient {
+            base: self.base.clone(),
+            http: match credentials {
+                Some((user, password)) => client_as(user, password),
+                None => reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap(),
+            },
         }
     }
 

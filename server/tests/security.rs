@@ -1,0 +1,559 @@
+//! Sign-in with the broker's users, authorisation that mirrors the broker's
+//! permissions, the audit log, and the hardened web surface. Every user here
+//! is a real broker user, created for the test and deleted after.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, ExchangeKind};
+use reqwest::header;
+use serde_json::{json, Value};
+
+/// A broker user of the test's own, deleted on drop.
+struct BrokerUser {
+    name: String,
+    password: String,
+}
+
+impl BrokerUser {
+    async fn create(tags: &str, perms: &[(&str, &str, &str, &str)]) -> Self {
+        let name = random_name("redrive-user");
+        let password = random_name("pw");
+        let http = reqwest::Client::new();
+        let r = http
+            .put(format!("{MGMT}/api/users/{}", enc(&name)))
+            .basic_auth("guest", Some("guest"))
+            .json(&json!({"password": password, "tags": tags}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "create user: {}", r.status());
+        for (vhost, configure, write, read) in perms {
+            let r = http
+                .put(format!("{MGMT}/api/permissions/{}/{}", enc(vhost), enc(&name)))
+                .basic_auth("guest", Some("guest"))
+                .json(&json!({"configure": configure, "write": write, "read": read}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "permissions: {}", r.status());
+        }
+        Self { name, password }
+    }
+
+    fn creds(&self) -> Option<(&str, &str)> {
+        Some((&self.name, &self.password))
+    }
+
+    async fn revoke(&self, vhost: &str) {
+        reqwest::Client::new()
+            .delete(format!(
+                "{MGMT}/api/permissions/{}/{}",
+                enc(vhost),
+                enc(&self.name)
+            ))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for BrokerUser {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let _ = reqwest::Client::new()
+                    .delete(format!("{MGMT}/api/users/{}", enc(&name)))
+                    .basic_auth("guest", Some("guest"))
+                    .send()
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A Spring failure whose original exchange is `exchange`.
+async fn failure(vh: &mut TestVhost, exchange: &str, body: &[u8]) {
+    let props = BasicProperties::default().with_headers(headers(&[
+        ("x-exception-message", s("boom")),
+        ("x-original-exchange", s(exchange)),
+        ("x-original-routingKey", s("k")),
+    ]));
+    vh.publish("", "sec.dlq", body, props).await;
+}
+
+/// A vhost with `sec.dlq` captured and two exchanges to replay to.
+async fn setup(extra: &[&str]) -> (TestVhost, TestDb, TestApp) {
+    let (mut vh, db, app) = with_queues(&["sec.dlq", "allowed.q", "denied.q"], extra).await;
+    for (x, q) in [("allowed.x", "allowed.q"), ("denied.x", "denied.q")] {
+        vh.declare_exchange(x, ExchangeKind::Direct).await;
+        vh.bind(q, x, "k").await;
+    }
+    (vh, db, app)
+}
+
+#[tokio::test]
+async fn everything_needs_a_user_except_probes_and_the_sign_in_page() {
+    let (mut vh, _db, app) = setup(&[]).await;
+    failure(&mut vh, "allowed.x", b"{}").await;
+    let id = app.wait_for_messages("sec.dlq", 1).await[0]["id"].clone();
+    let nobody = app.as_user(None);
+    let r = nobody
+        .http
+        .get(format!("{}/api/v1/messages", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    let r = nobody
+        .http
+        .get(format!("{}/queues?x=1", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "pages send the browser to the sign-in form");
+    assert_eq!(r.headers()[header::LOCATION], "/login?next=%2Fqueues%3Fx%3D1");
+    let r = nobody
+        .http
+        .post(format!("{}/rpc/list_jobs", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers().get(header::WWW_AUTHENTICATE).is_none(),
+        "no browser prompt for the UI"
+    );
+    assert_eq!(
+        nobody
+            .post(&format!("/api/v1/messages/{id}/replay"), None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(nobody.get("/healthz").await.0, 200);
+    assert_ne!(nobody.get("/readyz").await.0, 401);
+    let r = nobody
+        .http
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let wrong = app.as_user(Some(("guest", "not-the-password")));
+    assert_eq!(wrong.get("/api/v1/messages").await.0, 401);
+    // Nothing changed for all that.
+    assert_eq!(
+        app.get(&format!("/api/v1/messages/{id}")).await.1["status"],
+        "failed"
+    );
+    app.stop().await;
+}
+
+/// Signs in through the form; returns the session cookie's `name=value`.
+async fn sign_in(app: &TestApp, user: &str, password: &str) -> (u16, Option<String>, Option<String>) {
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", app.base))
+        .header(header::ORIGIN, &app.base)
+        .form(&[("user", user), ("password", password), ("next", "/groups")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = r
+        .headers()
+        .get(header::SET_COOKIE)
+        .map(|c| c.to_str().unwrap().to_owned());
+    let location = r
+        .headers()
+        .get(header::LOCATION)
+        .map(|c| c.to_str().unwrap().to_owned());
+    (r.status().as_u16(), cookie, location)
+}
+
+fn with_cookie(cookie: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(header::COOKIE, cookie.split(';').next().unwrap().parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(h)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_session_starts_at_sign_in_and_ends_at_sign_out() {
+    let (_vh, db, app) = setup(&[]).await;
+    let (status, cookie, location) = sign_in(&app, "guest", "guest").await;
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some("/groups"));
+    let cookie = cookie.expect("a session cookie");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: no Secure flag");
+    let session = with_cookie(&cookie);
+    let me: Value = session
+        .get(format!("{}/api/v1/me", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"], "guest");
+    assert!(
+        me["tags"].as_array().unwrap().contains(&json!("administrator")),
+        "{me}"
+    );
+    // The database holds a hash of the token, never the token.
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let mut conn = db.raw_connection().await;
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM sessions")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], token.as_bytes());
+    // Sign-out revokes it on the server: the same cookie no longer works.
+    let out = session
+        .post(format!("{}/logout", app.base))
+        .header(header::ORIGIN, &app.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let after = session
+        .get(format!("{}/api/v1/me", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+    // A wrong password starts nothing.
+    let (status, cookie, _) = sign_in(&app, "guest", "wrong").await;
+    assert_eq!((status, cookie), (401, None));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_slowed_down_and_audited() {
+    let (_vh, _db, app) = setup(&[]).await;
+    let user = BrokerUser::create("management", &[]).await;
+    let wrong = app.as_user(Some((&user.name, "wrong")));
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(wrong.get("/api/v1/me").await.0);
+    }
+    assert_eq!(&statuses[..3], [401, 401, 401], "{statuses:?}");
+    assert!(statuses[3..].contains(&429), "then slowed down: {statuses:?}");
+    // Even the right password waits its turn while the user is locked.
+    assert_eq!(app.as_user(user.creds()).get("/api/v1/me").await.0, 429);
+    // The address is locked too (for everyone on it), but only for a moment.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let path = format!("/api/v1/audit?action=sign_in_failed&user={}", enc(&user.name));
+    let (status, page) = app.get(&path).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page["items"].as_array().unwrap().len() >= 3, "{page}");
+    assert_eq!(page["items"][0]["result"], "refused");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn permissions_mirror_the_broker() {
+    let (mut vh, _db, app) = setup(&["--auth-cache=1"]).await;
+    failure(&mut vh, "allowed.x", b"{\"n\":1}").await;
+    failure(&mut vh, "denied.x", b"{\"n\":2}").await;
+    let items = app.wait_for_messages("sec.dlq", 2).await;
+    let id_of = |n: u8| {
+        items
+            .iter()
+            .find(|m| m["exchange"] == if n == 1 { "allowed.x" } else { "denied.x" })
+            .unwrap()["id"]
+            .clone()
+    };
+    let (allowed, denied) = (id_of(1), id_of(2));
+    let vhost = vh.name.clone();
+    let outsider = BrokerUser::create("management", &[]).await;
+    let monitor = BrokerUser::create("monitoring", &[(&vhost, ".*", ".*", ".*")]).await;
+    let writer = BrokerUser::create("management", &[(&vhost, "", "^allowed\\.|^sec\\.", ".*")]).await;
+
+    // A vhost without permissions does not exist for the user.
+    let o = app.as_user(outsider.creds());
+    let (status, page) = o.get("/api/v1/messages").await;
+    assert_eq!((status, page["items"].as_array().unwrap().len()), (200, 0));
+    assert_eq!(o.get(&format!("/api/v1/messages/{allowed}")).await.0, 404);
+    assert_eq!(
+        o.post(&format!("/api/v1/messages/{allowed}/replay"), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(o.get(&format!("/api/v1/messages/{allowed}/body")).await.0, 404);
+    let (_, queues) = o.get("/api/v1/queues").await;
+    assert!(!queues.to_string().contains(&vhost), "{queues}");
+    assert_eq!(
+        o.get(&format!("/api/v1/messages?vhost={}", enc(&vhost))).await.0,
+        404
+    );
+
+    // monitoring alone reads and changes nothing.
+    let m = app.as_user(monitor.creds());
+    assert_eq!(m.get(&format!("/api/v1/messages/{allowed}")).await.0, 200);
+    let (status, refused) = m.post(&format!("/api/v1/messages/{allowed}/replay"), None).await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("monitoring"),
+        "{refused}"
+    );
+    assert_eq!(
+        m.post(&format!("/api/v1/messages/{allowed}/discard"), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(m.get("/api/v1/me").await.1["read_only"], true);
+
+    // Write follows the broker's write regex on the target exchange.
+    let w = app.as_user(writer.creds());
+    let (status, done) = w.post(&format!("/api/v1/messages/{allowed}/replay"), None).await;
+    assert_eq!((status, &done["status"]), (200, &json!("replayed")), "{done}");
+    assert_eq!(done["history"][0]["actor"], writer.name.as_str());
+    let (status, refused) = w.post(&format!("/api/v1/messages/{denied}/replay"), None).await;
+    assert_eq!(status, 403, "{refused}");
+    let why = refused["error"].as_str().unwrap();
+    assert!(why.contains("write") && why.contains("denied.x"), "{why}");
+    // … also when the target is given explicitly, the default exchange included.
+    let to_default = json!({"exchange": "", "routing_key": "denied.q"});
+    assert_eq!(
+        w.post(&format!("/api/v1/messages/{denied}/replay"), Some(to_default))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(vh.depth("denied.q").await, 0, "nothing published for a refusal");
+    // A bulk job checks every destination before it starts.
+    let job = json!({"action": "replay", "filter": {"queue": "sec.dlq"}});
+    assert_eq!(w.post("/api/v1/jobs", Some(job)).await.0, 403);
+    // Policies need policymaker; discard needs write on the source queue.
+    let policy = json!({"pattern": "^x$", "definition": {"max-length": 1}});
+    let path = format!("/api/v1/policies/{}/p", enc(&vhost));
+    assert_eq!(w.send(reqwest::Method::PUT, &path, Some(policy)).await.0, 403);
+    assert_eq!(
+        w.post(&format!("/api/v1/messages/{denied}/discard"), None)
+            .await
+            .0,
+        200
+    );
+
+    // The audit log names the real user, records refusals, and is private.
+    let (_, own) = w.get("/api/v1/audit").await;
+    let actions: Vec<(&str, &str)> = own["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["result"].as_str().unwrap()))
+        .collect();
+    assert!(actions.contains(&("replay", "ok")), "{actions:?}");
+    assert!(actions.contains(&("replay", "refused")), "{actions:?}");
+    assert!(actions.contains(&("policy_put", "refused")), "{actions:?}");
+    assert!(own["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["user"] == writer.name.as_str()));
+    assert_eq!(w.get("/api/v1/audit?user=guest").await.0, 403);
+
+    // Revoked on the broker: gone within the cache time (1 s here).
+    writer.revoke(&vhost).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(w.get(&format!("/api/v1/messages/{allowed}")).await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn read_only_mode_refuses_every_change() {
+    let (mut vh, _db, app) = setup(&["--read-only=true"]).await;
+    failure(&mut vh, "allowed.x", b"{}").await;
+    let id = app.wait_for_messages("sec.dlq", 1).await[0]["id"].clone();
+    let (status, body) = app.post(&format!("/api/v1/messages/{id}/replay"), None).await;
+    assert_eq!(status, 403);
+    assert!(
+        body["error"].as_str().unwrap().contains("REDRIVE_READ_ONLY"),
+        "{body}"
+    );
+    assert_eq!(
+        app.post(&format!("/api/v1/messages/{id}/discard"), None).await.0,
+        403
+    );
+    assert_eq!(app.get("/api/v1/me").await.1["read_only"], true);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cross_origin_changes_and_foreign_hosts_are_refused() {
+    let (mut vh, _db, app) = setup(&[]).await;
+    failure(&mut vh, "allowed.x", b"{}").await;
+    let id = app.wait_for_messages("sec.dlq", 1).await[0]["id"].clone();
+    let replay = |origin: Option<&str>, referer: Option<&str>| {
+        let mut req = app
+            .http
+            .post(format!("{}/api/v1/messages/{id}/discard", app.base));
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        if let Some(r) = referer {
+            req = req.header(header::REFERER, r);
+        }
+        req.send()
+    };
+    assert_eq!(
+        replay(Some("https://evil.example"), None).await.unwrap().status(),
+        403
+    );
+    assert_eq!(replay(Some("null"), None).await.unwrap().status(), 403);
+    assert_eq!(
+        replay(None, Some("https://evil.example/page"))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/messages/{id}")).await.1["status"],
+        "failed"
+    );
+    // A rebound DNS name reaches the port but not Redrive.
+    let r = app
+        .http
+        .get(format!("{}/api/v1/messages", app.base))
+        .header(header::HOST, "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 421);
+    let r = replay(Some(&app.base), None).await.unwrap();
+    assert_eq!(r.status(), 200, "same origin is fine");
+    app.stop().await;
+}
+
+const XSS: &str = "<img src=x onerror=\"document.body.dataset.pwned=1\">";
+
+#[tokio::test]
+async fn publisher_controlled_text_is_inert_and_bodies_download() {
+    let (mut vh, _db, app) = setup(&[]).await;
+    let queue = format!("{XSS}.dlq");
+    vh.declare_queue(&queue, FieldTable::default()).await;
+    let props = BasicProperties::default()
+        .with_content_type("text/html".into())
+        .with_headers(headers(&[
+            ("x-exception-message", s(XSS)),
+            (
+                "x-exception-stacktrace",
+                s(&format!("java.lang.Exception: {XSS}\n\tat x.y(Z.java:1)")),
+            ),
+            ("x-original-exchange", s(XSS)),
+            ("x-original-routingKey", s(XSS)),
+            (XSS, s(XSS)),
+        ]));
+    vh.publish("", &queue, XSS.as_bytes(), props).await;
+    let id = app.wait_for_messages(&queue, 1).await[0]["id"].clone();
+    for path in [
+        format!("/messages/{id}"),
+        format!("/?queue={}", enc(&queue)),
+        "/groups".to_owned(),
+        "/queues".to_owned(),
+    ] {
+        let r = app.http.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("'nonce-"),
+            "{csp}"
+        );
+        assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(r.headers()[header::REFERRER_POLICY], "same-origin");
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .unwrap()
+            .split('\'')
+            .next()
+            .unwrap()
+            .to_owned();
+        let html = r.text().await.unwrap();
+        assert!(
+            !html.contains("<img src=x"),
+            "{path} renders publisher text as markup"
+        );
+        // Every script on the page carries this response's nonce.
+        for script in html.split("<script").skip(1) {
+            assert!(
+                script.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: <script{}",
+                &script[..80.min(script.len())]
+            );
+        }
+    }
+    let r = app
+        .http
+        .get(format!("{}/api/v1/messages/{id}/body", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(r.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .contains("sandbox"));
+    assert_eq!(
+        r.bytes().await.unwrap().as_ref(),
+        XSS.as_bytes(),
+        "the body itself is exact"
+    );
+    app.stop().await;
+}
+
+#[test]
+fn help_shows_variable_names_never_their_values() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_redrive"))
+        .arg("--help")
+        .env("REDRIVE_MANAGEMENT_PASSWORD", "pw-from-the-environment")
+        .env("REDRIVE_AMQP_URL", "amqp://svc:amqp-secret@broker:5672/%2f")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("REDRIVE_MANAGEMENT_PASSWORD"), "{help}");
+    assert!(
+        !help.contains("pw-from-the-environment") && !help.contains("amqp-secret"),
+        "{help}"
+    );
+}
