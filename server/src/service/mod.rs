@@ -223,8 +223,13 @@ impl Redrive {
         Ok(self.store.annotations(&target).await?)
     }
 
+    /// Alert rules, their webhook URLs masked (see [`crate::config::mask_webhook`]).
     pub async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError> {
-        Ok(self.store.alert_rules().await?)
+        let mut rules = self.store.alert_rules().await?;
+        for r in &mut rules {
+            r.webhook_url = crate::config::mask_webhook(&r.webhook_url);
+        }
+        Ok(rules)
     }
 
     pub async fn audit_page(&self, filter: &crate::store::AuditFilter) -> Result<AuditPage, ApiError> {

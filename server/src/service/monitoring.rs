@@ -279,10 +279,13 @@ impl Redrive {
     }
 
     async fn alert_rule(&self, id: i64) -> Result<AlertRule, ApiError> {
-        self.store
+        let mut rule = self
+            .store
             .alert_rule(id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("alert rule {id} not found")))
+            .ok_or_else(|| ApiError::NotFound(format!("alert rule {id} not found")))?;
+        rule.webhook_url = crate::config::mask_webhook(&rule.webhook_url);
+        Ok(rule)
     }
 
     pub(super) async fn remove_alert_rule(&self, id: i64) -> Result<(), ApiError> {

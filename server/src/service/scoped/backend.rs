@@ -1,0 +1,342 @@
+//! The [`Backend`] the UI and the REST API call, for one user: each method
+//! checks what the broker would let the user do, then delegates to
+//! [`Redrive`] and audits what was attempted.
+
+use app::backend::Backend;
+use app::model::{
+    AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
+    Annotations, ApiError, AuditAction, AuditPage, AuditQuery, GroupQuery, GroupSummary, Job, JobCommand,
+    JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery, Overview, Policy,
+    PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory, VhostAccess,
+    WatchSwitch,
+};
+
+use super::{forbidden, Target, UserBackend};
+use crate::auth::principal::{Access, Denied};
+use crate::auth::Principal;
+
+#[async_trait::async_trait]
+impl Backend for UserBackend {
+    async fn me(&self) -> Result<Me, ApiError> {
+        let p = self.who();
+        Ok(Me {
+            user: p.user.clone(),
+            tags: p.tags.iter().map(|t| t.as_str().to_owned()).collect(),
+            vhosts: p
+                .vhosts
+                .iter()
+                .map(|(vhost, perms)| VhostAccess {
+                    vhost: vhost.clone(),
+                    configure: perms.configure.as_str().to_owned(),
+                    write: perms.write.as_str().to_owned(),
+                    read: perms.read.as_str().to_owned(),
+                })
+                .collect(),
+            can_edit_policies: !self.redrive.config.read_only && p.require_policymaker().is_ok(),
+            can_edit_alerts: !self.redrive.config.read_only && p.require_management().is_ok(),
+            can_audit_all: p.is_admin(),
+            read_only: self.writer().is_err(),
+        })
+    }
+
+    async fn list_messages(&self, query: MessageQuery) -> Result<MessagePage, ApiError> {
+        if let Some(v) = query.vhost.as_deref().filter(|v| !v.is_empty()) {
+            self.visible(v, format!("vhost `{v}`"))?;
+        }
+        self.redrive.store.list_within(&query, Some(&self.vhosts())).await
+    }
+
+    async fn message(&self, id: i64) -> Result<MessageDetail, ApiError> {
+        self.locate(id).await?;
+        self.redrive.message(id).await
+    }
+
+    async fn replay(&self, id: i64, target: ReplayTarget) -> Result<MessageDetail, ApiError> {
+        let t = self.check_replay(id, &target).await?;
+        let action = if target.edit.is_some() {
+            AuditAction::EditReplay
+        } else {
+            AuditAction::Replay
+        };
+        let (vhost, exchange) = (
+            t.vhost.as_deref().unwrap_or_default(),
+            t.exchange.as_deref().unwrap_or_default(),
+        );
+        let result = async {
+            self.permit(|p| p.require(vhost, Access::Write, "exchange", exchange))?;
+            self.redrive.replay(id, target, self.user()).await
+        }
+        .await;
+        self.audited(action, t, result).await
+    }
+
+    async fn discard(&self, id: i64) -> Result<MessageDetail, ApiError> {
+        let (vhost, queue) = self.locate(id).await?;
+        let result = async {
+            self.permit(|p| p.require(&vhost, Access::Write, "queue", &queue))?;
+            self.redrive.discard(id, self.user()).await
+        }
+        .await;
+        self.audited(AuditAction::Discard, Target::message(&vhost, id), result)
+            .await
+    }
+
+    async fn restore(&self, id: i64) -> Result<MessageDetail, ApiError> {
+        let (vhost, queue) = self.locate(id).await?;
+        let result = async {
+            self.permit(|p| p.require(&vhost, Access::Write, "queue", &queue))?;
+            self.redrive.restore(id, self.user()).await
+        }
+        .await;
+        self.audited(AuditAction::Restore, Target::message(&vhost, id), result)
+            .await
+    }
+
+    async fn groups(&self, query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
+        if let Some(v) = query.vhost.as_deref().filter(|v| !v.is_empty()) {
+            self.visible(v, format!("vhost `{v}`"))?;
+        }
+        self.redrive
+            .store
+            .groups_within(&query, Some(&self.vhosts()))
+            .await
+    }
+
+    async fn create_job(&self, request: JobRequest) -> Result<JobCreated, ApiError> {
+        let dry_run = request.dry_run;
+        let target = Target {
+            exchange: request.exchange.clone(),
+            routing_key: request.routing_key.clone(),
+            object: Some(format!("{} job", request.action.as_str())),
+            ..Target::default()
+        };
+        let result = match self.check_job(&request).await {
+            Ok(filter) => self.redrive.create_job_over(request, self.user(), filter).await,
+            Err(e) => Err(e),
+        };
+        if dry_run && !matches!(result, Err(ApiError::Forbidden(_))) {
+            return result;
+        }
+        let target = match &result {
+            Ok(JobCreated::Job(job)) => Target {
+                object: Some(format!("job {}", job.id)),
+                ..target
+            },
+            _ => target,
+        };
+        self.audited(AuditAction::JobStart, target, result).await
+    }
+
+    async fn job(&self, id: i64) -> Result<Job, ApiError> {
+        self.visible_job(id).await
+    }
+
+    async fn job_problems(&self, id: i64) -> Result<Vec<JobItem>, ApiError> {
+        self.visible_job(id).await?;
+        self.redrive.job_problems(id).await
+    }
+
+    async fn jobs(&self) -> Result<Vec<Job>, ApiError> {
+        let mut visible = Vec::new();
+        for job in self.redrive.jobs().await? {
+            if self.job_visible(&job).await? {
+                visible.push(job);
+            }
+        }
+        Ok(visible)
+    }
+
+    async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError> {
+        self.visible_job(id).await?;
+        let action = match command {
+            JobCommand::Pause => AuditAction::JobPause,
+            JobCommand::Resume => AuditAction::JobResume,
+            JobCommand::Cancel => AuditAction::JobCancel,
+        };
+        let result = async {
+            self.writer()?;
+            self.redrive.control_job(id, command).await
+        }
+        .await;
+        self.audited(action, Target::object(None, format!("job {id}")), result)
+            .await
+    }
+
+    async fn annotations(&self, target: AnnotationTarget) -> Result<Annotations, ApiError> {
+        self.check_annotation(&target).await?;
+        self.redrive.annotations(target).await
+    }
+
+    async fn annotate(
+        &self,
+        target: AnnotationTarget,
+        change: AnnotationChange,
+    ) -> Result<Annotations, ApiError> {
+        self.check_annotation(&target).await?;
+        let object = Target::object(None, format!("{target:?}"));
+        let result = async {
+            self.writer()?;
+            self.redrive.annotate(target, change, self.user()).await
+        }
+        .await;
+        self.audited(AuditAction::Annotate, object, result).await
+    }
+
+    async fn queues(&self) -> Result<QueuesView, ApiError> {
+        let mut view = self.redrive.queues_view().await?;
+        view.queues.retain(|q| self.who().can_see(&q.vhost));
+        Ok(view)
+    }
+
+    async fn set_watch(&self, vhost: &str, queue: &str, switch: WatchSwitch) -> Result<(), ApiError> {
+        self.visible(vhost, format!("queue `{queue}`"))?;
+        let result = async {
+            self.permit(Principal::require_policymaker)?;
+            self.redrive.switch_watch(vhost, queue, switch, self.user()).await
+        }
+        .await;
+        let target = Target::object(Some(vhost), format!("queue {queue}: {switch:?}"));
+        self.audited(AuditAction::WatchChange, target, result).await
+    }
+
+    async fn overview(&self) -> Result<Overview, ApiError> {
+        let mut o = self.redrive.overview_view().await?;
+        o.deepest.retain(|q| self.who().can_see(&q.vhost));
+        Ok(o)
+    }
+
+    async fn queue_history(&self, vhost: &str, queue: &str, window: &str) -> Result<QueueHistory, ApiError> {
+        self.visible(vhost, format!("queue `{queue}`"))?;
+        self.redrive.queue_history_view(vhost, queue, window).await
+    }
+
+    async fn service_history(&self, service: &str, window: &str) -> Result<ServiceHistory, ApiError> {
+        self.redrive.service_history_view(service, window).await
+    }
+
+    async fn vhosts(&self) -> Result<Vec<String>, ApiError> {
+        let mut all = self.redrive.vhost_list().await?;
+        all.retain(|v| self.who().can_see(v));
+        Ok(all)
+    }
+
+    async fn policies(&self, vhost: Option<String>) -> Result<Vec<Policy>, ApiError> {
+        if let Some(v) = vhost.as_deref().filter(|v| !v.is_empty()) {
+            self.visible(v, format!("vhost `{v}`"))?;
+        }
+        let mut all = self.redrive.policy_list(vhost).await?;
+        all.retain(|p| self.who().can_see(&p.vhost));
+        Ok(all)
+    }
+
+    async fn put_policy(&self, vhost: &str, name: &str, policy: PolicyRequest) -> Result<Policy, ApiError> {
+        self.visible(vhost, format!("vhost `{vhost}`"))?;
+        let result = async {
+            self.permit(Principal::require_policymaker)?;
+            self.redrive.save_policy(vhost, name, policy).await
+        }
+        .await;
+        self.audited(
+            AuditAction::PolicyPut,
+            Target::object(Some(vhost), format!("policy {name}")),
+            result,
+        )
+        .await
+    }
+
+    async fn delete_policy(&self, vhost: &str, name: &str) -> Result<(), ApiError> {
+        self.visible(vhost, format!("vhost `{vhost}`"))?;
+        let result = async {
+            self.permit(Principal::require_policymaker)?;
+            self.redrive.remove_policy(vhost, name).await
+        }
+        .await;
+        let target = Target::object(Some(vhost), format!("policy {name}"));
+        self.audited(AuditAction::PolicyDelete, target, result).await
+    }
+
+    async fn preview_policy(
+        &self,
+        vhost: &str,
+        name: &str,
+        policy: PolicyRequest,
+    ) -> Result<PolicyPreview, ApiError> {
+        self.visible(vhost, format!("vhost `{vhost}`"))?;
+        self.redrive.policy_preview(vhost, name, policy).await
+    }
+
+    async fn advisor(&self) -> Result<AdvisorReport, ApiError> {
+        let mut report = self.redrive.advisor_report().await?;
+        report.findings.retain(|f| self.who().can_see(&f.vhost));
+        Ok(report)
+    }
+
+    async fn apply_fix(&self, finding_id: i64) -> Result<(), ApiError> {
+        let vhost = self
+            .redrive
+            .store
+            .finding_vhost(finding_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("finding {finding_id} not found")))?;
+        self.visible(&vhost, format!("finding {finding_id}"))?;
+        let result = async {
+            self.permit(Principal::require_policymaker)?;
+            self.redrive.apply_finding_fix(finding_id).await
+        }
+        .await;
+        let target = Target::object(Some(&vhost), format!("finding {finding_id}"));
+        self.audited(AuditAction::AdvisorFix, target, result).await
+    }
+
+    async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError> {
+        self.redrive.alert_rules().await
+    }
+
+    async fn create_alert_rule(&self, rule: AlertRuleRequest) -> Result<AlertRule, ApiError> {
+        let result = async {
+            self.permit(Principal::require_management)?;
+            self.redrive.add_alert_rule(rule).await
+        }
+        .await;
+        let object = result
+            .as_ref()
+            .map_or_else(|_| "alert rule".to_owned(), |r| format!("alert rule {}", r.id));
+        self.audited(AuditAction::AlertRuleCreate, Target::object(None, object), result)
+            .await
+    }
+
+    async fn delete_alert_rule(&self, id: i64) -> Result<(), ApiError> {
+        let result = async {
+            self.permit(Principal::require_management)?;
+            self.redrive.remove_alert_rule(id).await
+        }
+        .await;
+        let target = Target::object(None, format!("alert rule {id}"));
+        self.audited(AuditAction::AlertRuleDelete, target, result).await
+    }
+
+    async fn test_alert_rule(&self, id: i64) -> Result<(), ApiError> {
+        let result = async {
+            self.permit(Principal::require_management)?;
+            self.redrive.send_test_alert(id).await
+        }
+        .await;
+        let target = Target::object(None, format!("alert rule {id}"));
+        self.audited(AuditAction::AlertRuleTest, target, result).await
+    }
+
+    async fn alert_deliveries(&self, rule_id: Option<i64>) -> Result<Vec<AlertDelivery>, ApiError> {
+        self.redrive.deliveries(rule_id).await
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<AuditPage, ApiError> {
+        let mut filter = crate::store::AuditFilter::try_from(&query)?;
+        if !self.who().is_admin() {
+            if filter.user.as_deref().is_some_and(|u| u != self.user()) {
+                return Err(forbidden(Denied::Tag("administrator")));
+            }
+            filter.user = Some(self.user().to_owned());
+        }
+        self.redrive.audit_page(&filter).await
+    }
+}
