@@ -324,6 +324,24 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// A webhook URL as shown in API output and logs: scheme, host and port
+/// only. Webhook paths and queries often are the secret (Slack, Teams).
+pub fn mask_webhook(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or_default();
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let hidden = if u.path() != "/" || u.query().is_some() {
+                "/***"
+            } else {
+                "/"
+            };
+            format!("{}://{host}{port}{hidden}", u.scheme())
+        }
+        Err(_) => "***".to_owned(),
+    }
+}
+
 impl Cli {
     /// Parses flags and `REDRIVE_*` variables. `--help` shows each variable's
     /// name and default, never its current value (passwords live there).
@@ -390,6 +408,20 @@ mod tests {
         }
         assert_eq!(redact_url("http://127.0.0.1:15672"), "http://127.0.0.1:15672/");
         assert_eq!(redact_url("amqp://u:x@h/v"), "amqp://u:***@h/v");
+    }
+
+    #[test]
+    fn webhook_urls_show_only_where_they_go() {
+        assert_eq!(
+            mask_webhook("https://hooks.slack.com/services/T0/B0/secret"),
+            "https://hooks.slack.com/***"
+        );
+        assert_eq!(
+            mask_webhook("http://u:p@127.0.0.1:9000/hook?token=x"),
+            "http://127.0.0.1:9000/***"
+        );
+        assert_eq!(mask_webhook("https://example.com"), "https://example.com/");
+        assert_eq!(mask_webhook("::"), "***");
     }
 
     #[test]

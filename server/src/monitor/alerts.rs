@@ -156,7 +156,8 @@ async fn deliver_due(store: &Store, http: &reqwest::Client) -> anyhow::Result<()
         let error = match result {
             Ok(res) if res.status().is_success() => None,
             Ok(res) => Some(format!("webhook answered {}", res.status())),
-            Err(e) => Some(format!("webhook unreachable: {e}")),
+            // Without its URL: the URL can be the secret.
+            Err(e) => Some(format!("webhook unreachable: {}", e.without_url())),
         };
         match error {
             None => store.delivery_succeeded(d.id, now_ms()).await?,
