@@ -6,8 +6,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Failures allowed before attempts are delayed.
+/// Failures allowed for one user before their attempts are delayed.
 const FREE: u32 = 3;
+/// Failures allowed from one address (many users may share it behind a NAT)
+/// before its attempts are delayed.
+const FREE_PER_ADDRESS: u32 = 50;
 /// The longest delay, and how long a quiet key is remembered.
 const CAP: Duration = Duration::from_secs(60);
 const FORGET: Duration = Duration::from_secs(15 * 60);
@@ -24,10 +27,19 @@ struct Failures {
     last: Instant,
 }
 
+impl Key {
+    fn free(&self) -> u32 {
+        match self {
+            Key::User(_) => FREE,
+            Key::Addr(_) => FREE_PER_ADDRESS,
+        }
+    }
+}
+
 impl Failures {
-    /// Locked for 1 s, 2 s, 4 s … (at most `CAP`) after each failure past the free ones.
-    fn locked_until(&self) -> Option<Instant> {
-        let over = self.count.checked_sub(FREE + 1)?;
+    /// Locked for 1 s, 2 s, 4 s … (at most `CAP`) after each failure past the `free` ones.
+    fn locked_until(&self, free: u32) -> Option<Instant> {
+        let over = self.count.checked_sub(free + 1)?;
         let delay = Duration::from_secs(1u64 << over.min(6)).min(CAP);
         Some(self.last + delay)
     }
@@ -45,7 +57,7 @@ impl Throttle {
         let failures = self.failures.lock().expect("throttle lock");
         [Key::User(user.to_owned()), Key::Addr(addr)]
             .iter()
-            .filter_map(|k| failures.get(k)?.locked_until())
+            .filter_map(|k| failures.get(k)?.locked_until(k.free()))
             .filter(|until| *until > now)
             .max()
             .map(|until| until - now)
@@ -90,14 +102,25 @@ mod tests {
         t.failed("alice", addr);
         let second = t.wait("alice", addr).expect("delayed");
         assert!(second > first, "{second:?} > {first:?}");
-        // Another address guessing the same user waits as well…
+        // Another address guessing the same user waits as well, while
+        // other users on this address do not, yet.
         assert!(t.wait("alice", "10.0.0.2".parse().unwrap()).is_some());
-        // …and the same address guessing another user too.
-        assert!(t.wait("bob", addr).is_some());
-        // A success clears the user, not the address.
+        assert!(t.wait("bob", addr).is_none());
+        // A success clears the user.
         t.succeeded("alice");
         assert!(t.wait("alice", "10.0.0.2".parse().unwrap()).is_none());
-        assert!(t.wait("alice", addr).is_some());
+    }
+
+    #[test]
+    fn an_address_guessing_many_users_is_slowed_down_too() {
+        let t = Throttle::default();
+        let addr: IpAddr = "10.0.0.9".parse().unwrap();
+        for n in 0..=FREE_PER_ADDRESS {
+            assert_eq!(t.wait(&format!("user{n}"), addr), None);
+            t.failed(&format!("user{n}"), addr);
+        }
+        assert!(t.wait("somebody-else", addr).is_some());
+        assert!(t.wait("somebody-else", "10.0.0.10".parse().unwrap()).is_none());
     }
 
     #[test]
