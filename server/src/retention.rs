@@ -5,8 +5,10 @@
 
 use tokio_util::sync::CancellationToken;
 
+use app::model::{AuditAction, AuditResult};
+
 use crate::config::Config;
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, NewAudit, Store};
 
 const DAY_MS: f64 = 86_400_000.0;
 
@@ -15,11 +17,22 @@ pub async fn run(store: Store, config: std::sync::Arc<Config>, shutdown: Cancell
         let cutoff = now_ms() - (config.retention_days * DAY_MS) as i64;
         match store.purge_discarded(cutoff).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(
-                purged = n,
-                days = config.retention_days,
-                "purged expired discarded messages"
-            ),
+            Ok(n) => {
+                tracing::info!(
+                    purged = n,
+                    days = config.retention_days,
+                    "purged expired discarded messages"
+                );
+                let detail = format!(
+                    "{n} discarded message(s) older than {} days (REDRIVE_RETENTION_DAYS)",
+                    config.retention_days
+                );
+                let entry =
+                    NewAudit::attempt("redrive", None, AuditAction::Purge, AuditResult::Ok, Some(detail));
+                if let Err(e) = store.append_audit(&entry).await {
+                    tracing::error!(error = %e, "could not audit a purge");
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "purge of discarded messages failed; retrying later"),
         }
         let cutoff = now_ms() - (config.audit_retention_days * DAY_MS) as i64;
