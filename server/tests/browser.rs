@@ -386,3 +386,90 @@ async fn lazy_policy_set_from_the_ui_applies_to_the_matched_queue() {
     assert!(vh.queue_info("billing").await["policy"].is_null());
     app.stop().await;
 }
+
+/// Publisher-controlled text stays text once the page is hydrated: a payload
+/// in the body, every failure header, a header name and the queue name runs
+/// no script, on the message page and in the list; the raw body is a
+/// download, never a page on Redrive's origin.
+#[tokio::test]
+async fn publisher_payloads_never_run_in_the_browser() {
+    const XSS: &str = "<img src=x onerror=\"document.body.dataset.pwned='yes'\">";
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    let queue = format!("{XSS}.dlq");
+    vh.declare_queue(&queue, FieldTable::default()).await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    let props = BasicProperties::default()
+        .with_content_type("text/html".into())
+        .with_headers(headers(&[
+            ("x-exception-message", s(XSS)),
+            (
+                "x-exception-stacktrace",
+                s(&format!("java.lang.Exception: {XSS}\n\tat a.b(C.java:1)")),
+            ),
+            ("x-original-exchange", s(XSS)),
+            ("x-original-routingKey", s(XSS)),
+            (XSS, s(XSS)),
+        ]));
+    vh.publish("", &queue, XSS.as_bytes(), props).await;
+    let id = app.wait_for_messages(&queue, 1).await[0]["id"].clone();
+
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let result = async {
+        browser.sign_in(&app.base, &format!("/messages/{id}")).await?;
+        let pwned = || async move {
+            c.execute("return document.body.dataset.pwned || null;", vec![])
+                .await
+                .map(|v| v.is_null())
+        };
+        let page = c.source().await?;
+        assert!(page.contains("onerror"), "the payload is on the page, as text");
+        assert!(pwned().await?, "a payload ran on the message page");
+        c.goto(&format!("{}/?queue={}", app.base, enc(&queue))).await?;
+        c.wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
+            .await?;
+        assert!(pwned().await?, "a payload ran on the list");
+        // Replay it from its page, still with nothing running.
+        c.goto(&format!("{}/messages/{id}", app.base)).await?;
+        let wait = || c.wait().at_most(Duration::from_secs(20));
+        wait()
+            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#"button[data-action="replay"]"#))
+            .await?
+            .click()
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#"h1 .badge[data-status="replayed"]"#))
+            .await?;
+        assert!(pwned().await?, "a payload ran after the replay");
+        // Sign out, and the page is gone: back to the sign-in form.
+        c.find(Locator::Css(r#"button[data-action="sign-out"]"#))
+            .await?
+            .click()
+            .await?;
+        wait().for_element(Locator::Css("form[action='/login']")).await?;
+        c.goto(&format!("{}/messages/{id}", app.base)).await?;
+        wait().for_element(Locator::Css("form[action='/login']")).await?;
+        assert_eq!(c.current_url().await?.path(), "/login");
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    browser.finish(result).await;
+    assert_eq!(vh.depth("xss.target").await, 1);
+    let (_, audit) = app.get("/api/v1/audit?user=guest").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in ["sign_in", "replay", "sign_out"] {
+        assert!(actions.contains(&expected), "{expected} not audited: {actions:?}");
+    }
+    app.stop().await;
+}

@@ -329,18 +329,23 @@ impl Db {
         format!("sqlite://{}?mode=rwc", self.path.display())
     }
 
-    /// Rows stored, cheaply (for polling).
-    pub async fn rows(&self) -> u64 {
+    /// A read-only connection of the harness's own, once the file exists.
+    async fn open(&self) -> Option<sqlx::SqliteConnection> {
         if !self.path.exists() {
-            return 0;
+            return None;
         }
-        let Ok(mut conn) = SqliteConnectOptions::new()
+        SqliteConnectOptions::new()
             .filename(&self.path)
             .read_only(true)
             .busy_timeout(Duration::from_secs(5))
             .connect()
             .await
-        else {
+            .ok()
+    }
+
+    /// Rows stored, cheaply (for polling).
+    pub async fn rows(&self) -> u64 {
+        let Some(mut conn) = self.open().await else {
             return 0;
         };
         let n: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
@@ -351,16 +356,7 @@ impl Db {
     }
 
     pub async fn stored(&self) -> Stored {
-        if !self.path.exists() {
-            return Stored::default();
-        }
-        let Ok(mut conn) = SqliteConnectOptions::new()
-            .filename(&self.path)
-            .read_only(true)
-            .busy_timeout(Duration::from_secs(5))
-            .connect()
-            .await
-        else {
+        let Some(mut conn) = self.open().await else {
             return Stored::default();
         };
         let row: Result<(i64, i64, i64, i64, i64), _> = sqlx::query_as(

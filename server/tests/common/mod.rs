@@ -219,23 +219,27 @@ impl TestVhost {
 
 impl Drop for TestVhost {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop cannot be async; a short-lived thread with its own runtime deletes the vhost.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let _ = reqwest::Client::new()
-                    .delete(format!("{MGMT}/api/vhosts/{}", enc(&name)))
-                    .basic_auth("guest", Some("guest"))
-                    .send()
-                    .await;
-            });
-        })
-        .join();
+        mgmt_delete_blocking(format!("vhosts/{}", enc(&self.name)));
     }
+}
+
+/// `DELETE /api/{path}` on the management API from a `Drop`, which cannot
+/// be async: a short-lived thread with its own runtime sends it.
+pub fn mgmt_delete_blocking(path: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let _ = reqwest::Client::new()
+                .delete(format!("{MGMT}/api/{path}"))
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await;
+        });
+    })
+    .join();
 }
 
 pub fn headers(entries: &[(&str, AMQPValue)]) -> FieldTable {
