@@ -599,3 +599,101 @@ fn help_shows_variable_names_never_their_values() {
         "{help}"
     );
 }
+
+/// Redrive running as its own broker user with a distinctive password, with
+/// every log level on: neither that password nor a user's (right or wrong)
+/// shows up in its output or its API answers.
+#[tokio::test]
+async fn no_password_reaches_logs_or_api_output() {
+    use std::process::Stdio;
+    use tokio::io::AsyncReadExt;
+
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_queue("sec.dlq", FieldTable::default()).await;
+    let vhost = vh.name.clone();
+    let own = BrokerUser::create("administrator", &[(&vhost, ".*", ".*", ".*")]).await;
+    let reader = BrokerUser::create("management", &[(&vhost, "", "", ".*")]).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let amqp = format!(
+        "amqp://{}:{}@127.0.0.1:5672/{}",
+        own.name,
+        own.password,
+        enc(&vhost)
+    );
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_redrive"))
+        .env("REDRIVE_AMQP_URL", &amqp)
+        .env("REDRIVE_MANAGEMENT_USER", &own.name)
+        .env("REDRIVE_MANAGEMENT_PASSWORD", &own.password)
+        .env("REDRIVE_DATABASE_URL", db.url())
+        .env("REDRIVE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("REDRIVE_VHOSTS", &vhost)
+        .env("REDRIVE_SITE_ROOT", site_root())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Read the output while it runs: a full pipe would stall Redrive.
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let stdout = tokio::spawn(async move {
+        let mut s = String::new();
+        out.read_to_string(&mut s).await.map(|_| s)
+    });
+    let stderr = tokio::spawn(async move {
+        let mut s = String::new();
+        err.read_to_string(&mut s).await.map(|_| s)
+    });
+    let http = reqwest::Client::new();
+    wait_until(Duration::from_secs(20), || async {
+        http.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
+    vh.publish("", "sec.dlq", b"{}", BasicProperties::default()).await;
+    let client = TestClient {
+        base: base.clone(),
+        http: client_as(&reader.name, &reader.password),
+    };
+    let mut answers = String::new();
+    for path in [
+        "/api/v1/me",
+        "/api/v1/queues",
+        "/api/v1/messages",
+        "/api/v1/audit",
+        "/readyz",
+        "/api/v1/overview",
+    ] {
+        answers.push_str(&client.get(path).await.1.to_string());
+    }
+    let wrong = TestClient {
+        base: base.clone(),
+        http: client_as(&reader.name, "a-wrong-password-7f3a"),
+    };
+    assert_eq!(wrong.get("/api/v1/me").await.0, 401);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = tokio::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().unwrap().to_string())
+        .status()
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    let logs = stdout.await.unwrap().unwrap() + &stderr.await.unwrap().unwrap();
+    assert!(
+        logs.contains("starting redrive"),
+        "the logs were captured: {logs}"
+    );
+    for secret in [
+        own.password.as_str(),
+        reader.password.as_str(),
+        "a-wrong-password-7f3a",
+    ] {
+        assert!(!logs.contains(secret), "a password is in the logs");
+        assert!(!answers.contains(secret), "a password is in an API answer");
+    }
+}
