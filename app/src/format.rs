@@ -188,6 +188,26 @@ pub fn exchange_label(name: &str) -> &str {
     }
 }
 
+/// A page's filters as a query string (`k=v&…`, empty values left out), with
+/// a paging cursor last; shared by every page that keeps its filters in the URL.
+pub fn query_string<'a>(
+    filters: impl IntoIterator<Item = (&'a str, &'a Option<String>)>,
+    cursor: Option<&str>,
+) -> String {
+    let mut parts: Vec<String> = filters
+        .into_iter()
+        .filter_map(|(k, v)| {
+            v.as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{k}={}", url_encode(v)))
+        })
+        .collect();
+    if let Some(c) = cursor {
+        parts.push(format!("cursor={}", url_encode(c)));
+    }
+    parts.join("&")
+}
+
 /// Percent-encodes a query-string value (RFC 3986 unreserved characters kept).
 pub fn url_encode(s: &str) -> String {
     s.bytes()

@@ -8,7 +8,7 @@ use leptos_router::hooks::use_query_map;
 
 use crate::api::{error_text, list_audit};
 use crate::components::ErrorBox;
-use crate::format::{non_empty, short_time, url_encode};
+use crate::format::{non_empty, short_time};
 use crate::model::{AuditAction, AuditEntry, AuditQuery};
 
 fn filters(q: &AuditQuery) -> [(&'static str, &Option<String>); 4] {
@@ -21,18 +21,7 @@ fn filters(q: &AuditQuery) -> [(&'static str, &Option<String>); 4] {
 }
 
 fn query_string(q: &AuditQuery, cursor: Option<&str>) -> String {
-    let mut parts: Vec<String> = filters(q)
-        .into_iter()
-        .filter_map(|(k, v)| {
-            v.as_ref()
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{k}={}", url_encode(v)))
-        })
-        .collect();
-    if let Some(c) = cursor {
-        parts.push(format!("cursor={}", url_encode(c)));
-    }
-    parts.join("&")
+    crate::format::query_string(filters(q), cursor)
 }
 
 fn target(e: &AuditEntry) -> String {

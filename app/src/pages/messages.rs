@@ -8,7 +8,7 @@ use leptos_router::hooks::use_query_map;
 use super::bulk::{BulkBar, Selection};
 use crate::api::{error_text, get_annotations, list_messages};
 use crate::components::{AnnotationsPanel, ErrorBox, StatusBadge};
-use crate::format::{exchange_label, non_empty, short_time, url_encode};
+use crate::format::{exchange_label, non_empty, query_string, short_time};
 use crate::model::{AnnotationTarget, MessageQuery, MessageStatus, MessageSummary};
 
 /// The URL keys of the filters, in the order they appear in links.
@@ -33,18 +33,7 @@ fn export_link(query: &MessageQuery, format: &str) -> String {
 }
 
 fn link_with(query: &MessageQuery, cursor: Option<&str>) -> String {
-    let mut parts: Vec<String> = filters(query)
-        .into_iter()
-        .filter_map(|(k, v)| {
-            v.as_ref()
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{k}={}", url_encode(v)))
-        })
-        .collect();
-    if let Some(c) = cursor {
-        parts.push(format!("cursor={}", url_encode(c)));
-    }
-    format!("/?{}", parts.join("&"))
+    format!("/?{}", query_string(filters(query), cursor))
 }
 
 #[component]
