@@ -215,7 +215,7 @@ impl Monitor {
             return Ok(());
         }
         let queues = snapshot.map(|s| s.queue_infos(&self.capture));
-        let inflow = self.store.inflow_by_service(now - 60_000).await?;
+        let inflow = self.store.inflow_by_service(now - 60_000, None).await?;
         let findings = self.store.findings(now).await?;
         for rule in &rules {
             if let Some(firing) = alerts::evaluate(rule, queues.as_deref(), &inflow, &findings) {

@@ -95,12 +95,19 @@ impl Redrive {
         Ok(())
     }
 
-    pub(super) async fn overview_view(&self) -> Result<Overview, ApiError> {
+    /// The overview, its lists limited to `visible` vhosts (all when `None`).
+    pub(super) async fn overview_view(&self, visible: Option<&[String]>) -> Result<Overview, ApiError> {
         let (cached, snapshot) = self.broker_data().await?;
         let mut deepest = snapshot.queue_infos(&self.capture);
+        if let Some(vhosts) = visible {
+            deepest.retain(|q| vhosts.contains(&q.vhost));
+        }
         deepest.sort_by(|a, b| b.messages.cmp(&a.messages).then_with(|| a.name.cmp(&b.name)));
         deepest.truncate(10);
-        let inflow = self.store.inflow_by_service(now_ms() - 3_600_000).await?;
+        let inflow = self
+            .store
+            .inflow_by_service(now_ms() - 3_600_000, visible)
+            .await?;
         Ok(Overview {
             rabbitmq_version: snapshot.overview.rabbitmq_version.clone(),
             cluster_name: snapshot.overview.cluster_name.clone(),
@@ -142,13 +149,17 @@ impl Redrive {
         &self,
         service: &str,
         window: &str,
+        visible: Option<&[String]>,
     ) -> Result<ServiceHistory, ApiError> {
         // Inflow is counted from stored messages, not samples: a minute is fine-grained enough.
         let (span, bucket) = bucket_ms(window, Duration::from_secs(60))?;
         // `*` is every service: no service can be named that in a URL path segment we generate.
         let filter = (service != "*").then_some(service);
         let until = now_ms();
-        let points = self.store.service_inflow(filter, until - span, bucket).await?;
+        let points = self
+            .store
+            .service_inflow(filter, until - span, bucket, visible)
+            .await?;
         Ok(ServiceHistory {
             service: service.to_owned(),
             window: window.to_owned(),

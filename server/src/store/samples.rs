@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use app::model::{HistoryPoint, InflowPoint};
 
+use sqlx::{QueryBuilder, Sqlite};
+
 use super::{Store, StoreError};
 
 /// One queue's counters at one moment.
@@ -159,17 +161,22 @@ impl Store {
         service: Option<&str>,
         since: i64,
         bucket_ms: i64,
+        visible: Option<&[String]>,
     ) -> Result<Vec<InflowPoint>, StoreError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT (received_at / ?1) * ?1 AS b, count(*) FROM messages
-             WHERE received_at >= ?2 AND (?3 IS NULL OR service = ?3)
-             GROUP BY b ORDER BY b",
-        )
-        .bind(bucket_ms)
-        .bind(since)
-        .bind(service)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut b = QueryBuilder::<Sqlite>::new("SELECT (received_at / ");
+        b.push_bind(bucket_ms)
+            .push(") * ")
+            .push_bind(bucket_ms)
+            .push(" AS b, count(*) FROM messages WHERE received_at >= ")
+            .push_bind(since);
+        if let Some(s) = service {
+            b.push(" AND service = ").push_bind(s.to_owned());
+        }
+        if let Some(vhosts) = visible {
+            super::filter::push_vhosts(&mut b, vhosts);
+        }
+        b.push(" GROUP BY b ORDER BY b");
+        let rows: Vec<(i64, i64)> = b.build_query_as().fetch_all(&self.pool).await?;
         let minutes = bucket_ms as f64 / 60_000.0;
         Ok(rows
             .into_iter()
@@ -180,15 +187,22 @@ impl Store {
             .collect())
     }
 
-    /// Failures captured since `since`, per service (`""` when unknown).
-    pub async fn inflow_by_service(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT COALESCE(service, ''), count(*) FROM messages WHERE received_at >= ?
-             GROUP BY 1 ORDER BY 2 DESC",
-        )
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?)
+    /// Failures captured since `since` in `visible` vhosts (all when
+    /// `None`), per service (`""` when unknown).
+    pub async fn inflow_by_service(
+        &self,
+        since: i64,
+        visible: Option<&[String]>,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "SELECT COALESCE(service, ''), count(*) FROM messages WHERE received_at >= ",
+        );
+        b.push_bind(since);
+        if let Some(vhosts) = visible {
+            super::filter::push_vhosts(&mut b, vhosts);
+        }
+        b.push(" GROUP BY 1 ORDER BY 2 DESC");
+        Ok(b.build_query_as().fetch_all(&self.pool).await?)
     }
 
     /// Every queue's samples since `since`, oldest first.
