@@ -4,16 +4,36 @@
 
 use app::backend::Backend;
 use app::model::{
-    AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
-    Annotations, ApiError, AuditAction, AuditPage, AuditQuery, GroupQuery, GroupSummary, Job, JobCommand,
-    JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery, Overview, Policy,
-    PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory, VhostAccess,
-    WatchSwitch,
+    AdvisorReport, AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange,
+    AnnotationTarget, Annotations, ApiError, AuditAction, AuditPage, AuditQuery, GroupQuery, GroupSummary,
+    Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery, Overview,
+    Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory,
+    VhostAccess, WatchSwitch,
 };
 
 use super::{forbidden, Target, UserBackend};
 use crate::auth::principal::{Access, Denied};
 use crate::auth::Principal;
+
+impl UserBackend {
+    /// A queue rule shows queues of its vhost (of every vhost when none is
+    /// named: administrators only); inflow and finding rules show counts.
+    fn rule_visible(&self, condition: &AlertCondition) -> bool {
+        match condition {
+            AlertCondition::Queue { vhost: Some(v), .. } => self.who().can_see(v),
+            AlertCondition::Queue { vhost: None, .. } => self.who().is_admin(),
+            AlertCondition::ErrorInflow { .. } | AlertCondition::Finding { .. } => true,
+        }
+    }
+
+    async fn visible_rule(&self, id: i64) -> Result<(), ApiError> {
+        let rules = self.redrive.alert_rules().await?;
+        match rules.iter().find(|r| r.id == id) {
+            Some(r) if self.rule_visible(&r.condition) => Ok(()),
+            _ => Err(ApiError::NotFound(format!("alert rule {id} not found"))),
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl Backend for UserBackend {
@@ -200,9 +220,7 @@ impl Backend for UserBackend {
     }
 
     async fn overview(&self) -> Result<Overview, ApiError> {
-        let mut o = self.redrive.overview_view().await?;
-        o.deepest.retain(|q| self.who().can_see(&q.vhost));
-        Ok(o)
+        self.redrive.overview_view(Some(&self.vhosts())).await
     }
 
     async fn queue_history(&self, vhost: &str, queue: &str, window: &str) -> Result<QueueHistory, ApiError> {
@@ -211,7 +229,9 @@ impl Backend for UserBackend {
     }
 
     async fn service_history(&self, service: &str, window: &str) -> Result<ServiceHistory, ApiError> {
-        self.redrive.service_history_view(service, window).await
+        self.redrive
+            .service_history_view(service, window, Some(&self.vhosts()))
+            .await
     }
 
     async fn vhosts(&self) -> Result<Vec<String>, ApiError> {
@@ -289,12 +309,19 @@ impl Backend for UserBackend {
     }
 
     async fn alert_rules(&self) -> Result<Vec<AlertRule>, ApiError> {
-        self.redrive.alert_rules().await
+        let mut rules = self.redrive.alert_rules().await?;
+        rules.retain(|r| self.rule_visible(&r.condition));
+        Ok(rules)
     }
 
     async fn create_alert_rule(&self, rule: AlertRuleRequest) -> Result<AlertRule, ApiError> {
         let result = async {
             self.permit(Principal::require_management)?;
+            if !self.rule_visible(&rule.condition) {
+                return Err(ApiError::Forbidden(
+                    "a queue rule needs permissions in its vhost, and one over every vhost needs administrator".into(),
+                ));
+            }
             self.redrive.add_alert_rule(rule).await
         }
         .await;
@@ -306,6 +333,7 @@ impl Backend for UserBackend {
     }
 
     async fn delete_alert_rule(&self, id: i64) -> Result<(), ApiError> {
+        self.visible_rule(id).await?;
         let result = async {
             self.permit(Principal::require_management)?;
             self.redrive.remove_alert_rule(id).await
@@ -316,6 +344,7 @@ impl Backend for UserBackend {
     }
 
     async fn test_alert_rule(&self, id: i64) -> Result<(), ApiError> {
+        self.visible_rule(id).await?;
         let result = async {
             self.permit(Principal::require_management)?;
             self.redrive.send_test_alert(id).await
@@ -326,7 +355,13 @@ impl Backend for UserBackend {
     }
 
     async fn alert_deliveries(&self, rule_id: Option<i64>) -> Result<Vec<AlertDelivery>, ApiError> {
-        self.redrive.deliveries(rule_id).await
+        let visible: Vec<i64> = self.alert_rules().await?.iter().map(|r| r.id).collect();
+        if let Some(id) = rule_id.filter(|id| !visible.contains(id)) {
+            return Err(ApiError::NotFound(format!("alert rule {id} not found")));
+        }
+        let mut deliveries = self.redrive.deliveries(rule_id).await?;
+        deliveries.retain(|d| visible.contains(&d.rule_id));
+        Ok(deliveries)
     }
 
     async fn audit(&self, query: AuditQuery) -> Result<AuditPage, ApiError> {
