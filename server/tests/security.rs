@@ -349,6 +349,9 @@ async fn permissions_mirror_the_broker() {
     assert_eq!(o.get(&format!("/api/v1/messages/{allowed}/body")).await.0, 404);
     let (_, queues) = o.get("/api/v1/queues").await;
     assert!(!queues.to_string().contains(&vhost), "{queues}");
+    let (_, overview) = o.get("/api/v1/overview").await;
+    assert!(!overview["deepest"].to_string().contains(&vhost), "{overview}");
+    assert_eq!(overview["error_inflow"], json!([]), "{overview}");
     assert_eq!(
         o.get(&format!("/api/v1/messages?vhost={}", enc(&vhost))).await.0,
         404
@@ -409,6 +412,22 @@ async fn permissions_mirror_the_broker() {
         .await;
     assert_eq!((status, &done["status"]), (200, &json!("replayed")), "{done}");
     assert_eq!(vh.depth("allowed.q").await, 2);
+
+    // Alert rules: one on this vhost is the writer's to make and invisible
+    // to the outsider; one over every vhost needs administrator.
+    let rule = |vhost: Value| {
+        json!({"name": "deep", "condition": {"kind": "queue", "vhost": vhost, "queue": "^sec", "metric": "ready",
+               "threshold": 100}, "webhook_url": "http://127.0.0.1:9/hook"})
+    };
+    let (status, created) = w.post("/api/v1/alerts", Some(rule(json!(vhost)))).await;
+    assert!(status < 300, "{status} {created}");
+    assert_eq!(
+        created["webhook_url"], "http://127.0.0.1:9/***",
+        "webhook URLs are masked"
+    );
+    assert_eq!(w.post("/api/v1/alerts", Some(rule(Value::Null))).await.0, 403);
+    let (_, rules) = o.get("/api/v1/alerts").await;
+    assert_eq!(rules, json!([]), "{rules}");
 
     // The audit log names the real user, records refusals, and is private.
     let (_, own) = w.get("/api/v1/audit").await;
