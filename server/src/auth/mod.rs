@@ -70,7 +70,7 @@ pub fn source_of(req: &Request) -> IpAddr {
 }
 
 /// Why a request has no user.
-enum Refusal {
+pub(crate) enum Refusal {
     SignIn(&'static str),
     Throttled(Duration),
     Unavailable,
@@ -110,14 +110,14 @@ impl Auth {
     }
 
     /// Checks a password, slowed down after failures; audits failures.
-    pub async fn check_password(
+    pub(crate) async fn check_password(
         &self,
         user: &str,
         password: &str,
         from: IpAddr,
-    ) -> Result<Arc<Principal>, Response> {
+    ) -> Result<Arc<Principal>, Refusal> {
         if let Some(wait) = self.throttle.wait(user, from) {
-            return Err(too_many(wait));
+            return Err(Refusal::Throttled(wait));
         }
         let verified = self.directory.verify(user, password).await;
         let principal = match verified {
@@ -139,11 +139,11 @@ impl Auth {
                     None,
                 ))
                 .await;
-                Err(sign_in_required("unknown user or wrong password"))
+                Err(Refusal::SignIn("unknown user or wrong password"))
             }
             Err(AuthError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "cannot check credentials: management API unavailable");
-                Err(unavailable())
+                Err(Refusal::Unavailable)
             }
         }
     }
@@ -151,14 +151,8 @@ impl Auth {
     async fn identify(&self, headers: &HeaderMap, from: IpAddr) -> Result<Caller, Refusal> {
         let source = Some(from.to_string());
         if let Some((user, password)) = basic_credentials(headers) {
-            if let Some(wait) = self.throttle.wait(&user, from) {
-                return Err(Refusal::Throttled(wait));
-            }
-            return match self.check_password(&user, &password, from).await {
-                Ok(principal) => Ok(Caller { principal, source }),
-                Err(res) if res.status() == StatusCode::SERVICE_UNAVAILABLE => Err(Refusal::Unavailable),
-                Err(_) => Err(Refusal::SignIn("unknown user or wrong password")),
-            };
+            let principal = self.check_password(&user, &password, from).await?;
+            return Ok(Caller { principal, source });
         }
         let Some(token) = session_token(headers) else {
             return Err(Refusal::SignIn("sign in required"));

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use base64::Engine;
 
-use super::{safe_next, session_token, source_of, Auth, SESSION_COOKIE};
+use super::{safe_next, session_token, source_of, Auth, Refusal, SESSION_COOKIE};
 use crate::http::AppState;
 use crate::store::NewAudit;
 
@@ -104,14 +104,17 @@ pub async fn sign_in_submit(State(state): State<AppState>, req: Request) -> Resp
     let user = form.user.trim();
     let principal = match auth.check_password(user, &form.password, from).await {
         Ok(p) => p,
-        Err(res) => {
-            let status = res.status();
-            let why = match status {
-                StatusCode::TOO_MANY_REQUESTS => "Too many failed sign-ins; wait a moment and try again.",
-                StatusCode::SERVICE_UNAVAILABLE => {
-                    "The broker cannot check passwords right now; try again shortly."
-                }
-                _ => "Unknown user or wrong password.",
+        Err(refusal) => {
+            let (status, why) = match refusal {
+                Refusal::Throttled(_) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed sign-ins; wait a moment and try again.",
+                ),
+                Refusal::Unavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The broker cannot check passwords right now; try again shortly.",
+                ),
+                Refusal::SignIn(_) => (StatusCode::UNAUTHORIZED, "Unknown user or wrong password."),
             };
             return (status, Html(page(&next, user, Some(why)))).into_response();
         }

@@ -104,7 +104,7 @@ impl IntoResponse for Refused {
                 "cross-origin request refused: set REDRIVE_ALLOWED_ORIGINS when Redrive sits behind a proxy",
             ),
         };
-        (status, axum::Json(serde_json::json!({ "error": error }))).into_response()
+        super::json_error(status, error)
     }
 }
 
