@@ -28,13 +28,17 @@ pub struct AppState {
 }
 
 /// What each page render and server function gets in context: the signed-in
-/// user's backend, and the nonce the page's inline scripts carry.
+/// user's backend, their session's CSRF token for the page to echo, and the
+/// nonce the page's inline scripts carry.
 fn request_context(redrive: &Redrive) {
     let Some(parts) = use_context::<Parts>() else {
         return;
     };
     if let Some(caller) = parts.extensions.get::<Caller>() {
         provide_context(handle(redrive, caller.clone()));
+        if let Some(csrf) = &caller.csrf {
+            provide_context(app::api::CsrfToken(csrf.clone()));
+        }
     }
     if let Some(CspNonce(nonce)) = parts.extensions.get::<CspNonce>() {
         provide_context(leptos::nonce::Nonce::from_value(nonce.as_str()));

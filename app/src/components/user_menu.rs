@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::api::whoami;
+use crate::api::{csrf_token, whoami, CSRF_FIELD};
 use crate::model::Me;
 
 type MeResource = Resource<Result<Me, ServerFnError>>;
@@ -44,6 +44,7 @@ pub fn UserMenu() -> impl IntoView {
                 })}
             </Transition>
             <form method="post" action="/logout">
+                <input type="hidden" name=CSRF_FIELD value=csrf_token()/>
                 <button class="btn btn-ghost" type="submit" data-action="sign-out">"Sign out"</button>
             </form>
         </div>

@@ -59,10 +59,13 @@ pub enum AuditAction {
     AlertRuleTest,
     WatchChange,
     Annotate,
+    /// A signed-in browser sent a state change without the session's CSRF
+    /// token: another site tried to act as this user.
+    ForgedRequest,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 22] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
@@ -84,6 +87,7 @@ impl AuditAction {
         Self::AlertRuleTest,
         Self::WatchChange,
         Self::Annotate,
+        Self::ForgedRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +113,7 @@ impl AuditAction {
             Self::AlertRuleTest => "alert_rule_test",
             Self::WatchChange => "watch_change",
             Self::Annotate => "annotate",
+            Self::ForgedRequest => "forged_request",
         }
     }
 

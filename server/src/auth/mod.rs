@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use app::model::{AuditAction, AuditResult};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -49,6 +49,10 @@ pub struct Auth {
 pub struct Caller {
     pub principal: Arc<Principal>,
     pub source: Option<String>,
+    /// The session's CSRF token when the caller signed in through the form;
+    /// `None` for HTTP Basic, which no other site can make a browser send
+    /// with a state change unless it also passes the `Origin` check.
+    pub csrf: Option<String>,
 }
 
 impl Caller {
@@ -152,7 +156,11 @@ impl Auth {
         let source = Some(from.to_string());
         if let Some((user, password)) = basic_credentials(headers) {
             let principal = self.check_password(&user, &password, from).await?;
-            return Ok(Caller { principal, source });
+            return Ok(Caller {
+                principal,
+                source,
+                csrf: None,
+            });
         }
         let Some(token) = session_token(headers) else {
             return Err(Refusal::SignIn("sign in required"));
@@ -166,7 +174,11 @@ impl Auth {
             return Err(Refusal::SignIn("your session has ended; sign in again"));
         };
         match self.directory.principal(&session.user).await {
-            Ok(principal) => Ok(Caller { principal, source }),
+            Ok(principal) => Ok(Caller {
+                principal,
+                source,
+                csrf: Some(session.csrf),
+            }),
             Err(AuthError::BadCredentials) => {
                 // The broker no longer knows this user: end the session.
                 let _ = self.store.delete_session(&token).await;
@@ -226,8 +238,48 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// Compares two secrets in time that does not depend on where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a session-signed request may change state: it must echo the
+/// session's CSRF token in [`app::api::CSRF_HEADER`]. Sign-out is a plain
+/// HTML form and checks the token in its body itself.
+fn csrf_ok(caller: &Caller, method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    let Some(expected) = caller.csrf.as_deref() else {
+        return true;
+    };
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) || path == "/logout" {
+        return true;
+    }
+    headers
+        .get(app::api::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|sent| same_secret(sent, expected))
+}
+
+/// Refuses a forged state change, and records it: someone tried to act as
+/// this user from elsewhere.
+async fn refuse_forged(auth: &Auth, caller: &Caller, path: &str) -> Response {
+    tracing::warn!(user = %caller.user(), path, "state change without the session's CSRF token refused");
+    auth.audit(NewAudit::attempt(
+        caller.user(),
+        caller.source.clone(),
+        AuditAction::ForgedRequest,
+        AuditResult::Refused,
+        Some(path.to_owned()),
+    ))
+    .await;
+    json_error(
+        StatusCode::FORBIDDEN,
+        "missing or wrong CSRF token; reload the page and try again",
+    )
+}
+
 /// Lets a request through with its [`Caller`], or answers 401 (API and
-/// server functions), a redirect to the sign-in page (pages), 429 or 503.
+/// server functions), a redirect to the sign-in page (pages), 403 (a
+/// session's state change without its CSRF token), 429 or 503.
 pub async fn require_user(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if is_public(&path) {
@@ -235,6 +287,9 @@ pub async fn require_user(State(state): State<AppState>, mut req: Request, next:
     }
     let from = source_of(&req);
     match state.auth.identify(req.headers(), from).await {
+        Ok(caller) if !csrf_ok(&caller, req.method(), &path, req.headers()) => {
+            refuse_forged(&state.auth, &caller, &path).await
+        }
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await

@@ -153,14 +153,34 @@ pub async fn sign_in_submit(State(state): State<AppState>, req: Request) -> Resp
     res
 }
 
+/// The CSRF token a form posted, if any.
+fn posted_token(body: &[u8]) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == app::api::CSRF_FIELD)
+        .map(|(_, v)| v.into_owned())
+}
+
 /// `POST /logout`: ends the session on the server, not only in the browser.
+/// The form carries the session's CSRF token, so another site cannot sign
+/// the user out.
 pub async fn sign_out(State(state): State<AppState>, req: Request) -> Response {
-    if let Some(token) = session_token(req.headers()) {
+    let (parts, body) = req.into_parts();
+    let caller = parts.extensions.get::<super::Caller>().cloned();
+    if let Some(caller) = &caller {
+        if let Some(expected) = caller.csrf.as_deref() {
+            let body = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+            let sent = posted_token(&body).unwrap_or_default();
+            if !super::same_secret(&sent, expected) {
+                return super::refuse_forged(&state.auth, caller, "/logout").await;
+            }
+        }
+    }
+    if let Some(token) = session_token(&parts.headers) {
         if let Err(e) = state.auth.store.delete_session(&token).await {
             tracing::error!(error = %e, "could not end a session");
         }
     }
-    if let Some(caller) = req.extensions().get::<super::Caller>() {
+    if let Some(caller) = caller {
         state
             .auth
             .audit(NewAudit::attempt(

@@ -2,6 +2,10 @@
 //! and Redrive started in-process on port 0.
 #![allow(dead_code)]
 
+mod users;
+#[allow(unused_imports)]
+pub use users::*;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
