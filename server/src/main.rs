@@ -5,9 +5,13 @@ use server::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,server=info".into()))
-        .init();
+    // lapin logs a returned message whole (body included) at `warn`: a
+    // publisher's data must not reach the log whatever RUST_LOG says.
+    let quiet_returns = "lapin::returned_messages=error".parse()?;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,server=info".into())
+        .add_directive(quiet_returns);
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let Cli { command, config } = Cli::from_env();
     if let Some(Command::Import(args)) = command {
         let n = server::import::run(&config.amqp_url, &args).await?;
