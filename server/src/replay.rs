@@ -14,6 +14,7 @@ use lapin::Confirmation;
 use serde_json::Value;
 
 mod diff;
+pub mod pipeline;
 
 use crate::broker::AmqpPool;
 use crate::fields::{json_to_properties, json_to_table};
@@ -195,6 +196,11 @@ impl Publisher {
     /// Whether an AMQP channel can be opened on the default vhost (readiness).
     pub fn confirm_timeout(&self) -> Duration {
         self.confirm_timeout
+    }
+
+    /// A pipeline for a bulk job, on the publishing connections.
+    pub fn pipeline<T>(&self) -> pipeline::Pipeline<T> {
+        pipeline::Pipeline::new(self.amqp.clone(), self.confirm_timeout)
     }
 
     pub async fn ping(&self) -> Result<(), lapin::Error> {

@@ -101,7 +101,8 @@ async fn bulk_replay_job_pauses_resumes_survives_a_restart_and_delivers_exactly_
     let (status, paused) = app.post(&format!("/api/v1/jobs/{id}/pause"), None).await;
     assert_eq!(status, 200, "{paused}");
     assert_eq!(paused["state"], "paused");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A pause takes effect within a second: what was in flight is settled.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let at_pause = job(&app, &id).await["done"].clone();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(

@@ -67,6 +67,11 @@ fn header(h: &FieldTable, name: &str) -> Option<String> {
     h.inner().get(name).and_then(text).filter(|s| !s.is_empty())
 }
 
+/// The replay id a copy Redrive published carries, if any.
+pub fn replay_id_of(h: &FieldTable) -> Option<String> {
+    header(h, REPLAY_ID_HEADER)
+}
+
 fn int(v: &AMQPValue) -> Option<i64> {
     match v {
         AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),

@@ -71,23 +71,7 @@ type Row = (
 
 impl Store {
     pub async fn append_audit(&self, entry: &NewAudit) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit (at, user, source, action, vhost, object, exchange, routing_key, result, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(now_ms())
-        .bind(&entry.user)
-        .bind(&entry.source)
-        .bind(entry.action.as_str())
-        .bind(&entry.vhost)
-        .bind(&entry.object)
-        .bind(&entry.exchange)
-        .bind(&entry.routing_key)
-        .bind(entry.result.as_str())
-        .bind(&entry.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_audit(&self.pool, entry).await
     }
 
     /// A page of entries, newest first, and whether more follow.
@@ -184,4 +168,29 @@ impl TryFrom<&app::model::AuditQuery> for AuditFilter {
             limit,
         })
     }
+}
+
+/// Appends an entry on `ex`: the pool, or a transaction that records the
+/// audited change itself (a bulk job's replays).
+pub(crate) async fn insert_audit<'e, E>(ex: E, entry: &NewAudit) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO audit (at, user, source, action, vhost, object, exchange, routing_key, result, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(now_ms())
+    .bind(&entry.user)
+    .bind(&entry.source)
+    .bind(entry.action.as_str())
+    .bind(&entry.vhost)
+    .bind(&entry.object)
+    .bind(&entry.exchange)
+    .bind(&entry.routing_key)
+    .bind(entry.result.as_str())
+    .bind(&entry.detail)
+    .execute(ex)
+    .await?;
+    Ok(())
 }

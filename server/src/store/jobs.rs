@@ -234,59 +234,6 @@ impl Store {
             .await?;
         Ok(())
     }
-
-    /// Of the job's replays confirmed since `since_ms`: how many, and how many
-    /// of their copies have come back to an error queue.
-    pub async fn job_returns(&self, id: i64, since_ms: i64) -> Result<(i64, i64), StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(EXISTS(SELECT 1 FROM messages m WHERE m.replay_id = i.replay_id)), 0)
-             FROM job_items i
-             WHERE i.job_id = ? AND i.state = 'done' AND i.replay_id IS NOT NULL
-               AND i.settled_at >= MAX(?, (SELECT loop_check_from FROM jobs WHERE id = ?))",
-        )
-        .bind(id)
-        .bind(since_ms)
-        .bind(id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    pub async fn next_job_item(&self, job_id: i64) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT message_id FROM job_items WHERE job_id = ? AND state = 'pending' ORDER BY message_id LIMIT 1",
-        )
-        .bind(job_id)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    pub async fn finish_job_item(
-        &self,
-        job_id: i64,
-        message_id: i64,
-        state: &str,
-        error: Option<&str>,
-        replay_id: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE job_items SET state = ?, error = ?, replay_id = ?, settled_at = ?
-             WHERE job_id = ? AND message_id = ?",
-        )
-        .bind(state)
-        .bind(error)
-        .bind(replay_id)
-        .bind(now_ms())
-        .bind(job_id)
-        .bind(message_id)
-        .execute(&self.pool)
-        .await?;
-        sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?")
-            .bind(now_ms())
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
 }
 
 /// The status a message must have to be taken into a job.

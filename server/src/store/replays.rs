@@ -83,39 +83,8 @@ impl Store {
         settlement: Settlement,
         event: &Event<'_>,
     ) -> Result<(), StoreError> {
-        let (status, uncertain) = match settlement {
-            Settlement::Replayed => ("replayed", "0"),
-            Settlement::Failed => ("failed", "replay_uncertain"),
-            Settlement::Unknown => ("failed", "1"),
-        };
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(&format!(
-            "UPDATE messages SET status = ?, replay_owner = NULL, replay_heartbeat = NULL,
-                replay_uncertain = {uncertain},
-                pending_replay_id = CASE WHEN {uncertain} = 1 THEN pending_replay_id END
-             WHERE id = ? AND status = 'replaying' AND replay_owner = ?"
-        ))
-        .bind(status)
-        .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            // The lease was swept (this instance looked dead): the sweep
-            // already flagged the outcome as unknown, which stays the truth
-            // unless the broker confirmed it (a refusal of this attempt says
-            // nothing of an earlier one with the same replay id). The late
-            // verdict still goes into the history.
-            if settlement == Settlement::Replayed {
-                sqlx::query(
-                    "UPDATE messages SET status = 'replayed', replay_uncertain = 0, pending_replay_id = NULL
-                     WHERE id = ? AND status = 'failed'",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        apply_settlement(&mut tx, id, owner, settlement).await?;
         insert_event(&mut tx, id, event).await?;
         tx.commit().await?;
         Ok(())
@@ -168,4 +137,60 @@ impl Store {
         tx.commit().await?;
         Ok(ids.len() as u64)
     }
+}
+
+/// Writes a replay's verdict on the message `owner` claimed.
+pub(super) async fn apply_settlement(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+    owner: &str,
+    settlement: Settlement,
+) -> Result<(), StoreError> {
+    apply_settlements(tx, &[id], owner, settlement).await
+}
+
+/// Writes one verdict on many messages `owner` claimed, in two statements.
+pub(super) async fn apply_settlements(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ids: &[i64],
+    owner: &str,
+    settlement: Settlement,
+) -> Result<(), StoreError> {
+    let (status, uncertain) = match settlement {
+        Settlement::Replayed => ("replayed", "0"),
+        Settlement::Failed => ("failed", "replay_uncertain"),
+        Settlement::Unknown => ("failed", "1"),
+    };
+    for chunk in ids.chunks(10_000) {
+        let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE messages SET status = ");
+        b.push_bind(status).push(format!(
+            ", replay_owner = NULL, replay_heartbeat = NULL, replay_uncertain = {uncertain},
+               pending_replay_id = CASE WHEN {uncertain} = 1 THEN pending_replay_id END
+             WHERE status = 'replaying' AND replay_owner = "
+        ));
+        b.push_bind(owner).push(" AND id IN (");
+        let mut list = b.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        b.push(")");
+        b.build().execute(&mut **tx).await?;
+        if settlement == Settlement::Replayed {
+            // A lease swept meanwhile (this instance looked dead) left the
+            // message flagged unknown; the broker's confirm is the truth.
+            // A refusal of this attempt says nothing of an earlier one with
+            // the same replay id, so only a confirm overrides the flag.
+            let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "UPDATE messages SET status = 'replayed', replay_uncertain = 0, pending_replay_id = NULL
+                 WHERE status = 'failed' AND id IN (",
+            );
+            let mut list = b.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            b.push(")");
+            b.build().execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
 }

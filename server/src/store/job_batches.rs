@@ -1,0 +1,368 @@
+//! A bulk job's work in batches: many claims, verdicts or discards per
+//! transaction, so a job runs at the broker's pace rather than at one
+//! fsync per message. Each message still gets exactly what a single replay
+//! or discard gives it: a claim under the replay lease, its history event,
+//! its job item's outcome and an audit entry under the job owner's name.
+
+use app::model::{AuditAction, AuditResult, MessageStatus};
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::audit::insert_audit;
+use super::replays::apply_settlements;
+use super::rows::{StoredMessage, FULL_SELECT};
+use super::{expected_label, insert_event, now_ms, Event, NewAudit, Settlement, Store, StoreError};
+
+/// A message claimed for a job's replay, and the replay id its copy carries
+/// (an earlier one when a previous replay's outcome is unknown, so consumers
+/// can recognise a second copy).
+pub struct Claimed {
+    pub message: StoredMessage,
+    pub replay_id: String,
+}
+
+/// What one claim found.
+#[derive(Default)]
+pub struct ClaimBatch {
+    pub claimed: Vec<Claimed>,
+    /// Items whose message was no longer `failed` (replayed or discarded
+    /// meanwhile): marked skipped, never sent twice.
+    pub skipped: usize,
+    /// The highest message id looked at: the next claim starts after it.
+    pub last: Option<i64>,
+}
+
+/// The outcome of one job replay, to record.
+#[derive(Debug)]
+pub struct JobReplayOutcome {
+    pub message_id: i64,
+    pub vhost: String,
+    pub replay_id: String,
+    pub exchange: String,
+    pub routing_key: String,
+    /// `exchange / routing key` as history shows it.
+    pub target: String,
+    pub settlement: Settlement,
+    /// The broker's words when it did not confirm.
+    pub error: Option<String>,
+}
+
+/// Rows per multi-row statement: well under SQLite's bound-parameter limit.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Why a job item was not done.
+fn skip_reason(status: Option<String>, id: i64) -> String {
+    match status.and_then(|s| s.parse::<MessageStatus>().ok()) {
+        Some(status) => StoreError::WrongState {
+            id,
+            status,
+            expected: expected_label(&[MessageStatus::Failed]),
+        }
+        .to_string(),
+        None => StoreError::NotFound(id).to_string(),
+    }
+}
+
+async fn skip_item(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    job_id: i64,
+    message_id: i64,
+) -> Result<(), StoreError> {
+    let status: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = ?")
+        .bind(message_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    sqlx::query(
+        "UPDATE job_items SET state = 'skipped', error = ?, settled_at = ? WHERE job_id = ? AND message_id = ?",
+    )
+    .bind(skip_reason(status, message_id))
+    .bind(now_ms())
+    .bind(job_id)
+    .bind(message_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn pending_items(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    job_id: i64,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<i64>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT message_id FROM job_items WHERE job_id = ? AND state = 'pending' AND message_id > ?
+         ORDER BY message_id LIMIT ?",
+    )
+    .bind(job_id)
+    .bind(after)
+    .bind(limit as i64)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+impl Store {
+    /// Claims up to `limit` of the job's pending messages after message id
+    /// `after` for replay by `owner`, in one transaction. `new_ids` supplies
+    /// fresh replay ids.
+    pub async fn claim_job_replays(
+        &self,
+        job_id: i64,
+        owner: &str,
+        after: i64,
+        limit: usize,
+        mut new_id: impl FnMut() -> String,
+    ) -> Result<ClaimBatch, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let ids = pending_items(&mut tx, job_id, after, limit).await?;
+        let mut batch = ClaimBatch {
+            last: ids.last().copied(),
+            ..Default::default()
+        };
+        // One statement claims the whole batch, each message with its own
+        // replay id (or the one an unknown earlier outcome left).
+        let mut claimed: Vec<(i64, String)> = Vec::with_capacity(ids.len());
+        if !ids.is_empty() {
+            let mut b =
+                QueryBuilder::<Sqlite>::new("UPDATE messages SET status = 'replaying', replay_owner = ");
+            b.push_bind(owner)
+                .push(", replay_heartbeat = ")
+                .push_bind(now_ms())
+                .push(
+                    ", pending_replay_id = CASE WHEN replay_uncertain = 1 AND pending_replay_id IS NOT NULL
+                        THEN pending_replay_id ELSE v.column2 END FROM (",
+                );
+            b.push_values(&ids, |mut row, id| {
+                row.push_bind(*id).push_bind(new_id());
+            });
+            b.push(
+                ") AS v WHERE messages.id = v.column1 AND messages.status = 'failed'
+                 RETURNING messages.id, messages.pending_replay_id",
+            );
+            claimed = b.build_query_as().fetch_all(&mut *tx).await?;
+            claimed.sort_unstable_by_key(|(id, _)| *id);
+        }
+        for &id in &ids {
+            if claimed.binary_search_by_key(&id, |(c, _)| *c).is_err() {
+                skip_item(&mut tx, job_id, id).await?;
+                batch.skipped += 1;
+            }
+        }
+        if !claimed.is_empty() {
+            let mut b = QueryBuilder::<Sqlite>::new(FULL_SELECT);
+            b.push(" WHERE id IN (");
+            let mut list = b.separated(", ");
+            for (id, _) in &claimed {
+                list.push_bind(*id);
+            }
+            b.push(") ORDER BY id");
+            let rows: Vec<StoredMessage> = b.build_query_as().fetch_all(&mut *tx).await?;
+            batch.claimed = rows
+                .into_iter()
+                .zip(claimed)
+                .map(|(message, (id, replay_id))| {
+                    debug_assert_eq!(message.id(), id);
+                    Claimed { message, replay_id }
+                })
+                .collect();
+        }
+        tx.commit().await?;
+        Ok(batch)
+    }
+
+    /// Records the verdicts of a batch of job replays: each message's
+    /// status, history event, job item and audit entry, in one transaction.
+    pub async fn settle_job_replays(
+        &self,
+        job_id: i64,
+        owner: &str,
+        user: &str,
+        outcomes: &[JobReplayOutcome],
+    ) -> Result<(), StoreError> {
+        let actor = format!("{user} (job {job_id})");
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        for kind in [Settlement::Replayed, Settlement::Failed, Settlement::Unknown] {
+            let ids: Vec<i64> = outcomes
+                .iter()
+                .filter(|o| o.settlement == kind)
+                .map(|o| o.message_id)
+                .collect();
+            apply_settlements(&mut tx, &ids, owner, kind).await?;
+        }
+        let details: Vec<String> = outcomes
+            .iter()
+            .map(|o| match &o.error {
+                None => format!("replay id {}", o.replay_id),
+                Some(e) => format!("{e} (replay id {})", o.replay_id),
+            })
+            .collect();
+        for (chunk, details) in outcomes
+            .chunks(ROWS_PER_INSERT)
+            .zip(details.chunks(ROWS_PER_INSERT))
+        {
+            let rows = || chunk.iter().zip(details);
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO message_events (message_id, at, action, actor, target, result, detail, replay_id) ",
+            );
+            b.push_values(rows(), |mut row, (o, detail)| {
+                let ok = o.settlement == Settlement::Replayed;
+                row.push_bind(o.message_id)
+                    .push_bind(now)
+                    .push_bind("replay")
+                    .push_bind(&actor)
+                    .push_bind(&o.target)
+                    .push_bind(if ok { "ok" } else { "error" })
+                    .push_bind(detail)
+                    .push_bind(ok.then_some(&o.replay_id));
+            });
+            b.build().execute(&mut *tx).await?;
+
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO job_items (job_id, message_id, state, error, replay_id, settled_at) ",
+            );
+            b.push_values(chunk, |mut row, o| {
+                let ok = o.settlement == Settlement::Replayed;
+                row.push_bind(job_id)
+                    .push_bind(o.message_id)
+                    .push_bind(if ok { "done" } else { "failed" })
+                    .push_bind(if ok { None } else { o.error.as_deref() })
+                    .push_bind(ok.then_some(&o.replay_id))
+                    .push_bind(now);
+            });
+            b.push(
+                " ON CONFLICT (job_id, message_id) DO UPDATE SET state = excluded.state, error = excluded.error,
+                    replay_id = excluded.replay_id, settled_at = excluded.settled_at",
+            );
+            b.build().execute(&mut *tx).await?;
+
+            let mut b = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO audit (at, user, source, action, vhost, object, exchange, routing_key, result, detail) ",
+            );
+            b.push_values(rows(), |mut row, (o, detail)| {
+                let result = if o.settlement == Settlement::Replayed {
+                    AuditResult::Ok
+                } else {
+                    AuditResult::Failed
+                };
+                row.push_bind(now)
+                    .push_bind(user)
+                    .push_bind(None::<String>)
+                    .push_bind(AuditAction::JobReplay.as_str())
+                    .push_bind(&o.vhost)
+                    .push_bind(format!("message {} (job {job_id})", o.message_id))
+                    .push_bind(&o.exchange)
+                    .push_bind(&o.routing_key)
+                    .push_bind(result.as_str())
+                    .push_bind(detail);
+            });
+            b.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives back messages claimed but never published (the job paused or
+    /// Redrive stopped first): `failed` again, any earlier uncertainty kept.
+    pub async fn release_claims(&self, owner: &str, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "UPDATE messages SET status = 'failed', replay_owner = NULL, replay_heartbeat = NULL,
+                pending_replay_id = CASE WHEN replay_uncertain = 1 THEN pending_replay_id END
+             WHERE status = 'replaying' AND replay_owner = ",
+        );
+        b.push_bind(owner).push(" AND id IN (");
+        let mut list = b.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        b.push(")");
+        b.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Discards up to `limit` of a discard job's pending messages in one
+    /// transaction; returns how many items were looked at (0: none left).
+    pub async fn discard_job_batch(
+        &self,
+        job_id: i64,
+        user: &str,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let actor = format!("{user} (job {job_id})");
+        let mut tx = self.write_tx().await?;
+        let ids = pending_items(&mut tx, job_id, 0, limit).await?;
+        let now = now_ms();
+        for &id in &ids {
+            let vhost: Option<String> = sqlx::query_scalar(
+                "UPDATE messages SET status = 'discarded' WHERE id = ? AND status = 'failed' RETURNING vhost",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(vhost) = vhost else {
+                skip_item(&mut tx, job_id, id).await?;
+                continue;
+            };
+            let event = Event {
+                action: "discard",
+                actor: &actor,
+                target: None,
+                ok: true,
+                detail: None,
+                replay_id: None,
+            };
+            insert_event(&mut tx, id, &event).await?;
+            sqlx::query(
+                "UPDATE job_items SET state = 'done', settled_at = ? WHERE job_id = ? AND message_id = ?",
+            )
+            .bind(now)
+            .bind(job_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let entry = NewAudit {
+                user: user.to_owned(),
+                source: None,
+                action: AuditAction::Discard,
+                vhost: Some(vhost),
+                object: Some(format!("message {id} (job {job_id})")),
+                exchange: None,
+                routing_key: None,
+                result: AuditResult::Ok,
+                detail: None,
+            };
+            insert_audit(&mut *tx, &entry).await?;
+        }
+        sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids.len())
+    }
+
+    /// How many copies of the job's replays settled since `since_ms` have
+    /// come back to an error queue (loop detection). Looks only at copies
+    /// received since then, through a partial index of returned copies.
+    pub async fn job_copies_back(&self, job_id: i64, since_ms: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages m
+             WHERE m.replay_id IS NOT NULL AND m.received_at >= ?
+               AND EXISTS (SELECT 1 FROM job_items i
+                           WHERE i.replay_id = m.replay_id AND i.job_id = ? AND i.settled_at >= ?)",
+        )
+        .bind(since_ms)
+        .bind(job_id)
+        .bind(since_ms)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
