@@ -1,6 +1,12 @@
 //! What the benchmarks share: a throwaway vhost on the local broker, with a
 //! confirming channel and a scratch directory, removed when the run ends.
 
+#[allow(
+    dead_code,
+    reason = "each benchmark compiles this module; not all publish failures"
+)]
+pub mod spring;
+
 use std::path::PathBuf;
 
 use lapin::options::ConfirmSelectOptions;
@@ -76,6 +82,16 @@ impl BenchVhost {
         self.http
             .get(api(&format!("{path}/{}{query}", enc(&self.name))))
             .basic_auth("guest", Some("guest"))
+    }
+
+    #[allow(dead_code, reason = "each benchmark compiles this module; not all write")]
+    /// A management API PUT of `body` on this vhost's `path` (e.g.
+    /// `parameters/shovel` with `suffix` `/name`), as guest.
+    pub fn put(&self, path: &str, suffix: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
+        self.http
+            .put(api(&format!("{path}/{}{suffix}", enc(&self.name))))
+            .basic_auth("guest", Some("guest"))
+            .json(&body)
     }
 
     pub async fn remove(self) {

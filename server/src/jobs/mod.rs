@@ -6,8 +6,10 @@
 //! broker already confirmed is `replayed`, so the job skips it.
 
 mod bucket;
+mod loops;
 mod replay;
 mod runner;
+mod step;
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
-//! A bulk replay job through the [`Pipeline`]: claims in batches, a window
-//! of unconfirmed publishes, verdicts recorded in batches.
+//! A bulk replay job through the [`Pipeline`]: a window of unconfirmed
+//! publishes on one side, database steps (verdicts recorded, next messages
+//! claimed, one transaction each) on the other, running side by side.
 //!
 //! Each message keeps every guarantee of a single replay: it is claimed
 //! under the replay lease before it is published, `replayed` only after the
@@ -12,38 +13,28 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use app::model::{JobState, ReplayTarget};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bucket::TokenBucket;
+use super::loops::{LoopWatch, MIN_SAMPLE};
+use super::step::{self, Item, Ready, StepInput, Stepped};
 use crate::replay::pipeline::{Pipeline, Verdict};
-use crate::replay::{prepare, FailureKind};
+use crate::replay::FailureKind;
 use crate::service::Redrive;
-use crate::store::{Claimed, JobReplayOutcome, JobSpec, Settlement};
+use crate::store::{ClaimRequest, JobReplayOutcome, JobSpec, Settlement};
 
 /// Publishes awaiting their confirm at most.
 const WINDOW: usize = 512;
-/// Messages claimed per transaction at most.
-const CLAIM_BATCH: usize = 256;
-/// Verdicts recorded per transaction at most, and how long one may wait.
-const SETTLE_BATCH: usize = 512;
+/// Messages claimed per step at most; another step claims when fewer than
+/// half of that wait to be published.
+const CLAIM_BATCH: usize = 512;
+/// Verdicts that make a step due at once, and how long one may wait.
+const SETTLE_BATCH: usize = 1024;
 const SETTLE_EVERY: Duration = Duration::from_millis(100);
 /// How often the job's state is read (pause, cancel).
 const CONTROL_EVERY: Duration = Duration::from_millis(250);
-/// How often the loop check looks for copies that came back.
-const LOOP_CHECK_EVERY: Duration = Duration::from_millis(500);
-/// Replays needed in the window before the loop check may pause a job.
-const LOOP_MIN_SAMPLE: i64 = 5;
-
-/// What a publish in flight stands for.
-struct Item {
-    message_id: i64,
-    vhost: String,
-    replay_id: String,
-    exchange: String,
-    routing_key: String,
-    target: String,
-}
 
 /// Why a job stops before its last message.
 enum Stop {
@@ -63,6 +54,16 @@ pub(super) async fn complete(r: &Redrive, id: i64) -> anyhow::Result<()> {
         .await?;
     tracing::info!(job = id, "job completed");
     Ok(())
+}
+
+/// The running step's result; never resolves while no step runs.
+async fn step_done(step: &mut Option<JoinHandle<anyhow::Result<Stepped>>>) -> anyhow::Result<Stepped> {
+    match step.as_mut() {
+        Some(handle) => handle
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("job step: {e}"))),
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs a replay job until it is done, stopped, or cannot go on.
@@ -85,8 +86,8 @@ pub(super) async fn run(
                 stop = Some(Stop::Control);
             }
         }
+        job.start_step(stop.is_some());
         if stop.is_none() {
-            job.claim().await?;
             job.publish().await;
         }
         if job.idle(stop.is_some()) {
@@ -104,39 +105,46 @@ pub(super) async fn run(
                 Some(Stop::Broker(e)) => Err(anyhow::anyhow!(e)),
             };
         }
-        if stop.is_none() && job.can_claim() {
-            // Only skipped items were claimed: claim again without waiting.
-            continue;
-        }
         let mut wake = next_control;
-        if let Some(t) = job.settle_due() {
-            wake = wake.min(t);
+        if let Some(t) = job.oldest_outcome {
+            wake = wake.min(t + SETTLE_EVERY);
         }
         if stop.is_none() {
             if let Some(t) = job.token_due() {
                 wake = wake.min(t);
             }
         }
+        let in_flight = job.pipeline.in_flight() > 0;
         tokio::select! {
-            verdicts = job.pipeline.verdicts(), if job.pipeline.in_flight() > 0 => {
+            verdicts = job.pipeline.verdicts(), if in_flight => {
                 if let Some(e) = job.take(verdicts) {
                     stop.get_or_insert(Stop::Broker(e));
                 }
             }
-            _ = tokio::time::sleep_until(wake) => {}
-            _ = shutdown.cancelled(), if stop.is_none() => stop = Some(Stop::Shutdown),
-        }
-        if job.settle_due().is_some_and(|t| t <= Instant::now()) || job.outcomes.len() >= SETTLE_BATCH {
-            job.settle().await?;
-            if std::mem::take(&mut retrying) {
-                // Progress again: the "waiting" note no longer holds.
-                r.store.set_job_note(spec.id, None).await?;
-            }
-            if stop.is_none() {
-                if let Some(note) = job.loop_note().await? {
-                    stop = Some(Stop::Loop(note));
+            stepped = step_done(&mut job.step) => {
+                job.step = None;
+                let stepped = match stepped {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Never sent: give them back (best effort; the lease
+                        // sweep flags whatever stays claimed).
+                        let _ = job.finish().await;
+                        return Err(e);
+                    }
+                };
+                job.stepped(stepped);
+                if std::mem::take(&mut retrying) {
+                    // Progress again: the "waiting" note no longer holds.
+                    r.store.set_job_note(spec.id, None).await?;
+                }
+                if stop.is_none() {
+                    if let Some(note) = job.loop_note().await? {
+                        stop = Some(Stop::Loop(note));
+                    }
                 }
             }
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = shutdown.cancelled(), if stop.is_none() => stop = Some(Stop::Shutdown),
         }
     }
 }
@@ -150,8 +158,9 @@ struct Run<'a> {
     pipeline: Pipeline<Item>,
     bucket: Option<TokenBucket>,
     claim_size: usize,
-    /// Claimed, not yet published.
-    claimed: VecDeque<Claimed>,
+    step: Option<JoinHandle<anyhow::Result<Stepped>>>,
+    /// Claimed and prepared, not yet published.
+    ready: VecDeque<Ready>,
     /// Claimed, then not published because the broker could not be reached.
     unsent: Vec<i64>,
     after: i64,
@@ -176,11 +185,14 @@ impl<'a> Run<'a> {
                 edit: None,
             },
             pipeline: r.publisher.pipeline(),
+            // A capped job claims about what it may send in a tenth of a
+            // second, so claimed messages never wait long under the lease.
             claim_size: bucket
                 .as_ref()
                 .map_or(CLAIM_BATCH, |b| b.burst().clamp(1, CLAIM_BATCH)),
             bucket,
-            claimed: VecDeque::new(),
+            step: None,
+            ready: VecDeque::new(),
             unsent: Vec::new(),
             after: 0,
             exhausted: false,
@@ -190,65 +202,64 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn can_claim(&self) -> bool {
-        self.claimed.is_empty() && !self.exhausted && self.pipeline.in_flight() < WINDOW
+    /// Starts a database step when none runs and one is due: messages to
+    /// claim, or verdicts to record.
+    fn start_step(&mut self, stopping: bool) {
+        if self.step.is_some() {
+            return;
+        }
+        let claim = (!stopping && !self.exhausted && self.ready.len() < self.claim_size.div_ceil(2))
+            .then_some(ClaimRequest {
+                after: self.after,
+                limit: self.claim_size,
+            });
+        let settle_due = !self.outcomes.is_empty()
+            && (stopping
+                || self.outcomes.len() >= SETTLE_BATCH
+                || self.oldest_outcome.is_some_and(|t| t.elapsed() >= SETTLE_EVERY));
+        if claim.is_none() && !settle_due {
+            return;
+        }
+        self.oldest_outcome = None;
+        self.step = Some(step::spawn(StepInput {
+            store: self.r.store.clone(),
+            job_id: self.id,
+            owner: self.r.instance.clone(),
+            user: self.user.to_owned(),
+            target: self.target.clone(),
+            outcomes: std::mem::take(&mut self.outcomes),
+            claim,
+        }));
     }
 
-    async fn claim(&mut self) -> anyhow::Result<()> {
-        if !self.can_claim() {
-            return Ok(());
+    fn stepped(&mut self, stepped: Stepped) {
+        if stepped.claimed_any {
+            match stepped.last {
+                Some(last) => self.after = last,
+                None => self.exhausted = true,
+            }
         }
-        let limit = self.claim_size.min(WINDOW - self.pipeline.in_flight());
-        let owner = &*self.r.instance;
-        let batch = self
-            .r
-            .store
-            .claim_job_replays(self.id, owner, self.after, limit, || {
-                uuid::Uuid::now_v7().to_string()
-            })
-            .await?;
-        match batch.last {
-            Some(last) => self.after = last,
-            None => self.exhausted = true,
-        }
-        self.claimed.extend(batch.claimed);
-        Ok(())
+        self.ready.extend(stepped.claimed);
+        self.loops.settled(stepped.replayed);
     }
 
-    /// Publishes claimed messages while the window and the rate cap allow.
+    /// Publishes ready messages while the window and the rate cap allow.
     async fn publish(&mut self) {
-        while self.pipeline.in_flight() < WINDOW && !self.claimed.is_empty() {
+        while self.pipeline.in_flight() < WINDOW && !self.ready.is_empty() {
             if let Some(b) = self.bucket.as_mut() {
                 if !b.try_take(Instant::now()) {
                     return;
                 }
             }
-            let Some(c) = self.claimed.pop_front() else { return };
-            let m = &c.message;
-            match prepare(m, &self.target, c.replay_id.clone()) {
+            let Some(Ready { item, out }) = self.ready.pop_front() else {
+                return;
+            };
+            match out {
                 Ok(out) => {
-                    let item = Item {
-                        message_id: m.id(),
-                        vhost: m.vhost().to_owned(),
-                        replay_id: c.replay_id,
-                        exchange: out.exchange.clone(),
-                        routing_key: out.routing_key.clone(),
-                        target: out.target(),
-                    };
-                    self.pipeline.publish(m.vhost(), &out, item).await;
+                    let vhost = item.vhost.clone();
+                    self.pipeline.publish(&vhost, &out, item).await;
                 }
-                Err(e) => {
-                    let exchange = self.target.exchange.as_deref().or(m.original_exchange());
-                    let item = Item {
-                        message_id: m.id(),
-                        vhost: m.vhost().to_owned(),
-                        replay_id: c.replay_id,
-                        exchange: exchange.unwrap_or_default().to_owned(),
-                        routing_key: String::new(),
-                        target: String::new(),
-                    };
-                    self.record(item, Settlement::Failed, Some(e.to_string()));
-                }
+                Err(e) => self.record(item, Settlement::Failed, Some(e)),
             }
         }
     }
@@ -297,63 +308,23 @@ impl<'a> Run<'a> {
         unreachable
     }
 
-    fn settle_due(&self) -> Option<Instant> {
-        self.oldest_outcome.map(|t| t + SETTLE_EVERY)
-    }
-
     fn token_due(&self) -> Option<Instant> {
-        let waiting = !self.claimed.is_empty() && self.pipeline.in_flight() < WINDOW;
+        let waiting = !self.ready.is_empty() && self.pipeline.in_flight() < WINDOW;
         self.bucket.as_ref().filter(|_| waiting).map(TokenBucket::next_at)
-    }
-
-    /// Records the outcomes so far, retrying while the database fails: a
-    /// confirmed replay must not stay `replaying` because one write failed.
-    async fn settle(&mut self) -> anyhow::Result<()> {
-        const SETTLE_FOR: Duration = Duration::from_secs(60);
-        if self.outcomes.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let mut wait = Duration::from_millis(50);
-        let owner = &*self.r.instance;
-        loop {
-            match self
-                .r
-                .store
-                .settle_job_replays(self.id, owner, self.user, &self.outcomes)
-                .await
-            {
-                Ok(()) => break,
-                Err(e) if started.elapsed() < SETTLE_FOR => {
-                    tracing::warn!(job = self.id, error = %e, "recording replay outcomes failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-                // The lease sweep flags what stays unrecorded.
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let replayed = self
-            .outcomes
-            .iter()
-            .filter(|o| o.settlement == Settlement::Replayed)
-            .count();
-        self.loops.settled(replayed as i64);
-        self.outcomes.clear();
-        self.oldest_outcome = None;
-        Ok(())
     }
 
     /// Whether the run has nothing left to wait for.
     fn idle(&self, stopping: bool) -> bool {
-        self.pipeline.in_flight() == 0 && (stopping || (self.claimed.is_empty() && self.exhausted))
+        self.step.is_none()
+            && self.outcomes.is_empty()
+            && self.pipeline.in_flight() == 0
+            && (stopping || (self.ready.is_empty() && self.exhausted))
     }
 
-    /// Records what is left and gives back what was never sent.
+    /// Gives back what was claimed and never sent.
     async fn finish(&mut self) -> anyhow::Result<()> {
-        self.settle().await?;
         let mut unsent = std::mem::take(&mut self.unsent);
-        unsent.extend(self.claimed.drain(..).map(|c| c.message.id()));
+        unsent.extend(self.ready.drain(..).map(|c| c.item.message_id));
         self.r.store.release_claims(&self.r.instance, &unsent).await?;
         self.pipeline.close().await;
         Ok(())
@@ -364,70 +335,10 @@ impl<'a> Run<'a> {
             return Ok(None);
         }
         let (replayed, since) = self.loops.window();
-        if replayed < LOOP_MIN_SAMPLE {
+        if replayed < MIN_SAMPLE {
             return Ok(None);
         }
         let back = self.r.store.job_copies_back(self.id, since).await?;
         Ok(self.loops.verdict(replayed, back))
-    }
-}
-
-/// Replays that come straight back mean the cause is not fixed: replaying
-/// more only grows the error queue. Counts this run's confirmed replays per
-/// settlement in memory, so a check costs one look at the (few) copies
-/// that came back, never a rescan of the job.
-struct LoopWatch {
-    window: Duration,
-    threshold: f64,
-    started_ms: i64,
-    /// (settled at, replays confirmed), oldest first.
-    settled: VecDeque<(i64, i64)>,
-    next_check: Instant,
-}
-
-impl LoopWatch {
-    fn new(window: Duration, threshold: f64) -> Self {
-        Self {
-            window,
-            threshold,
-            started_ms: crate::store::now_ms(),
-            settled: VecDeque::new(),
-            next_check: Instant::now(),
-        }
-    }
-
-    fn settled(&mut self, replayed: i64) {
-        if replayed > 0 {
-            self.settled.push_back((crate::store::now_ms(), replayed));
-        }
-    }
-
-    fn due(&mut self) -> bool {
-        if Instant::now() < self.next_check {
-            return false;
-        }
-        self.next_check = Instant::now() + LOOP_CHECK_EVERY;
-        true
-    }
-
-    /// Replays confirmed within the window (this run only), and its start.
-    fn window(&mut self) -> (i64, i64) {
-        let since = (crate::store::now_ms() - self.window.as_millis() as i64).max(self.started_ms);
-        while self.settled.front().is_some_and(|(at, _)| *at < since) {
-            self.settled.pop_front();
-        }
-        (self.settled.iter().map(|(_, n)| n).sum(), since)
-    }
-
-    fn verdict(&self, replayed: i64, back: i64) -> Option<String> {
-        if (back as f64) <= self.threshold * replayed as f64 {
-            return None;
-        }
-        Some(format!(
-            "paused: {back} of the last {replayed} replayed messages ({:.0}%) failed again within {}s; \
-             a replay loop? Fix the consumer, then resume.",
-            100.0 * back as f64 / replayed as f64,
-            self.window.as_secs()
-        ))
     }
 }

@@ -100,170 +100,37 @@ async fn pending_items(
     .await?)
 }
 
-impl Store {
-    /// Claims up to `limit` of the job's pending messages after message id
-    /// `after` for replay by `owner`, in one transaction. `new_ids` supplies
-    /// fresh replay ids.
-    pub async fn claim_job_replays(
-        &self,
-        job_id: i64,
-        owner: &str,
-        after: i64,
-        limit: usize,
-        mut new_id: impl FnMut() -> String,
-    ) -> Result<ClaimBatch, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let ids = pending_items(&mut tx, job_id, after, limit).await?;
-        let mut batch = ClaimBatch {
-            last: ids.last().copied(),
-            ..Default::default()
-        };
-        // One statement claims the whole batch, each message with its own
-        // replay id (or the one an unknown earlier outcome left).
-        let mut claimed: Vec<(i64, String)> = Vec::with_capacity(ids.len());
-        if !ids.is_empty() {
-            let mut b =
-                QueryBuilder::<Sqlite>::new("UPDATE messages SET status = 'replaying', replay_owner = ");
-            b.push_bind(owner)
-                .push(", replay_heartbeat = ")
-                .push_bind(now_ms())
-                .push(
-                    ", pending_replay_id = CASE WHEN replay_uncertain = 1 AND pending_replay_id IS NOT NULL
-                        THEN pending_replay_id ELSE v.column2 END FROM (",
-                );
-            b.push_values(&ids, |mut row, id| {
-                row.push_bind(*id).push_bind(new_id());
-            });
-            b.push(
-                ") AS v WHERE messages.id = v.column1 AND messages.status = 'failed'
-                 RETURNING messages.id, messages.pending_replay_id",
-            );
-            claimed = b.build_query_as().fetch_all(&mut *tx).await?;
-            claimed.sort_unstable_by_key(|(id, _)| *id);
-        }
-        for &id in &ids {
-            if claimed.binary_search_by_key(&id, |(c, _)| *c).is_err() {
-                skip_item(&mut tx, job_id, id).await?;
-                batch.skipped += 1;
-            }
-        }
-        if !claimed.is_empty() {
-            let mut b = QueryBuilder::<Sqlite>::new(FULL_SELECT);
-            b.push(" WHERE id IN (");
-            let mut list = b.separated(", ");
-            for (id, _) in &claimed {
-                list.push_bind(*id);
-            }
-            b.push(") ORDER BY id");
-            let rows: Vec<StoredMessage> = b.build_query_as().fetch_all(&mut *tx).await?;
-            batch.claimed = rows
-                .into_iter()
-                .zip(claimed)
-                .map(|(message, (id, replay_id))| {
-                    debug_assert_eq!(message.id(), id);
-                    Claimed { message, replay_id }
-                })
-                .collect();
-        }
-        tx.commit().await?;
-        Ok(batch)
-    }
+/// What to claim in a [`Store::job_step`]: up to `limit` pending messages
+/// after message id `after`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest {
+    pub after: i64,
+    pub limit: usize,
+}
 
-    /// Records the verdicts of a batch of job replays: each message's
-    /// status, history event, job item and audit entry, in one transaction.
-    pub async fn settle_job_replays(
+impl Store {
+    /// One step of a replay job, in one transaction (one fsync): records
+    /// `outcomes`, then claims the next messages for `owner` when asked.
+    /// `new_id` supplies fresh replay ids.
+    pub async fn job_step(
         &self,
         job_id: i64,
         owner: &str,
         user: &str,
         outcomes: &[JobReplayOutcome],
-    ) -> Result<(), StoreError> {
-        let actor = format!("{user} (job {job_id})");
-        let now = now_ms();
+        claim: Option<ClaimRequest>,
+        new_id: impl FnMut() -> String,
+    ) -> Result<ClaimBatch, StoreError> {
         let mut tx = self.write_tx().await?;
-        for kind in [Settlement::Replayed, Settlement::Failed, Settlement::Unknown] {
-            let ids: Vec<i64> = outcomes
-                .iter()
-                .filter(|o| o.settlement == kind)
-                .map(|o| o.message_id)
-                .collect();
-            apply_settlements(&mut tx, &ids, owner, kind).await?;
+        if !outcomes.is_empty() {
+            settle_in(&mut tx, job_id, owner, user, outcomes).await?;
         }
-        let details: Vec<String> = outcomes
-            .iter()
-            .map(|o| match &o.error {
-                None => format!("replay id {}", o.replay_id),
-                Some(e) => format!("{e} (replay id {})", o.replay_id),
-            })
-            .collect();
-        for (chunk, details) in outcomes
-            .chunks(ROWS_PER_INSERT)
-            .zip(details.chunks(ROWS_PER_INSERT))
-        {
-            let rows = || chunk.iter().zip(details);
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO message_events (message_id, at, action, actor, target, result, detail, replay_id) ",
-            );
-            b.push_values(rows(), |mut row, (o, detail)| {
-                let ok = o.settlement == Settlement::Replayed;
-                row.push_bind(o.message_id)
-                    .push_bind(now)
-                    .push_bind("replay")
-                    .push_bind(&actor)
-                    .push_bind(&o.target)
-                    .push_bind(if ok { "ok" } else { "error" })
-                    .push_bind(detail)
-                    .push_bind(ok.then_some(&o.replay_id));
-            });
-            b.build().execute(&mut *tx).await?;
-
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO job_items (job_id, message_id, state, error, replay_id, settled_at) ",
-            );
-            b.push_values(chunk, |mut row, o| {
-                let ok = o.settlement == Settlement::Replayed;
-                row.push_bind(job_id)
-                    .push_bind(o.message_id)
-                    .push_bind(if ok { "done" } else { "failed" })
-                    .push_bind(if ok { None } else { o.error.as_deref() })
-                    .push_bind(ok.then_some(&o.replay_id))
-                    .push_bind(now);
-            });
-            b.push(
-                " ON CONFLICT (job_id, message_id) DO UPDATE SET state = excluded.state, error = excluded.error,
-                    replay_id = excluded.replay_id, settled_at = excluded.settled_at",
-            );
-            b.build().execute(&mut *tx).await?;
-
-            let mut b = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO audit (at, user, source, action, vhost, object, exchange, routing_key, result, detail) ",
-            );
-            b.push_values(rows(), |mut row, (o, detail)| {
-                let result = if o.settlement == Settlement::Replayed {
-                    AuditResult::Ok
-                } else {
-                    AuditResult::Failed
-                };
-                row.push_bind(now)
-                    .push_bind(user)
-                    .push_bind(None::<String>)
-                    .push_bind(AuditAction::JobReplay.as_str())
-                    .push_bind(&o.vhost)
-                    .push_bind(format!("message {} (job {job_id})", o.message_id))
-                    .push_bind(&o.exchange)
-                    .push_bind(&o.routing_key)
-                    .push_bind(result.as_str())
-                    .push_bind(detail);
-            });
-            b.build().execute(&mut *tx).await?;
-        }
-        sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?")
-            .bind(now)
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?;
+        let batch = match claim {
+            Some(c) => claim_in(&mut tx, job_id, owner, c, new_id).await?,
+            None => ClaimBatch::default(),
+        };
         tx.commit().await?;
-        Ok(())
+        Ok(batch)
     }
 
     /// Gives back messages claimed but never published (the job paused or
@@ -365,4 +232,161 @@ impl Store {
         .fetch_one(&self.pool)
         .await?)
     }
+}
+
+/// Claims up to `c.limit` of the job's pending messages after `c.after`.
+async fn claim_in(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    job_id: i64,
+    owner: &str,
+    c: ClaimRequest,
+    mut new_id: impl FnMut() -> String,
+) -> Result<ClaimBatch, StoreError> {
+    let ids = pending_items(tx, job_id, c.after, c.limit).await?;
+    let mut batch = ClaimBatch {
+        last: ids.last().copied(),
+        ..Default::default()
+    };
+    // One statement claims the whole batch, each message with its own
+    // replay id (or the one an unknown earlier outcome left).
+    let mut claimed: Vec<(i64, String)> = Vec::with_capacity(ids.len());
+    if !ids.is_empty() {
+        let mut b = QueryBuilder::<Sqlite>::new("UPDATE messages SET status = 'replaying', replay_owner = ");
+        b.push_bind(owner)
+            .push(", replay_heartbeat = ")
+            .push_bind(now_ms())
+            .push(
+                ", pending_replay_id = CASE WHEN replay_uncertain = 1 AND pending_replay_id IS NOT NULL
+                    THEN pending_replay_id ELSE v.column2 END FROM (",
+            );
+        b.push_values(&ids, |mut row, id| {
+            row.push_bind(*id).push_bind(new_id());
+        });
+        b.push(
+            ") AS v WHERE messages.id = v.column1 AND messages.status = 'failed'
+             RETURNING messages.id, messages.pending_replay_id",
+        );
+        claimed = b.build_query_as().fetch_all(&mut **tx).await?;
+        claimed.sort_unstable_by_key(|(id, _)| *id);
+    }
+    for &id in &ids {
+        if claimed.binary_search_by_key(&id, |(c, _)| *c).is_err() {
+            skip_item(tx, job_id, id).await?;
+            batch.skipped += 1;
+        }
+    }
+    if !claimed.is_empty() {
+        let mut b = QueryBuilder::<Sqlite>::new(FULL_SELECT);
+        b.push(" WHERE id IN (");
+        let mut list = b.separated(", ");
+        for (id, _) in &claimed {
+            list.push_bind(*id);
+        }
+        b.push(") ORDER BY id");
+        let rows: Vec<StoredMessage> = b.build_query_as().fetch_all(&mut **tx).await?;
+        batch.claimed = rows
+            .into_iter()
+            .zip(claimed)
+            .map(|(message, (id, replay_id))| {
+                debug_assert_eq!(message.id(), id);
+                Claimed { message, replay_id }
+            })
+            .collect();
+    }
+    Ok(batch)
+}
+
+/// Records the verdicts of a batch of job replays: each message's
+/// status, history event, job item and audit entry.
+async fn settle_in(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    job_id: i64,
+    owner: &str,
+    user: &str,
+    outcomes: &[JobReplayOutcome],
+) -> Result<(), StoreError> {
+    let actor = format!("{user} (job {job_id})");
+    let now = now_ms();
+    for kind in [Settlement::Replayed, Settlement::Failed, Settlement::Unknown] {
+        let ids: Vec<i64> = outcomes
+            .iter()
+            .filter(|o| o.settlement == kind)
+            .map(|o| o.message_id)
+            .collect();
+        apply_settlements(tx, &ids, owner, kind).await?;
+    }
+    let details: Vec<String> = outcomes
+        .iter()
+        .map(|o| match &o.error {
+            None => format!("replay id {}", o.replay_id),
+            Some(e) => format!("{e} (replay id {})", o.replay_id),
+        })
+        .collect();
+    for (chunk, details) in outcomes
+        .chunks(ROWS_PER_INSERT)
+        .zip(details.chunks(ROWS_PER_INSERT))
+    {
+        let rows = || chunk.iter().zip(details);
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO message_events (message_id, at, action, actor, target, result, detail, replay_id) ",
+        );
+        b.push_values(rows(), |mut row, (o, detail)| {
+            let ok = o.settlement == Settlement::Replayed;
+            row.push_bind(o.message_id)
+                .push_bind(now)
+                .push_bind("replay")
+                .push_bind(&actor)
+                .push_bind(&o.target)
+                .push_bind(if ok { "ok" } else { "error" })
+                .push_bind(detail)
+                .push_bind(ok.then_some(&o.replay_id));
+        });
+        b.build().execute(&mut **tx).await?;
+
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO job_items (job_id, message_id, state, error, replay_id, settled_at) ",
+        );
+        b.push_values(chunk, |mut row, o| {
+            let ok = o.settlement == Settlement::Replayed;
+            row.push_bind(job_id)
+                .push_bind(o.message_id)
+                .push_bind(if ok { "done" } else { "failed" })
+                .push_bind(if ok { None } else { o.error.as_deref() })
+                .push_bind(ok.then_some(&o.replay_id))
+                .push_bind(now);
+        });
+        b.push(
+            " ON CONFLICT (job_id, message_id) DO UPDATE SET state = excluded.state, error = excluded.error,
+                replay_id = excluded.replay_id, settled_at = excluded.settled_at",
+        );
+        b.build().execute(&mut **tx).await?;
+
+        let mut b = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit (at, user, source, action, vhost, object, exchange, routing_key, result, detail) ",
+        );
+        b.push_values(rows(), |mut row, (o, detail)| {
+            let result = if o.settlement == Settlement::Replayed {
+                AuditResult::Ok
+            } else {
+                AuditResult::Failed
+            };
+            row.push_bind(now)
+                .push_bind(user)
+                .push_bind(None::<String>)
+                .push_bind(AuditAction::JobReplay.as_str())
+                .push_bind(&o.vhost)
+                .push_bind(format!("message {} (job {job_id})", o.message_id))
+                .push_bind(&o.exchange)
+                .push_bind(&o.routing_key)
+                .push_bind(result.as_str())
+                .push_bind(detail);
+        });
+        b.build().execute(&mut **tx).await?;
+    }
+    sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?")
+        .bind(now)
+        .bind(job_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -1,0 +1,227 @@
+//! Bulk replay throughput, side by side with the broker's own way of moving
+//! messages in the same run: a dynamic shovel with `ack-mode: on-confirm`
+//! and `src-delete-after: queue-length` (what the management UI's "move
+//! messages" creates), over the same Spring failures.
+//!
+//! `cargo run --release -p server --example bench_replay -- [messages]`
+//! Needs the local RabbitMQ with the management and shovel plugins.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use lapin::options::{BasicPublishOptions, QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, ExchangeKind};
+use serde_json::{json, Value};
+use server::config::Config;
+use tokio_util::sync::CancellationToken;
+
+mod support;
+use support::{spring, BenchVhost};
+
+async fn declare(ch: &Channel, queue: &str) {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+}
+
+async fn depth(ch: &Channel, queue: &str) -> u32 {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+    .message_count()
+}
+
+/// Puts `n` Spring failures on `queue`, confirmed.
+async fn fill(ch: &Channel, queue: &str, n: usize) {
+    for i in 0..n {
+        let (body, props) = spring::failure(i);
+        ch.basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            &body,
+            props,
+        )
+        .await
+        .unwrap();
+    }
+    assert!(ch.wait_for_confirms().await.unwrap().is_empty());
+}
+
+async fn wait_for_depth(ch: &Channel, queue: &str, n: u32) {
+    while depth(ch, queue).await < n {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Baseline: the shovel moves `n` failures to the original exchange.
+async fn shovel(bench: &BenchVhost, n: usize) -> Duration {
+    let ch = &bench.channel;
+    declare(ch, "shovel.src").await;
+    fill(ch, "shovel.src", n).await;
+    let uri = bench.amqp_url.clone();
+    let started = Instant::now();
+    let created = bench
+        .put(
+            "parameters/shovel",
+            "/bench-move",
+            json!({"value": {
+                "src-protocol": "amqp091", "src-uri": uri, "src-queue": "shovel.src",
+                "dest-protocol": "amqp091", "dest-uri": uri,
+                "dest-exchange": spring::EXCHANGE, "dest-exchange-key": spring::ROUTING_KEY,
+                "ack-mode": "on-confirm", "src-delete-after": "queue-length"
+            }}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.status().is_success(),
+        "creating the shovel: {} (is rabbitmq_shovel enabled?)",
+        created.status()
+    );
+    wait_for_depth(ch, "orders.in", n as u32).await;
+    started.elapsed()
+}
+
+/// Redrive: captures the failures, then one bulk replay job over all of them.
+async fn redrive(bench: &BenchVhost, n: usize) -> (Duration, Duration) {
+    let ch = &bench.channel;
+    declare(ch, "orders.error.queue").await;
+    fill(ch, "orders.error.queue", n).await;
+    let db = bench.dir.join("bench.db");
+    let config = Config::try_parse_from([
+        "redrive".to_owned(),
+        format!("--amqp-url={}", bench.amqp_url),
+        format!("--database-url=sqlite://{}?mode=rwc", db.display()),
+        "--listen=127.0.0.1:0".into(),
+        format!("--vhosts={}", bench.name),
+        "--discovery-interval=0.05".into(),
+    ])
+    .unwrap();
+    let captured = Instant::now();
+    let running = server::start(config, CancellationToken::new()).await.unwrap();
+    let base = format!("http://{}/api/v1", running.addr);
+    let api = reqwest::Client::new();
+    let get = |path: String| {
+        let api = api.clone();
+        async move {
+            api.get(path)
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let q = format!("{base}/messages?queue=orders.error.queue&limit=1");
+    while get(q.clone()).await["total"].as_u64().unwrap_or(0) < n as u64 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ingest = captured.elapsed();
+    eprintln!("captured {n} in {:.1}s; replaying", ingest.as_secs_f64());
+
+    let started = Instant::now();
+    let job: Value = api
+        .post(format!("{base}/jobs"))
+        .basic_auth("guest", Some("guest"))
+        .json(&json!({"action": "replay", "filter": {"queue": "orders.error.queue"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{base}/jobs/{}", job["id"]);
+    let done = loop {
+        let j = get(url.clone()).await;
+        if j["state"] != "running" {
+            break j;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let replay = started.elapsed();
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(done["done"], n, "{done}");
+    assert_eq!(depth(ch, "orders.in").await as usize, n);
+    running.shutdown.cancel();
+    running.stop().await.unwrap();
+    (ingest, replay)
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let bench = BenchVhost::create().await;
+    let ch = &bench.channel;
+    ch.exchange_declare(
+        spring::EXCHANGE.into(),
+        ExchangeKind::Direct,
+        lapin::options::ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    declare(ch, "orders.in").await;
+    ch.queue_bind(
+        "orders.in".into(),
+        spring::EXCHANGE.into(),
+        spring::ROUTING_KEY.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+
+    let moved = shovel(&bench, n).await;
+    ch.queue_purge("orders.in".into(), QueuePurgeOptions::default())
+        .await
+        .unwrap();
+    let (_, replayed) = redrive(&bench, n).await;
+
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!("bulk replay of {n} Spring failures (1 KiB JSON + exception headers and stack trace)");
+    println!("{:<46} {:>9} {:>10}", "", "seconds", "msg/s");
+    println!(
+        "{:<46} {:>9.2} {:>10.0}",
+        "baseline: shovel move, ack-mode on-confirm",
+        moved.as_secs_f64(),
+        rate(moved)
+    );
+    println!(
+        "{:<46} {:>9.2} {:>10.0}",
+        "redrive: bulk replay job, confirms + mandatory",
+        replayed.as_secs_f64(),
+        rate(replayed)
+    );
+    println!(
+        "RESULT replay {:.0} {:.0} {:.2}",
+        rate(replayed),
+        rate(moved),
+        rate(replayed) / rate(moved)
+    );
+    bench.remove().await;
+}
