@@ -1,7 +1,8 @@
-//! Ingest throughput, side by side with a baseline from the same run: a bare
-//! lapin consumer that acks each batch without storing anything.
+//! Ingest throughput of Spring failures (1 KiB JSON + exception headers and a
+//! stack trace), side by side with a baseline from the same run: a bare
+//! lapin consumer of the same backlog that acks without storing anything.
 //!
-//! `cargo run --release -p server --example bench_ingest -- [messages] [body bytes]`
+//! `cargo run --release -p server --example bench_ingest -- [messages]`
 //! Needs the local RabbitMQ with the management plugin; uses a throwaway vhost.
 
 use std::time::{Duration, Instant};
@@ -12,14 +13,14 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel};
+use lapin::Channel;
 use server::config::Config;
 use tokio_util::sync::CancellationToken;
 
 mod support;
-use support::BenchVhost;
+use support::{spring, BenchVhost};
 
-async fn fill(ch: &Channel, queue: &str, n: u32, body: &[u8]) {
+async fn fill(ch: &Channel, queue: &str, n: u32) {
     ch.queue_declare(
         queue.into(),
         QueueDeclareOptions {
@@ -31,14 +32,12 @@ async fn fill(ch: &Channel, queue: &str, n: u32, body: &[u8]) {
     .await
     .unwrap();
     for i in 0..n {
-        let props = BasicProperties::default()
-            .with_message_id(format!("m-{i}").into())
-            .with_delivery_mode(2);
+        let (body, props) = spring::failure(i as usize);
         ch.basic_publish(
             "".into(),
             queue.into(),
             BasicPublishOptions::default(),
-            body,
+            &body,
             props,
         )
         .await
@@ -78,16 +77,14 @@ async fn raw_consume(ch: &Channel, queue: &str, n: u32) -> Duration {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let size: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1024);
-    let body = vec![b'x'; size];
     let bench = BenchVhost::create().await;
     let (vhost, url, conn, ch) = (&bench.name, &bench.amqp_url, &bench.conn, &bench.channel);
 
-    fill(ch, "baseline.dlq", n, &body).await;
+    fill(ch, "baseline.dlq", n).await;
     let raw = raw_consume(&conn.create_channel().await.unwrap(), "baseline.dlq", n).await;
 
     let db = bench.dir.join("bench.db");
-    fill(ch, "bench.dlq", n, &body).await;
+    fill(ch, "bench.dlq", n).await;
     let config = Config::try_parse_from([
         "redrive".to_owned(),
         format!("--amqp-url={url}"),
@@ -109,7 +106,7 @@ async fn main() {
     running.stop().await.unwrap();
 
     let rate = |d: Duration| f64::from(n) / d.as_secs_f64();
-    println!("{n} messages of {size} B, prefetch 500, ack every 200");
+    println!("ingest of {n} Spring failures; baseline: prefetch 500, ack every 200");
     println!("{:<34} {:>10} {:>12}", "", "seconds", "msg/s");
     println!(
         "{:<34} {:>10.2} {:>12.0}",
@@ -123,7 +120,12 @@ async fn main() {
         redrive.as_secs_f64(),
         rate(redrive)
     );
-    println!("redrive / baseline: {:.0}%", 100.0 * rate(redrive) / rate(raw));
+    println!(
+        "RESULT ingest {:.0} {:.0} {:.2}",
+        rate(redrive),
+        rate(raw),
+        rate(redrive) / rate(raw)
+    );
 
     bench.remove().await;
 }

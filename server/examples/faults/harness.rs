@@ -363,7 +363,7 @@ impl Db {
             "SELECT COUNT(*), COUNT(DISTINCT json_extract(CAST(body AS TEXT), '$.seq')),
                     COALESCE(SUM(replay_uncertain), 0), COALESCE(SUM(status = 'replayed'), 0),
                     COALESCE(SUM(status = 'replaying'), 0)
-             FROM messages",
+             FROM messages JOIN message_contents ON message_contents.message_id = messages.id",
         )
         .fetch_one(&mut conn)
         .await;
@@ -386,7 +386,7 @@ impl Db {
             .read_only(true)
             .connect()
             .await?;
-        let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT body FROM messages")
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT body FROM message_contents")
             .fetch_all(&mut conn)
             .await?;
         Ok(rows.into_iter().map(|(b,)| b).collect())

@@ -107,7 +107,8 @@ impl Store {
         loop {
             let rows: Vec<Row> = sqlx::query_as(
                 "SELECT id, queue, reason, stack_trace, original_exchange, original_routing_key, headers
-                 FROM messages WHERE group_id IS NULL LIMIT 500",
+                 FROM messages JOIN message_contents ON message_contents.message_id = messages.id
+                 WHERE group_id IS NULL LIMIT 500",
             )
             .fetch_all(&self.pool)
             .await?;

@@ -86,24 +86,21 @@ impl Store {
                 }
             }
             let id = sqlx::query(
-                "INSERT INTO messages (vhost, queue, received_at, body, properties, headers,
+                "INSERT INTO messages (vhost, queue, received_at, persistent,
                     delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
-                    reason, stack_trace, death_count, service, message_id, replay_id, content_hash,
+                    reason, death_count, service, message_id, replay_id, content_hash,
                     exception_type, group_id, group_title, ack_unsettled)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
             )
             .bind(&m.vhost)
             .bind(&m.queue)
             .bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
-            .bind(&m.body)
-            .bind(m.properties.to_string())
-            .bind(m.headers.to_string())
+            .bind(m.properties["delivery_mode"].as_i64() == Some(2))
             .bind(&m.delivery_exchange)
             .bind(&m.delivery_routing_key)
             .bind(&m.original_exchange)
             .bind(&m.original_routing_key)
             .bind(&m.reason)
-            .bind(&m.stack_trace)
             .bind(m.death_count)
             .bind(&m.service)
             .bind(&m.message_id)
@@ -115,6 +112,17 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .last_insert_rowid();
+            sqlx::query(
+                "INSERT INTO message_contents (message_id, body, properties, headers, stack_trace)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(&m.body)
+            .bind(m.properties.to_string())
+            .bind(m.headers.to_string())
+            .bind(&m.stack_trace)
+            .execute(&mut *tx)
+            .await?;
             search::index(&mut tx, id, m).await?;
             inserted += 1;
             ids = Some(ids.map_or(id..=id, |r| *r.start()..=id));

@@ -11,7 +11,8 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT id, vhost, queue, status, origin
     original_routing_key, reason, service, death_count, received_at, group_id FROM messages";
 pub(super) const FULL_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
     original_routing_key, reason, service, death_count, received_at, group_id, body, properties, headers, \
-    stack_trace, delivery_exchange, delivery_routing_key, replay_id FROM messages";
+    stack_trace, delivery_exchange, delivery_routing_key, replay_id \
+    FROM messages JOIN message_contents ON message_contents.message_id = messages.id";
 
 /// Unix milliseconds to RFC 3339 (UTC, millisecond precision).
 pub fn rfc3339(ms: i64) -> String {

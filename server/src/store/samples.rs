@@ -247,7 +247,7 @@ impl Store {
     pub async fn unhandled_counts(&self) -> Result<HashMap<(String, String), (i64, i64)>, StoreError> {
         let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "SELECT vhost, queue, count(*),
-                sum(CASE WHEN COALESCE(json_extract(properties, '$.delivery_mode'), 1) = 2 THEN 0 ELSE 1 END)
+                sum(1 - persistent)
              FROM messages WHERE status = 'failed' GROUP BY vhost, queue",
         )
         .fetch_all(&self.pool)
