@@ -257,7 +257,7 @@ impl<'a> Run<'a> {
             match out {
                 Ok(out) => {
                     let vhost = item.vhost.clone();
-                    self.pipeline.publish(&vhost, &out, item).await;
+                    self.pipeline.publish(&vhost, out, item).await;
                 }
                 Err(e) => self.record(item, Settlement::Failed, Some(e)),
             }

@@ -59,7 +59,8 @@ struct Slot<T> {
     answer: Answer,
 }
 
-type Pending = Pin<Box<dyn Future<Output = (u64, lapin::Result<Confirmation>)> + Send>>;
+/// A publish's confirm (or the error that ended its channel).
+type Pending = Pin<Box<dyn Future<Output = lapin::Result<Confirmation>> + Send>>;
 
 /// Publishes with confirms and `mandatory`, many at a time.
 pub struct Pipeline<T> {
@@ -72,7 +73,7 @@ pub struct Pipeline<T> {
     exchanges: HashSet<(String, String)>,
     /// In publish order; sequence numbers are contiguous from the front.
     slots: VecDeque<Slot<T>>,
-    pending: FuturesUnordered<Pending>,
+    pending: FuturesUnordered<Pin<Box<dyn Future<Output = (u64, lapin::Result<Confirmation>)> + Send>>>,
     /// Returns read from resolved confirms, by the replay id they carry.
     returned: HashMap<String, (u16, String)>,
     /// Decided without a confirm: nothing was published.
@@ -102,16 +103,17 @@ impl<T> Pipeline<T> {
 
     /// Sends `out` on `vhost`'s confirm channel. Its verdict comes from
     /// [`Pipeline::verdicts`], tagged with `tag`.
-    pub async fn publish(&mut self, vhost: &str, out: &Outgoing, tag: T) {
+    pub async fn publish(&mut self, vhost: &str, out: Outgoing, tag: T) {
+        let replay_id = out.replay_id.clone();
         match self.send(vhost, out).await {
-            Ok(confirm) => {
+            Ok(sent) => {
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                self.pending.push(Box::pin(confirm.map(move |r| (seq, r))));
+                self.pending.push(Box::pin(sent.map(move |r| (seq, r))));
                 self.slots.push_back(Slot {
                     seq,
                     vhost: vhost.to_owned(),
-                    replay_id: out.replay_id.clone(),
+                    replay_id,
                     sent_at: Instant::now(),
                     tag,
                     answer: Answer::Waiting,
@@ -121,26 +123,42 @@ impl<T> Pipeline<T> {
         }
     }
 
-    async fn send(&mut self, vhost: &str, out: &Outgoing) -> Result<lapin::PublisherConfirm, PublishError> {
+    /// Queues the publish on the channel and returns a future of its
+    /// confirm, without waiting for the frames to reach the socket.
+    ///
+    /// lapin's `basic_publish` assigns the delivery tag and queues the frames
+    /// synchronously, then waits for its I/O thread to write them: awaited
+    /// one by one, every publish costs a round trip between threads. Polled
+    /// once here, the publish is queued in order; the write and the confirm
+    /// are awaited with the rest of the window.
+    async fn send(&mut self, vhost: &str, out: Outgoing) -> Result<Pending, PublishError> {
         self.check_exchange(vhost, &out.exchange).await?;
         let channel = self.channel(vhost).await?;
-        channel
-            .basic_publish(
-                out.exchange.as_str().into(),
-                out.routing_key.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                &out.body,
-                out.properties.clone(),
-            )
-            .await
-            .map_err(|e| {
-                // The channel is unusable for what follows either way.
+        let Outgoing {
+            exchange,
+            routing_key,
+            properties,
+            body,
+            ..
+        } = out;
+        let mut queued = Box::pin(async move {
+            let options = BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            };
+            channel
+                .basic_publish(exchange.into(), routing_key.into(), options, &body, properties)
+                .await
+        });
+        match futures::poll!(&mut queued) {
+            // Refused before anything was queued (the channel closed).
+            std::task::Poll::Ready(Err(e)) => {
                 self.channels.remove(vhost);
-                PublishError::Lost(e)
-            })
+                Err(PublishError::Lost(e))
+            }
+            std::task::Poll::Ready(Ok(confirm)) => Ok(Box::pin(confirm)),
+            std::task::Poll::Pending => Ok(Box::pin(async move { queued.await?.await })),
+        }
     }
 
     /// The vhost's confirm channel, opened (again) when missing or closed.
