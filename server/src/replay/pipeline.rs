@@ -61,6 +61,8 @@ struct Slot<T> {
 
 /// A publish's confirm (or the error that ended its channel).
 type Pending = Pin<Box<dyn Future<Output = lapin::Result<Confirmation>> + Send>>;
+/// The same, numbered by publish order.
+type Numbered = Pin<Box<dyn Future<Output = (u64, lapin::Result<Confirmation>)> + Send>>;
 
 /// Publishes with confirms and `mandatory`, many at a time.
 pub struct Pipeline<T> {
@@ -73,7 +75,7 @@ pub struct Pipeline<T> {
     exchanges: HashSet<(String, String)>,
     /// In publish order; sequence numbers are contiguous from the front.
     slots: VecDeque<Slot<T>>,
-    pending: FuturesUnordered<Pin<Box<dyn Future<Output = (u64, lapin::Result<Confirmation>)> + Send>>>,
+    pending: FuturesUnordered<Numbered>,
     /// Returns read from resolved confirms, by the replay id they carry.
     returned: HashMap<String, (u16, String)>,
     /// Decided without a confirm: nothing was published.
