@@ -9,42 +9,14 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::Channel;
 use server::config::Config;
 use tokio_util::sync::CancellationToken;
 
 mod support;
-use support::{spring, BenchVhost};
-
-async fn fill(ch: &Channel, queue: &str, n: u32) {
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    for i in 0..n {
-        let (body, props) = spring::failure(i as usize);
-        ch.basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            &body,
-            props,
-        )
-        .await
-        .unwrap();
-    }
-    assert!(ch.wait_for_confirms().await.unwrap().is_empty());
-}
+use support::{fill, BenchVhost};
 
 /// Baseline: consume and ack (multiple, every 200) with nothing stored.
 async fn raw_consume(ch: &Channel, queue: &str, n: u32) -> Duration {
@@ -80,11 +52,11 @@ async fn main() {
     let bench = BenchVhost::create().await;
     let (vhost, url, conn, ch) = (&bench.name, &bench.amqp_url, &bench.conn, &bench.channel);
 
-    fill(ch, "baseline.dlq", n).await;
+    fill(ch, "baseline.dlq", n as usize).await;
     let raw = raw_consume(&conn.create_channel().await.unwrap(), "baseline.dlq", n).await;
 
     let db = bench.dir.join("bench.db");
-    fill(ch, "bench.dlq", n).await;
+    fill(ch, "bench.dlq", n as usize).await;
     let config = Config::try_parse_from([
         "redrive".to_owned(),
         format!("--amqp-url={url}"),

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lapin::options::{BasicPublishOptions, QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, ExchangeKind};
 use serde_json::{json, Value};
@@ -17,20 +17,7 @@ use server::config::Config;
 use tokio_util::sync::CancellationToken;
 
 mod support;
-use support::{spring, BenchVhost};
-
-async fn declare(ch: &Channel, queue: &str) {
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-}
+use support::{declare, fill, spring, BenchVhost};
 
 async fn depth(ch: &Channel, queue: &str) -> u32 {
     ch.queue_declare(
@@ -46,23 +33,6 @@ async fn depth(ch: &Channel, queue: &str) -> u32 {
     .message_count()
 }
 
-/// Puts `n` Spring failures on `queue`, confirmed.
-async fn fill(ch: &Channel, queue: &str, n: usize) {
-    for i in 0..n {
-        let (body, props) = spring::failure(i);
-        ch.basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            &body,
-            props,
-        )
-        .await
-        .unwrap();
-    }
-    assert!(ch.wait_for_confirms().await.unwrap().is_empty());
-}
-
 async fn wait_for_depth(ch: &Channel, queue: &str, n: u32) {
     while depth(ch, queue).await < n {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -72,7 +42,6 @@ async fn wait_for_depth(ch: &Channel, queue: &str, n: u32) {
 /// Baseline: the shovel moves `n` failures to the original exchange.
 async fn shovel(bench: &BenchVhost, n: usize) -> Duration {
     let ch = &bench.channel;
-    declare(ch, "shovel.src").await;
     fill(ch, "shovel.src", n).await;
     let uri = bench.amqp_url.clone();
     let started = Instant::now();
@@ -102,7 +71,6 @@ async fn shovel(bench: &BenchVhost, n: usize) -> Duration {
 /// Redrive: captures the failures, then one bulk replay job over all of them.
 async fn redrive(bench: &BenchVhost, n: usize) -> (Duration, Duration) {
     let ch = &bench.channel;
-    declare(ch, "orders.error.queue").await;
     fill(ch, "orders.error.queue", n).await;
     let db = bench.dir.join("bench.db");
     let config = Config::try_parse_from([

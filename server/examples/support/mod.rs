@@ -9,7 +9,8 @@ pub mod spring;
 
 use std::path::PathBuf;
 
-use lapin::options::ConfirmSelectOptions;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use server::broker::management::enc;
 
@@ -108,4 +109,42 @@ impl BenchVhost {
 
 fn api(path: &str) -> String {
     format!("{MGMT}/{path}")
+}
+
+/// Declares a durable queue.
+#[allow(
+    dead_code,
+    reason = "each benchmark compiles this module; not all fill queues"
+)]
+pub async fn declare(ch: &Channel, queue: &str) {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(queue.into(), durable, FieldTable::default())
+        .await
+        .unwrap();
+}
+
+/// Declares `queue` and puts `n` Spring failures on it, confirmed (`ch` is
+/// in confirm mode).
+#[allow(
+    dead_code,
+    reason = "each benchmark compiles this module; not all fill queues"
+)]
+pub async fn fill(ch: &Channel, queue: &str, n: usize) {
+    declare(ch, queue).await;
+    for i in 0..n {
+        let (body, props) = spring::failure(i);
+        ch.basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            &body,
+            props,
+        )
+        .await
+        .unwrap();
+    }
+    assert!(ch.wait_for_confirms().await.unwrap().is_empty());
 }

@@ -267,12 +267,7 @@ impl<'a> Run<'a> {
     fn record(&mut self, item: Item, settlement: Settlement, error: Option<String>) {
         self.oldest_outcome.get_or_insert_with(Instant::now);
         self.outcomes.push(JobReplayOutcome {
-            message_id: item.message_id,
-            vhost: item.vhost,
-            replay_id: item.replay_id,
-            exchange: item.exchange,
-            routing_key: item.routing_key,
-            target: item.target,
+            replay: item,
             settlement,
             error,
         });

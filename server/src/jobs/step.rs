@@ -12,15 +12,7 @@ use crate::replay::{prepare, Outgoing};
 use crate::store::{ClaimRequest, JobReplayOutcome, Settlement, Store};
 
 /// What a publish stands for, from claim to verdict.
-#[derive(Debug)]
-pub struct Item {
-    pub message_id: i64,
-    pub vhost: String,
-    pub replay_id: String,
-    pub exchange: String,
-    pub routing_key: String,
-    pub target: String,
-}
+pub use crate::store::JobReplay as Item;
 
 /// A claimed message, prepared: ready to publish, or refused before sending
 /// (e.g. its original exchange is unknown).

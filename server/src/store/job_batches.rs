@@ -31,9 +31,10 @@ pub struct ClaimBatch {
     pub last: Option<i64>,
 }
 
-/// The outcome of one job replay, to record.
+/// One message of a replay job on its way: where it goes, under which
+/// replay id.
 #[derive(Debug)]
-pub struct JobReplayOutcome {
+pub struct JobReplay {
     pub message_id: i64,
     pub vhost: String,
     pub replay_id: String,
@@ -41,6 +42,12 @@ pub struct JobReplayOutcome {
     pub routing_key: String,
     /// `exchange / routing key` as history shows it.
     pub target: String,
+}
+
+/// The outcome of one job replay, to record.
+#[derive(Debug)]
+pub struct JobReplayOutcome {
+    pub replay: JobReplay,
     pub settlement: Settlement,
     /// The broker's words when it did not confirm.
     pub error: Option<String>,
@@ -311,15 +318,15 @@ async fn settle_in(
         let ids: Vec<i64> = outcomes
             .iter()
             .filter(|o| o.settlement == kind)
-            .map(|o| o.message_id)
+            .map(|o| o.replay.message_id)
             .collect();
         apply_settlements(tx, &ids, owner, kind).await?;
     }
     let details: Vec<String> = outcomes
         .iter()
         .map(|o| match &o.error {
-            None => format!("replay id {}", o.replay_id),
-            Some(e) => format!("{e} (replay id {})", o.replay_id),
+            None => format!("replay id {}", o.replay.replay_id),
+            Some(e) => format!("{e} (replay id {})", o.replay.replay_id),
         })
         .collect();
     for (chunk, details) in outcomes
@@ -332,14 +339,14 @@ async fn settle_in(
         );
         b.push_values(rows(), |mut row, (o, detail)| {
             let ok = o.settlement == Settlement::Replayed;
-            row.push_bind(o.message_id)
+            row.push_bind(o.replay.message_id)
                 .push_bind(now)
                 .push_bind("replay")
                 .push_bind(&actor)
-                .push_bind(&o.target)
+                .push_bind(&o.replay.target)
                 .push_bind(if ok { "ok" } else { "error" })
                 .push_bind(detail)
-                .push_bind(ok.then_some(&o.replay_id));
+                .push_bind(ok.then_some(&o.replay.replay_id));
         });
         b.build().execute(&mut **tx).await?;
 
@@ -349,10 +356,10 @@ async fn settle_in(
         b.push_values(chunk, |mut row, o| {
             let ok = o.settlement == Settlement::Replayed;
             row.push_bind(job_id)
-                .push_bind(o.message_id)
+                .push_bind(o.replay.message_id)
                 .push_bind(if ok { "done" } else { "failed" })
                 .push_bind(if ok { None } else { o.error.as_deref() })
-                .push_bind(ok.then_some(&o.replay_id))
+                .push_bind(ok.then_some(&o.replay.replay_id))
                 .push_bind(now);
         });
         b.push(
@@ -374,10 +381,10 @@ async fn settle_in(
                 .push_bind(user)
                 .push_bind(None::<String>)
                 .push_bind(AuditAction::JobReplay.as_str())
-                .push_bind(&o.vhost)
-                .push_bind(format!("message {} (job {job_id})", o.message_id))
-                .push_bind(&o.exchange)
-                .push_bind(&o.routing_key)
+                .push_bind(&o.replay.vhost)
+                .push_bind(format!("message {} (job {job_id})", o.replay.message_id))
+                .push_bind(&o.replay.exchange)
+                .push_bind(&o.replay.routing_key)
                 .push_bind(result.as_str())
                 .push_bind(detail);
         });

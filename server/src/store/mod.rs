@@ -32,7 +32,7 @@ pub use access::Scope;
 pub use audit::{AuditFilter, NewAudit};
 pub use filter::Filter;
 pub use ingest::Committed;
-pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplayOutcome};
+pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOutcome};
 pub use jobs::{JobSpec, NewJob, SELECTABLE};
 pub use replays::Settlement;
 pub use rows::StoredMessage;
