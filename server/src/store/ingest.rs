@@ -60,8 +60,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let oldest = now_ms() - window.as_millis() as i64;
-        let mut inserted = 0;
-        let mut ids: Option<RangeInclusive<i64>> = None;
+        let mut fresh: Vec<&NewMessage> = Vec::with_capacity(batch.len());
         for m in batch {
             if m.redelivered {
                 let twin: Option<i64> = sqlx::query_scalar(
@@ -85,48 +84,15 @@ impl Store {
                     continue;
                 }
             }
-            let id = sqlx::query(
-                "INSERT INTO messages (vhost, queue, received_at, persistent,
-                    delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
-                    reason, death_count, service, message_id, replay_id, content_hash,
-                    exception_type, group_id, group_title, ack_unsettled)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            )
-            .bind(&m.vhost)
-            .bind(&m.queue)
-            .bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
-            .bind(m.properties["delivery_mode"].as_i64() == Some(2))
-            .bind(&m.delivery_exchange)
-            .bind(&m.delivery_routing_key)
-            .bind(&m.original_exchange)
-            .bind(&m.original_routing_key)
-            .bind(&m.reason)
-            .bind(m.death_count)
-            .bind(&m.service)
-            .bind(&m.message_id)
-            .bind(&m.replay_id)
-            .bind(&m.content_hash)
-            .bind(&m.exception_type)
-            .bind(&m.group_id)
-            .bind(&m.group_title)
-            .execute(&mut *tx)
-            .await?
-            .last_insert_rowid();
-            sqlx::query(
-                "INSERT INTO message_contents (message_id, body, properties, headers, stack_trace)
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(&m.body)
-            .bind(m.properties.to_string())
-            .bind(m.headers.to_string())
-            .bind(&m.stack_trace)
-            .execute(&mut *tx)
-            .await?;
-            search::index(&mut tx, id, m).await?;
-            inserted += 1;
-            ids = Some(ids.map_or(id..=id, |r| *r.start()..=id));
+            fresh.push(m);
         }
+        let mut ids: Option<RangeInclusive<i64>> = None;
+        for chunk in fresh.chunks(ROWS_PER_INSERT) {
+            let first = insert_rows(&mut tx, chunk).await?;
+            let last = first + chunk.len() as i64 - 1;
+            ids = Some(ids.map_or(first..=last, |r| *r.start()..=last));
+        }
+        let inserted = fresh.len();
         tx.commit().await?;
         Ok(Committed {
             stored: inserted,
@@ -149,4 +115,69 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Rows per multi-row statement: one statement per table per chunk instead
+/// of one per message (each is a round trip to the database thread), well
+/// under SQLite's limit of bound parameters.
+const ROWS_PER_INSERT: usize = 400;
+
+/// Inserts `rows` into `messages`, `message_contents` and the search index;
+/// returns the first id. One statement assigns ids in the order of its
+/// rows, consecutively: this transaction is the only writer.
+async fn insert_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    rows: &[&NewMessage],
+) -> Result<i64, StoreError> {
+    let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO messages (vhost, queue, received_at, persistent,
+            delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
+            reason, death_count, service, message_id, replay_id, content_hash,
+            exception_type, group_id, group_title, ack_unsettled) ",
+    );
+    b.push_values(rows, |mut row, m| {
+        row.push_bind(&m.vhost)
+            .push_bind(&m.queue)
+            .push_bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
+            .push_bind(m.properties["delivery_mode"].as_i64() == Some(2))
+            .push_bind(&m.delivery_exchange)
+            .push_bind(&m.delivery_routing_key)
+            .push_bind(&m.original_exchange)
+            .push_bind(&m.original_routing_key)
+            .push_bind(&m.reason)
+            .push_bind(m.death_count)
+            .push_bind(&m.service)
+            .push_bind(&m.message_id)
+            .push_bind(&m.replay_id)
+            .push_bind(&m.content_hash)
+            .push_bind(&m.exception_type)
+            .push_bind(&m.group_id)
+            .push_bind(&m.group_title)
+            .push_bind(1);
+    });
+    b.push(" RETURNING id");
+    let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut **tx).await?;
+    ids.sort_unstable();
+    let first = ids.first().copied().unwrap_or_default();
+    let consecutive = ids.len() == rows.len() && ids.windows(2).all(|w| w[1] == w[0] + 1);
+    if !consecutive {
+        // Cannot happen with one writer; refuse rather than mismatch rows.
+        return Err(StoreError::Database(sqlx::Error::Protocol(
+            "inserted message ids are not consecutive".into(),
+        )));
+    }
+    let numbered = || rows.iter().zip(first..);
+    let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO message_contents (message_id, body, properties, headers, stack_trace) ",
+    );
+    b.push_values(numbered(), |mut row, (m, id)| {
+        row.push_bind(id)
+            .push_bind(&m.body)
+            .push_bind(m.properties.to_string())
+            .push_bind(m.headers.to_string())
+            .push_bind(&m.stack_trace);
+    });
+    b.build().execute(&mut **tx).await?;
+    search::index_rows(tx, numbered()).await?;
+    Ok(first)
 }

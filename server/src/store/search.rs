@@ -41,25 +41,28 @@ fn header_text(headers: &Value, out: &mut String) {
     }
 }
 
-pub(super) async fn index(
+/// Indexes newly stored messages (`(message, id)` pairs) in one statement.
+pub(super) async fn index_rows<'m>(
     tx: &mut Transaction<'_, Sqlite>,
-    id: i64,
-    m: &NewMessage,
+    rows: impl Iterator<Item = (&'m &'m NewMessage, i64)>,
 ) -> Result<(), StoreError> {
-    let body = (m.body.len() <= MAX_INDEXED_BODY)
-        .then(|| std::str::from_utf8(&m.body).ok())
-        .flatten();
-    let mut headers = String::new();
-    header_text(&m.headers, &mut headers);
-    sqlx::query("INSERT INTO messages_fts (rowid, body, reason, stack_trace, message_id, headers) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(id)
-        .bind(body)
-        .bind(&m.reason)
-        .bind(&m.stack_trace)
-        .bind(&m.message_id)
-        .bind(headers)
-        .execute(&mut **tx)
-        .await?;
+    let mut b = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT INTO messages_fts (rowid, body, reason, stack_trace, message_id, headers) ",
+    );
+    b.push_values(rows, |mut row, (m, id)| {
+        let body = (m.body.len() <= MAX_INDEXED_BODY)
+            .then(|| std::str::from_utf8(&m.body).ok())
+            .flatten();
+        let mut headers = String::new();
+        header_text(&m.headers, &mut headers);
+        row.push_bind(id)
+            .push_bind(body)
+            .push_bind(&m.reason)
+            .push_bind(&m.stack_trace)
+            .push_bind(&m.message_id)
+            .push_bind(headers);
+    });
+    b.build().execute(&mut **tx).await?;
     Ok(())
 }
 
