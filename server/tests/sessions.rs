@@ -9,6 +9,12 @@ use leptos::server_fn::ServerFn;
 use reqwest::header;
 use serde_json::{json, Value};
 
+/// `GET /api/v1/me` with the session's cookie: 200 while it lives.
+async fn me_status(session: &reqwest::Client, app: &TestApp) -> u16 {
+    let r = session.get(format!("{}/api/v1/me", app.base)).send().await;
+    r.unwrap().status().as_u16()
+}
+
 async fn setup() -> (TestVhost, TestDb, TestApp) {
     with_queues(&["sec.dlq"], &[]).await
 }
@@ -64,12 +70,7 @@ async fn a_session_starts_at_sign_in_and_ends_at_sign_out() {
         .await
         .unwrap();
     assert_eq!(out.status(), 303);
-    let after = session
-        .get(format!("{}/api/v1/me", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), 401);
+    assert_eq!(me_status(&session, &app).await, 401);
     // A wrong password starts nothing.
     let (status, cookie, _) = sign_in(&app, "guest", "wrong").await;
     assert_eq!((status, cookie), (401, None));
@@ -142,12 +143,7 @@ async fn a_session_changes_state_only_with_its_csrf_token() {
         .unwrap();
     assert_eq!(rest.status(), 403);
     // Reads need no token.
-    let me = session
-        .get(format!("{}/api/v1/me", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200);
+    assert_eq!(me_status(&session, &app).await, 200);
     // With the page's token, it goes through.
     let r = call(Some(&token)).await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
@@ -167,25 +163,9 @@ async fn a_session_changes_state_only_with_its_csrf_token() {
     };
     assert_eq!(out(vec![]).await.unwrap().status(), 403);
     assert_eq!(out(vec![("csrf", "x".into())]).await.unwrap().status(), 403);
-    assert_eq!(
-        session
-            .get(format!("{}/api/v1/me", app.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(me_status(&session, &app).await, 200);
     assert_eq!(out(vec![("csrf", token.clone())]).await.unwrap().status(), 303);
-    assert_eq!(
-        session
-            .get(format!("{}/api/v1/me", app.base))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(me_status(&session, &app).await, 401);
 
     // Each forged attempt is in the audit log under the user's name.
     let (_, page) = app.get("/api/v1/audit?action=forged_request&user=guest").await;
