@@ -153,7 +153,9 @@ impl<T> Pipeline<T> {
                 .await
         });
         match futures::poll!(&mut queued) {
-            // Refused before anything was queued (the channel closed).
+            // Failed at once: the channel closed before the frames were
+            // queued, or their write failed. Which, is not knowable here,
+            // so the outcome counts as unknown, never as not sent.
             std::task::Poll::Ready(Err(e)) => {
                 self.channels.remove(vhost);
                 Err(PublishError::Lost(e))
