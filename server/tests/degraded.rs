@@ -70,3 +70,41 @@ async fn last_known_data_while_the_management_api_is_down() {
     assert_eq!(vh.drain("orders", 1).await[0].data, b"{\"id\":1}");
     app.stop().await;
 }
+
+/// A fresh broker without the management plugin: nothing listens on its
+/// port. Sign-in (checked by the broker) and the API say what to run instead
+/// of "try again".
+#[tokio::test]
+async fn a_missing_management_plugin_is_named_with_its_fix() {
+    let vh = TestVhost::new().await;
+    let db = TestDb::new();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let mgmt = format!("--management-url=http://127.0.0.1:{port}");
+    let app = TestApp::start(config(&vh, &db, &[&mgmt, "--management-timeout=2"])).await;
+    let fix = "rabbitmq-plugins enable rabbitmq_management";
+
+    let (status, body) = app.get("/api/v1/queues").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains(fix), "{body}");
+    assert!(
+        !body.to_string().contains(&port.to_string()),
+        "internal address leaked: {body}"
+    );
+
+    let page = reqwest::Client::new()
+        .post(format!("{}/login", app.base))
+        .header(reqwest::header::ORIGIN, &app.base)
+        .form(&[("user", "guest"), ("password", "guest"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 503);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(fix),
+        "the sign-in page does not name the fix: {html}"
+    );
+    app.stop().await;
+}

@@ -29,6 +29,7 @@ pub use pages::{sign_in_form, sign_in_submit, sign_out};
 pub use principal::Principal;
 pub use throttle::Throttle;
 
+use crate::broker::ManagementError;
 use crate::http::AppState;
 use crate::store::{NewAudit, Store};
 
@@ -77,7 +78,23 @@ pub fn source_of(req: &Request) -> IpAddr {
 pub(crate) enum Refusal {
     SignIn(&'static str),
     Throttled(Duration),
-    Unavailable,
+    /// The broker (or the database) cannot check the caller now; the text
+    /// says what an operator can do, without internal addresses.
+    Unavailable(&'static str),
+}
+
+const CANNOT_CHECK: &str = "the broker's management API cannot check sign-ins right now; try again shortly";
+/// A fresh broker without the management plugin is the common first-run
+/// cause; say the one-line fix instead of "try again".
+const PLUGIN_OFF: &str = "Redrive checks sign-ins with the broker's management API, and nothing answers \
+    there: if the broker is new, enable the plugin with `rabbitmq-plugins enable rabbitmq_management`";
+
+fn cannot_check(e: &ManagementError) -> Refusal {
+    Refusal::Unavailable(if e.is_not_listening() {
+        PLUGIN_OFF
+    } else {
+        CANNOT_CHECK
+    })
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -147,7 +164,7 @@ impl Auth {
             }
             Err(AuthError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "cannot check credentials: management API unavailable");
-                Err(Refusal::Unavailable)
+                Err(cannot_check(&e))
             }
         }
     }
@@ -168,7 +185,7 @@ impl Auth {
         let idle = i64::try_from(self.idle.as_millis()).unwrap_or(i64::MAX);
         let session = self.store.touch_session(&token, idle).await.map_err(|e| {
             tracing::error!(error = %e, "reading a session failed");
-            Refusal::Unavailable
+            Refusal::Unavailable("Redrive cannot read its database right now; see its log")
         })?;
         let Some(session) = session else {
             return Err(Refusal::SignIn("your session has ended; sign in again"));
@@ -186,7 +203,7 @@ impl Auth {
             }
             Err(AuthError::Unavailable(e)) => {
                 tracing::warn!(error = %e, "cannot read permissions: management API unavailable");
-                Err(Refusal::Unavailable)
+                Err(cannot_check(&e))
             }
         }
     }
@@ -214,13 +231,6 @@ fn too_many(wait: Duration) -> Response {
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     res
-}
-
-fn unavailable() -> Response {
-    json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the broker's management API cannot check sign-ins right now",
-    )
 }
 
 /// A path to come back to after signing in: local paths only.
@@ -295,7 +305,7 @@ pub async fn require_user(State(state): State<AppState>, mut req: Request, next:
             next.run(req).await
         }
         Err(Refusal::Throttled(wait)) => too_many(wait),
-        Err(Refusal::Unavailable) => unavailable(),
+        Err(Refusal::Unavailable(why)) => json_error(StatusCode::SERVICE_UNAVAILABLE, why),
         Err(Refusal::SignIn(why)) if path.starts_with("/api/") => sign_in_required(why),
         // Server functions: no Basic challenge, or the browser would prompt.
         Err(Refusal::SignIn(why)) if path.starts_with("/rpc/") => json_error(StatusCode::UNAUTHORIZED, why),

@@ -110,10 +110,7 @@ pub async fn sign_in_submit(State(state): State<AppState>, req: Request) -> Resp
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many failed sign-ins; wait a moment and try again.",
                 ),
-                Refusal::Unavailable => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The broker cannot check passwords right now; try again shortly.",
-                ),
+                Refusal::Unavailable(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
                 Refusal::SignIn(_) => (StatusCode::UNAUTHORIZED, "Unknown user or wrong password."),
             };
             return (status, Html(page(&next, user, Some(why)))).into_response();

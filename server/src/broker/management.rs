@@ -8,8 +8,22 @@ use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManagementError {
+    /// Nothing accepts connections at the URL. On a fresh broker this is
+    /// almost always the plugin being off, so the message says how to fix it
+    /// (it is what the degraded-mode banner shows).
+    #[error(
+        "nothing answers at {base}: is the management plugin enabled? \
+         On the broker run: rabbitmq-plugins enable rabbitmq_management"
+    )]
+    NotListening {
+        base: String,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("management API unreachable: {0}")]
     Unreachable(#[source] reqwest::Error),
+    #[error("the management API refused the credentials of user {user:?} (check REDRIVE_MANAGEMENT_USER and _PASSWORD)")]
+    Unauthorized { user: String },
     #[error("management API answered {status} for {path}: {body}")]
     Status { status: u16, path: String, body: String },
     /// The broker refused a change (validation); `reason` is its own text.
@@ -21,6 +35,13 @@ pub enum ManagementError {
         #[source]
         source: reqwest::Error,
     },
+}
+
+impl ManagementError {
+    /// Nothing listens at the management URL (plugin off, wrong port).
+    pub fn is_not_listening(&self) -> bool {
+        matches!(self, Self::NotListening { .. })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -280,6 +301,18 @@ impl Management {
         }
     }
 
+    /// Why a request got no answer at all.
+    pub(super) fn unreachable(&self, source: reqwest::Error) -> ManagementError {
+        if source.is_connect() {
+            ManagementError::NotListening {
+                base: self.base.clone(),
+                source,
+            }
+        } else {
+            ManagementError::Unreachable(source)
+        }
+    }
+
     async fn send(
         &self,
         method: reqwest::Method,
@@ -293,10 +326,15 @@ impl Management {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let res = req.send().await.map_err(ManagementError::Unreachable)?;
+        let res = req.send().await.map_err(|e| self.unreachable(e))?;
         let status = res.status();
         if status.is_success() {
             return Ok(res);
+        }
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(ManagementError::Unauthorized {
+                user: self.user.clone(),
+            });
         }
         let body = res.text().await.unwrap_or_default();
         if status == reqwest::StatusCode::BAD_REQUEST {

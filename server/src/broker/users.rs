@@ -60,7 +60,7 @@ impl Management {
             .basic_auth(user, Some(password))
             .send()
             .await
-            .map_err(ManagementError::Unreachable)?;
+            .map_err(|e| self.unreachable(e))?;
         match res.status().as_u16() {
             200 => Ok(Verdict::Accepted),
             401 | 403 => Ok(Verdict::Refused),
