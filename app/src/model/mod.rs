@@ -185,8 +185,18 @@ impl MessageDetail {
 pub struct MessagePage {
     pub items: Vec<MessageSummary>,
     pub next_cursor: Option<String>,
+    /// Matching messages, counted up to [`COUNT_CAP`] unless the query asked
+    /// for an exact count.
     pub total: i64,
+    /// `total` is a lower bound: counting stopped at [`COUNT_CAP`]. An exact
+    /// count of a million rows costs a second on every page, so it is only
+    /// made on demand (`exact=true`).
+    #[serde(default)]
+    pub total_capped: bool,
 }
+
+/// How many matches a page counts before it says "10,000+".
+pub const COUNT_CAP: i64 = 10_000;
 
 /// Filters of the messages list; every field is optional and travels in the URL.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -205,6 +215,8 @@ pub struct MessageQuery {
     pub q: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// Count every match instead of stopping at [`COUNT_CAP`].
+    pub exact: Option<bool>,
 }
 
 /// One failure group: messages that failed the same way.

@@ -54,6 +54,7 @@ pub fn MessagesPage() -> impl IntoView {
             q: get("q"),
             limit: None,
             cursor: get("cursor"),
+            exact: get("exact").map(|v| v == "true"),
         }
     });
     let page = Resource::new(move || query.get(), list_messages);
@@ -121,9 +122,18 @@ pub fn MessagesPage() -> impl IntoView {
                     let page_ids: Vec<i64> = p.items.iter().map(|m| m.id).collect();
                     keys.rows.set(page_ids.clone());
                     let total = p.total;
+                    let count_link = format!("{}&exact=true", link_with(&q, q.cursor.as_deref()));
                     view! {
-                        <p class="muted" data-total=p.total>
-                            {format!("{} matching · export ", p.total)}
+                        <p class="muted" data-total=p.total data-capped=p.total_capped.to_string()>
+                            {if p.total_capped {
+                                view! {
+                                    {format!("{}+ matching (", p.total)}
+                                    <a href=count_link>"count all"</a>
+                                    ") · export "
+                                }.into_any()
+                            } else {
+                                format!("{} matching · export ", p.total).into_any()
+                            }}
                             <a href=export_link(&q, "jsonl") download="">"JSON Lines"</a>" · "
                             <a href=export_link(&q, "csv") download="">"CSV"</a>
                         </p>

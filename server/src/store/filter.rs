@@ -69,9 +69,56 @@ impl TryFrom<&MessageQuery> for Filter {
 }
 
 impl Filter {
-    /// Appends ` WHERE ...` for this filter.
+    /// `SELECT {columns} FROM … WHERE …` for a page of this filter, to be
+    /// followed by [`Filter::push_page`].
+    ///
+    /// A search is driven by the full-text index, newest match first, so a
+    /// page stops after `limit` hits. (`id IN (matches)` collects every match
+    /// first: a word found in a million messages cost a second per page.)
+    pub fn push_select(&self, b: &mut QueryBuilder<'_, Sqlite>, columns: &str) {
+        b.push(format_args!("SELECT {columns} FROM "));
+        match self.text.as_deref().and_then(super::search::fts_query) {
+            Some(q) => {
+                b.push("messages_fts JOIN messages ON messages.id = messages_fts.rowid WHERE messages_fts MATCH ")
+                    .push_bind(q);
+            }
+            None => {
+                b.push("messages WHERE 1 = 1");
+            }
+        }
+        self.push_conditions(b);
+    }
+
+    /// ` AND id < {before} ORDER BY id DESC LIMIT {limit}`, on the column
+    /// that keeps the index order (the full-text rowid for a search).
+    pub fn push_page(&self, b: &mut QueryBuilder<'_, Sqlite>, before: Option<i64>, limit: i64) {
+        let id = if self.searches() {
+            "messages_fts.rowid"
+        } else {
+            "messages.id"
+        };
+        if let Some(before) = before {
+            b.push(format_args!(" AND {id} < ")).push_bind(before);
+        }
+        b.push(format_args!(" ORDER BY {id} DESC LIMIT "))
+            .push_bind(limit);
+    }
+
+    fn searches(&self) -> bool {
+        self.text.as_deref().and_then(super::search::fts_query).is_some()
+    }
+
+    /// Appends ` WHERE ...` for this filter, for statements over `messages`
+    /// alone (counts, exports, job selections).
     pub fn push_where(&self, b: &mut QueryBuilder<'_, Sqlite>) {
         b.push(" WHERE 1 = 1");
+        if let Some(text) = &self.text {
+            super::search::push_match(b, text);
+        }
+        self.push_conditions(b);
+    }
+
+    fn push_conditions(&self, b: &mut QueryBuilder<'_, Sqlite>) {
         if let Some(s) = self.status {
             b.push(" AND status = ").push_bind(s.as_str());
         }
@@ -88,7 +135,7 @@ impl Filter {
         if let Some(tag) = &self.tag {
             // Tagged directly, or through the message's failure group.
             b.push(
-                " AND (CAST(id AS TEXT) IN (SELECT target_id FROM annotations
+                " AND (CAST(messages.id AS TEXT) IN (SELECT target_id FROM annotations
                     WHERE target_kind = 'message' AND kind = 'tag' AND text = ",
             )
             .push_bind(tag.clone())
@@ -106,7 +153,7 @@ impl Filter {
             b.push(" AND received_at < ").push_bind(t);
         }
         if let Some(ids) = &self.ids {
-            b.push(" AND id IN (");
+            b.push(" AND messages.id IN (");
             let mut list = b.separated(", ");
             for id in ids {
                 list.push_bind(*id);
@@ -116,9 +163,6 @@ impl Filter {
                 list.push("NULL");
             }
             b.push(")");
-        }
-        if let Some(text) = &self.text {
-            super::search::push_match(b, text);
         }
         if let Some(vhosts) = &self.visible {
             push_vhosts(b, vhosts);

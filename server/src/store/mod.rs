@@ -13,6 +13,8 @@ mod groups;
 mod ingest;
 mod job_batches;
 mod jobs;
+#[cfg(test)]
+mod plans;
 mod replays;
 mod rows;
 pub mod samples;
@@ -23,7 +25,7 @@ mod watched;
 use std::str::FromStr;
 use std::time::Duration;
 
-use app::model::{ApiError, MessageDetail, MessagePage, MessageQuery, MessageStatus};
+use app::model::{ApiError, MessageDetail, MessagePage, MessageQuery, MessageStatus, COUNT_CAP};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
@@ -187,22 +189,15 @@ impl Store {
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM messages");
-        filter.push_where(&mut count);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::from)?;
+        let cap = (!q.exact.unwrap_or(false)).then_some(COUNT_CAP);
+        let (total, total_capped) = match (self.count_matching(&filter, cap).await?, cap) {
+            (n, Some(cap)) if n > cap => (cap, true),
+            (n, _) => (n, false),
+        };
 
-        let mut select = QueryBuilder::<Sqlite>::new(rows::SUMMARY_SELECT);
-        filter.push_where(&mut select);
-        if let Some(c) = cursor {
-            select.push(" AND id < ").push_bind(c);
-        }
-        select
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
+        let mut select = QueryBuilder::<Sqlite>::new("");
+        filter.push_select(&mut select, rows::SUMMARY_COLUMNS);
+        filter.push_page(&mut select, cursor, i64::from(limit) + 1);
         let mut items: Vec<rows::SummaryRow> = select
             .build_query_as()
             .fetch_all(&self.pool)
@@ -218,7 +213,20 @@ impl Store {
             items: items.into_iter().map(Into::into).collect(),
             next_cursor,
             total,
+            total_capped,
         })
+    }
+
+    /// Messages matching `filter`; with a `cap`, counting stops after `cap + 1`
+    /// so a page never pays for counting a million rows.
+    pub async fn count_matching(&self, filter: &Filter, cap: Option<i64>) -> Result<i64, StoreError> {
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM (");
+        filter.push_select(&mut count, "1");
+        if let Some(cap) = cap {
+            count.push(" LIMIT ").push_bind(cap + 1);
+        }
+        count.push(")");
+        Ok(count.build_query_scalar().fetch_one(&self.pool).await?)
     }
 
     /// One batch of an export, newest first, below `before` (an id).

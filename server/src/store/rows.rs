@@ -7,8 +7,10 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-pub(super) const SUMMARY_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
-    original_routing_key, reason, service, death_count, received_at, group_id FROM messages";
+/// The list's columns, qualified where the full-text table has one of the
+/// same name (a search joins it).
+pub(super) const SUMMARY_COLUMNS: &str = "messages.id AS id, vhost, queue, status, original_exchange, \
+    original_routing_key, messages.reason AS reason, service, death_count, received_at, group_id";
 pub(super) const FULL_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
     original_routing_key, reason, service, death_count, received_at, group_id, body, properties, headers, \
     stack_trace, delivery_exchange, delivery_routing_key, replay_id \

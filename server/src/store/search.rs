@@ -79,7 +79,7 @@ pub fn fts_query(text: &str) -> Option<String> {
 /// ` AND id IN (matches)` for a search text.
 pub fn push_match(b: &mut QueryBuilder<'_, Sqlite>, text: &str) {
     if let Some(q) = fts_query(text) {
-        b.push(" AND id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ")
+        b.push(" AND messages.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ")
             .push_bind(q)
             .push(")");
     }
