@@ -10,8 +10,10 @@ use crate::ingest::decode::NewMessage;
 /// Bodies larger than this are not indexed (still searchable by their other fields).
 const MAX_INDEXED_BODY: usize = 1 << 20;
 
-/// Header values as plain text, for indexing.
-fn header_text(headers: &Value, out: &mut String) {
+/// Header values as plain text, for indexing. A value equal to `skip` (the
+/// stack trace, which has a column of its own) is left out: Spring's
+/// `x-exception-stacktrace` would otherwise be tokenised and stored twice.
+fn header_text(headers: &Value, skip: Option<&str>, out: &mut String) {
     match headers {
         Value::Object(m) => {
             for (k, v) in m {
@@ -20,15 +22,16 @@ fn header_text(headers: &Value, out: &mut String) {
                     continue;
                 }
                 if k == "value" {
-                    header_text(v, out);
+                    header_text(v, skip, out);
                 } else {
                     out.push_str(k);
                     out.push(' ');
-                    header_text(v, out);
+                    header_text(v, skip, out);
                 }
             }
         }
-        Value::Array(a) => a.iter().for_each(|v| header_text(v, out)),
+        Value::Array(a) => a.iter().for_each(|v| header_text(v, skip, out)),
+        Value::String(s) if Some(s.as_str()) == skip => {}
         Value::String(s) => {
             out.push_str(s);
             out.push(' ');
@@ -54,7 +57,7 @@ pub(super) async fn index_rows<'m>(
             .then(|| std::str::from_utf8(&m.body).ok())
             .flatten();
         let mut headers = String::new();
-        header_text(&m.headers, &mut headers);
+        header_text(&m.headers, m.stack_trace.as_deref(), &mut headers);
         row.push_bind(id)
             .push_bind(body)
             .push_bind(&m.reason)
@@ -100,12 +103,17 @@ mod tests {
     fn header_values_are_flattened() {
         let mut out = String::new();
         header_text(
-            &serde_json::json!({"tenant": {"type": "longstr", "value": "acme"}, "n": {"type": "i8", "value": 3}}),
+            &serde_json::json!({
+                "tenant": {"type": "longstr", "value": "acme"},
+                "n": {"type": "i8", "value": 3},
+                "x-exception-stacktrace": {"type": "longstr", "value": "at Foo.bar"},
+            }),
+            Some("at Foo.bar"),
             &mut out,
         );
         assert_eq!(
             out.split_whitespace().collect::<Vec<_>>(),
-            ["n", "3", "tenant", "acme"]
+            ["n", "3", "tenant", "acme", "x-exception-stacktrace"]
         );
     }
 }
