@@ -59,7 +59,13 @@ pub fn router(state: AppState, site_root: &Path) -> Router {
             move || request_context(&redrive),
             move || shell(leptos_options.clone()),
         )
-        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
+        // scripts/build-site leaves brotli (quality 11) and gzip (-9) copies.
+        .nest_service(
+            "/pkg",
+            ServeDir::new(site_root.join("pkg"))
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -129,6 +129,18 @@ async fn replay_button_replays_after_hydration() {
     vh.declare_queue("shop.orders", FieldTable::default()).await;
     vh.bind("shop.orders", "shop.x", "order").await;
     let app = TestApp::start(config(&vh, &db, &[])).await;
+    // The wasm travels as the brotli copy scripts/build-site made (quality
+    // 11), not recompressed per response.
+    let wasm = app
+        .http
+        .get(format!("{}/pkg/redrive.wasm", app.base))
+        .header(reqwest::header::ACCEPT_ENCODING, "br, gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wasm.headers()[reqwest::header::CONTENT_ENCODING], "br");
+    let served = wasm.bytes().await.unwrap().len() as u64;
+    assert_eq!(served, std::fs::metadata(site_root().join("pkg/redrive.wasm.br")).unwrap().len());
     let props = BasicProperties::default().with_headers(headers(&[
         ("x-exception-message", s("Order could not be priced")),
         ("x-original-exchange", s("shop.x")),

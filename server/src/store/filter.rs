@@ -165,14 +165,28 @@ impl Filter {
             b.push(")");
         }
         if let Some(vhosts) = &self.visible {
-            push_vhosts(b, vhosts);
+            push_visible(b, vhosts);
         }
     }
 }
 
 /// ` AND vhost IN (…)`; an empty list matches nothing.
 pub(super) fn push_vhosts(b: &mut QueryBuilder<'_, Sqlite>, vhosts: &[String]) {
-    b.push(" AND vhost IN (");
+    push_in(b, "vhost", vhosts);
+}
+
+/// The same for the messages list, where the unary `+` keeps SQLite from
+/// answering it with the (vhost, queue) index: every page carries the
+/// caller's visible vhosts, and reading them through that index meant
+/// sorting every visible message by id for one page (226 ms at 100,000
+/// stored). Read in id order instead, a page stops after its rows; a queue
+/// filter still uses the index through `vhost = ?`.
+fn push_visible(b: &mut QueryBuilder<'_, Sqlite>, vhosts: &[String]) {
+    push_in(b, "+vhost", vhosts);
+}
+
+fn push_in(b: &mut QueryBuilder<'_, Sqlite>, column: &str, vhosts: &[String]) {
+    b.push(format_args!(" AND {column} IN ("));
     let mut list = b.separated(", ");
     for v in vhosts {
         list.push_bind(v.clone());
