@@ -99,7 +99,8 @@ async fn redrive(bench: &BenchVhost, n: usize) -> (Duration, Duration) {
                 .unwrap()
         }
     };
-    let q = format!("{base}/messages?queue=orders.error.queue&limit=1");
+    // `exact`: a page counts only up to 10,000 unless asked.
+    let q = format!("{base}/messages?queue=orders.error.queue&limit=1&exact=true");
     while get(q.clone()).await["total"].as_u64().unwrap_or(0) < n as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

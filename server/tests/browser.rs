@@ -140,7 +140,12 @@ async fn replay_button_replays_after_hydration() {
         .unwrap();
     assert_eq!(wasm.headers()[reqwest::header::CONTENT_ENCODING], "br");
     let served = wasm.bytes().await.unwrap().len() as u64;
-    assert_eq!(served, std::fs::metadata(site_root().join("pkg/redrive.wasm.br")).unwrap().len());
+    assert_eq!(
+        served,
+        std::fs::metadata(site_root().join("pkg/redrive.wasm.br"))
+            .unwrap()
+            .len()
+    );
     let props = BasicProperties::default().with_headers(headers(&[
         ("x-exception-message", s("Order could not be priced")),
         ("x-original-exchange", s("shop.x")),

@@ -1,8 +1,9 @@
 //! The list's query plans, checked with `EXPLAIN QUERY PLAN` against a real
 //! (fresh) database: every shape the UI asks for must be read in index order
-//! and stop after a page, so a million stored messages cost no more than ten.
+//! and stop after a page, so a million stored messages cost no more than ten;
+//! and its count, which stops at [`COUNT_CAP`] unless asked to be exact.
 
-use app::model::MessageQuery;
+use app::model::{MessageQuery, COUNT_CAP};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::filter::Filter;
@@ -23,13 +24,64 @@ fn text(v: &str) -> Option<String> {
     Some(v.to_owned())
 }
 
-#[tokio::test]
-async fn every_list_shape_reads_one_page_in_index_order() {
+async fn fresh() -> (Store, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("redrive-plans-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.join("p.db").display()))
         .await
         .unwrap();
+    (store, dir)
+}
+
+#[tokio::test]
+async fn a_page_counts_up_to_the_cap_and_exactly_on_demand() {
+    let (store, dir) = fresh().await;
+    let stored = COUNT_CAP + 5;
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO messages (vhost, queue, received_at, delivery_exchange, delivery_routing_key, content_hash)
+         SELECT '/', 'orders.error.queue', i, 'error.direct', 'orders', randomblob(16) FROM n",
+    )
+    .bind(stored)
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let visible = ["/".to_owned()];
+    let page = store
+        .list_within(&MessageQuery::default(), Some(&visible[..]))
+        .await
+        .unwrap();
+    assert_eq!((page.total, page.total_capped), (COUNT_CAP, true));
+    assert_eq!(page.items.len(), 50);
+    let exact = MessageQuery {
+        exact: Some(true),
+        ..Default::default()
+    };
+    let page = store.list_within(&exact, Some(&visible[..])).await.unwrap();
+    assert_eq!((page.total, page.total_capped), (stored, false));
+    let few = MessageQuery {
+        cursor: Some("4".into()),
+        queue: text("orders.error.queue"),
+        ..Default::default()
+    };
+    let page = store.list_within(&few, Some(&visible[..])).await.unwrap();
+    assert_eq!(page.items.iter().map(|m| m.id).collect::<Vec<_>>(), [3, 2, 1]);
+    assert!(page.total_capped, "the count ignores the cursor: all matches");
+    let hidden = store
+        .list_within(&MessageQuery::default(), Some(&[][..]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (hidden.total, hidden.total_capped, hidden.items.len()),
+        (0, false, 0)
+    );
+    store.pool.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn every_list_shape_reads_one_page_in_index_order() {
+    let (store, dir) = fresh().await;
     let queue = MessageQuery {
         vhost: text("/"),
         queue: text("orders.error.queue"),
