@@ -15,8 +15,6 @@
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use server::config::Config;
 use tokio_util::sync::CancellationToken;
 
 mod support;
@@ -143,16 +141,7 @@ async fn main() {
     let baseline = management_get(&bench).await;
 
     declare(&bench.channel, QUEUE).await;
-    let db = bench.dir.join("bench.db");
-    let config = Config::try_parse_from([
-        "redrive".to_owned(),
-        format!("--amqp-url={}", bench.amqp_url),
-        format!("--database-url=sqlite://{}?mode=rwc", db.display()),
-        "--listen=127.0.0.1:0".into(),
-        format!("--vhosts={}", bench.name),
-        "--discovery-interval=0.05".into(),
-    ])
-    .unwrap();
+    let config = bench.config();
     let running = server::start(config, CancellationToken::new()).await.unwrap();
     let client = Client {
         http: reqwest::Client::new(),
@@ -206,26 +195,14 @@ async fn main() {
             .await;
         let ui = client.time(|_| "/".into()).await;
         thousand = client.thousand().await;
-        println!(
-            "{stored:>9} {ingest:>9.0} | {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1}   (p95)",
-            list.ms(95),
-            queue.ms(95),
-            deep.ms(95),
-            detail.ms(95),
-            search.ms(95),
-            one.ms(95),
-            ui.ms(95)
-        );
-        println!(
-            "RESULT browse {stored} {ingest:.0} {:.1} {:.1} {:.1} {:.1} {:.1} {:.1} {:.1}",
-            list.ms(95),
-            queue.ms(95),
-            deep.ms(95),
-            detail.ms(95),
-            search.ms(95),
-            one.ms(95),
-            ui.ms(95)
-        );
+        let p95: Vec<f64> = [list, queue, deep, detail, search, one, ui]
+            .iter()
+            .map(|t| t.ms(95))
+            .collect();
+        let cells: String = p95.iter().map(|ms| format!(" {ms:>7.1}")).collect();
+        println!("{stored:>9} {ingest:>9.0} |{cells}   (p95)");
+        let fields: String = p95.iter().map(|ms| format!(" {ms:.1}")).collect();
+        println!("RESULT browse {stored} {ingest:.0}{fields}");
     }
     let bytes = db_bytes(&bench.dir) as f64 / stored as f64;
     // Peak RSS counts SQLite's memory-mapped database pages (file-backed,

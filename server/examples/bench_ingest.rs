@@ -7,12 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::Channel;
-use server::config::Config;
 use tokio_util::sync::CancellationToken;
 
 mod support;
@@ -50,22 +48,14 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let bench = BenchVhost::create().await;
-    let (vhost, url, conn, ch) = (&bench.name, &bench.amqp_url, &bench.conn, &bench.channel);
+    let (conn, ch) = (&bench.conn, &bench.channel);
 
     fill(ch, "baseline.dlq", n as usize).await;
     let raw = raw_consume(&conn.create_channel().await.unwrap(), "baseline.dlq", n).await;
 
     let db = bench.dir.join("bench.db");
     fill(ch, "bench.dlq", n as usize).await;
-    let config = Config::try_parse_from([
-        "redrive".to_owned(),
-        format!("--amqp-url={url}"),
-        format!("--database-url=sqlite://{}?mode=rwc", db.display()),
-        "--listen=127.0.0.1:0".into(),
-        format!("--vhosts={vhost}"),
-        "--discovery-interval=0.05".into(),
-    ])
-    .unwrap();
+    let config = bench.config();
     let start = Instant::now();
     let running = server::start(config, CancellationToken::new()).await.unwrap();
     let store = server::store::Store::connect(&format!("sqlite://{}", db.display()))

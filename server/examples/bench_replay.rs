@@ -8,12 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, ExchangeKind};
 use serde_json::{json, Value};
-use server::config::Config;
 use tokio_util::sync::CancellationToken;
 
 mod support;
@@ -72,16 +70,7 @@ async fn shovel(bench: &BenchVhost, n: usize) -> Duration {
 async fn redrive(bench: &BenchVhost, n: usize) -> (Duration, Duration) {
     let ch = &bench.channel;
     fill(ch, "orders.error.queue", n).await;
-    let db = bench.dir.join("bench.db");
-    let config = Config::try_parse_from([
-        "redrive".to_owned(),
-        format!("--amqp-url={}", bench.amqp_url),
-        format!("--database-url=sqlite://{}?mode=rwc", db.display()),
-        "--listen=127.0.0.1:0".into(),
-        format!("--vhosts={}", bench.name),
-        "--discovery-interval=0.05".into(),
-    ])
-    .unwrap();
+    let config = bench.config();
     let captured = Instant::now();
     let running = server::start(config, CancellationToken::new()).await.unwrap();
     let base = format!("http://{}/api/v1", running.addr);

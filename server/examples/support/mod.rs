@@ -95,6 +95,26 @@ impl BenchVhost {
             .json(&body)
     }
 
+    #[allow(
+        dead_code,
+        reason = "each benchmark compiles this module; not all start Redrive"
+    )]
+    /// Redrive's settings for this vhost, storing into `bench.db` in the
+    /// scratch directory and finding new queues within 50 ms.
+    pub fn config(&self) -> server::config::Config {
+        use clap::Parser;
+        let db = self.dir.join("bench.db");
+        server::config::Config::try_parse_from([
+            "redrive".to_owned(),
+            format!("--amqp-url={}", self.amqp_url),
+            format!("--database-url=sqlite://{}?mode=rwc", db.display()),
+            "--listen=127.0.0.1:0".into(),
+            format!("--vhosts={}", self.name),
+            "--discovery-interval=0.05".into(),
+        ])
+        .unwrap()
+    }
+
     pub async fn remove(self) {
         let _ = self.conn.close(200, "bench done".into()).await;
         let _ = self
