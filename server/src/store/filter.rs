@@ -77,7 +77,7 @@ impl Filter {
     /// first: a word found in a million messages cost a second per page.)
     pub fn push_select(&self, b: &mut QueryBuilder<'_, Sqlite>, columns: &str) {
         b.push(format_args!("SELECT {columns} FROM "));
-        match self.text.as_deref().and_then(super::search::fts_query) {
+        match self.fts_query() {
             Some(q) => {
                 b.push("messages_fts JOIN messages ON messages.id = messages_fts.rowid WHERE messages_fts MATCH ")
                     .push_bind(q);
@@ -92,7 +92,7 @@ impl Filter {
     /// ` AND id < {before} ORDER BY id DESC LIMIT {limit}`, on the column
     /// that keeps the index order (the full-text rowid for a search).
     pub fn push_page(&self, b: &mut QueryBuilder<'_, Sqlite>, before: Option<i64>, limit: i64) {
-        let id = if self.searches() {
+        let id = if self.fts_query().is_some() {
             "messages_fts.rowid"
         } else {
             "messages.id"
@@ -104,8 +104,9 @@ impl Filter {
             .push_bind(limit);
     }
 
-    fn searches(&self) -> bool {
-        self.text.as_deref().and_then(super::search::fts_query).is_some()
+    /// The search text as an FTS query; `None` when there is no text to match.
+    fn fts_query(&self) -> Option<String> {
+        self.text.as_deref().and_then(super::search::fts_query)
     }
 
     /// Appends ` WHERE ...` for this filter, for statements over `messages`
