@@ -126,8 +126,9 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_DISCOVERY_INTERVAL", default_value = "15", value_parser = secs)]
     pub discovery_interval: Duration,
 
-    /// Unacknowledged deliveries per watched queue (the prefetch window), at most.
-    #[arg(long, env = "REDRIVE_PREFETCH", default_value_t = 500)]
+    /// Unacknowledged deliveries per watched queue (the prefetch window), at
+    /// most. It holds about three batches: one commits while the next fills.
+    #[arg(long, env = "REDRIVE_PREFETCH", default_value_t = 2000)]
     pub prefetch: u16,
 
     /// Bytes of unacknowledged bodies per watched queue, at most: large
@@ -136,7 +137,7 @@ pub struct Config {
     pub inflight_bytes: usize,
 
     /// Messages committed per database transaction before they are acked.
-    #[arg(long, env = "REDRIVE_BATCH_SIZE", default_value_t = 200)]
+    #[arg(long, env = "REDRIVE_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
 
     /// Bytes of bodies committed per transaction at most (a batch of large

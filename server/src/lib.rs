@@ -45,6 +45,7 @@ pub struct Running {
     purge: JoinHandle<()>,
     monitor: JoinHandle<()>,
     alerts: JoinHandle<()>,
+    indexer: JoinHandle<()>,
 }
 
 impl Running {
@@ -56,6 +57,7 @@ impl Running {
         self.purge.await.context("purge task panicked")?;
         self.monitor.await.context("monitor panicked")?;
         self.alerts.await.context("alert delivery panicked")?;
+        self.indexer.await.context("the search indexer panicked")?;
         http.context("http server failed")
     }
 
@@ -93,12 +95,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     );
     let publisher = Publisher::new(AmqpPool::new(&config.amqp_url, "replay")?, config.confirm_timeout);
     let capture = CaptureStatus::default();
+    let indexer = ingest::indexer::IndexerWake::default();
     let ingest = Ingest {
         config: config.clone(),
         store: store.clone(),
         management: management.clone(),
         amqp: AmqpPool::new(&config.amqp_url, "ingest")?,
         status: capture.clone(),
+        indexer: indexer.clone(),
     };
     let monitor = Monitor::new(config.clone(), store.clone(), management.clone(), capture.clone());
     let tasks = TaskHealth::default();
@@ -133,6 +137,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let alerts = supervise::spawn("alerts", tasks.clone(), shutdown.clone(), move || {
         monitor::alerts::deliver(st.clone(), stop.clone())
     });
+    let (st, stop) = (redrive.store.clone(), shutdown.clone());
+    let index = supervise::spawn("indexer", tasks.clone(), shutdown.clone(), move || {
+        ingest::indexer::run(st.clone(), indexer.clone(), stop.clone())
+    });
     let auth = auth::Auth {
         directory: auth::Directory::new(redrive.management.clone(), config.auth_cache),
         throttle: auth::Throttle::default(),
@@ -166,5 +174,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         purge,
         monitor,
         alerts,
+        indexer: index,
     })
 }

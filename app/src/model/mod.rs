@@ -193,6 +193,10 @@ pub struct MessagePage {
     /// made on demand (`exact=true`).
     #[serde(default)]
     pub total_capped: bool,
+    /// Messages stored in the last moments that a search cannot see yet
+    /// (the full-text indexer is catching up with a burst); 0 otherwise.
+    #[serde(default)]
+    pub unsearchable: i64,
 }
 
 /// How many matches a page counts before it says "10,000+".

@@ -123,7 +123,16 @@ pub fn MessagesPage() -> impl IntoView {
                     keys.rows.set(page_ids.clone());
                     let total = p.total;
                     let count_link = format!("{}&exact=true", link_with(&q, q.cursor.as_deref()));
+                    let unsearchable = (p.unsearchable > 0).then(|| view! {
+                        <p class="muted" data-unsearchable=p.unsearchable>
+                            {format!(
+                                "{} message(s) stored in the last moments are not searchable yet; search again in a moment.",
+                                p.unsearchable
+                            )}
+                        </p>
+                    });
                     view! {
+                        {unsearchable}
                         <p class="muted" data-total=p.total data-capped=p.total_capped.to_string()>
                             {if p.total_capped {
                                 view! {

@@ -65,11 +65,12 @@ impl Setup {
     }
 
     /// Like `resumed_after` while the process lived through the fault: the
-    /// batch in hand (up to `REDRIVE_BATCH_SIZE`, 200) may still be committed
-    /// after the connection is gone, so only rows beyond it prove that
-    /// deliveries flow again.
+    /// deliveries in hand (up to the prefetch window, `REDRIVE_PREFETCH`,
+    /// 2,000: a batch committing, one waiting, one filling) may still be
+    /// committed after the connection is gone, so only rows beyond them
+    /// prove that deliveries flow again.
     async fn reconnected_after(&self, before: u64) -> anyhow::Result<Duration> {
-        self.stored_at_least(before + 201, SETTLE).await
+        self.stored_at_least(before + 2_001, SETTLE).await
     }
 
     /// Waits for the error queue to drain and every message to be stored,

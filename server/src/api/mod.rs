@@ -115,6 +115,12 @@ async fn export(
     };
     let mut filter = Filter::try_from(&params.query)?;
     filter.visible = Some(u.visible_vhosts());
+    // An export selected by a search covers every stored match.
+    s.redrive
+        .store
+        .searchable(&filter, None)
+        .await
+        .map_err(ApiError::from)?;
     let disposition = format!("attachment; filename=\"redrive-export.{}\"", format.extension());
     Ok((
         [

@@ -16,6 +16,7 @@ use futures::StreamExt;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +45,30 @@ pub(crate) fn jittered(base: Duration) -> Duration {
     base.mul_f64(factor)
 }
 
+/// Batches handed to the committing side and not yet taken: one commits
+/// while one waits and a third fills, so the prefetch window must hold
+/// about three batches (see `batch_limit`).
+const PIPELINE: usize = 1;
+
+/// Messages per batch: the configured size, or a third of a prefetch window
+/// that large messages shrank, so a batch can commit while the next fills.
+fn batch_limit(batch_size: usize, window: u16) -> usize {
+    batch_size.min(usize::from(window) / 3).max(1)
+}
+
+/// What the receiving side hands to the committing side.
+enum Work {
+    Batch(Batch),
+    /// Answered once every batch sent before it is committed and acked.
+    Drained(oneshot::Sender<()>),
+}
+
+/// Why a consumer stopped receiving.
+enum Ended {
+    Stopping,
+    ByBroker,
+}
+
 /// Deliveries taken but not yet committed.
 struct Batch {
     messages: Vec<NewMessage>,
@@ -54,6 +79,28 @@ struct Batch {
 }
 
 impl Batch {
+    fn new(prefetch: u16, capacity: usize) -> Self {
+        Self {
+            messages: Vec::with_capacity(capacity),
+            bytes: 0,
+            last_tag: 0,
+            prefetch,
+        }
+    }
+
+    /// Sends what is in hand to be committed (nothing when empty) and starts
+    /// a new batch. Waits while a batch is already waiting (back-pressure).
+    async fn hand_over(&mut self, to_commit: &mpsc::Sender<Work>) -> anyhow::Result<()> {
+        if self.messages.is_empty() {
+            return Ok(());
+        }
+        let full = std::mem::replace(self, Batch::new(self.prefetch, self.messages.capacity()));
+        to_commit
+            .send(Work::Batch(full))
+            .await
+            .map_err(|_| anyhow::anyhow!("the committing side stopped"))
+    }
+
     fn push(&mut self, delivery: lapin::message::Delivery, vhost: &str, queue: &str) {
         self.last_tag = delivery.delivery_tag;
         self.bytes += delivery.data.len();
@@ -136,6 +183,10 @@ impl Ingest {
         result
     }
 
+    /// Receives and commits at once: one loop takes deliveries into
+    /// batches while the other commits and acks the batch before, so the
+    /// broker, the decoding and the database work side by side instead of
+    /// in turn. Acks still go out in delivery order, each after its commit.
     async fn pump(
         &self,
         channel: &lapin::Channel,
@@ -143,28 +194,47 @@ impl Ingest {
         queue: &str,
         stop: &CancellationToken,
     ) -> anyhow::Result<()> {
+        let (to_commit, committing) = mpsc::channel(PIPELINE);
+        let (tag, ended) = tokio::try_join!(
+            self.receive(channel, (vhost, queue), to_commit, stop),
+            self.commit_all(channel, committing, stop),
+        )?
+        .0;
+        match ended {
+            Ended::Stopping => {
+                // Deliveries the broker sent after the last batch go back to the queue.
+                let _ = channel
+                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                    .await;
+                let _ = channel.close(200, "shutdown".into()).await;
+                Ok(())
+            }
+            Ended::ByBroker => anyhow::bail!("consumer cancelled by the broker or its connection closed"),
+        }
+    }
+
+    /// Takes deliveries into batches and hands each full (or lingering)
+    /// batch to `commit_all`. Returns the consumer tag and why it ended.
+    async fn receive(
+        &self,
+        channel: &lapin::Channel,
+        (vhost, queue): (&str, &str),
+        to_commit: mpsc::Sender<Work>,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<(String, Ended)> {
         let mut window = Window::new(self.config.prefetch, self.config.inflight_bytes);
         let (mut tag, mut consumer) = subscribe(channel, queue, window.current()).await?;
         self.status.set(vhost, queue, ConsumerState::Connected, None);
-
-        let mut batch = Batch {
-            messages: Vec::with_capacity(self.config.batch_size),
-            bytes: 0,
-            last_tag: 0,
-            prefetch: window.current(),
-        };
+        let mut batch = Batch::new(window.current(), self.config.batch_size);
         // Set when a batch gets its first message, so a trickle cannot delay a commit.
         let mut deadline = Instant::now();
         loop {
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => {
-                    // What is in hand is committed and acked; deliveries the
-                    // broker sent after this point go back to the queue.
-                    let flushed = self.flush(channel, &mut batch, stop).await;
-                    let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
-                    let _ = channel.close(200, "shutdown".into()).await;
-                    return flushed;
+                    // What is in hand is committed and acked.
+                    batch.hand_over(&to_commit).await?;
+                    return Ok((tag, Ended::Stopping));
                 }
                 next = consumer.next() => match next {
                     Some(delivery) => {
@@ -174,34 +244,54 @@ impl Ingest {
                         }
                         let resize = window.observe(delivery.data.len());
                         batch.push(delivery, vhost, queue);
-                        // A full window sends nothing more until this batch is acked.
-                        let limit = self.config.batch_size.min(usize::from(window.current()));
-                        if batch.messages.len() >= limit || batch.bytes >= self.config.batch_bytes {
-                            self.flush(channel, &mut batch, stop).await?;
+                        if batch.messages.len() >= batch_limit(self.config.batch_size, window.current())
+                            || batch.bytes >= self.config.batch_bytes
+                        {
+                            batch.hand_over(&to_commit).await?;
                         }
                         if let Some(prefetch) = resize {
                             (tag, consumer) = self
-                                .resubscribe(channel, (tag, consumer), &mut batch, prefetch, (vhost, queue), stop)
+                                .resubscribe(channel, (tag, consumer), &mut batch, prefetch, (vhost, queue), &to_commit)
                                 .await?;
                         }
                     }
                     None => {
-                        self.flush(channel, &mut batch, stop).await?;
-                        anyhow::bail!("consumer cancelled by the broker or its connection closed");
+                        batch.hand_over(&to_commit).await?;
+                        return Ok((tag, Ended::ByBroker));
                     }
                 },
                 _ = tokio::time::sleep_until(deadline), if !batch.messages.is_empty() => {
-                    self.flush(channel, &mut batch, stop).await?;
+                    batch.hand_over(&to_commit).await?;
                 }
             }
         }
+    }
+
+    /// Commits and acks batches in the order they come, until the receiving
+    /// side is done.
+    async fn commit_all(
+        &self,
+        channel: &lapin::Channel,
+        mut committing: mpsc::Receiver<Work>,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        while let Some(work) = committing.recv().await {
+            match work {
+                Work::Batch(mut batch) => self.flush(channel, &mut batch, stop).await?,
+                Work::Drained(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Moves the subscription to a new prefetch count without handing any
     /// delivery back: cancel, take and commit what the broker had already
     /// sent, then consume again. (A per-consumer prefetch applies only to
     /// consumers started after it; a channel-wide one is refused by quorum
-    /// queues.)
+    /// queues.) Every batch is acked before the new consumer starts: the
+    /// acks re-state the old prefetch (see `flush`).
     async fn resubscribe(
         &self,
         channel: &lapin::Channel,
@@ -209,7 +299,7 @@ impl Ingest {
         batch: &mut Batch,
         prefetch: u16,
         (vhost, queue): (&str, &str),
-        stop: &CancellationToken,
+        to_commit: &mpsc::Sender<Work>,
     ) -> anyhow::Result<(String, lapin::Consumer)> {
         tracing::debug!(%vhost, %queue, prefetch, "resizing the prefetch window");
         channel
@@ -219,10 +309,16 @@ impl Ingest {
         while let Some(delivery) = consumer.next().await {
             batch.push(delivery.context("delivery")?, vhost, queue);
             if batch.bytes >= self.config.batch_bytes {
-                self.flush(channel, batch, stop).await?;
+                batch.hand_over(to_commit).await?;
             }
         }
-        self.flush(channel, batch, stop).await?;
+        batch.hand_over(to_commit).await?;
+        let (done, drained) = oneshot::channel();
+        to_commit
+            .send(Work::Drained(done))
+            .await
+            .map_err(|_| anyhow::anyhow!("the committing side stopped"))?;
+        drained.await.context("the committing side stopped")?;
         batch.prefetch = prefetch;
         subscribe(channel, queue, prefetch).await
     }
@@ -246,6 +342,7 @@ impl Ingest {
             .durably(held, stop, || self.store.insert_batch(&batch.messages, window))
             .await?;
         tracing::debug!(received = held, stored = committed.stored, "batch committed");
+        self.indexer.wake();
         batch.messages.clear();
         batch.bytes = 0;
         if let Some(ids) = &committed.ids {

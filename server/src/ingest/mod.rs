@@ -13,6 +13,7 @@ pub mod classify;
 mod consumer;
 pub mod decode;
 pub mod fingerprint;
+pub mod indexer;
 pub mod status;
 mod window;
 
@@ -37,6 +38,8 @@ pub struct Ingest {
     pub management: Management,
     pub amqp: AmqpPool,
     pub status: CaptureStatus,
+    /// Told after every commit: the new messages need indexing.
+    pub indexer: indexer::IndexerWake,
 }
 
 type QueueKey = (String, String);

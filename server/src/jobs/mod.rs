@@ -87,6 +87,8 @@ impl Redrive {
         filter: Filter,
     ) -> Result<JobCreated, ApiError> {
         validate(&req)?;
+        // A job selected by a search covers every stored match.
+        self.store.searchable(&filter, None).await?;
         if req.dry_run {
             let mut destinations = self.store.destinations(&filter).await?;
             let total = destinations.iter().map(|d| d.count).sum();

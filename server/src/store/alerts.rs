@@ -6,6 +6,7 @@
 
 use app::model::{AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest};
 use serde_json::Value;
+use sqlx::SqliteConnection;
 
 use super::{Store, StoreError};
 
@@ -263,7 +264,7 @@ impl Store {
 }
 
 async fn enqueue(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut SqliteConnection,
     rule_id: i64,
     event: &str,
     key: &str,
@@ -280,7 +281,7 @@ async fn enqueue(
     .bind(payload.to_string())
     .bind(now)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

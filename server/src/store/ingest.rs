@@ -22,7 +22,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::{now_ms, search, Store, StoreError};
+use super::{now_ms, Store, StoreError};
 use crate::ingest::decode::NewMessage;
 
 /// What a committed batch wrote.
@@ -122,13 +122,11 @@ impl Store {
 /// under SQLite's limit of bound parameters.
 const ROWS_PER_INSERT: usize = 400;
 
-/// Inserts `rows` into `messages`, `message_contents` and the search index;
+/// Inserts `rows` into `messages` and `message_contents` (the search index
+/// follows: `Store::index_pending`);
 /// returns the first id. One statement assigns ids in the order of its
 /// rows, consecutively: this transaction is the only writer.
-async fn insert_rows(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    rows: &[&NewMessage],
-) -> Result<i64, StoreError> {
+async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[&NewMessage]) -> Result<i64, StoreError> {
     let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO messages (vhost, queue, received_at, persistent,
             delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
@@ -156,7 +154,7 @@ async fn insert_rows(
             .push_bind(1);
     });
     b.push(" RETURNING id");
-    let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut **tx).await?;
+    let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut *tx).await?;
     ids.sort_unstable();
     let first = ids.first().copied().unwrap_or_default();
     let consecutive = ids.len() == rows.len() && ids.windows(2).all(|w| w[1] == w[0] + 1);
@@ -177,7 +175,6 @@ async fn insert_rows(
             .push_bind(m.headers.to_string())
             .push_bind(&m.stack_trace);
     });
-    b.build().execute(&mut **tx).await?;
-    search::index_rows(tx, numbered()).await?;
+    b.build().execute(&mut *tx).await?;
     Ok(first)
 }

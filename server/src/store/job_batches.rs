@@ -5,6 +5,7 @@
 //! its job item's outcome and an audit entry under the job owner's name.
 
 use app::model::{AuditAction, AuditResult, MessageStatus};
+use sqlx::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::audit::insert_audit;
@@ -69,14 +70,10 @@ fn skip_reason(status: Option<String>, id: i64) -> String {
     }
 }
 
-async fn skip_item(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    job_id: i64,
-    message_id: i64,
-) -> Result<(), StoreError> {
+async fn skip_item(tx: &mut SqliteConnection, job_id: i64, message_id: i64) -> Result<(), StoreError> {
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = ?")
         .bind(message_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
     sqlx::query(
         "UPDATE job_items SET state = 'skipped', error = ?, settled_at = ? WHERE job_id = ? AND message_id = ?",
@@ -85,13 +82,13 @@ async fn skip_item(
     .bind(now_ms())
     .bind(job_id)
     .bind(message_id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
 
 async fn pending_items(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     job_id: i64,
     after: i64,
     limit: usize,
@@ -103,7 +100,7 @@ async fn pending_items(
     .bind(job_id)
     .bind(after)
     .bind(limit as i64)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?)
 }
 
@@ -243,7 +240,7 @@ impl Store {
 
 /// Claims up to `c.limit` of the job's pending messages after `c.after`.
 async fn claim_in(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     job_id: i64,
     owner: &str,
     c: ClaimRequest,
@@ -273,7 +270,7 @@ async fn claim_in(
             ") AS v WHERE messages.id = v.column1 AND messages.status = 'failed'
              RETURNING messages.id, messages.pending_replay_id",
         );
-        claimed = b.build_query_as().fetch_all(&mut **tx).await?;
+        claimed = b.build_query_as().fetch_all(&mut *tx).await?;
         claimed.sort_unstable_by_key(|(id, _)| *id);
     }
     for &id in &ids {
@@ -290,7 +287,7 @@ async fn claim_in(
             list.push_bind(*id);
         }
         b.push(") ORDER BY id");
-        let rows: Vec<StoredMessage> = b.build_query_as().fetch_all(&mut **tx).await?;
+        let rows: Vec<StoredMessage> = b.build_query_as().fetch_all(&mut *tx).await?;
         batch.claimed = rows
             .into_iter()
             .zip(claimed)
@@ -306,7 +303,7 @@ async fn claim_in(
 /// Records the verdicts of a batch of job replays: each message's
 /// status, history event, job item and audit entry.
 async fn settle_in(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     job_id: i64,
     owner: &str,
     user: &str,
@@ -348,7 +345,7 @@ async fn settle_in(
                 .push_bind(detail)
                 .push_bind(ok.then_some(&o.replay.replay_id));
         });
-        b.build().execute(&mut **tx).await?;
+        b.build().execute(&mut *tx).await?;
 
         let mut b = QueryBuilder::<Sqlite>::new(
             "INSERT INTO job_items (job_id, message_id, state, error, replay_id, settled_at) ",
@@ -366,7 +363,7 @@ async fn settle_in(
             " ON CONFLICT (job_id, message_id) DO UPDATE SET state = excluded.state, error = excluded.error,
                 replay_id = excluded.replay_id, settled_at = excluded.settled_at",
         );
-        b.build().execute(&mut **tx).await?;
+        b.build().execute(&mut *tx).await?;
 
         let mut b = QueryBuilder::<Sqlite>::new(
             "INSERT INTO audit (at, user, source, action, vhost, object, exchange, routing_key, result, detail) ",
@@ -388,12 +385,12 @@ async fn settle_in(
                 .push_bind(result.as_str())
                 .push_bind(detail);
         });
-        b.build().execute(&mut **tx).await?;
+        b.build().execute(&mut *tx).await?;
     }
     sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?")
         .bind(now)
         .bind(job_id)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }

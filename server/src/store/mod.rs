@@ -23,12 +23,14 @@ mod sessions;
 mod watched;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::model::{ApiError, MessageDetail, MessagePage, MessageQuery, MessageStatus, COUNT_CAP};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use access::Scope;
 pub use audit::{AuditFilter, NewAudit};
@@ -88,9 +90,47 @@ pub struct Store {
     /// marker must be written the instant the broker confirmed an ack, and
     /// one that reached the OS survives a crash of Redrive (see `ingest`).
     acks: SqlitePool,
+    /// This process's turn to write. SQLite has one writer; a connection
+    /// that finds the write lock taken sleeps in its busy handler, in steps
+    /// of up to 100 ms, and wakes late. Writers of this process queue here
+    /// instead and start the moment the previous one commits.
+    turn: Arc<Mutex<()>>,
+}
+
+/// A write transaction that holds the process's write turn until it ends.
+/// Derefs to the connection, so `&mut *tx` runs statements in it.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    _turn: OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
 }
 
 pub const MAX_PAGE: u32 = 500;
+/// Messages a page with search text indexes on the spot, at most, when the
+/// indexer is behind (a burst): about 100 ms of tokenising.
+const SEARCH_CATCH_UP: usize = 2000;
 const DEFAULT_PAGE: u32 = 50;
 
 pub fn now_ms() -> i64 {
@@ -115,8 +155,10 @@ impl Store {
     /// transaction that reads first and then writes fails at once with
     /// `SQLITE_BUSY` when another connection committed in between, which the
     /// busy timeout does not cover.
-    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        let turn = self.turn.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     /// Opens (creating if missing) the database and applies migrations.
@@ -136,12 +178,14 @@ impl Store {
             .pragma("cache_size", "-8192");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .before_acquire(sound)
             .connect_with(options.clone())
             .await
             .context("opening the database")?;
         let acks = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .before_acquire(sound)
             .connect_lazy_with(options.synchronous(SqliteSynchronous::Normal));
         let migrator = sqlx::migrate!("../migrations/sqlite");
@@ -160,7 +204,11 @@ impl Store {
             );
         }
         migrator.run(&pool).await.context("applying migrations")?;
-        Ok(Self { pool, acks })
+        Ok(Self {
+            pool,
+            acks,
+            turn: Arc::default(),
+        })
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -189,6 +237,7 @@ impl Store {
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }
+        let unsearchable = self.searchable(&filter, Some(SEARCH_CATCH_UP)).await?;
         let cap = (!q.exact.unwrap_or(false)).then_some(COUNT_CAP);
         let (total, total_capped) = match (self.count_matching(&filter, cap).await?, cap) {
             (n, Some(cap)) if n > cap => (cap, true),
@@ -214,6 +263,7 @@ impl Store {
             next_cursor,
             total,
             total_capped,
+            unsearchable,
         })
     }
 
@@ -354,7 +404,8 @@ impl Store {
                        GROUP BY message_id HAVING MAX(at) < ?";
         let mut tx = self.write_tx().await?;
         sqlx::query(&format!(
-            "DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE status = 'discarded' AND id IN ({expired}))"
+            "DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE status = 'discarded'
+               AND id <= (SELECT indexed_through FROM search_progress) AND id IN ({expired}))"
         ))
         .bind(cutoff_ms)
         .execute(&mut *tx)
@@ -386,7 +437,7 @@ pub(crate) fn expected_label(from: &[MessageStatus]) -> &'static str {
 }
 
 pub(crate) async fn insert_event(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     id: i64,
     e: &Event<'_>,
 ) -> Result<(), StoreError> {
@@ -402,7 +453,7 @@ pub(crate) async fn insert_event(
     .bind(if e.ok { "ok" } else { "error" })
     .bind(&e.detail)
     .bind(&e.replay_id)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

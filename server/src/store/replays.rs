@@ -7,6 +7,7 @@
 //! id, so consumers can recognise a second copy.
 
 use app::model::MessageStatus;
+use sqlx::SqliteConnection;
 
 use super::{expected_label, insert_event, now_ms, Event, Store, StoreError};
 
@@ -141,7 +142,7 @@ impl Store {
 
 /// Writes a replay's verdict on the message `owner` claimed.
 pub(super) async fn apply_settlement(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut SqliteConnection,
     id: i64,
     owner: &str,
     settlement: Settlement,
@@ -151,7 +152,7 @@ pub(super) async fn apply_settlement(
 
 /// Writes one verdict on many messages `owner` claimed, in two statements.
 pub(super) async fn apply_settlements(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut SqliteConnection,
     ids: &[i64],
     owner: &str,
     settlement: Settlement,
@@ -174,7 +175,7 @@ pub(super) async fn apply_settlements(
             list.push_bind(*id);
         }
         b.push(")");
-        b.build().execute(&mut **tx).await?;
+        b.build().execute(&mut *tx).await?;
         if settlement == Settlement::Replayed {
             // A lease swept meanwhile (this instance looked dead) left the
             // message flagged unknown; the broker's confirm is the truth.
@@ -189,7 +190,7 @@ pub(super) async fn apply_settlements(
                 list.push_bind(*id);
             }
             b.push(")");
-            b.build().execute(&mut **tx).await?;
+            b.build().execute(&mut *tx).await?;
         }
     }
     Ok(())

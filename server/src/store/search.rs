@@ -2,10 +2,9 @@
 //! text into a safe FTS query.
 
 use serde_json::Value;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::StoreError;
-use crate::ingest::decode::NewMessage;
+use super::{Filter, Store, StoreError};
 
 /// Bodies larger than this are not indexed (still searchable by their other fields).
 const MAX_INDEXED_BODY: usize = 1 << 20;
@@ -44,28 +43,109 @@ fn header_text(headers: &Value, skip: Option<&str>, out: &mut String) {
     }
 }
 
-/// Indexes newly stored messages (`(message, id)` pairs) in one statement.
-pub(super) async fn index_rows<'m>(
-    tx: &mut Transaction<'_, Sqlite>,
-    rows: impl Iterator<Item = (&'m &'m NewMessage, i64)>,
-) -> Result<(), StoreError> {
+/// A stored message's searchable text, read back for indexing.
+#[derive(sqlx::FromRow)]
+struct Pending {
+    id: i64,
+    reason: Option<String>,
+    message_id: Option<String>,
+    body: Vec<u8>,
+    headers: String,
+    stack_trace: Option<String>,
+}
+
+/// Messages indexed per transaction when a query catches the index up.
+const CATCH_UP_CHUNK: u32 = 1000;
+
+/// Rows per multi-row insert into the index (6 parameters each).
+const ROWS_PER_INSERT: usize = 400;
+
+impl Store {
+    /// Indexes up to `limit` messages the index does not cover yet, oldest
+    /// first, in one transaction; returns how many it indexed.
+    ///
+    /// Capture commits a batch without indexing it (tokenising a Spring
+    /// failure's stack trace cost more than storing it), so this runs
+    /// beside it. The write lock makes the watermark exact: no batch can
+    /// commit between reading the pending rows and moving the mark.
+    pub async fn index_pending(&self, limit: u32) -> Result<usize, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let rows: Vec<Pending> = sqlx::query_as(
+            "SELECT m.id, m.reason, m.message_id, c.body, c.headers, c.stack_trace
+             FROM messages m JOIN message_contents c ON c.message_id = m.id
+             WHERE m.id > (SELECT indexed_through FROM search_progress)
+             ORDER BY m.id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(last) = rows.last().map(|r| r.id) else {
+            return Ok(0);
+        };
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            insert_index_rows(&mut tx, chunk).await?;
+        }
+        sqlx::query("UPDATE search_progress SET indexed_through = ?")
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    /// Before a query with search text: indexes what capture stored since
+    /// the indexer's last pass, at most `bound` messages (all with `None`),
+    /// so the query sees every stored message. A page of results passes a
+    /// bound (it stays quick in a burst and says what it cannot see yet);
+    /// a job or an export selected by a search does not. Returns how many
+    /// messages stay unsearchable.
+    pub async fn searchable(&self, filter: &Filter, bound: Option<usize>) -> Result<i64, StoreError> {
+        if filter.text.is_none() {
+            return Ok(0);
+        }
+        let mut indexed = 0;
+        while bound.is_none_or(|b| indexed < b) {
+            let n = self.index_pending(CATCH_UP_CHUNK).await?;
+            indexed += n;
+            if n < CATCH_UP_CHUNK as usize {
+                return Ok(0);
+            }
+        }
+        self.unindexed().await
+    }
+
+    /// Messages stored but not searchable yet (the indexer's backlog).
+    pub async fn unindexed(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE id > (SELECT indexed_through FROM search_progress)",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+async fn insert_index_rows(tx: &mut SqliteConnection, rows: &[Pending]) -> Result<(), StoreError> {
     let mut b = sqlx::QueryBuilder::<Sqlite>::new(
         "INSERT INTO messages_fts (rowid, body, reason, stack_trace, message_id, headers) ",
     );
-    b.push_values(rows, |mut row, (m, id)| {
+    b.push_values(rows, |mut row, m| {
         let body = (m.body.len() <= MAX_INDEXED_BODY)
             .then(|| std::str::from_utf8(&m.body).ok())
             .flatten();
         let mut headers = String::new();
-        header_text(&m.headers, m.stack_trace.as_deref(), &mut headers);
-        row.push_bind(id)
+        // Stored by capture from a `Value`; unparsable text is indexed as it is.
+        match serde_json::from_str::<Value>(&m.headers) {
+            Ok(v) => header_text(&v, m.stack_trace.as_deref(), &mut headers),
+            Err(_) => headers.push_str(&m.headers),
+        }
+        row.push_bind(m.id)
             .push_bind(body)
             .push_bind(&m.reason)
             .push_bind(&m.stack_trace)
             .push_bind(&m.message_id)
             .push_bind(headers);
     });
-    b.build().execute(&mut **tx).await?;
+    b.build().execute(&mut *tx).await?;
     Ok(())
 }
 

@@ -32,6 +32,18 @@ impl Store {
         vhost: &str,
         queues: &HashMap<String, String>,
     ) -> Result<(), StoreError> {
+        // Discovery runs every few seconds and rarely changes anything: a
+        // plain read first, so it takes the write turn only for a change.
+        let current: HashMap<String, String> =
+            sqlx::query_as("SELECT name, reason FROM watched_queues WHERE vhost = ?")
+                .bind(vhost)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .collect();
+        if &current == queues {
+            return Ok(());
+        }
         let mut tx = self.write_tx().await?;
         let stored: Vec<(String, String)> =
             sqlx::query_as("SELECT name, reason FROM watched_queues WHERE vhost = ?")
