@@ -237,7 +237,15 @@ impl Store {
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }
-        let unsearchable = self.searchable(&filter, Some(SEARCH_CATCH_UP)).await?;
+        // A page is served from what is indexed even when catching up fails
+        // (a database that cannot write); it says what it cannot see.
+        let unsearchable = match self.searchable(&filter, Some(SEARCH_CATCH_UP)).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not bring the search index up to date for a page");
+                self.unindexed().await?
+            }
+        };
         let cap = (!q.exact.unwrap_or(false)).then_some(COUNT_CAP);
         let (total, total_capped) = match (self.count_matching(&filter, cap).await?, cap) {
             (n, Some(cap)) if n > cap => (cap, true),
