@@ -482,13 +482,23 @@ impl VhostAdvisor<'_, '_> {
             if c.confirm || c.transactional || c.message_stats.publish == 0 {
                 continue;
             }
-            let given = self
+            // Channels and connections are two reads: a channel whose
+            // connection is no longer listed has just closed (its stats
+            // outlive it). Naming it user@host would open a second, ghost
+            // finding for a publisher that is already gone.
+            let Some(conn) = self
                 .vhost
                 .connections
                 .iter()
                 .find(|conn| conn.name == c.connection_details.name)
-                .and_then(|conn| conn.client_properties.connection_name.clone());
-            let who = given.unwrap_or_else(|| format!("{}@{}", c.user, c.connection_details.peer_host));
+            else {
+                continue;
+            };
+            let who = conn
+                .client_properties
+                .connection_name
+                .clone()
+                .unwrap_or_else(|| format!("{}@{}", c.user, c.connection_details.peer_host));
             let entry = publishers.entry(who).or_default();
             entry.0 += 1;
             entry.1 += c.message_stats.publish;

@@ -302,18 +302,20 @@ fn publishers_without_confirms_are_grouped_by_application() {
         message_stats: ChannelStats { publish },
     };
     let mut snap = snapshot("3.13.0", vec![]);
-    snap.vhosts[0].connections = vec![ConnectionInfo {
-        name: "c1".into(),
+    let connection = |name: &str, given: Option<&str>| ConnectionInfo {
+        name: name.into(),
         client_properties: ClientProperties {
-            connection_name: Some("orders-api".into()),
+            connection_name: given.map(Into::into),
         },
-    }];
+    };
+    snap.vhosts[0].connections = vec![connection("c1", Some("orders-api")), connection("c3", None)];
     snap.vhosts[0].channels = vec![
         channel("c1", false, 5),
         channel("c1", false, 7),
         channel("c1", true, 100), // confirms: fine
         channel("c2", false, 0),  // never published: fine
         channel("c3", false, 1),  // unnamed connection
+        channel("c4", false, 3),  // its connection closed between the two reads
     ];
     let found = observe(&snap, &HashMap::new(), 0);
     let who: Vec<_> = found.iter().map(|o| (o.object.as_str(), o.object_type)).collect();
