@@ -189,7 +189,10 @@ async fn main() {
         let ingest = (stage - stored) as f64 / start.elapsed().as_secs_f64();
         let caught_up = Instant::now();
         client.settle_index().await;
-        eprintln!("{stage}: search index caught up {:.1} s after the ingest", caught_up.elapsed().as_secs_f64());
+        eprintln!(
+            "{stage}: search index caught up {:.1} s after the ingest",
+            caught_up.elapsed().as_secs_f64()
+        );
         stored = stage;
 
         let n = stored as i64;
