@@ -8,16 +8,15 @@
 //! against Redrive reading 1,000 stored messages (two pages of 500).
 //!
 //! `cargo run --release -p server --example bench_browse -- [max messages]`
-//! Needs the local RabbitMQ with the management plugin; uses a throwaway
-//! vhost. Peak RSS is this whole process (Redrive plus the benchmark's
-//! publisher and HTTP client, which asks Redrive how many it stored instead
-//! of opening the database itself), so it is an upper bound for Redrive's.
+//! Needs the local RabbitMQ with the management plugin and the release
+//! `redrive` binary (`cargo build --release -p server --bin redrive`); uses a
+//! throwaway vhost. Redrive runs in a process of its own, so its peak RSS is
+//! its own, not the publisher's or the HTTP client's.
 
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-
 mod support;
+use support::process::RedriveProcess;
 use support::{declare, fill, fill_range, BenchVhost};
 
 const QUEUE: &str = "orders.dlq";
@@ -127,16 +126,6 @@ async fn management_get(bench: &BenchVhost) -> Duration {
     Duration::from_secs_f64(Timings(t).ms(50) / 1000.0)
 }
 
-/// A `/proc/self/status` field in MB.
-fn status_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn db_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .unwrap()
@@ -154,11 +143,10 @@ async fn main() {
     let baseline = management_get(&bench).await;
 
     declare(&bench.channel, QUEUE).await;
-    let config = bench.config();
-    let running = server::start(config, CancellationToken::new()).await.unwrap();
+    let redrive = RedriveProcess::start(&bench).await;
     let client = Client {
         http: reqwest::Client::new(),
-        base: format!("http://{}", running.addr),
+        base: redrive.base.clone(),
     };
     let vhost = server::broker::management::enc(&bench.name);
 
@@ -224,11 +212,11 @@ async fn main() {
         println!("RESULT browse {stored} {ingest:.0}{fields}");
     }
     let bytes = db_bytes(&bench.dir) as f64 / stored as f64;
-    // Peak RSS counts SQLite's memory-mapped database pages (file-backed,
-    // reclaimable, counted once per connection mapping them) as well as
-    // the heap; the split at the end shows which is which.
-    let (rss, anon, file) = (status_mb("VmHWM:"), status_mb("RssAnon:"), status_mb("RssFile:"));
-    running.stop().await.unwrap();
+    // Peak RSS would count memory-mapped files as well as the heap; the
+    // split at the end shows which is which.
+    let status = |field| redrive.status_mb(field);
+    let (rss, anon, file) = (status("VmHWM:"), status("RssAnon:"), status("RssFile:"));
+    redrive.stop().await;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -238,7 +226,7 @@ async fn main() {
         ms(baseline)
     );
     println!(
-        "database: {bytes:.0} bytes per stored message; peak RSS of this process: {rss:.0} MB \
+        "database: {bytes:.0} bytes per stored message; peak RSS of the Redrive process: {rss:.0} MB \
          (at the end: {anon:.0} MB heap and other anonymous memory, {file:.0} MB mapped files)"
     );
     println!(

@@ -72,6 +72,11 @@ async fn spring_republished_failure_is_stored_with_every_field() {
         d["headers"]["x-retries"],
         serde_json::json!({"type": "i16", "value": 3})
     );
+    // Stored once (in its column), read back in its header exactly.
+    assert_eq!(
+        d["headers"]["x-exception-stacktrace"],
+        serde_json::json!({"type": "longstr", "value": trace})
+    );
     assert_eq!(
         d["headers"]["x-amount"]["value"],
         serde_json::json!({"scale": 2, "value": 1999})

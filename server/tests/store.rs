@@ -5,7 +5,7 @@ mod common;
 use common::TestDb;
 use lapin::BasicProperties;
 use server::ingest::decode::{decode, Incoming};
-use server::store::Store;
+use server::store::{AckState, Store};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -61,9 +61,9 @@ async fn a_redelivery_of_a_committed_message_is_not_stored_twice() {
 }
 
 /// Another consumer took identical failures and gave them back: they come
-/// redelivered, but Redrive acked every row it holds (settled), so none of
-/// them is a copy of a stored row. An ack that could not be sent
-/// (unsettled again) makes the rows absorb their copies once more.
+/// redelivered, but the broker confirmed Redrive's ack of every row it holds
+/// (settled), so none of them is a copy of a stored row. An ack that could
+/// not be sent (unsent again) makes the rows absorb their copies once more.
 #[tokio::test]
 async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
     let db = TestDb::new();
@@ -74,7 +74,7 @@ async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
         .unwrap();
     let ids = first.ids.clone().unwrap();
     assert_eq!((first.stored, ids.end() - ids.start()), (2, 1));
-    store.set_ack_unsettled(&ids, false).await.unwrap();
+    store.set_ack_state(&ids, AckState::Settled).await.unwrap();
     let requeued = [at(b"same", true), at(b"same", true)];
     assert_eq!(
         store.insert_batch(&requeued, WINDOW).await.unwrap().stored,
@@ -82,9 +82,43 @@ async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
         "settled rows absorb nothing"
     );
     // The ack of the first batch failed after all: its copies are recognised.
-    store.set_ack_unsettled(&ids, true).await.unwrap();
+    store.set_ack_state(&ids, AckState::Unsent).await.unwrap();
     assert_eq!(store.insert_batch(&requeued, WINDOW).await.unwrap().stored, 0);
     assert_eq!(store.count().await.unwrap(), 4);
+}
+
+/// Redrive died between sending an ack and learning whether the broker
+/// processed it: a redelivered twin may be the copy or another failure. It is
+/// stored (never merged) and flagged as a possible copy of exactly one row.
+#[tokio::test]
+async fn twins_of_rows_whose_ack_was_in_flight_are_stored_and_flagged() {
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    let first = store
+        .insert_batch(&[at(b"same", false), at(b"same", false)], WINDOW)
+        .await
+        .unwrap();
+    let ids = first.ids.clone().unwrap();
+    store.set_ack_state(&ids, AckState::InFlight).await.unwrap();
+    let requeued = [at(b"same", true), at(b"same", true), at(b"same", true)];
+    let again = store.insert_batch(&requeued, WINDOW).await.unwrap();
+    assert_eq!(
+        (again.stored, again.possible_copies),
+        (3, 2),
+        "two rows in flight, three twins"
+    );
+    let new = again.ids.unwrap();
+    let mut flagged = Vec::new();
+    for id in new.clone() {
+        flagged.push(store.possible_copy_of(id).await.unwrap());
+    }
+    assert_eq!(flagged, vec![Some(*ids.start()), Some(*ids.end()), None]);
+    assert_eq!(store.possible_copy_of(*ids.start()).await.unwrap(), None);
+    assert!(
+        store.possible_copy_of(*new.end() + 1).await.is_err(),
+        "unknown id"
+    );
+    assert_eq!(store.count().await.unwrap(), 5);
 }
 
 #[tokio::test]

@@ -124,6 +124,11 @@ pub struct MessageDetail {
     /// can recognise a second copy.
     #[serde(default)]
     pub uncertain_replay_id: Option<String>,
+    /// Set when this row may be a second copy of that earlier row: the
+    /// broker redelivered an identical message after Redrive sent the
+    /// earlier one's ack and before it learnt the ack was processed.
+    #[serde(default)]
+    pub possible_copy_of: Option<i64>,
 }
 
 /// Tags and notes of a message or a failure group.
@@ -348,6 +353,7 @@ mod tests {
             came_back_as: vec![],
             annotations: Annotations::default(),
             uncertain_replay_id: None,
+            possible_copy_of: None,
         }
     }
 

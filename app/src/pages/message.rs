@@ -139,6 +139,16 @@ fn MessageView(
                 </p>
             </div>
         })}
+        {m.possible_copy_of.map(|twin| view! {
+            <div class="loop-box" role="note" data-possible-copy=twin>
+                <p>
+                    <strong>"Possibly a second copy of "<a href=format!("/messages/{twin}")>{format!("#{twin}")}</a>"."</strong>
+                    " Redrive had stored that message and sent its ack when it stopped or lost its connection, \
+                     before the broker confirmed the ack; the broker then delivered this identical message again. \
+                     If it is the same failure, discard this one."
+                </p>
+            </div>
+        })}
         <ReplayChain from=m.replayed_from times=m.failed_again_after_replay came_back=m.came_back_as.clone()/>
         <section class="panel facts">
             <dl>

@@ -312,6 +312,9 @@ pub struct Stored {
     pub distinct: u64,
     /// Replays flagged "outcome unknown" for the operator.
     pub flagged: u64,
+    /// Rows flagged as a possible redelivered copy of another row (an ack
+    /// was in flight when the fault struck).
+    pub possible_copies: u64,
     pub replayed: u64,
     /// Rows still `replaying`: a replay not yet settled, or left by a dead
     /// instance until the lease sweep flags it.
@@ -359,16 +362,16 @@ impl Db {
         let Some(mut conn) = self.open().await else {
             return Stored::default();
         };
-        let row: Result<(i64, i64, i64, i64, i64), _> = sqlx::query_as(
+        let row: Result<(i64, i64, i64, i64, i64, i64), _> = sqlx::query_as(
             "SELECT COUNT(*), COUNT(DISTINCT json_extract(CAST(body AS TEXT), '$.seq')),
                     COALESCE(SUM(replay_uncertain), 0), COALESCE(SUM(status = 'replayed'), 0),
-                    COALESCE(SUM(status = 'replaying'), 0)
+                    COALESCE(SUM(status = 'replaying'), 0), COUNT(possible_copy_of)
              FROM messages JOIN message_contents ON message_contents.message_id = messages.id",
         )
         .fetch_one(&mut conn)
         .await;
         let _ = conn.close().await;
-        let (rows, distinct, flagged, replayed, replaying) = row.unwrap_or_default();
+        let (rows, distinct, flagged, replayed, replaying, possible_copies) = row.unwrap_or_default();
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
         Stored {
             rows: n(rows),
@@ -376,6 +379,7 @@ impl Db {
             flagged: n(flagged),
             replayed: n(replayed),
             replaying: n(replaying),
+            possible_copies: n(possible_copies),
         }
     }
 

@@ -21,8 +21,10 @@ pub struct Outcome {
     pub arrived: u64,
     pub lost: u64,
     pub duplicated: u64,
-    /// Replays whose outcome is unknown, flagged to the operator (not lost:
-    /// a person decides, and a retry carries the same replay id).
+    /// Shown to the operator for a decision, neither lost nor silent:
+    /// replays whose outcome is unknown (a retry carries the same replay
+    /// id), or stored rows that may be a redelivered copy of another (an
+    /// ack was in flight when the fault struck).
     pub flagged: u64,
     /// From the end of the fault until work resumed.
     pub recovered_in: Option<Duration>,

@@ -7,6 +7,12 @@
 )]
 pub mod spring;
 
+#[allow(
+    dead_code,
+    reason = "each benchmark compiles this module; not all run Redrive in a process of its own"
+)]
+pub mod process;
+
 use std::path::PathBuf;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};

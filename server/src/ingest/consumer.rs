@@ -24,6 +24,7 @@ use super::classify::CONSUMER_TAG_PREFIX;
 use super::decode::{decode, Incoming, NewMessage};
 use super::window::Window;
 use super::Ingest;
+use crate::store::AckState;
 
 /// How long a partial batch may wait for more deliveries before it is committed.
 const LINGER: Duration = Duration::from_millis(25);
@@ -323,10 +324,12 @@ impl Ingest {
         subscribe(channel, queue, prefetch).await
     }
 
-    /// Commits the batch (unsettled), settles it, acks it with `multiple`
-    /// and confirms the ack with a round trip on the channel; when the ack
-    /// or its confirmation fails, the batch is unsettled again, so the
-    /// copies the broker redelivers are recognised (see `store::ingest`).
+    /// Commits the batch (`Unsent`), marks it `InFlight`, acks it with
+    /// `multiple` and confirms the ack with a round trip on the channel, then
+    /// marks it `Settled`. An ack that could not be sent puts the batch back
+    /// to `Unsent`, so the copies the broker redelivers are absorbed; an ack
+    /// sent but unconfirmed leaves it `InFlight`, so a redelivered twin is
+    /// stored and flagged (see `store::ingest`).
     async fn flush(
         &self,
         channel: &lapin::Channel,
@@ -342,34 +345,50 @@ impl Ingest {
             .durably(held, stop, || self.store.insert_batch(&batch.messages, window))
             .await?;
         tracing::debug!(received = held, stored = committed.stored, "batch committed");
+        if committed.possible_copies > 0 {
+            tracing::warn!(
+                count = committed.possible_copies,
+                "stored redelivered messages flagged as possible copies: an earlier ack was sent but never confirmed"
+            );
+        }
         self.indexer.wake();
         batch.messages.clear();
         batch.bytes = 0;
-        if let Some(ids) = &committed.ids {
-            self.durably(held, stop, || self.store.set_ack_unsettled(ids, false))
-                .await?;
-        }
-        let acked = async {
-            channel
-                .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
-                .await?;
-            // The broker handles a channel's methods in order: its answer to
-            // this one means it has processed the ack. (The prefetch is set
-            // again before every consume, so re-stating it changes nothing.)
-            channel
-                .basic_qos(batch.prefetch, BasicQosOptions::default())
-                .await
-        }
-        .await;
-        if let Err(e) = acked {
-            if let Some(ids) = &committed.ids {
-                if let Err(e) = self.store.set_ack_unsettled(ids, true).await {
-                    tracing::warn!(error = %e, "could not mark an unconfirmed ack; its redelivered copies will be stored again");
-                }
+        let Some(ids) = &committed.ids else {
+            // Every delivery was a copy already stored: nothing to mark.
+            return self.ack(channel, batch).await;
+        };
+        self.durably(held, stop, || self.store.set_ack_state(ids, AckState::InFlight))
+            .await?;
+        if let Err(e) = channel
+            .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
+            .await
+        {
+            // lapin refuses to send on a closed channel: the broker never saw it.
+            if let Err(e) = self.store.set_ack_state(ids, AckState::Unsent).await {
+                tracing::warn!(error = %e, "could not mark an unsent ack; its redelivered copies will be flagged, not absorbed");
             }
             return Err(e).context("ack after commit (the redelivered copies will be recognised)");
         }
+        confirm_acked(channel, batch.prefetch)
+            .await
+            .context("confirming an ack (redelivered twins of the batch will be flagged)")?;
+        if let Err(e) = self.store.set_ack_state(ids, AckState::Settled).await {
+            // Left in flight: a later identical redelivery is stored and flagged.
+            tracing::warn!(error = %e, "could not mark a confirmed ack");
+        }
         Ok(())
+    }
+
+    /// Acks a batch that stored no rows (all of it absorbed as copies).
+    async fn ack(&self, channel: &lapin::Channel, batch: &Batch) -> anyhow::Result<()> {
+        channel
+            .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
+            .await
+            .context("ack of absorbed copies")?;
+        confirm_acked(channel, batch.prefetch)
+            .await
+            .context("confirming an ack")
     }
 
     /// Runs a database write, retrying with backoff while the database
@@ -412,4 +431,12 @@ impl Ingest {
             wait = (wait * 2).min(COMMIT_RETRY_CAP);
         }
     }
+}
+
+/// The broker handles a channel's methods in order: its answer to a
+/// `basic.qos` sent after an ack means it has processed the ack. (The
+/// prefetch is set again before every consume, so re-stating it changes
+/// nothing.)
+async fn confirm_acked(channel: &lapin::Channel, prefetch: u16) -> lapin::Result<()> {
+    channel.basic_qos(prefetch, BasicQosOptions::default()).await
 }

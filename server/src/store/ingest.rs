@@ -2,28 +2,50 @@
 //!
 //! Never merge, never lose: a redelivered copy may be dropped only when it is
 //! provably the copy of a row this store already holds, i.e. Redrive
-//! committed the row and the ack was lost (a crash between commit and ack).
+//! committed the row and its ack never left (a crash between commit and ack).
 //!
-//! The proof is the row's ack state. A batch is committed *unsettled*, then
-//! *settled* the moment before its ack goes out (through a connection that
-//! commits without fsync: the marker survives a crash of Redrive, and costs
-//! no disk flush), and unsettled again when the ack or the round trip that
-//! confirms the broker processed it fails. A row still unsettled after a
-//! crash or a lost connection is one whose delivery the broker redelivers; a
-//! settled row's delivery was acked, so a redelivered twin of it is another
-//! failure (say, one another consumer took and gave back).
+//! The proof is the row's [`AckState`]. A batch is committed `Unsent`,
+//! marked `InFlight` the moment before its ack goes out, and `Settled` once a
+//! round trip on the channel shows the broker processed the ack (markers go
+//! through a connection that commits without fsync: they survive a crash of
+//! Redrive and cost no disk flush). An ack that could not be sent at all puts
+//! the batch back to `Unsent`.
 //!
-//! What is left is the instant between the marker and the ack leaving the
-//! process (a crash there stores the batch's copies again: duplicates, never
-//! losses), and a connection that dies after the broker processed an ack but
-//! before it answered (only a redelivered message identical to one of that
-//! batch could then be taken for its copy).
+//! A redelivered twin of an `Unsent` row is its copy: absorbed. A twin of a
+//! `Settled` row is another failure (say, one another consumer took and gave
+//! back): a row of its own. A twin of an `InFlight` row is undecidable (the
+//! process died, or the connection dropped, between sending the ack and
+//! learning its fate); it is stored, and flagged as a possible copy of that
+//! row, so an operator sees the doubt instead of a silent duplicate or a
+//! silent merge.
 
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::{now_ms, Store, StoreError};
 use crate::ingest::decode::NewMessage;
+
+/// How far a stored row's delivery got in being acked; decides what a
+/// redelivered twin of it is (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckState {
+    /// The broker processed the ack, or the row came from no delivery.
+    Settled,
+    /// Committed; the ack was never sent.
+    Unsent,
+    /// The ack was sent; whether the broker processed it is not known yet.
+    InFlight,
+}
+
+impl AckState {
+    fn code(self) -> i64 {
+        match self {
+            Self::Settled => 0,
+            Self::Unsent => 1,
+            Self::InFlight => 2,
+        }
+    }
+}
 
 /// What a committed batch wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,18 +54,26 @@ pub struct Committed {
     pub stored: usize,
     /// Their ids (one transaction writes a contiguous range), to settle.
     pub ids: Option<RangeInclusive<i64>>,
+    /// Rows stored with a doubt: redelivered twins of a row whose ack was in
+    /// flight.
+    pub possible_copies: usize,
 }
 
+/// A delivery to insert, and the row it may be a copy of.
+type Fresh<'a> = (&'a NewMessage, Option<i64>);
+
 impl Store {
-    /// Stores a batch in one transaction, unsettled, and says what it wrote.
+    /// Stores a batch in one transaction, `Unsent`, and says what it wrote.
     ///
-    /// A redelivered delivery (`redelivered` set by the broker) is absorbed by
-    /// an identical row of the same queue only when that row
-    /// - is unsettled: committed, and its own ack never went out;
+    /// A redelivered delivery (`redelivered` set by the broker) is matched
+    /// with an identical row of the same queue, preferring an `Unsent` one,
+    /// that
+    /// - is `Unsent` (absorbs the delivery) or `InFlight` (the delivery is
+    ///   stored, flagged as its possible copy);
     /// - was committed by an earlier transaction (rows of this batch never match:
     ///   three identical messages in one batch are three failures),
-    /// - has not absorbed another copy already (each row stands for exactly one
-    ///   delivery, so N identical messages redelivered N times stay N rows),
+    /// - has not answered for another copy already (each row stands for exactly
+    ///   one delivery, so N identical messages redelivered N times stay N rows),
     /// - was received within `window` (the broker redelivers an unacked message
     ///   within its consumer timeout of the crash; an older twin is a new failure).
     ///
@@ -60,14 +90,14 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let oldest = now_ms() - window.as_millis() as i64;
-        let mut fresh: Vec<&NewMessage> = Vec::with_capacity(batch.len());
+        let mut fresh: Vec<Fresh<'_>> = Vec::with_capacity(batch.len());
         for m in batch {
             if m.redelivered {
-                let twin: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM messages
-                     WHERE ack_unsettled = 1 AND content_hash = ? AND vhost = ? AND queue = ? AND id <= ?
+                let twin: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT id, ack_state FROM messages
+                     WHERE ack_state > 0 AND content_hash = ? AND vhost = ? AND queue = ? AND id <= ?
                        AND absorbed_redelivery = 0 AND received_at >= ?
-                     ORDER BY id LIMIT 1",
+                     ORDER BY ack_state, id LIMIT 1",
                 )
                 .bind(&m.content_hash)
                 .bind(&m.vhost)
@@ -76,15 +106,19 @@ impl Store {
                 .bind(oldest)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if let Some(twin) = twin {
+                if let Some((twin, state)) = twin {
                     sqlx::query("UPDATE messages SET absorbed_redelivery = 1 WHERE id = ?")
                         .bind(twin)
                         .execute(&mut *tx)
                         .await?;
+                    if state == AckState::Unsent.code() {
+                        continue;
+                    }
+                    fresh.push((m, Some(twin)));
                     continue;
                 }
             }
-            fresh.push(m);
+            fresh.push((m, None));
         }
         let mut ids: Option<RangeInclusive<i64>> = None;
         for chunk in fresh.chunks(ROWS_PER_INSERT) {
@@ -92,28 +126,34 @@ impl Store {
             let last = first + chunk.len() as i64 - 1;
             ids = Some(ids.map_or(first..=last, |r| *r.start()..=last));
         }
-        let inserted = fresh.len();
         tx.commit().await?;
         Ok(Committed {
-            stored: inserted,
+            stored: fresh.len(),
             ids,
+            possible_copies: fresh.iter().filter(|(_, twin)| twin.is_some()).count(),
         })
     }
 
-    /// Marks rows as acked (`settled`) or not. Written through the no-fsync
-    /// connection, so marking costs no disk flush and lands at once.
-    pub async fn set_ack_unsettled(
-        &self,
-        ids: &RangeInclusive<i64>,
-        unsettled: bool,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE messages SET ack_unsettled = ? WHERE id BETWEEN ? AND ?")
-            .bind(unsettled)
+    /// Records how far the ack of rows `ids` got. Written through the
+    /// no-fsync connection, so marking costs no disk flush and lands at once.
+    pub async fn set_ack_state(&self, ids: &RangeInclusive<i64>, state: AckState) -> Result<(), StoreError> {
+        sqlx::query("UPDATE messages SET ack_state = ? WHERE id BETWEEN ? AND ?")
+            .bind(state.code())
             .bind(ids.start())
             .bind(ids.end())
             .execute(&self.acks)
             .await?;
         Ok(())
+    }
+
+    /// The row a message may be a redelivered copy of (see [`AckState::InFlight`]).
+    pub async fn possible_copy_of(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        let row: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT possible_copy_of FROM messages WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.ok_or(StoreError::NotFound(id))
     }
 }
 
@@ -126,14 +166,14 @@ const ROWS_PER_INSERT: usize = 400;
 /// follows: `Store::index_pending`);
 /// returns the first id. One statement assigns ids in the order of its
 /// rows, consecutively: this transaction is the only writer.
-async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[&NewMessage]) -> Result<i64, StoreError> {
+async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[Fresh<'_>]) -> Result<i64, StoreError> {
     let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO messages (vhost, queue, received_at, persistent,
             delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
             reason, death_count, service, message_id, replay_id, content_hash,
-            exception_type, group_id, group_title, ack_unsettled) ",
+            exception_type, group_id, group_title, ack_state, possible_copy_of) ",
     );
-    b.push_values(rows, |mut row, m| {
+    b.push_values(rows, |mut row, (m, twin)| {
         row.push_bind(&m.vhost)
             .push_bind(&m.queue)
             .push_bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
@@ -151,7 +191,8 @@ async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[&NewMessage]) -> R
             .push_bind(&m.exception_type)
             .push_bind(&m.group_id)
             .push_bind(&m.group_title)
-            .push_bind(1);
+            .push_bind(AckState::Unsent.code())
+            .push_bind(*twin);
     });
     b.push(" RETURNING id");
     let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut *tx).await?;
@@ -164,7 +205,7 @@ async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[&NewMessage]) -> R
             "inserted message ids are not consecutive".into(),
         )));
     }
-    let numbered = || rows.iter().zip(first..);
+    let numbered = || rows.iter().map(|(m, _)| *m).zip(first..);
     let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO message_contents (message_id, body, properties, headers, stack_trace) ",
     );
@@ -172,7 +213,7 @@ async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[&NewMessage]) -> R
         row.push_bind(id)
             .push_bind(&m.body)
             .push_bind(m.properties.to_string())
-            .push_bind(m.headers.to_string())
+            .push_bind(super::contents::elide_trace(&m.headers, m.stack_trace.as_deref()))
             .push_bind(&m.stack_trace);
     });
     b.build().execute(&mut *tx).await?;

@@ -7,6 +7,7 @@ mod access;
 mod alerts;
 mod annotations;
 mod audit;
+mod contents;
 mod filter;
 pub mod findings;
 mod groups;
@@ -35,7 +36,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use access::Scope;
 pub use audit::{AuditFilter, NewAudit};
 pub use filter::Filter;
-pub use ingest::Committed;
+pub use ingest::{AckState, Committed};
 pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOutcome};
 pub use jobs::{JobSpec, NewJob, SELECTABLE};
 pub use replays::Settlement;
@@ -324,6 +325,7 @@ impl Store {
         let mut detail = message.into_detail(history.into_iter().map(Into::into).collect());
         self.link_replays(&mut detail, own_replay_id).await?;
         detail.uncertain_replay_id = self.uncertain_replay_id(id).await?;
+        detail.possible_copy_of = self.possible_copy_of(id).await?;
         detail.annotations = self
             .annotations(&app::model::AnnotationTarget::Message(id))
             .await?;

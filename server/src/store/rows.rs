@@ -97,8 +97,10 @@ impl StoredMessage {
     pub fn properties(&self) -> serde_json::Value {
         serde_json::from_str(&self.properties).unwrap_or_default()
     }
+    /// The headers as received (the stored text keeps the stack trace in
+    /// its own column; see `store::contents`).
     pub fn headers(&self) -> serde_json::Value {
-        serde_json::from_str(&self.headers).unwrap_or_default()
+        super::contents::restore_trace(&self.headers, self.stack_trace.as_deref())
     }
 
     /// The lossless export record: enough to republish the message exactly.
@@ -160,6 +162,7 @@ impl StoredMessage {
             came_back_as: Vec::new(),
             annotations: Default::default(),
             uncertain_replay_id: None,
+            possible_copy_of: None,
         }
     }
 }

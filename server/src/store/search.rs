@@ -17,7 +17,8 @@ fn header_text(headers: &Value, skip: Option<&str>, out: &mut String) {
         Value::Object(m) => {
             for (k, v) in m {
                 // Typed values ({"type": "i8", "value": 3}): only the value is text.
-                if k == "type" || k == "base64" {
+                // A marker for a value kept in its own column (`store::contents`).
+                if k == "type" || k == "base64" || k == super::contents::VALUE_IN {
                     continue;
                 }
                 if k == "value" {
