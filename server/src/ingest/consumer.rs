@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use app::model::ConsumerState;
 use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
@@ -21,10 +21,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::classify::CONSUMER_TAG_PREFIX;
+use super::commit::STOP_TIMEOUT;
 use super::decode::{decode, Incoming, NewMessage};
 use super::window::Window;
 use super::Ingest;
-use crate::store::AckState;
 
 /// How long a partial batch may wait for more deliveries before it is committed.
 const LINGER: Duration = Duration::from_millis(25);
@@ -33,9 +33,6 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(200);
 const RECONNECT_CAP: Duration = Duration::from_secs(5);
 /// A consumer that ran this long before failing starts its backoff afresh.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
-/// First and longest wait between attempts to commit a batch.
-const COMMIT_RETRY_FIRST: Duration = Duration::from_millis(100);
-const COMMIT_RETRY_CAP: Duration = Duration::from_secs(10);
 
 /// `base` ± 25 %, so consumers of one vhost do not reconnect in lockstep.
 pub(crate) fn jittered(base: Duration) -> Duration {
@@ -71,12 +68,12 @@ enum Ended {
 }
 
 /// Deliveries taken but not yet committed.
-struct Batch {
-    messages: Vec<NewMessage>,
-    bytes: usize,
-    last_tag: u64,
+pub(super) struct Batch {
+    pub(super) messages: Vec<NewMessage>,
+    pub(super) bytes: usize,
+    pub(super) last_tag: u64,
     /// The consumer's prefetch count, re-stated to confirm an ack.
-    prefetch: u16,
+    pub(super) prefetch: u16,
 }
 
 impl Batch {
@@ -179,7 +176,8 @@ impl Ingest {
         if result.is_err() && channel.status().connected() {
             // Only broker-side trouble gets here (never a database fault):
             // closing hands the unacked deliveries back to the queue.
-            let _ = channel.close(200, "redrive consumer error".into()).await;
+            let close = channel.close(200, "redrive consumer error".into());
+            let _ = tokio::time::timeout(STOP_TIMEOUT, close).await;
         }
         result
     }
@@ -204,10 +202,12 @@ impl Ingest {
         match ended {
             Ended::Stopping => {
                 // Deliveries the broker sent after the last batch go back to the queue.
-                let _ = channel
-                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-                    .await;
-                let _ = channel.close(200, "shutdown".into()).await;
+                let cancel = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default());
+                if tokio::time::timeout(STOP_TIMEOUT, cancel).await.is_err() {
+                    tracing::warn!(%vhost, %queue, "the broker did not answer basic.cancel; stopping anyway");
+                }
+                let close = channel.close(200, "shutdown".into());
+                let _ = tokio::time::timeout(STOP_TIMEOUT, close).await;
                 Ok(())
             }
             Ended::ByBroker => anyhow::bail!("consumer cancelled by the broker or its connection closed"),
@@ -323,120 +323,4 @@ impl Ingest {
         batch.prefetch = prefetch;
         subscribe(channel, queue, prefetch).await
     }
-
-    /// Commits the batch (`Unsent`), marks it `InFlight`, acks it with
-    /// `multiple` and confirms the ack with a round trip on the channel, then
-    /// marks it `Settled`. An ack that could not be sent puts the batch back
-    /// to `Unsent`, so the copies the broker redelivers are absorbed; an ack
-    /// sent but unconfirmed leaves it `InFlight`, so a redelivered twin is
-    /// stored and flagged (see `store::ingest`).
-    async fn flush(
-        &self,
-        channel: &lapin::Channel,
-        batch: &mut Batch,
-        stop: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        if batch.messages.is_empty() {
-            return Ok(());
-        }
-        let held = batch.messages.len();
-        let window = self.config.redelivery_window;
-        let committed = self
-            .durably(held, stop, || self.store.insert_batch(&batch.messages, window))
-            .await?;
-        tracing::debug!(received = held, stored = committed.stored, "batch committed");
-        if committed.possible_copies > 0 {
-            tracing::warn!(
-                count = committed.possible_copies,
-                "stored redelivered messages flagged as possible copies: an earlier ack was sent but never confirmed"
-            );
-        }
-        self.indexer.wake();
-        batch.messages.clear();
-        batch.bytes = 0;
-        let Some(ids) = &committed.ids else {
-            // Every delivery was a copy already stored: nothing to mark.
-            return self.ack(channel, batch).await;
-        };
-        self.durably(held, stop, || self.store.set_ack_state(ids, AckState::InFlight))
-            .await?;
-        if let Err(e) = channel
-            .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
-            .await
-        {
-            // lapin refuses to send on a closed channel: the broker never saw it.
-            if let Err(e) = self.store.set_ack_state(ids, AckState::Unsent).await {
-                tracing::warn!(error = %e, "could not mark an unsent ack; its redelivered copies will be flagged, not absorbed");
-            }
-            return Err(e).context("ack after commit (the redelivered copies will be recognised)");
-        }
-        confirm_acked(channel, batch.prefetch)
-            .await
-            .context("confirming an ack (redelivered twins of the batch will be flagged)")?;
-        if let Err(e) = self.store.set_ack_state(ids, AckState::Settled).await {
-            // Left in flight: a later identical redelivery is stored and flagged.
-            tracing::warn!(error = %e, "could not mark a confirmed ack");
-        }
-        Ok(())
-    }
-
-    /// Acks a batch that stored no rows (all of it absorbed as copies).
-    async fn ack(&self, channel: &lapin::Channel, batch: &Batch) -> anyhow::Result<()> {
-        channel
-            .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
-            .await
-            .context("ack of absorbed copies")?;
-        confirm_acked(channel, batch.prefetch)
-            .await
-            .context("confirming an ack")
-    }
-
-    /// Runs a database write, retrying with backoff while the database
-    /// fails: the deliveries stay unacked and no more are taken meanwhile
-    /// (the prefetch window is full). Gives up only when Redrive is stopping.
-    async fn durably<T, F, Fut>(
-        &self,
-        held: usize,
-        stop: &CancellationToken,
-        mut write: F,
-    ) -> anyhow::Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
-    {
-        let mut wait = COMMIT_RETRY_FIRST;
-        loop {
-            match write().await {
-                Ok(done) => {
-                    if let Some(ms) = self.status.database_ok() {
-                        tracing::info!(outage_ms = ms, "database commits succeed again; capture resumed");
-                    }
-                    return Ok(done);
-                }
-                Err(e) => {
-                    let error = e.to_string();
-                    if self.status.database_failed(error.clone()) {
-                        tracing::error!(%error, held, "database commit failed; holding the deliveries unacked and retrying");
-                    } else {
-                        tracing::debug!(%error, "database commit still failing");
-                    }
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => anyhow::bail!(
-                    "stopping while the database fails: {held} deliveries go back to the queue unacked"
-                ),
-                _ = tokio::time::sleep(jittered(wait)) => {}
-            }
-            wait = (wait * 2).min(COMMIT_RETRY_CAP);
-        }
-    }
-}
-
-/// The broker handles a channel's methods in order: its answer to a
-/// `basic.qos` sent after an ack means it has processed the ack. (The
-/// prefetch is set again before every consume, so re-stating it changes
-/// nothing.)
-async fn confirm_acked(channel: &lapin::Channel, prefetch: u16) -> lapin::Result<()> {
-    channel.basic_qos(prefetch, BasicQosOptions::default()).await
 }

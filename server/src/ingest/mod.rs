@@ -10,6 +10,7 @@
 //! removes queues. Capture never waits for discovery to recover.
 
 pub mod classify;
+mod commit;
 mod consumer;
 pub mod decode;
 pub mod fingerprint;
