@@ -1,6 +1,9 @@
 //! Ingest throughput of Spring failures (1 KiB JSON + exception headers and a
 //! stack trace), side by side with a baseline from the same run: a bare
 //! lapin consumer of the same backlog that acks without storing anything.
+//! A third line bounds what capture can reach here: the store alone writing
+//! the same failures, decoded, in batches of 500 (one durable commit each),
+//! with no broker in the loop.
 //!
 //! `cargo run --release -p server --example bench_ingest -- [messages]`
 //! Needs the local RabbitMQ with the management plugin; uses a throwaway vhost.
@@ -14,7 +17,46 @@ use lapin::Channel;
 use tokio_util::sync::CancellationToken;
 
 mod support;
-use support::{fill, BenchVhost};
+use support::{fill, spring, BenchVhost};
+
+/// The store alone: decodes `n` Spring failures and commits them in
+/// batches of 500 (as capture does, `synchronous=FULL`) into a fresh
+/// database, without a broker. Returns the time of the commits alone.
+async fn store_alone(dir: &std::path::Path, n: u32) -> Duration {
+    use server::ingest::decode::{decode, Incoming};
+    let url = format!("sqlite://{}?mode=rwc", dir.join("alone.db").display());
+    let store = server::store::Store::connect(&url).await.unwrap();
+    let batches: Vec<Vec<_>> = (0..n as usize)
+        .collect::<Vec<_>>()
+        .chunks(500)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|&i| {
+                    let (body, properties) = spring::failure(i);
+                    let incoming = Incoming {
+                        vhost: "bench".into(),
+                        queue: "error.queue".into(),
+                        exchange: "error.direct".into(),
+                        routing_key: "orders".into(),
+                        redelivered: false,
+                        properties,
+                        body,
+                    };
+                    decode(incoming, time::OffsetDateTime::now_utc())
+                })
+                .collect()
+        })
+        .collect();
+    let start = Instant::now();
+    for batch in &batches {
+        store
+            .insert_batch(batch, Duration::from_secs(1800))
+            .await
+            .unwrap();
+    }
+    start.elapsed()
+}
 
 /// Baseline: consume and ack (multiple, every 200) with nothing stored.
 async fn raw_consume(ch: &Channel, queue: &str, n: u32) -> Duration {
@@ -72,6 +114,7 @@ async fn main() {
     }
     let searchable = start.elapsed();
     running.stop().await.unwrap();
+    let alone = store_alone(&bench.dir, n).await;
 
     let rate = |d: Duration| f64::from(n) / d.as_secs_f64();
     println!("ingest of {n} Spring failures; baseline: prefetch 500, ack every 200");
@@ -93,6 +136,13 @@ async fn main() {
         "  … and all searchable",
         searchable.as_secs_f64(),
         rate(searchable)
+    );
+    println!(
+        "{:<34} {:>10.2} {:>12.0}   ({:.2}x the baseline: capture's ceiling here)",
+        "store alone: commit 500 at a time",
+        alone.as_secs_f64(),
+        rate(alone),
+        rate(alone) / rate(raw)
     );
     println!(
         "RESULT ingest {:.0} {:.0} {:.2}",

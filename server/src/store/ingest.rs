@@ -59,6 +59,14 @@ pub struct Committed {
     pub possible_copies: usize,
 }
 
+/// The row a redelivered delivery may stand for (see `insert_batch`). Its
+/// plan reads the partial index `messages_ack_pending` (checked in
+/// `store::plans`): the few rows whose ack is not settled.
+pub(super) const TWIN: &str = "SELECT id, ack_state FROM messages
+     WHERE ack_state > 0 AND content_hash = ? AND vhost = ? AND queue = ? AND id <= ?
+       AND absorbed_redelivery = 0 AND received_at >= ?
+     ORDER BY ack_state, id LIMIT 1";
+
 /// A delivery to insert, and the row it may be a copy of.
 type Fresh<'a> = (&'a NewMessage, Option<i64>);
 
@@ -93,19 +101,14 @@ impl Store {
         let mut fresh: Vec<Fresh<'_>> = Vec::with_capacity(batch.len());
         for m in batch {
             if m.redelivered {
-                let twin: Option<(i64, i64)> = sqlx::query_as(
-                    "SELECT id, ack_state FROM messages
-                     WHERE ack_state > 0 AND content_hash = ? AND vhost = ? AND queue = ? AND id <= ?
-                       AND absorbed_redelivery = 0 AND received_at >= ?
-                     ORDER BY ack_state, id LIMIT 1",
-                )
-                .bind(&m.content_hash)
-                .bind(&m.vhost)
-                .bind(&m.queue)
-                .bind(committed_before)
-                .bind(oldest)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let twin: Option<(i64, i64)> = sqlx::query_as(TWIN)
+                    .bind(&m.content_hash)
+                    .bind(&m.vhost)
+                    .bind(&m.queue)
+                    .bind(committed_before)
+                    .bind(oldest)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 if let Some((twin, state)) = twin {
                     sqlx::query("UPDATE messages SET absorbed_redelivery = 1 WHERE id = ?")
                         .bind(twin)
@@ -136,7 +139,11 @@ impl Store {
 
     /// Records how far the ack of rows `ids` got. Written through the
     /// no-fsync connection, so marking costs no disk flush and lands at once.
+    /// It takes the process's write turn like every writer: without it, a
+    /// marker meeting the indexer's open transaction would sleep in SQLite's
+    /// busy handler (1, 2, 5, 10… ms) while capture waits on it.
     pub async fn set_ack_state(&self, ids: &RangeInclusive<i64>, state: AckState) -> Result<(), StoreError> {
+        let _turn = self.turn.lock().await;
         sqlx::query("UPDATE messages SET ack_state = ? WHERE id BETWEEN ? AND ?")
             .bind(state.code())
             .bind(ids.start())

@@ -147,3 +147,22 @@ async fn every_list_shape_reads_one_page_in_index_order() {
     store.pool.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_redelivered_copy_finds_its_row_through_the_pending_acks_index() {
+    let (store, dir) = fresh().await;
+    let mut b = QueryBuilder::<Sqlite>::new("EXPLAIN QUERY PLAN ");
+    b.push(super::ingest::TWIN);
+    let mut q = b.build_query_as::<(i64, i64, i64, String)>();
+    for _ in 0..3 {
+        q = q.bind("x");
+    }
+    let rows = q.bind(1_i64).bind(0_i64).fetch_all(&store.pool).await.unwrap();
+    let plan: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("USING INDEX messages_ack_pending")),
+        "{plan:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
