@@ -84,9 +84,20 @@ pub struct Event<'a> {
     pub replay_id: Option<String>,
 }
 
+/// Later records of a message's replays (copies that failed again); reads
+/// the partial index `messages_replay_id` (checked in `store::plans`).
+const CAME_BACK_AS: &str = "SELECT m.id FROM message_events e JOIN messages m ON m.replay_id = e.replay_id
+     WHERE e.message_id = ? ORDER BY m.id";
+
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The one connection write transactions use. Writes are one at a time
+    /// anyway (SQLite has one writer; see `turn`), and on one long-lived
+    /// connection the pages they touch (the right edge of every index) stay
+    /// in its page cache instead of being read again by whichever pooled
+    /// connection comes next.
+    writer: SqlitePool,
     /// One connection that commits without fsync, for ack markers only: a
     /// marker must be written the instant the broker confirmed an ack, and
     /// one that reached the OS survives a crash of Redrive (see `ingest`).
@@ -158,7 +169,7 @@ impl Store {
     /// busy timeout does not cover.
     async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
         let turn = self.turn.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _turn: turn })
     }
 
@@ -188,7 +199,7 @@ impl Store {
             .max_connections(1)
             .test_before_acquire(false)
             .before_acquire(sound)
-            .connect_lazy_with(options.synchronous(SqliteSynchronous::Normal));
+            .connect_lazy_with(options.clone().synchronous(SqliteSynchronous::Normal));
         let migrator = sqlx::migrate!("../migrations/sqlite");
         let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
         // A table that does not exist yet (a fresh database) reads as None.
@@ -205,8 +216,16 @@ impl Store {
             );
         }
         migrator.run(&pool).await.context("applying migrations")?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .before_acquire(sound)
+            .connect_lazy_with(options.clone());
         Ok(Self {
             pool,
+            writer,
             acks,
             turn: Arc::default(),
         })
@@ -361,13 +380,10 @@ impl Store {
             }
         }
         detail.failed_again_after_replay = depth as i64;
-        detail.came_back_as = sqlx::query_scalar(
-            "SELECT m.id FROM message_events e JOIN messages m ON m.replay_id = e.replay_id
-             WHERE e.message_id = ? ORDER BY m.id",
-        )
-        .bind(detail.summary.id)
-        .fetch_all(&self.pool)
-        .await?;
+        detail.came_back_as = sqlx::query_scalar(CAME_BACK_AS)
+            .bind(detail.summary.id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -166,3 +166,20 @@ async fn a_redelivered_copy_finds_its_row_through_the_pending_acks_index() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn copies_that_came_back_are_found_through_the_partial_replay_id_index() {
+    let (store, dir) = fresh().await;
+    let explain = format!("EXPLAIN QUERY PLAN {}", super::CAME_BACK_AS);
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&explain)
+        .bind(1_i64)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+    let plan: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+    assert!(
+        plan.iter().any(|p| p.contains("INDEX messages_replay_id")),
+        "{plan:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
