@@ -60,13 +60,8 @@ async fn a_redelivery_of_a_committed_message_is_not_stored_twice() {
     assert_eq!(store.count().await.unwrap(), 3);
 }
 
-/// Another consumer took identical failures and gave them back: they come
-/// redelivered, but the broker confirmed Redrive's ack of every row it holds
-/// (settled), so none of them is a copy of a stored row. An ack that could
-/// not be sent (unsent again) makes the rows absorb their copies once more.
-#[tokio::test]
-async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
-    let db = TestDb::new();
+/// Two identical failures committed in one batch, their ack then in `state`.
+async fn two_identical_rows(db: &TestDb, state: AckState) -> (Store, std::ops::RangeInclusive<i64>) {
     let store = Store::connect(&db.url()).await.unwrap();
     let first = store
         .insert_batch(&[at(b"same", false), at(b"same", false)], WINDOW)
@@ -74,7 +69,18 @@ async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
         .unwrap();
     let ids = first.ids.clone().unwrap();
     assert_eq!((first.stored, ids.end() - ids.start()), (2, 1));
-    store.set_ack_state(&ids, AckState::Settled).await.unwrap();
+    store.set_ack_state(&ids, state).await.unwrap();
+    (store, ids)
+}
+
+/// Another consumer took identical failures and gave them back: they come
+/// redelivered, but the broker confirmed Redrive's ack of every row it holds
+/// (settled), so none of them is a copy of a stored row. An ack that could
+/// not be sent (unsent again) makes the rows absorb their copies once more.
+#[tokio::test]
+async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
+    let db = TestDb::new();
+    let (store, ids) = two_identical_rows(&db, AckState::Settled).await;
     let requeued = [at(b"same", true), at(b"same", true)];
     assert_eq!(
         store.insert_batch(&requeued, WINDOW).await.unwrap().stored,
@@ -93,13 +99,7 @@ async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
 #[tokio::test]
 async fn twins_of_rows_whose_ack_was_in_flight_are_stored_and_flagged() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
-    let first = store
-        .insert_batch(&[at(b"same", false), at(b"same", false)], WINDOW)
-        .await
-        .unwrap();
-    let ids = first.ids.clone().unwrap();
-    store.set_ack_state(&ids, AckState::InFlight).await.unwrap();
+    let (store, ids) = two_identical_rows(&db, AckState::InFlight).await;
     let requeued = [at(b"same", true), at(b"same", true), at(b"same", true)];
     let again = store.insert_batch(&requeued, WINDOW).await.unwrap();
     assert_eq!(
