@@ -55,46 +55,34 @@ impl Ingest {
         self.indexer.wake();
         batch.messages.clear();
         batch.bytes = 0;
-        let Some(ids) = &committed.ids else {
-            // Every delivery was a copy already stored: nothing to mark.
-            return self.ack(channel, batch, stop).await;
-        };
-        self.durably(held, stop, || self.store.set_ack_state(ids, AckState::InFlight))
-            .await?;
+        // No ids: every delivery was a copy already stored, nothing to mark.
+        let ids = committed.ids.as_ref();
+        if let Some(ids) = ids {
+            self.durably(held, stop, || self.store.set_ack_state(ids, AckState::InFlight))
+                .await?;
+        }
         if let Err(e) = channel
             .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
             .await
         {
             // lapin refuses to send on a closed channel: the broker never saw it.
-            if let Err(e) = self.store.set_ack_state(ids, AckState::Unsent).await {
-                tracing::warn!(error = %e, "could not mark an unsent ack; its redelivered copies will be flagged, not absorbed");
+            if let Some(ids) = ids {
+                if let Err(e) = self.store.set_ack_state(ids, AckState::Unsent).await {
+                    tracing::warn!(error = %e, "could not mark an unsent ack; its redelivered copies will be flagged, not absorbed");
+                }
             }
             return Err(e).context("ack after commit (the redelivered copies will be recognised)");
         }
         confirm_acked(channel, batch.prefetch, stop)
             .await
             .context("confirming an ack (redelivered twins of the batch will be flagged)")?;
-        if let Err(e) = self.store.set_ack_state(ids, AckState::Settled).await {
-            // Left in flight: a later identical redelivery is stored and flagged.
-            tracing::warn!(error = %e, "could not mark a confirmed ack");
+        if let Some(ids) = ids {
+            if let Err(e) = self.store.set_ack_state(ids, AckState::Settled).await {
+                // Left in flight: a later identical redelivery is stored and flagged.
+                tracing::warn!(error = %e, "could not mark a confirmed ack");
+            }
         }
         Ok(())
-    }
-
-    /// Acks a batch that stored no rows (all of it absorbed as copies).
-    async fn ack(
-        &self,
-        channel: &lapin::Channel,
-        batch: &Batch,
-        stop: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        channel
-            .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
-            .await
-            .context("ack of absorbed copies")?;
-        confirm_acked(channel, batch.prefetch, stop)
-            .await
-            .context("confirming an ack")
     }
 
     /// Runs a database write, retrying with backoff while the database
