@@ -447,3 +447,108 @@ async fn a_late_refusal_after_a_sweep_is_recorded_and_keeps_the_doubt() {
         Some("returned: NO_ROUTE")
     );
 }
+
+/// A job's progress as its items say it, counted the slow way.
+async fn counted(db: &TestDb, job: i64) -> (i64, i64, i64) {
+    let mut conn = db.raw_connection().await;
+    sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE state IN ('done', 'skipped')),
+                COUNT(*) FILTER (WHERE state = 'failed'),
+                COUNT(*) FILTER (WHERE state = 'pending')
+         FROM job_items WHERE job_id = ?",
+    )
+    .bind(job)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap()
+}
+
+/// The counters a job's progress is read from stay equal to its items
+/// through every path that changes them: creation, a skip, settlements of
+/// each kind, and a purge that deletes a message (and so its item).
+#[tokio::test]
+async fn job_progress_counters_follow_every_change_to_its_items() {
+    use server::store::{ClaimRequest, Event, Filter, JobReplay, JobReplayOutcome, NewJob, Settlement};
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    let bodies: Vec<_> = (1..=6).map(|i| at(format!("m{i}").as_bytes(), false)).collect();
+    store.insert_batch(&bodies, WINDOW).await.unwrap();
+    let job = NewJob {
+        action: app::model::JobAction::Replay,
+        actor: "ops",
+        selection: serde_json::json!({}),
+        exchange: Some("orders".into()),
+        routing_key: None,
+        rate_per_sec: None,
+    };
+    let id = store.create_job(job, &Filter::default()).await.unwrap().unwrap();
+    let progress = |j: app::model::Job| (j.done, j.failed, j.remaining);
+    assert_eq!(progress(store.job(id).await.unwrap()), (0, 0, 6));
+
+    // Discarded before its turn: the claim skips it.
+    let discard = Event {
+        action: "discard",
+        actor: "ops",
+        target: None,
+        ok: true,
+        detail: None,
+        replay_id: None,
+    };
+    use app::model::MessageStatus::{Discarded, Failed};
+    store
+        .transition(6, &[Failed], Discarded, Some(discard))
+        .await
+        .unwrap();
+    let mut n = 0;
+    let batch = store
+        .job_step(
+            id,
+            "me",
+            "ops",
+            &[],
+            Some(ClaimRequest { after: 0, limit: 10 }),
+            || {
+                n += 1;
+                format!("rid-{n}")
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((batch.claimed.len(), batch.skipped), (5, 1));
+    assert_eq!(progress(store.job(id).await.unwrap()), counted(&db, id).await);
+    assert_eq!(counted(&db, id).await, (1, 0, 5));
+
+    let outcome = |c: &server::store::Claimed, settlement| JobReplayOutcome {
+        replay: JobReplay {
+            message_id: c.message.id(),
+            vhost: "v".into(),
+            replay_id: c.replay_id.clone(),
+            exchange: "orders".into(),
+            routing_key: String::new(),
+            target: "orders / ".into(),
+        },
+        settlement,
+        error: (settlement != Settlement::Replayed).then(|| "no".into()),
+    };
+    let c = &batch.claimed;
+    let outcomes = [
+        outcome(&c[0], Settlement::Replayed),
+        outcome(&c[1], Settlement::Replayed),
+        outcome(&c[2], Settlement::Failed),
+        outcome(&c[3], Settlement::Unknown),
+    ];
+    store
+        .job_step(id, "me", "ops", &outcomes, None, String::new)
+        .await
+        .unwrap();
+    assert_eq!(counted(&db, id).await, (3, 2, 1));
+    assert_eq!(progress(store.job(id).await.unwrap()), (3, 2, 1));
+
+    // Retention purges the discarded message, and its (skipped) item with it.
+    assert_eq!(
+        store.purge_discarded(server::store::now_ms() + 1).await.unwrap(),
+        1
+    );
+    assert_eq!(counted(&db, id).await, (2, 2, 1));
+    assert_eq!(progress(store.job(id).await.unwrap()), (2, 2, 1));
+}

@@ -37,9 +37,7 @@ struct JobRow {
 
 const JOB_SELECT: &str = "SELECT j.id, j.action, j.state, j.actor, j.target_exchange, j.target_routing_key,
     j.rate_per_sec, j.selection, j.total, j.created_at, j.updated_at, j.finished_at, j.note,
-    (SELECT COUNT(*) FROM job_items i WHERE i.job_id = j.id AND i.state IN ('done', 'skipped')) AS done,
-    (SELECT COUNT(*) FROM job_items i WHERE i.job_id = j.id AND i.state = 'failed') AS failed,
-    (SELECT COUNT(*) FROM job_items i WHERE i.job_id = j.id AND i.state = 'pending') AS pending
+    j.items_done AS done, j.items_failed AS failed, j.items_pending AS pending
     FROM jobs j";
 
 impl From<JobRow> for Job {
