@@ -115,6 +115,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         capture,
         tasks: tasks.clone(),
         instance: uuid::Uuid::new_v4().to_string().into(),
+        indexer: indexer.clone(),
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)

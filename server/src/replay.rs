@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use app::format::exchange_label;
-use app::model::{ApiError, ReplayTarget};
+use app::model::{ApiError, MessageEdit, ReplayTarget};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::BasicProperties;
 use lapin::Confirmation;
@@ -126,36 +126,19 @@ pub fn prepare(msg: &StoredMessage, target: &ReplayTarget, replay_id: String) ->
         }
     }
 
-    let edit = target.edit.clone().unwrap_or_default();
+    let edited = target
+        .edit
+        .as_ref()
+        .is_some_and(|e| e.headers.is_some() || e.properties.is_some());
     let invalid = |e: crate::fields::FieldError| {
-        let whose = if edit.headers.is_some() || edit.properties.is_some() {
-            "edited"
-        } else {
-            "stored"
-        };
+        let whose = if edited { "edited" } else { "stored" };
         ApiError::BadRequest(format!("{whose} message cannot be republished: {e}"))
     };
-    let (old_props, old_headers) = (msg.properties(), msg.headers());
-    let props_json = edit.properties.clone().unwrap_or_else(|| old_props.clone());
-    let headers_json = edit.headers.clone().unwrap_or_else(|| old_headers.clone());
-    let body = match &edit.body {
-        Some(text) => {
-            let is_json = props_json["content_type"]
-                .as_str()
-                .is_some_and(|c| c.contains("json"));
-            if is_json {
-                serde_json::from_str::<Value>(text)
-                    .map_err(|e| ApiError::BadRequest(format!("edited body is not valid JSON: {e}")))?;
-            }
-            text.clone().into_bytes()
-        }
-        None => msg.body.clone(),
+    let (props_json, headers_json, body, edit_diff) = match &target.edit {
+        // A bulk job's case: the stored message as it is, nothing to diff.
+        None => (msg.properties(), msg.headers(), msg.body.clone(), None),
+        Some(edit) => edited_copy(msg, edit)?,
     };
-    let edit_diff = diff::describe(
-        (&msg.body, &body),
-        (&old_props, &props_json),
-        (&old_headers, &headers_json),
-    );
     let mut headers = match headers_json {
         Value::Object(map) => map,
         _ => return Err(ApiError::BadRequest("headers must be an object".into())),
@@ -177,6 +160,35 @@ pub fn prepare(msg: &StoredMessage, target: &ReplayTarget, replay_id: String) ->
         replay_id,
         edit_diff,
     })
+}
+
+/// Properties, headers and body of an edited copy, and what changed.
+fn edited_copy(
+    msg: &StoredMessage,
+    edit: &MessageEdit,
+) -> Result<(Value, Value, Vec<u8>, Option<String>), ApiError> {
+    let (old_props, old_headers) = (msg.properties(), msg.headers());
+    let props_json = edit.properties.clone().unwrap_or_else(|| old_props.clone());
+    let headers_json = edit.headers.clone().unwrap_or_else(|| old_headers.clone());
+    let body = match &edit.body {
+        Some(text) => {
+            let is_json = props_json["content_type"]
+                .as_str()
+                .is_some_and(|c| c.contains("json"));
+            if is_json {
+                serde_json::from_str::<Value>(text)
+                    .map_err(|e| ApiError::BadRequest(format!("edited body is not valid JSON: {e}")))?;
+            }
+            text.clone().into_bytes()
+        }
+        None => msg.body.clone(),
+    };
+    let edit_diff = diff::describe(
+        (&msg.body, &body),
+        (&old_props, &props_json),
+        (&old_headers, &headers_json),
+    );
+    Ok((props_json, headers_json, body, edit_diff))
 }
 
 #[derive(Clone)]

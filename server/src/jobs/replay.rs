@@ -28,7 +28,8 @@ use crate::store::{ClaimRequest, JobReplayOutcome, JobSpec, Settlement};
 /// Publishes awaiting their confirm at most.
 const WINDOW: usize = 512;
 /// Messages claimed per step at most; another step claims when fewer than
-/// half of that wait to be published.
+/// that wait to be published, so a batch is ready while the next is
+/// claimed (with half, the window ran dry while a step's fsync was slow).
 const CLAIM_BATCH: usize = 512;
 /// Verdicts that make a step due at once, and how long one may wait.
 const SETTLE_BATCH: usize = 1024;
@@ -123,6 +124,7 @@ pub(super) async fn run(
             }
             stepped = step_done(&mut job.step) => {
                 job.step = None;
+                r.indexer.foreground_commit();
                 let stepped = match stepped {
                     Ok(s) => s,
                     Err(e) => {
@@ -208,8 +210,8 @@ impl<'a> Run<'a> {
         if self.step.is_some() {
             return;
         }
-        let claim = (!stopping && !self.exhausted && self.ready.len() < self.claim_size.div_ceil(2))
-            .then_some(ClaimRequest {
+        let claim =
+            (!stopping && !self.exhausted && self.ready.len() < self.claim_size).then_some(ClaimRequest {
                 after: self.after,
                 limit: self.claim_size,
             });

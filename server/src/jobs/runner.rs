@@ -109,7 +109,9 @@ async fn discard(
         if shutdown.is_cancelled() || r.store.job_spec(id).await?.state != JobState::Running.as_str() {
             return Ok(());
         }
-        if r.store.discard_job_batch(id, user, DISCARD_BATCH).await? == 0 {
+        let discarded = r.store.discard_job_batch(id, user, DISCARD_BATCH).await?;
+        r.indexer.foreground_commit();
+        if discarded == 0 {
             super::replay::complete(r, id).await?;
             return Ok(());
         }

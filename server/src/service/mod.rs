@@ -31,6 +31,8 @@ pub struct Redrive {
     pub instance: Arc<str>,
     /// Crashes of background tasks (for `/healthz`).
     pub tasks: crate::supervise::TaskHealth,
+    /// Told when bulk jobs write, so search indexing gives way to them.
+    pub indexer: crate::ingest::indexer::IndexerWake,
 }
 
 impl Redrive {
