@@ -125,10 +125,35 @@ async fn main() {
     let store = server::store::Store::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
-    while store.count().await.unwrap() < i64::from(n) {
+    // Progress is read as the highest id (one index lookup): a `COUNT(*)`
+    // every few milliseconds cost this process, whose CPU is Redrive's
+    // figure, more than a tenth of a core at 50,000 rows.
+    let ids = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let stored = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM messages")
+            .fetch_one(&ids)
+            .await
+            .unwrap()
+    };
+    // The steady state starts at the first commit: before it, Redrive
+    // opens its database, discovers the queue through the management API
+    // and starts consuming (the baseline's consumer is already declared).
+    let (first_at, first) = loop {
+        let now = stored().await;
+        if now > 0 {
+            break (start.elapsed(), now);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    while stored().await < i64::from(n) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let redrive = start.elapsed();
+    let steady = Duration::from_secs_f64(
+        (redrive - first_at).as_secs_f64() * f64::from(n) / (i64::from(n) - first) as f64,
+    );
     let cpu = (
         cpu_seconds(&broker) - cpu_before.0,
         cpu_seconds("self") - cpu_before.1,
@@ -152,10 +177,17 @@ async fn main() {
         rate(raw)
     );
     println!(
-        "{:<34} {:>10.2} {:>12.0}",
+        "{:<34} {:>10.2} {:>12.0}   (start-up and first commit: {:.2} s)",
         "redrive: consume + store + ack",
         redrive.as_secs_f64(),
-        rate(redrive)
+        rate(redrive),
+        first_at.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>10.2} {:>12.0}   (first commit to last, as if for all {n})",
+        "  steady state",
+        steady.as_secs_f64(),
+        rate(steady)
     );
     println!(
         "{:<34} {:>10.2} {:>12.0}",
@@ -183,11 +215,13 @@ async fn main() {
         rate(floor),
         rate(floor) / rate(raw)
     );
+    // The ratio is the steady state's (issue 12 asks for steady-state
+    // ingest); the figure from start-up is printed above it.
     println!(
         "RESULT ingest {:.0} {:.0} {:.2}",
-        rate(redrive),
+        rate(steady),
         rate(raw),
-        rate(redrive) / rate(raw)
+        rate(steady) / rate(raw)
     );
 
     bench.remove().await;
