@@ -4,11 +4,11 @@
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
 use crate::fields::{properties_to_json, table_to_json};
+use crate::store::take_trace;
 
 /// What the broker handed us, without the channel-bound acker.
 #[derive(Debug, Clone)]
@@ -29,8 +29,14 @@ pub struct NewMessage {
     pub queue: String,
     pub received_at: OffsetDateTime,
     pub body: Vec<u8>,
-    pub properties: Value,
-    pub headers: Value,
+    /// `delivery_mode` 2.
+    pub persistent: bool,
+    /// The properties as stored (JSON text, see [`properties_to_json`]).
+    pub properties: String,
+    /// The headers as stored: JSON text with the stack trace left to its
+    /// own column (see [`elide_trace`]). Serialised here, once, on the
+    /// runtime's threads, not on the database's.
+    pub headers: String,
     pub delivery_exchange: String,
     pub delivery_routing_key: String,
     pub original_exchange: Option<String>,
@@ -47,7 +53,10 @@ pub struct NewMessage {
     /// `x-redrive-replay-id` when this is a replayed copy that failed again.
     pub replay_id: Option<String>,
     /// Identity of the delivery's content, used to recognise a redelivery of a
-    /// message stored just before a crash (commit done, ack lost).
+    /// message stored just before a crash (commit done, ack lost): BLAKE3
+    /// over what is stored of it, which determines everything received.
+    /// (Rows stored before 0021 hashed the headers differently: a copy of
+    /// one redelivered across that upgrade is kept as a row of its own.)
     pub content_hash: Vec<u8>,
     pub redelivered: bool,
 }
@@ -117,6 +126,37 @@ pub fn service_of(queue: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// BLAKE3 over the parts, each preceded by its length. Hashed as one
+/// buffer: BLAKE3 hashes the 1 KiB chunks of one input side by side, which
+/// it cannot do across separate small updates.
+fn content_hash<const N: usize>(parts: [&[u8]; N]) -> Vec<u8> {
+    let mut all = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+    for part in parts {
+        all.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        all.extend_from_slice(part);
+    }
+    blake3::hash(&all).as_bytes().to_vec()
+}
+
+/// Where Spring, MassTransit and NServiceBus put the stack trace, in order.
+const TRACE_HEADERS: [&str; 3] = [
+    "x-exception-stacktrace",
+    "MT-Fault-StackTrace",
+    "NServiceBus.ExceptionInfo.StackTrace",
+];
+
+/// The stack trace, moved out of the headers JSON (which keeps a marker in
+/// its place, see `store::contents`). A trace that is not UTF-8 stays in the
+/// headers as received (base64) and is shown with replacement characters.
+fn stack_trace(h: &FieldTable, headers: &mut Value) -> Option<String> {
+    TRACE_HEADERS.iter().find_map(|name| {
+        headers
+            .get_mut(*name)
+            .and_then(take_trace)
+            .or_else(|| header(h, name))
+    })
+}
+
 pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
     let empty = FieldTable::default();
     let h = incoming.properties.headers().as_ref().unwrap_or(&empty);
@@ -140,9 +180,8 @@ pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
         .or_else(|| header(h, "NServiceBus.ExceptionInfo.Message"))
         .or_else(|| from_first("reason"))
         .or_else(|| header(h, "x-first-death-reason"));
-    let stack_trace = header(h, "x-exception-stacktrace")
-        .or_else(|| header(h, "MT-Fault-StackTrace"))
-        .or_else(|| header(h, "NServiceBus.ExceptionInfo.StackTrace"));
+    let mut headers = table_to_json(h);
+    let stack_trace = stack_trace(h, &mut headers);
     let exception_type = header(h, "MT-Fault-ExceptionType")
         .or_else(|| header(h, "NServiceBus.ExceptionInfo.ExceptionType"))
         .or_else(|| stack_trace.as_deref().and_then(exception_type_from_trace));
@@ -159,19 +198,17 @@ pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
         .filter_map(|d| d.inner().get("count").and_then(int))
         .sum();
 
-    let properties = properties_to_json(&incoming.properties);
-    let headers = table_to_json(h);
-    let mut hasher = Sha256::new();
-    for part in [
+    let persistent = incoming.properties.delivery_mode() == &Some(2);
+    let properties = properties_to_json(&incoming.properties).to_string();
+    let headers = headers.to_string();
+    let content_hash = content_hash([
         incoming.vhost.as_bytes(),
         incoming.queue.as_bytes(),
-        properties.to_string().as_bytes(),
-        headers.to_string().as_bytes(),
+        properties.as_bytes(),
+        headers.as_bytes(),
+        stack_trace.as_deref().unwrap_or_default().as_bytes(),
         &incoming.body,
-    ] {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
+    ]);
 
     NewMessage {
         service: service_of(&incoming.queue),
@@ -180,11 +217,12 @@ pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
         exception_type,
         group_id: group.id,
         group_title: group.title,
-        content_hash: hasher.finalize().to_vec(),
+        content_hash,
         vhost: incoming.vhost,
         queue: incoming.queue,
         received_at,
         body: incoming.body,
+        persistent,
         properties,
         headers,
         delivery_exchange: incoming.exchange,

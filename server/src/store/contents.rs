@@ -16,23 +16,24 @@ use serde_json::{Map, Value};
 pub(super) const VALUE_IN: &str = "value_in";
 const TRACE_COLUMN: &str = "stack_trace";
 
-/// The headers as stored: the first top-level string value equal to
-/// `trace` is replaced by the marker.
-pub(super) fn elide_trace(headers: &Value, trace: Option<&str>) -> String {
-    let (Some(trace), Value::Object(map)) = (trace, headers) else {
-        return headers.to_string();
+/// Takes the text out of one header of the headers JSON (a typed wrapper
+/// `{"type": …, "value": "…"}`), leaving the marker that stands for the
+/// `stack_trace` column: the headers as stored. `None`, and nothing
+/// changed, unless the value is non-empty text. Moving the trace out instead
+/// of copying and comparing it keeps capture's cost per message down.
+pub fn take_trace(typed: &mut Value) -> Option<String> {
+    let Value::Object(typed) = typed else {
+        return None;
     };
-    let Some(name) = map.iter().find_map(|(name, typed)| {
-        (typed.get("value").and_then(Value::as_str) == Some(trace)).then_some(name)
-    }) else {
-        return headers.to_string();
-    };
-    let mut stored = map.clone();
-    if let Some(Value::Object(typed)) = stored.get_mut(name) {
-        typed.remove("value");
-        typed.insert(VALUE_IN.into(), TRACE_COLUMN.into());
+    match typed.get_mut("value") {
+        Some(Value::String(text)) if !text.is_empty() => {
+            let text = std::mem::take(text);
+            typed.remove("value");
+            typed.insert(VALUE_IN.into(), TRACE_COLUMN.into());
+            Some(text)
+        }
+        _ => None,
     }
-    Value::Object(stored).to_string()
 }
 
 /// The headers as received, from their stored text and the trace column.
@@ -70,23 +71,37 @@ mod tests {
         })
     }
 
+    /// The headers as stored, and the trace taken out of `name`.
+    fn stored(mut headers: Value, name: &str) -> (String, Option<String>) {
+        let trace = headers.get_mut(name).and_then(take_trace);
+        (headers.to_string(), trace)
+    }
+
     #[test]
     fn the_trace_is_stored_once_and_read_back_exactly() {
         let trace = "java.lang.IllegalStateException: boom\n\tat Orders.handle(Orders.java:42)";
         let headers = spring(trace);
-        let stored = elide_trace(&headers, Some(trace));
-        assert!(!stored.contains("Orders.java"), "{stored}");
-        assert!(stored.len() < headers.to_string().len() - trace.len() + 40);
-        assert_eq!(restore_trace(&stored, Some(trace)), headers);
+        let (text, taken) = stored(headers.clone(), "x-exception-stacktrace");
+        assert_eq!(taken.as_deref(), Some(trace));
+        assert!(!text.contains("Orders.java"), "{text}");
+        assert!(text.len() < headers.to_string().len() - trace.len() + 40);
+        assert_eq!(restore_trace(&text, Some(trace)), headers);
     }
 
     #[test]
-    fn headers_without_the_trace_are_stored_as_they_are() {
-        let headers = spring("other text");
-        let stored = elide_trace(&headers, Some("a trace from elsewhere"));
-        assert_eq!(stored, headers.to_string());
-        assert_eq!(restore_trace(&stored, Some("a trace from elsewhere")), headers);
-        assert_eq!(elide_trace(&headers, None), headers.to_string());
+    fn headers_without_a_text_trace_are_stored_as_they_are() {
+        let headers = spring("");
+        assert_eq!(
+            stored(headers.clone(), "x-exception-stacktrace"),
+            (headers.to_string(), None)
+        );
+        assert_eq!(stored(headers.clone(), "absent"), (headers.to_string(), None));
+        let binary = json!({"x-exception-stacktrace": {"type": "longstr", "base64": "/w=="}});
+        assert_eq!(
+            stored(binary.clone(), "x-exception-stacktrace"),
+            (binary.to_string(), None)
+        );
+        assert_eq!(restore_trace(&binary.to_string(), Some("\u{fffd}")), binary);
     }
 
     #[test]
@@ -94,8 +109,9 @@ mod tests {
         // Nested tables carry wrappers of their own; only Redrive's top-level
         // wrapper is ever read as a marker.
         let headers = json!({"x": {"type": "table", "value": {"value_in": "stack_trace"}}});
-        let stored = elide_trace(&headers, Some("t"));
-        assert_eq!(restore_trace(&stored, Some("t")), headers);
+        let (text, taken) = stored(headers.clone(), "x");
+        assert_eq!(taken, None);
+        assert_eq!(restore_trace(&text, Some("t")), headers);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! row, so an operator sees the doubt instead of a silent duplicate or a
 //! silent merge.
 
+use std::collections::{HashMap, VecDeque};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -59,16 +60,25 @@ pub struct Committed {
     pub possible_copies: usize,
 }
 
-/// The row a redelivered delivery may stand for (see `insert_batch`). Its
-/// plan reads the partial index `messages_ack_pending` (checked in
-/// `store::plans`): the few rows whose ack is not settled.
-pub(super) const TWIN: &str = "SELECT id, ack_state FROM messages
-     WHERE ack_state > 0 AND content_hash = ? AND vhost = ? AND queue = ? AND id <= ?
-       AND absorbed_redelivery = 0 AND received_at >= ?
-     ORDER BY ack_state, id LIMIT 1";
+/// Rows a redelivered delivery may stand for: those of batches whose ack
+/// is not settled (see `insert_batch`), in the order they answer for a
+/// copy (`Unsent` before `InFlight`, oldest first). Only a few batches are
+/// ever unsettled, each read as a range of the primary key (checked in
+/// `store::plans`): `CROSS JOIN` keeps the batches the outer loop, and the
+/// unary `+` keeps the planner off other indexes (the queue's would read
+/// every row of the queue) and from building one of its own.
+pub(super) const TWINS: &str = "SELECT m.id, b.state, m.content_hash FROM ack_batches b
+     CROSS JOIN messages m ON m.id BETWEEN b.first_id AND b.last_id
+     WHERE b.committed_at >= ?1 AND +m.vhost = ?2 AND +m.queue = ?3
+       AND +m.absorbed_redelivery = 0 AND +m.received_at >= ?1
+     ORDER BY b.state, m.id";
 
 /// A delivery to insert, and the row it may be a copy of.
 type Fresh<'a> = (&'a NewMessage, Option<i64>);
+
+/// Stored rows that may answer for redelivered copies, by content hash,
+/// each used at most once.
+type Candidates = HashMap<Vec<u8>, VecDeque<(i64, i64)>>;
 
 impl Store {
     /// Stores a batch in one transaction, `Unsent`, and says what it wrote.
@@ -93,41 +103,57 @@ impl Store {
         window: Duration,
     ) -> Result<Committed, StoreError> {
         let mut tx = self.write_tx().await?;
-        // Rows above this id were written by this very transaction.
-        let committed_before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages")
-            .fetch_one(&mut *tx)
-            .await?;
         let oldest = now_ms() - window.as_millis() as i64;
+        // Batches past the window can answer for no copy any more.
+        sqlx::query("DELETE FROM ack_batches WHERE committed_at < ?")
+            .bind(oldest)
+            .execute(&mut *tx)
+            .await?;
+        let mut candidates: HashMap<(&str, &str), Candidates> = HashMap::new();
         let mut fresh: Vec<Fresh<'_>> = Vec::with_capacity(batch.len());
         for m in batch {
-            if m.redelivered {
-                let twin: Option<(i64, i64)> = sqlx::query_as(TWIN)
-                    .bind(&m.content_hash)
-                    .bind(&m.vhost)
-                    .bind(&m.queue)
-                    .bind(committed_before)
-                    .bind(oldest)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some((twin, state)) = twin {
-                    sqlx::query("UPDATE messages SET absorbed_redelivery = 1 WHERE id = ?")
-                        .bind(twin)
-                        .execute(&mut *tx)
-                        .await?;
-                    if state == AckState::Unsent.code() {
-                        continue;
-                    }
-                    fresh.push((m, Some(twin)));
-                    continue;
-                }
+            if !m.redelivered {
+                fresh.push((m, None));
+                continue;
             }
-            fresh.push((m, None));
+            let queue = (m.vhost.as_str(), m.queue.as_str());
+            if !candidates.contains_key(&queue) {
+                let found = twins(&mut tx, queue, oldest).await?;
+                candidates.insert(queue, found);
+            }
+            let twin = candidates
+                .get_mut(&queue)
+                .and_then(|c| c.get_mut(&m.content_hash))
+                .and_then(VecDeque::pop_front);
+            let Some((twin, state)) = twin else {
+                fresh.push((m, None));
+                continue;
+            };
+            sqlx::query("UPDATE messages SET absorbed_redelivery = 1 WHERE id = ?")
+                .bind(twin)
+                .execute(&mut *tx)
+                .await?;
+            if state != AckState::Unsent.code() {
+                fresh.push((m, Some(twin)));
+            }
         }
         let mut ids: Option<RangeInclusive<i64>> = None;
+        let mut last = last_id(&mut tx).await?;
         for chunk in fresh.chunks(ROWS_PER_INSERT) {
-            let first = insert_rows(&mut tx, chunk).await?;
-            let last = first + chunk.len() as i64 - 1;
-            ids = Some(ids.map_or(first..=last, |r| *r.start()..=last));
+            let range = insert_rows(&mut tx, chunk, last).await?;
+            last = *range.end();
+            ids = Some(ids.map_or(range.clone(), |r| *r.start()..=*range.end()));
+        }
+        if let Some(ids) = &ids {
+            sqlx::query(
+                "INSERT INTO ack_batches (first_id, last_id, state, committed_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(ids.start())
+            .bind(ids.end())
+            .bind(AckState::Unsent.code())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(Committed {
@@ -137,15 +163,20 @@ impl Store {
         })
     }
 
-    /// Records how far the ack of rows `ids` got. Written through the
+    /// Records how far the ack of the batch `ids` (a range `insert_batch`
+    /// returned) got: one row, not one per message. Written through the
     /// no-fsync connection, so marking costs no disk flush and lands at once.
     /// It takes the process's write turn like every writer: without it, a
     /// marker meeting the indexer's open transaction would sleep in SQLite's
     /// busy handler (1, 2, 5, 10… ms) while capture waits on it.
     pub async fn set_ack_state(&self, ids: &RangeInclusive<i64>, state: AckState) -> Result<(), StoreError> {
         let _turn = self.turn.lock().await;
-        sqlx::query("UPDATE messages SET ack_state = ? WHERE id BETWEEN ? AND ?")
-            .bind(state.code())
+        let query = match state {
+            AckState::Settled => sqlx::query("DELETE FROM ack_batches WHERE first_id = ? AND last_id = ?"),
+            _ => sqlx::query("UPDATE ack_batches SET state = ? WHERE first_id = ? AND last_id = ?")
+                .bind(state.code()),
+        };
+        query
             .bind(ids.start())
             .bind(ids.end())
             .execute(&self.acks)
@@ -164,27 +195,61 @@ impl Store {
     }
 }
 
+/// The rows of `queue` in unsettled batches (see [`TWINS`]), by content hash.
+async fn twins(
+    tx: &mut sqlx::SqliteConnection,
+    (vhost, queue): (&str, &str),
+    oldest: i64,
+) -> Result<Candidates, StoreError> {
+    let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(TWINS)
+        .bind(oldest)
+        .bind(vhost)
+        .bind(queue)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut found = Candidates::new();
+    for (id, state, hash) in rows {
+        found.entry(hash).or_default().push_back((id, state));
+    }
+    Ok(found)
+}
+
+/// The highest id `messages` ever handed out (`AUTOINCREMENT` keeps it in
+/// `sqlite_sequence`): the next row gets the one after it.
+async fn last_id(tx: &mut sqlx::SqliteConnection) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)")
+            .fetch_one(&mut *tx)
+            .await?,
+    )
+}
+
 /// Rows per multi-row statement: one statement per table per chunk instead
 /// of one per message (each is a round trip to the database thread), well
 /// under SQLite's limit of bound parameters.
 const ROWS_PER_INSERT: usize = 400;
 
 /// Inserts `rows` into `messages` and `message_contents` (the search index
-/// follows: `Store::index_pending`);
-/// returns the first id. One statement assigns ids in the order of its
-/// rows, consecutively: this transaction is the only writer.
-async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[Fresh<'_>]) -> Result<i64, StoreError> {
+/// follows: `Store::index_pending`) and returns their ids. `AUTOINCREMENT`
+/// hands one statement's rows the ids after `last` in their order, and this
+/// transaction is the only writer; the statement's last id proves it (a
+/// `RETURNING` of every id cost a row object per message).
+async fn insert_rows(
+    tx: &mut sqlx::SqliteConnection,
+    rows: &[Fresh<'_>],
+    last: i64,
+) -> Result<RangeInclusive<i64>, StoreError> {
     let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO messages (vhost, queue, received_at, persistent,
             delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
             reason, death_count, service, message_id, replay_id, content_hash,
-            exception_type, group_id, group_title, ack_state, possible_copy_of) ",
+            exception_type, group_id, group_title, possible_copy_of) ",
     );
     b.push_values(rows, |mut row, (m, twin)| {
         row.push_bind(&m.vhost)
             .push_bind(&m.queue)
             .push_bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
-            .push_bind(m.properties["delivery_mode"].as_i64() == Some(2))
+            .push_bind(m.persistent)
             .push_bind(&m.delivery_exchange)
             .push_bind(&m.delivery_routing_key)
             .push_bind(&m.original_exchange)
@@ -198,15 +263,12 @@ async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[Fresh<'_>]) -> Res
             .push_bind(&m.exception_type)
             .push_bind(&m.group_id)
             .push_bind(&m.group_title)
-            .push_bind(AckState::Unsent.code())
             .push_bind(*twin);
     });
-    b.push(" RETURNING id");
-    let mut ids: Vec<i64> = b.build_query_scalar().fetch_all(&mut *tx).await?;
-    ids.sort_unstable();
-    let first = ids.first().copied().unwrap_or_default();
-    let consecutive = ids.len() == rows.len() && ids.windows(2).all(|w| w[1] == w[0] + 1);
-    if !consecutive {
+    let done = b.build().execute(&mut *tx).await?;
+    let first = last + 1;
+    let ids = first..=done.last_insert_rowid();
+    if done.rows_affected() != rows.len() as u64 || ids.end() - last != rows.len() as i64 {
         // Cannot happen with one writer; refuse rather than mismatch rows.
         return Err(StoreError::Database(sqlx::Error::Protocol(
             "inserted message ids are not consecutive".into(),
@@ -219,10 +281,10 @@ async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[Fresh<'_>]) -> Res
     b.push_values(numbered(), |mut row, (m, id)| {
         row.push_bind(id)
             .push_bind(&m.body)
-            .push_bind(m.properties.to_string())
-            .push_bind(super::contents::elide_trace(&m.headers, m.stack_trace.as_deref()))
+            .push_bind(&m.properties)
+            .push_bind(&m.headers)
             .push_bind(&m.stack_trace);
     });
     b.build().execute(&mut *tx).await?;
-    Ok(first)
+    Ok(ids)
 }

@@ -35,6 +35,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use access::Scope;
 pub use audit::{AuditFilter, NewAudit};
+pub use contents::take_trace;
 pub use filter::Filter;
 pub use ingest::{AckState, Committed};
 pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOutcome};
