@@ -24,27 +24,21 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// and the broker requeues what was not acked).
 pub(super) const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A batch whose ack went out: what settling it needs.
-pub(super) struct Acked {
-    ids: std::ops::RangeInclusive<i64>,
-    /// The consumer's prefetch count, re-stated to confirm the ack.
-    prefetch: u16,
-}
-
 impl Ingest {
-    /// Commits the batch (`Unsent`), marks it `InFlight` and acks it with
-    /// `multiple`. An ack that could not be sent puts the batch back to
-    /// `Unsent`, so the copies the broker redelivers are absorbed. Returns
-    /// what [`settle`](Self::settle) needs, `None` when every delivery was a
-    /// copy already stored.
-    pub(super) async fn commit_and_ack(
+    /// Commits the batch (`Unsent`), marks it `InFlight`, acks it with
+    /// `multiple` and confirms the ack with a round trip on the channel, then
+    /// marks it `Settled`. An ack that could not be sent puts the batch back
+    /// to `Unsent`, so the copies the broker redelivers are absorbed; an ack
+    /// sent but unconfirmed leaves it `InFlight`, so a redelivered twin is
+    /// stored and flagged (see `store::ingest`).
+    pub(super) async fn flush(
         &self,
         channel: &lapin::Channel,
         batch: &mut Batch,
         stop: &CancellationToken,
-    ) -> anyhow::Result<Option<Acked>> {
+    ) -> anyhow::Result<()> {
         if batch.messages.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         let held = batch.messages.len();
         let window = self.config.redelivery_window;
@@ -61,8 +55,9 @@ impl Ingest {
         self.indexer.wake();
         batch.messages.clear();
         batch.bytes = 0;
-        let ids = committed.ids;
-        if let Some(ids) = &ids {
+        // No ids: every delivery was a copy already stored, nothing to mark.
+        let ids = committed.ids.as_ref();
+        if let Some(ids) = ids {
             self.durably(held, stop, || self.store.set_ack_state(ids, AckState::InFlight))
                 .await?;
         }
@@ -71,39 +66,21 @@ impl Ingest {
             .await
         {
             // lapin refuses to send on a closed channel: the broker never saw it.
-            if let Some(ids) = &ids {
+            if let Some(ids) = ids {
                 if let Err(e) = self.store.set_ack_state(ids, AckState::Unsent).await {
                     tracing::warn!(error = %e, "could not mark an unsent ack; its redelivered copies will be flagged, not absorbed");
                 }
             }
             return Err(e).context("ack after commit (the redelivered copies will be recognised)");
         }
-        Ok(ids.map(|ids| Acked {
-            ids,
-            prefetch: batch.prefetch,
-        }))
-    }
-
-    /// Confirms an ack with a round trip on the channel, then marks its
-    /// batch `Settled`. An ack sent but unconfirmed leaves the batch
-    /// `InFlight`, so a redelivered twin is stored and flagged (see
-    /// `store::ingest`). Capture runs this for one batch while the next
-    /// commits: the round trip is off the path of every delivery.
-    pub(super) async fn settle(
-        &self,
-        channel: &lapin::Channel,
-        acked: Option<Acked>,
-        stop: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        let Some(acked) = acked else {
-            return Ok(());
-        };
-        confirm_acked(channel, acked.prefetch, stop)
+        confirm_acked(channel, batch.prefetch, stop)
             .await
             .context("confirming an ack (redelivered twins of the batch will be flagged)")?;
-        if let Err(e) = self.store.set_ack_state(&acked.ids, AckState::Settled).await {
-            // Left in flight: a later identical redelivery is stored and flagged.
-            tracing::warn!(error = %e, "could not mark a confirmed ack");
+        if let Some(ids) = ids {
+            if let Err(e) = self.store.set_ack_state(ids, AckState::Settled).await {
+                // Left in flight: a later identical redelivery is stored and flagged.
+                tracing::warn!(error = %e, "could not mark a confirmed ack");
+            }
         }
         Ok(())
     }

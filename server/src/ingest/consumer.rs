@@ -61,13 +61,6 @@ enum Work {
     Drained(oneshot::Sender<()>),
 }
 
-/// What the committing side did with the work it took.
-enum Step {
-    Acked(Option<super::commit::Acked>),
-    Drained(oneshot::Sender<()>),
-    End,
-}
-
 /// Why a consumer stopped receiving.
 enum Ended {
     Stopping,
@@ -276,37 +269,22 @@ impl Ingest {
     }
 
     /// Commits and acks batches in the order they come, until the receiving
-    /// side is done. The ack of one batch is confirmed and settled while
-    /// the next commits (acks still leave in delivery order, each after its
-    /// commit); a drain is answered once everything before it is settled.
+    /// side is done.
     async fn commit_all(
         &self,
         channel: &lapin::Channel,
         mut committing: mpsc::Receiver<Work>,
         stop: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let mut acked = None;
-        loop {
-            let next = async {
-                match committing.recv().await {
-                    Some(Work::Batch(mut batch)) => self
-                        .commit_and_ack(channel, &mut batch, stop)
-                        .await
-                        .map(Step::Acked),
-                    Some(Work::Drained(done)) => Ok(Step::Drained(done)),
-                    None => Ok(Step::End),
-                }
-            };
-            let (settled, step) = tokio::join!(self.settle(channel, acked.take(), stop), next);
-            settled?;
-            match step? {
-                Step::Acked(next) => acked = next,
-                Step::Drained(done) => {
+        while let Some(work) = committing.recv().await {
+            match work {
+                Work::Batch(mut batch) => self.flush(channel, &mut batch, stop).await?,
+                Work::Drained(done) => {
                     let _ = done.send(());
                 }
-                Step::End => return Ok(()),
             }
         }
+        Ok(())
     }
 
     /// Moves the subscription to a new prefetch count without handing any
