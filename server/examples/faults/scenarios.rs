@@ -108,10 +108,11 @@ impl Setup {
 }
 
 /// The broker closes Redrive's connections three times during a
-/// 200,000-message ingest (long enough to see it come back each time: at
-/// 14,000 msg/s a round took 45,000, and 100,000 ran out after two).
+/// 400,000-message ingest (long enough to see it come back each time: at
+/// 14,000 msg/s a round took 45,000; 100,000 ran out after two, and
+/// 200,000 once capture reached 16,000 msg/s).
 pub async fn connections_closed() -> anyhow::Result<Outcome> {
-    const TOTAL: u32 = 10 * BACKLOG;
+    const TOTAL: u32 = 20 * BACKLOG;
     let mut s = Setup::new().await?;
     s.broker.publish_failures(0, TOTAL, PAD).await?;
     let mut redrive = s.redrive().await?;
@@ -280,7 +281,10 @@ pub async fn sigkill_replay() -> anyhow::Result<Outcome> {
 }
 
 /// SIGTERM while a bulk replay and a 20,000-message ingest both run; the exit
-/// must be clean (status 0, within the shutdown grace), the restart lose nothing.
+/// must be clean (status 0, within the shutdown grace), the restart lose
+/// nothing. The signal lands while the backlog is still being published:
+/// capture keeps pace with the publisher, so once publishing was done it had
+/// stored every message, leaving nothing to resume.
 pub async fn sigterm_both() -> anyhow::Result<Outcome> {
     const REPLAY: u32 = 2_000;
     let mut s = Setup::new().await?;
@@ -288,9 +292,18 @@ pub async fn sigterm_both() -> anyhow::Result<Outcome> {
     let redrive = s.redrive().await?;
     s.stored_at_least(u64::from(REPLAY), SETTLE).await?;
     let id = start_replay(&redrive, &s.broker.vhost).await?;
-    s.broker.publish_failures(REPLAY, BACKLOG, PAD).await?;
-    s.stored_at_least(u64::from(REPLAY) + 2_000, SETTLE).await?;
-    let (rss, code, took) = redrive.sigterm().await?;
+    let (db, broker) = (&s.db, &mut s.broker);
+    let publish = broker.publish_failures(REPLAY, BACKLOG, PAD);
+    let terminate = async {
+        let rows = u64::from(REPLAY) + 2_000;
+        until(SETTLE, || async { db.rows().await >= rows })
+            .await
+            .with_context(|| format!("{rows} rows not stored within {SETTLE:?}"))?;
+        redrive.sigterm().await
+    };
+    let (published, terminated) = tokio::join!(publish, terminate);
+    published?;
+    let (rss, code, took) = terminated?;
     ensure!(code == Some(0), "exit status {code:?} after SIGTERM");
     let before = s.db.stored().await;
     let restarted = Instant::now();
