@@ -19,6 +19,7 @@
 //! row, so an operator sees the doubt instead of a silent duplicate or a
 //! silent merge.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -116,15 +117,14 @@ impl Store {
                 fresh.push((m, None));
                 continue;
             }
-            let queue = (m.vhost.as_str(), m.queue.as_str());
-            if !candidates.contains_key(&queue) {
-                let found = twins(&mut tx, queue, oldest).await?;
-                candidates.insert(queue, found);
-            }
-            let twin = candidates
-                .get_mut(&queue)
-                .and_then(|c| c.get_mut(&m.content_hash))
-                .and_then(VecDeque::pop_front);
+            let queue = match candidates.entry((m.vhost.as_str(), m.queue.as_str())) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(first) => {
+                    let found = twins(&mut tx, *first.key(), oldest).await?;
+                    first.insert(found)
+                }
+            };
+            let twin = queue.get_mut(&m.content_hash).and_then(VecDeque::pop_front);
             let Some((twin, state)) = twin else {
                 fresh.push((m, None));
                 continue;
