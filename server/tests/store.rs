@@ -552,3 +552,83 @@ async fn job_progress_counters_follow_every_change_to_its_items() {
     assert_eq!(counted(&db, id).await, (2, 2, 1));
     assert_eq!(progress(store.job(id).await.unwrap()), (2, 2, 1));
 }
+
+/// A Spring failure whose trace prints its message, as the recoverer sends it.
+fn spring(order: usize, trace: &str) -> server::ingest::decode::NewMessage {
+    use lapin::types::{AMQPValue, FieldTable};
+    let reason = format!("could not execute statement; order {order}");
+    let mut h = FieldTable::default();
+    h.insert(
+        "x-exception-message".into(),
+        AMQPValue::LongString(reason.clone().into()),
+    );
+    h.insert(
+        "x-exception-stacktrace".into(),
+        AMQPValue::LongString(trace.replace("{reason}", &reason).into()),
+    );
+    let mut m = incoming(format!("order {order}").as_bytes(), false);
+    m.properties = BasicProperties::default().with_headers(h);
+    decode(m, OffsetDateTime::now_utc())
+}
+
+const TRACE: &str = "org.springframework.amqp.rabbit.support.ListenerExecutionFailedException: Listener threw exception
+\tat org.springframework.amqp.rabbit.listener.AbstractMessageListenerContainer.doInvokeListener(AbstractMessageListenerContainer.java:1661)
+Caused by: org.springframework.dao.DataIntegrityViolationException: {reason}
+\tat com.example.orders.OrderRepository.save(OrderRepository.java:42)";
+
+/// The traces of one failure group are stored once (they differ only by
+/// the message the trace prints), yet every read gives back each message's
+/// own trace and headers exactly; a trace that cannot be templated is kept
+/// whole; a purge takes the templates no message uses any more.
+#[tokio::test]
+async fn stack_traces_are_stored_once_per_template_and_read_back_exactly() {
+    use server::store::Event;
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    let odd = TRACE.replace("Caused by", "\u{1}reason\u{1} Caused by");
+    let batch = [spring(1, TRACE), spring(2, TRACE), spring(3, &odd)];
+    store.insert_batch(&batch, WINDOW).await.unwrap();
+    store.insert_batch(&[spring(4, TRACE)], WINDOW).await.unwrap();
+    let templates = || async {
+        let mut conn = db.raw_connection().await;
+        let n: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM stack_traces),
+                    (SELECT COUNT(*) FROM message_contents WHERE stack_trace IS NOT NULL)",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        n
+    };
+    assert_eq!(templates().await, (1, 1), "one template; the odd trace whole");
+    for (id, sent) in (1..).zip(batch.iter().chain([&spring(4, TRACE)])) {
+        let stored = store.get(id).await.unwrap();
+        assert_eq!(stored.stack_trace, sent.stack_trace, "message {id}");
+        let header = &stored.headers()["x-exception-stacktrace"]["value"];
+        assert_eq!(header.as_str(), sent.stack_trace.as_deref(), "message {id}");
+        let detail = store.detail(id).await.unwrap();
+        assert_eq!(detail.stack_trace, sent.stack_trace);
+    }
+
+    // Discarded and purged, every message goes, and the template with them.
+    use app::model::MessageStatus::{Discarded, Failed};
+    for id in 1..=4 {
+        let discard = Event {
+            action: "discard",
+            actor: "ops",
+            target: None,
+            ok: true,
+            detail: None,
+            replay_id: None,
+        };
+        store
+            .transition(id, &[Failed], Discarded, Some(discard))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.purge_discarded(server::store::now_ms() + 1).await.unwrap(),
+        4
+    );
+    assert_eq!(templates().await, (0, 0));
+}

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
 use crate::fields::{properties_to_json, table_to_json};
-use crate::store::take_trace;
+use crate::store::{take_trace, trace_template, TraceTemplate};
 
 /// What the broker handed us, without the channel-bound acker.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct NewMessage {
     pub original_routing_key: Option<String>,
     pub reason: Option<String>,
     pub stack_trace: Option<String>,
+    /// How the trace is stored: once per template (see `store::contents`).
+    pub trace_template: Option<TraceTemplate>,
     pub death_count: i64,
     pub service: Option<String>,
     pub message_id: Option<String>,
@@ -210,6 +212,9 @@ pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
         &incoming.body,
     ]);
 
+    let trace_template = stack_trace
+        .as_deref()
+        .and_then(|t| trace_template(t, reason.as_deref()));
     NewMessage {
         service: service_of(&incoming.queue),
         message_id: incoming.properties.message_id().as_ref().map(|s| s.to_string()),
@@ -230,6 +235,7 @@ pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
         original_exchange,
         original_routing_key,
         reason,
+        trace_template,
         stack_trace,
         death_count,
         redelivered: incoming.redelivered,

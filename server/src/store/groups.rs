@@ -105,11 +105,13 @@ impl Store {
         );
         let mut done = 0;
         loop {
-            let rows: Vec<Row> = sqlx::query_as(
-                "SELECT id, queue, reason, stack_trace, original_exchange, original_routing_key, headers
+            let rows: Vec<Row> = sqlx::query_as(concat!(
+                "SELECT id, queue, reason, ",
+                super::contents::stored_trace!(),
+                " AS stack_trace, original_exchange, original_routing_key, headers
                  FROM messages JOIN message_contents ON message_contents.message_id = messages.id
-                 WHERE group_id IS NULL LIMIT 500",
-            )
+                 WHERE group_id IS NULL LIMIT 500"
+            ))
             .fetch_all(&self.pool)
             .await?;
             if rows.is_empty() {

@@ -137,10 +137,11 @@ impl Store {
                 fresh.push((m, Some(twin)));
             }
         }
+        let templates = template_ids(&mut tx, &fresh).await?;
         let mut ids: Option<RangeInclusive<i64>> = None;
         let mut last = last_id(&mut tx).await?;
         for chunk in fresh.chunks(ROWS_PER_INSERT) {
-            let range = insert_rows(&mut tx, chunk, last).await?;
+            let range = insert_rows(&mut tx, chunk, last, &templates).await?;
             last = *range.end();
             ids = Some(ids.map_or(range.clone(), |r| *r.start()..=*range.end()));
         }
@@ -214,6 +215,38 @@ async fn twins(
     Ok(found)
 }
 
+/// Template ids by hash.
+type Templates<'a> = HashMap<&'a [u8], i64>;
+
+/// The id of every distinct trace template of `rows`, stored first when new
+/// (a batch of one failure group has one: one lookup per batch).
+async fn template_ids<'a>(
+    tx: &mut sqlx::SqliteConnection,
+    rows: &[Fresh<'a>],
+) -> Result<Templates<'a>, StoreError> {
+    let mut ids = Templates::new();
+    for template in rows.iter().filter_map(|(m, _)| m.trace_template.as_ref()) {
+        let Entry::Vacant(slot) = ids.entry(template.hash.as_slice()) else {
+            continue;
+        };
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM stack_traces WHERE hash = ?")
+            .bind(&template.hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let id = match known {
+            Some(id) => id,
+            None => sqlx::query("INSERT INTO stack_traces (hash, template) VALUES (?, ?)")
+                .bind(&template.hash)
+                .bind(&template.text)
+                .execute(&mut *tx)
+                .await?
+                .last_insert_rowid(),
+        };
+        slot.insert(id);
+    }
+    Ok(ids)
+}
+
 /// The highest id `messages` ever handed out (`AUTOINCREMENT` keeps it in
 /// `sqlite_sequence`): the next row gets the one after it.
 async fn last_id(tx: &mut sqlx::SqliteConnection) -> Result<i64, StoreError> {
@@ -238,6 +271,7 @@ async fn insert_rows(
     tx: &mut sqlx::SqliteConnection,
     rows: &[Fresh<'_>],
     last: i64,
+    templates: &Templates<'_>,
 ) -> Result<RangeInclusive<i64>, StoreError> {
     let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO messages (vhost, queue, received_at, persistent,
@@ -276,14 +310,19 @@ async fn insert_rows(
     }
     let numbered = || rows.iter().map(|(m, _)| *m).zip(first..);
     let mut b = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO message_contents (message_id, body, properties, headers, stack_trace) ",
+        "INSERT INTO message_contents (message_id, body, properties, headers, stack_trace, trace_id) ",
     );
     b.push_values(numbered(), |mut row, (m, id)| {
+        let template = m
+            .trace_template
+            .as_ref()
+            .and_then(|t| templates.get(t.hash.as_slice()).copied());
         row.push_bind(id)
             .push_bind(&m.body)
             .push_bind(&m.properties)
             .push_bind(&m.headers)
-            .push_bind(&m.stack_trace);
+            .push_bind(template.is_none().then_some(&m.stack_trace))
+            .push_bind(template);
     });
     b.build().execute(&mut *tx).await?;
     Ok(ids)

@@ -35,7 +35,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use access::Scope;
 pub use audit::{AuditFilter, NewAudit};
-pub use contents::take_trace;
+pub use contents::{take_trace, trace_template, TraceTemplate};
 pub use filter::Filter;
 pub use ingest::{AckState, Committed};
 pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOutcome};
@@ -445,6 +445,15 @@ impl Store {
         .bind(cutoff_ms)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() > 0 {
+            // Trace templates only the purged messages used (see `contents`).
+            sqlx::query(
+                "DELETE FROM stack_traces WHERE NOT EXISTS
+                   (SELECT 1 FROM message_contents WHERE trace_id = stack_traces.id)",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected())
     }

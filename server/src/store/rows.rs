@@ -11,10 +11,13 @@ use time::OffsetDateTime;
 /// same name (a search joins it).
 pub(super) const SUMMARY_COLUMNS: &str = "messages.id AS id, vhost, queue, status, original_exchange, \
     original_routing_key, messages.reason AS reason, service, death_count, received_at, group_id";
-pub(super) const FULL_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
-    original_routing_key, reason, service, death_count, received_at, group_id, body, properties, headers, \
-    stack_trace, delivery_exchange, delivery_routing_key, replay_id \
-    FROM messages JOIN message_contents ON message_contents.message_id = messages.id";
+pub(super) const FULL_SELECT: &str = concat!(
+    "SELECT id, vhost, queue, status, original_exchange, \
+     original_routing_key, reason, service, death_count, received_at, group_id, body, properties, headers, ",
+    super::contents::stored_trace!(),
+    " AS stack_trace, delivery_exchange, delivery_routing_key, replay_id \
+     FROM messages JOIN message_contents ON message_contents.message_id = messages.id"
+);
 
 /// Unix milliseconds to RFC 3339 (UTC, millisecond precision).
 pub fn rfc3339(ms: i64) -> String {

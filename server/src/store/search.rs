@@ -71,12 +71,14 @@ impl Store {
     /// commit between reading the pending rows and moving the mark.
     pub async fn index_pending(&self, limit: u32) -> Result<usize, StoreError> {
         let mut tx = self.write_tx().await?;
-        let rows: Vec<Pending> = sqlx::query_as(
-            "SELECT m.id, m.reason, m.message_id, c.body, c.headers, c.stack_trace
+        let rows: Vec<Pending> = sqlx::query_as(concat!(
+            "SELECT m.id, m.reason, m.message_id, c.body, c.headers, ",
+            super::contents::stored_trace!(),
+            " AS stack_trace
              FROM messages m JOIN message_contents c ON c.message_id = m.id
              WHERE m.id > (SELECT indexed_through FROM search_progress)
-             ORDER BY m.id LIMIT ?",
-        )
+             ORDER BY m.id LIMIT ?"
+        ))
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
