@@ -463,12 +463,29 @@ async fn counted(db: &TestDb, job: i64) -> (i64, i64, i64) {
     .unwrap()
 }
 
+/// An operator discards message `id`.
+async fn discard(store: &Store, id: i64) {
+    use app::model::MessageStatus::{Discarded, Failed};
+    let event = server::store::Event {
+        action: "discard",
+        actor: "ops",
+        target: None,
+        ok: true,
+        detail: None,
+        replay_id: None,
+    };
+    store
+        .transition(id, &[Failed], Discarded, Some(event))
+        .await
+        .unwrap();
+}
+
 /// The counters a job's progress is read from stay equal to its items
 /// through every path that changes them: creation, a skip, settlements of
 /// each kind, and a purge that deletes a message (and so its item).
 #[tokio::test]
 async fn job_progress_counters_follow_every_change_to_its_items() {
-    use server::store::{ClaimRequest, Event, Filter, JobReplay, JobReplayOutcome, NewJob, Settlement};
+    use server::store::{ClaimRequest, Filter, JobReplay, JobReplayOutcome, NewJob, Settlement};
     let db = TestDb::new();
     let store = Store::connect(&db.url()).await.unwrap();
     let bodies: Vec<_> = (1..=6).map(|i| at(format!("m{i}").as_bytes(), false)).collect();
@@ -486,19 +503,7 @@ async fn job_progress_counters_follow_every_change_to_its_items() {
     assert_eq!(progress(store.job(id).await.unwrap()), (0, 0, 6));
 
     // Discarded before its turn: the claim skips it.
-    let discard = Event {
-        action: "discard",
-        actor: "ops",
-        target: None,
-        ok: true,
-        detail: None,
-        replay_id: None,
-    };
-    use app::model::MessageStatus::{Discarded, Failed};
-    store
-        .transition(6, &[Failed], Discarded, Some(discard))
-        .await
-        .unwrap();
+    discard(&store, 6).await;
     let mut n = 0;
     let batch = store
         .job_step(
@@ -582,7 +587,6 @@ Caused by: org.springframework.dao.DataIntegrityViolationException: {reason}
 /// whole; a purge takes the templates no message uses any more.
 #[tokio::test]
 async fn stack_traces_are_stored_once_per_template_and_read_back_exactly() {
-    use server::store::Event;
     let db = TestDb::new();
     let store = Store::connect(&db.url()).await.unwrap();
     let odd = TRACE.replace("Caused by", "\u{1}reason\u{1} Caused by");
@@ -611,20 +615,8 @@ async fn stack_traces_are_stored_once_per_template_and_read_back_exactly() {
     }
 
     // Discarded and purged, every message goes, and the template with them.
-    use app::model::MessageStatus::{Discarded, Failed};
     for id in 1..=4 {
-        let discard = Event {
-            action: "discard",
-            actor: "ops",
-            target: None,
-            ok: true,
-            detail: None,
-            replay_id: None,
-        };
-        store
-            .transition(id, &[Failed], Discarded, Some(discard))
-            .await
-            .unwrap();
+        discard(&store, id).await;
     }
     assert_eq!(
         store.purge_discarded(server::store::now_ms() + 1).await.unwrap(),
