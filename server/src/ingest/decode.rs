@@ -34,7 +34,7 @@ pub struct NewMessage {
     /// The properties as stored (JSON text, see [`properties_to_json`]).
     pub properties: String,
     /// The headers as stored: JSON text with the stack trace left to its
-    /// own column (see [`elide_trace`]). Serialised here, once, on the
+    /// own column (see [`take_trace`]). Serialised here, once, on the
     /// runtime's threads, not on the database's.
     pub headers: String,
     pub delivery_exchange: String,

@@ -4,7 +4,8 @@
 //! provably the copy of a row this store already holds, i.e. Redrive
 //! committed the row and its ack never left (a crash between commit and ack).
 //!
-//! The proof is the row's [`AckState`]. A batch is committed `Unsent`,
+//! The proof is the [`AckState`] of the row's batch (one row of
+//! `ack_batches` per committed batch). A batch is committed `Unsent`,
 //! marked `InFlight` the moment before its ack goes out, and `Settled` once a
 //! round trip on the channel shows the broker processed the ack (markers go
 //! through a connection that commits without fsync: they survive a crash of
