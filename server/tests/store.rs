@@ -624,3 +624,54 @@ async fn stack_traces_are_stored_once_per_template_and_read_back_exactly() {
     );
     assert_eq!(templates().await, (0, 0));
 }
+
+/// Who may see a job is decided by the vhosts of its messages when it was
+/// created, read from one small table: a job stays in its vhosts after
+/// retention deletes messages, and a job elsewhere is not in them.
+#[tokio::test]
+async fn a_job_keeps_the_vhosts_of_its_messages_from_its_creation() {
+    use server::store::{Filter, NewJob};
+    let db = TestDb::new();
+    let store = Store::connect(&db.url()).await.unwrap();
+    let mut batch = Vec::new();
+    for (vhost, body) in [("b", "one"), ("a", "two"), ("b", "three")] {
+        let mut m = incoming(body.as_bytes(), false);
+        m.vhost = vhost.into();
+        batch.push(decode(m, OffsetDateTime::now_utc()));
+    }
+    store.insert_batch(&batch, WINDOW).await.unwrap();
+    let job = || NewJob {
+        action: app::model::JobAction::Discard,
+        actor: "ops",
+        selection: serde_json::json!({}),
+        exchange: None,
+        routing_key: None,
+        rate_per_sec: None,
+    };
+    let both = store
+        .create_job(job(), &Filter::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let only_a = Filter {
+        vhost: Some("a".into()),
+        ..Filter::default()
+    };
+    let one = store.create_job(job(), &only_a).await.unwrap().unwrap();
+    let mut vhosts = store.job_vhosts(both).await.unwrap();
+    vhosts.sort();
+    assert_eq!(vhosts, ["a", "b"]);
+    assert_eq!(store.job_vhosts(one).await.unwrap(), ["a"]);
+
+    // Retention takes every message of vhost b: the job stays b's too.
+    for id in [1, 3] {
+        discard(&store, id).await;
+    }
+    assert_eq!(
+        store.purge_discarded(server::store::now_ms() + 1).await.unwrap(),
+        2
+    );
+    let mut vhosts = store.job_vhosts(both).await.unwrap();
+    vhosts.sort();
+    assert_eq!(vhosts, ["a", "b"]);
+}

@@ -24,14 +24,14 @@ impl Store {
         Ok(b.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    /// The vhosts of a job's messages.
+    /// The vhosts of a job's messages, as recorded when it was created.
     pub async fn job_vhosts(&self, job_id: i64) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT m.vhost FROM job_items i JOIN messages m ON m.id = i.message_id WHERE i.job_id = ?",
+        Ok(
+            sqlx::query_scalar("SELECT vhost FROM job_vhosts WHERE job_id = ?")
+                .bind(job_id)
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .bind(job_id)
-        .fetch_all(&self.pool)
-        .await?)
     }
 
     /// The vhosts a failure group's messages are in.

@@ -125,6 +125,16 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         }
+        // Read on every view of the job (who may see it), so kept apart
+        // rather than joined from a hundred thousand items each time.
+        sqlx::query(
+            "INSERT INTO job_vhosts (job_id, vhost)
+             SELECT DISTINCT ?1, m.vhost FROM job_items i JOIN messages m ON m.id = i.message_id
+             WHERE i.job_id = ?1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE jobs SET total = ? WHERE id = ?")
             .bind(total as i64)
             .bind(id)
