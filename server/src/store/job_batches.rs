@@ -10,7 +10,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::audit::insert_audit;
 use super::replays::apply_settlements;
-use super::rows::{StoredMessage, FULL_SELECT};
+use super::rows::{StoredMessage, REPLAY_SELECT};
 use super::{expected_label, insert_event, now_ms, Event, NewAudit, Settlement, Store, StoreError};
 
 /// A message claimed for a job's replay, and the replay id its copy carries
@@ -280,7 +280,7 @@ async fn claim_in(
         }
     }
     if !claimed.is_empty() {
-        let mut b = QueryBuilder::<Sqlite>::new(FULL_SELECT);
+        let mut b = QueryBuilder::<Sqlite>::new(REPLAY_SELECT);
         b.push(" WHERE id IN (");
         let mut list = b.separated(", ");
         for (id, _) in &claimed {

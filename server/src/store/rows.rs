@@ -19,6 +19,14 @@ pub(super) const FULL_SELECT: &str = concat!(
      FROM messages JOIN message_contents ON message_contents.message_id = messages.id"
 );
 
+/// [`FULL_SELECT`] without the stack trace, for a bulk replay's claims: a
+/// replay never sends the `x-exception-*` headers (`replay::prepare` drops
+/// them), and putting each trace back together cost a fifth of a claim.
+pub(super) const REPLAY_SELECT: &str = "SELECT id, vhost, queue, status, original_exchange, \
+     original_routing_key, reason, service, death_count, received_at, group_id, body, properties, headers, \
+     NULL AS stack_trace, delivery_exchange, delivery_routing_key, replay_id \
+     FROM messages JOIN message_contents ON message_contents.message_id = messages.id";
+
 /// Unix milliseconds to RFC 3339 (UTC, millisecond precision).
 pub fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
