@@ -113,7 +113,7 @@ async fn export(
             )
         }
     };
-    let mut filter = Filter::try_from(&params.query)?;
+    let mut filter = Filter::try_from(&params.query).map_err(ApiError::from)?;
     filter.visible = Some(u.visible_vhosts());
     // An export selected by a search covers every stored match.
     s.redrive

@@ -139,7 +139,7 @@ impl Redrive {
                 job.state.as_str()
             )));
         }
-        self.store.job(id).await
+        Ok(self.store.job(id).await?)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use app::model::{AnnotationChange, AnnotationTarget, Annotations, ApiError, Note};
+use app::model::{AnnotationChange, AnnotationTarget, Annotations, Note};
 
 use super::rows::rfc3339;
 use super::{now_ms, Store, StoreError};
@@ -18,10 +18,10 @@ fn key(target: &AnnotationTarget) -> (&'static str, String) {
 }
 
 /// Tags are short labels: trimmed, no control characters, at most 64 chars.
-pub fn clean_tag(tag: &str) -> Result<String, ApiError> {
+pub fn clean_tag(tag: &str) -> Result<String, StoreError> {
     let t = tag.trim();
     if t.is_empty() || t.chars().count() > MAX_TAG || t.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!(
+        return Err(StoreError::Invalid(format!(
             "a tag is 1 to {MAX_TAG} printable characters"
         )));
     }
@@ -71,7 +71,7 @@ impl Store {
         target: &AnnotationTarget,
         change: &AnnotationChange,
         actor: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         let (kind, id) = key(target);
         let exists: bool = match target {
             AnnotationTarget::Message(m) => {
@@ -82,10 +82,9 @@ impl Store {
             }
         }
         .fetch_one(&self.pool)
-        .await
-        .map_err(StoreError::from)?;
+        .await?;
         if !exists {
-            return Err(ApiError::NotFound(format!("{kind} {id} not found")));
+            return Err(StoreError::Missing(format!("{kind} {id}")));
         }
         let insert = |kind: &'static str, text: String| {
             sqlx::query(
@@ -103,7 +102,7 @@ impl Store {
             AnnotationChange::AddNote(n) => {
                 let n = n.trim();
                 if n.is_empty() || n.chars().count() > MAX_NOTE {
-                    return Err(ApiError::BadRequest(format!("a note is 1 to {MAX_NOTE} characters")));
+                    return Err(StoreError::Invalid(format!("a note is 1 to {MAX_NOTE} characters")));
                 }
                 insert("note", n.to_owned())
             }
@@ -115,7 +114,7 @@ impl Store {
             .bind(id.clone())
             .bind(t.trim().to_owned()),
         };
-        query.execute(&self.pool).await.map_err(StoreError::from)?;
+        query.execute(&self.pool).await?;
         Ok(())
     }
 }

@@ -133,28 +133,27 @@ impl Store {
 }
 
 impl TryFrom<&app::model::AuditQuery> for AuditFilter {
-    type Error = app::model::ApiError;
+    type Error = StoreError;
 
     fn try_from(q: &app::model::AuditQuery) -> Result<Self, Self::Error> {
-        use app::model::ApiError;
         let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
         let action = match non_empty(&q.action) {
             None => None,
             Some(a) => Some(AuditAction::parse(&a).ok_or_else(|| {
                 let known: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
-                ApiError::BadRequest(format!("unknown action `{a}` (one of {})", known.join(", ")))
+                StoreError::Invalid(format!("unknown action `{a}` (one of {})", known.join(", ")))
             })?),
         };
         let before_id = match non_empty(&q.cursor) {
             None => None,
             Some(c) => Some(
                 c.parse::<i64>()
-                    .map_err(|_| ApiError::BadRequest(format!("invalid cursor `{c}`")))?,
+                    .map_err(|_| StoreError::Invalid(format!("invalid cursor `{c}`")))?,
             ),
         };
         let limit = q.limit.unwrap_or(100);
         if limit == 0 || limit > super::MAX_PAGE {
-            return Err(ApiError::BadRequest(format!(
+            return Err(StoreError::Invalid(format!(
                 "limit must be between 1 and {}",
                 super::MAX_PAGE
             )));

@@ -3,10 +3,12 @@
 
 use std::str::FromStr;
 
-use app::model::{ApiError, MessageQuery, MessageStatus};
+use app::model::{MessageQuery, MessageStatus};
 use sqlx::{QueryBuilder, Sqlite};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+use super::StoreError;
 
 /// A validated [`MessageQuery`] (without paging).
 #[derive(Debug, Clone, Default)]
@@ -30,13 +32,21 @@ fn non_empty(v: &Option<String>) -> Option<String> {
     v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
+/// An optional status filter; empty is none.
+pub(super) fn status(value: Option<&str>) -> Result<Option<MessageStatus>, StoreError> {
+    value
+        .filter(|s| !s.is_empty())
+        .map(|s| MessageStatus::from_str(s).map_err(|e| StoreError::Invalid(e.to_string())))
+        .transpose()
+}
+
 /// An optional RFC 3339 bound as unix milliseconds.
-pub(super) fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub(super) fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, StoreError> {
     let Some(v) = value.filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let t = OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
-        ApiError::BadRequest(format!(
+        StoreError::Invalid(format!(
             "`{name}` must be an RFC 3339 time such as 2026-11-23T18:00:00Z"
         ))
     })?;
@@ -44,16 +54,11 @@ pub(super) fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>,
 }
 
 impl TryFrom<&MessageQuery> for Filter {
-    type Error = ApiError;
+    type Error = StoreError;
 
-    fn try_from(q: &MessageQuery) -> Result<Self, ApiError> {
+    fn try_from(q: &MessageQuery) -> Result<Self, StoreError> {
         Ok(Filter {
-            status: q
-                .status
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(MessageStatus::from_str)
-                .transpose()?,
+            status: status(q.status.as_deref())?,
             vhost: non_empty(&q.vhost),
             queue: non_empty(&q.queue),
             service: non_empty(&q.service),

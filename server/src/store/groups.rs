@@ -2,9 +2,8 @@
 //! so counts cannot drift from the messages they count.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
-use app::model::{ApiError, GroupQuery, GroupSummary, MessageStatus};
+use app::model::{GroupQuery, GroupSummary};
 use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -21,13 +20,8 @@ impl Store {
         &self,
         q: &GroupQuery,
         visible: Option<&[String]>,
-    ) -> Result<Vec<GroupSummary>, ApiError> {
-        let status = q
-            .status
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(MessageStatus::from_str)
-            .transpose()?;
+    ) -> Result<Vec<GroupSummary>, StoreError> {
+        let status = super::filter::status(q.status.as_deref())?;
         let mut b = QueryBuilder::<Sqlite>::new(
             "SELECT group_id AS id, MAX(service) AS service, MAX(group_title) AS title,
                 MAX(exception_type) AS exception_type, COUNT(*) AS count,

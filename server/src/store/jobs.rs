@@ -1,7 +1,7 @@
 //! Persistence of bulk jobs. Progress is counted from `job_items`, never kept
 //! as separate counters, so it cannot drift from what was actually done.
 
-use app::model::{ApiError, Destination, Job, JobAction, JobItem, JobState, MessageStatus};
+use app::model::{Destination, Job, JobAction, JobItem, JobState, MessageStatus};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::filter::Filter;
@@ -144,14 +144,13 @@ impl Store {
         Ok(Some(id))
     }
 
-    pub async fn job(&self, id: i64) -> Result<Job, ApiError> {
+    pub async fn job(&self, id: i64) -> Result<Job, StoreError> {
         let row: Option<JobRow> = sqlx::query_as(&format!("{JOB_SELECT} WHERE j.id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from)?;
+            .await?;
         row.map(Job::from)
-            .ok_or_else(|| ApiError::NotFound(format!("job {id} not found")))
+            .ok_or_else(|| StoreError::Missing(format!("job {id}")))
     }
 
     /// Items that failed or were skipped, oldest message first (at most `limit`).

@@ -27,7 +27,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::model::{ApiError, MessageDetail, MessagePage, MessageQuery, MessageStatus, COUNT_CAP};
+use app::model::{MessageDetail, MessagePage, MessageQuery, MessageStatus, COUNT_CAP};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
@@ -50,6 +50,13 @@ pub use watched::WatchedQueue;
 pub enum StoreError {
     #[error("message {0} not found")]
     NotFound(i64),
+    /// Something else that does not exist, named (`job 7`, `group ab12`).
+    #[error("{0} not found")]
+    Missing(String),
+    /// A request the store cannot take as it is (a bad cursor, limit, time,
+    /// status or tag); the text says what a valid one looks like.
+    #[error("{0}")]
+    Invalid(String),
     #[error("message {id} is {status}, expected {expected}")]
     WrongState {
         id: i64,
@@ -58,19 +65,6 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            StoreError::WrongState { .. } => ApiError::Conflict(e.to_string()),
-            StoreError::Database(err) => {
-                tracing::error!(error = %err, "database error");
-                ApiError::Internal
-            }
-        }
-    }
 }
 
 /// One entry of a message's history, as written.
@@ -244,19 +238,19 @@ impl Store {
         &self,
         q: &MessageQuery,
         visible: Option<&[String]>,
-    ) -> Result<MessagePage, ApiError> {
+    ) -> Result<MessagePage, StoreError> {
         let mut filter = Filter::try_from(q)?;
         filter.visible = visible.map(<[String]>::to_vec);
         let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
             Some(c) => Some(
                 c.parse::<i64>()
-                    .map_err(|_| ApiError::BadRequest(format!("invalid cursor `{c}`")))?,
+                    .map_err(|_| StoreError::Invalid(format!("invalid cursor `{c}`")))?,
             ),
             None => None,
         };
         let limit = q.limit.unwrap_or(DEFAULT_PAGE);
         if limit == 0 || limit > MAX_PAGE {
-            return Err(ApiError::BadRequest(format!(
+            return Err(StoreError::Invalid(format!(
                 "limit must be between 1 and {MAX_PAGE}"
             )));
         }

@@ -63,7 +63,11 @@ impl Backend for UserBackend {
         if let Some(v) = query.vhost.as_deref().filter(|v| !v.is_empty()) {
             self.visible(v, format!("vhost `{v}`"))?;
         }
-        self.redrive.store.list_within(&query, Some(&self.vhosts())).await
+        Ok(self
+            .redrive
+            .store
+            .list_within(&query, Some(&self.vhosts()))
+            .await?)
     }
 
     async fn message(&self, id: i64) -> Result<MessageDetail, ApiError> {
@@ -116,10 +120,11 @@ impl Backend for UserBackend {
         if let Some(v) = query.vhost.as_deref().filter(|v| !v.is_empty()) {
             self.visible(v, format!("vhost `{v}`"))?;
         }
-        self.redrive
+        Ok(self
+            .redrive
             .store
             .groups_within(&query, Some(&self.vhosts()))
-            .await
+            .await?)
     }
 
     async fn create_job(&self, request: JobRequest) -> Result<JobCreated, ApiError> {
