@@ -10,6 +10,7 @@ pub mod fields;
 pub mod http;
 pub mod import;
 pub mod ingest;
+pub mod instance;
 pub mod jobs;
 pub mod monitor;
 pub mod policy;
@@ -46,6 +47,8 @@ pub struct Running {
     monitor: JoinHandle<()>,
     alerts: JoinHandle<()>,
     indexer: JoinHandle<()>,
+    /// Released once every task above has ended.
+    _instance: instance::InstanceLock,
 }
 
 impl Running {
@@ -71,6 +74,7 @@ impl Running {
 /// `shutdown` is cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let config = Arc::new(config);
+    let instance = instance::InstanceLock::acquire(&config.database_url)?;
     let store = Store::connect(&config.database_url).await?;
     let grouped = store.backfill_groups().await?;
     if grouped > 0 {
@@ -176,5 +180,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         monitor,
         alerts,
         indexer: index,
+        _instance: instance,
     })
 }

@@ -233,3 +233,25 @@ async fn job_requests_are_validated_and_discard_jobs_work() {
     assert_eq!(last["actor"], format!("guest (job {})", created["id"]));
     app.stop().await;
 }
+
+/// A second Redrive on the same SQLite file is refused before it touches
+/// anything (it would sweep the first one's replays and drive its jobs);
+/// once the first has stopped, it starts.
+#[tokio::test]
+async fn a_second_instance_on_one_sqlite_database_is_refused() {
+    let vh = TestVhost::new().await;
+    let db = TestDb::new();
+    let first = TestApp::start(config(&vh, &db, &[])).await;
+    let refused = server::start(config(&vh, &db, &[]), tokio_util::sync::CancellationToken::new())
+        .await
+        .err()
+        .expect("a second instance is refused")
+        .to_string();
+    assert!(
+        refused.contains("another Redrive is already running"),
+        "{refused}"
+    );
+    assert!(refused.contains(&db.path.display().to_string()), "{refused}");
+    first.stop().await;
+    TestApp::start(config(&vh, &db, &[])).await.stop().await;
+}
