@@ -204,9 +204,21 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_SHUTDOWN_GRACE", default_value = "20", value_parser = secs)]
     pub shutdown_grace: Duration,
 
+    /// Log lines as text for people (`text`) or one JSON object per line
+    /// for a log pipeline (`json`). Levels come from `RUST_LOG`.
+    #[arg(long, env = "REDRIVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Directory with the compiled UI assets (`pkg/redrive.js`, `.wasm`, `.css`).
     #[arg(long, env = "REDRIVE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The `redrive` command line: serving is the default, tools are subcommands.
@@ -299,6 +311,7 @@ impl std::fmt::Debug for Config {
             .field("advisor_window", &self.advisor_window)
             .field("session_idle", &self.session_idle)
             .field("read_only", &self.read_only)
+            .field("log_format", &self.log_format)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("allowed_origins", &self.allowed_origins)
             .finish_non_exhaustive()

@@ -1,7 +1,7 @@
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use server::config::{Cli, Command};
+use server::config::{Cli, Command, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     // Before the runtime: arenas are made by threads as they first allocate.
@@ -41,8 +41,13 @@ async fn run() -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,server=info".into())
         .add_directive(quiet_returns);
-    tracing_subscriber::fmt().with_env_filter(filter).init();
     let Cli { command, config } = Cli::from_env();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        // Span fields (the batch's queue, the job's id) go with every line.
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
+    }
     if let Some(Command::Import(args)) = command {
         let n = server::import::run(&config.amqp_url, &args).await?;
         println!(

@@ -31,6 +31,7 @@ impl Ingest {
     /// to `Unsent`, so the copies the broker redelivers are absorbed; an ack
     /// sent but unconfirmed leaves it `InFlight`, so a redelivered twin is
     /// stored and flagged (see `store::ingest`).
+    #[tracing::instrument(name = "batch", skip_all, fields(messages = batch.messages.len()))]
     pub(super) async fn flush(
         &self,
         channel: &lapin::Channel,

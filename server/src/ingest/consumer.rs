@@ -170,6 +170,7 @@ impl Ingest {
     }
 
     /// Consumes one queue until `stop` (Ok) or a broker or connection error.
+    #[tracing::instrument(name = "capture", skip(self, stop))]
     async fn consume(&self, vhost: &str, queue: &str, stop: &CancellationToken) -> anyhow::Result<()> {
         let channel = self.amqp.channel(vhost).await.context("opening a channel")?;
         let result = self.pump(&channel, vhost, queue, stop).await;

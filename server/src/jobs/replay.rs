@@ -68,6 +68,7 @@ async fn step_done(step: &mut Option<JoinHandle<anyhow::Result<Stepped>>>) -> an
 }
 
 /// Runs a replay job until it is done, stopped, or cannot go on.
+#[tracing::instrument(name = "replay_job", skip_all, fields(job = spec.id))]
 pub(super) async fn run(
     r: &Redrive,
     spec: &JobSpec,

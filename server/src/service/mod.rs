@@ -171,6 +171,7 @@ impl Redrive {
         Ok(self.store.detail(id).await?)
     }
 
+    #[tracing::instrument(name = "replay", skip(self, target, actor), fields(message = id))]
     pub async fn replay(
         &self,
         id: i64,
