@@ -53,6 +53,7 @@ pub fn router(state: AppState, site_root: &Path) -> Router {
         .nest("/api/v1", api::router())
         .route("/login", get(auth::sign_in_form).post(auth::sign_in_submit))
         .route("/logout", post(auth::sign_out))
+        .route("/metrics", get(api::monitoring::metrics))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -12,6 +12,7 @@ pub mod import;
 pub mod ingest;
 pub mod instance;
 pub mod jobs;
+pub mod metrics;
 pub mod monitor;
 pub mod policy;
 pub mod replay;
@@ -92,11 +93,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             "replays interrupted by the last stop are flagged: outcome unknown"
         );
     }
+    let metrics = metrics::Metrics::default();
     let management = Management::new(
         &config.management_url,
         &config.management_user,
         &config.management_password,
-    );
+    )
+    .with_metrics(metrics.clone());
     let publisher = Publisher::new(AmqpPool::new(&config.amqp_url, "replay")?, config.confirm_timeout);
     let capture = CaptureStatus::default();
     let indexer = ingest::indexer::IndexerWake::default();
@@ -107,6 +110,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         amqp: AmqpPool::new(&config.amqp_url, "ingest")?,
         status: capture.clone(),
         indexer: indexer.clone(),
+        metrics: metrics.clone(),
     };
     let monitor = Monitor::new(config.clone(), store.clone(), management.clone(), capture.clone());
     let tasks = TaskHealth::default();
@@ -120,6 +124,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tasks: tasks.clone(),
         instance: uuid::Uuid::new_v4().to_string().into(),
         indexer: indexer.clone(),
+        metrics,
     };
 
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -545,3 +545,72 @@ async fn no_password_reaches_logs_or_api_output() {
         assert!(!answers.contains(secret), "a password is in an API answer");
     }
 }
+
+/// `/metrics` body as `credentials` (`None`: nobody) gets it.
+async fn scrape(app: &TestApp, credentials: Option<(&str, &str)>) -> (u16, String) {
+    let client = match credentials {
+        Some((user, password)) => client_as(user, password),
+        None => reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let r = client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The value of the sample line `series` (name and labels exactly).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+/// Prometheus text for the users the broker shows every vhost's figures;
+/// its counters follow capture and replay, its gauges the stored messages.
+#[tokio::test]
+async fn metrics_follow_capture_and_replay_and_need_a_monitoring_user() {
+    let (mut vh, _db, app) = setup(&[]).await;
+    failure(&mut vh, "allowed.x", b"{\"n\":1}").await;
+    failure(&mut vh, "allowed.x", b"{\"n\":1}").await;
+    let items = app.wait_for_messages("sec.dlq", 2).await;
+    let queue = format!("vhost=\"{}\",queue=\"sec.dlq\"", vh.name);
+
+    let (status, text) = scrape(&app, Some(("guest", "guest"))).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics text: {text}");
+    let received = format!("redrive_messages_received_total{{{queue}}}");
+    assert_eq!(sample(&text, &received), Some(2.0), "{text}");
+    let stored = format!("redrive_messages_stored_total{{{queue}}}");
+    assert_eq!(sample(&text, &stored), Some(2.0), "{text}");
+    assert_eq!(sample(&text, "redrive_messages{status=\"failed\"}"), Some(2.0));
+    let connected = format!("redrive_consumer_state{{{queue},state=\"connected\"}}");
+    assert_eq!(sample(&text, &connected), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "redrive_database_up"), Some(1.0));
+    let calls = sample(&text, "redrive_management_request_seconds_count{outcome=\"ok\"}");
+    assert!(calls.unwrap_or(0.0) > 0.0, "{text}");
+    let commits = sample(&text, "redrive_capture_commit_seconds_count").unwrap();
+    assert!(commits >= 1.0, "{text}");
+
+    let id = &items[0]["id"];
+    let (status, done) = app.post(&format!("/api/v1/messages/{id}/replay"), None).await;
+    assert_eq!(status, 200, "{done}");
+    let (_, text) = scrape(&app, Some(("guest", "guest"))).await;
+    let replayed = "redrive_replays_total{path=\"single\",outcome=\"replayed\"}";
+    assert_eq!(sample(&text, replayed), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "redrive_messages{status=\"replayed\"}"), Some(1.0));
+    assert_eq!(sample(&text, "redrive_messages{status=\"failed\"}"), Some(1.0));
+
+    // Every vhost's figures: monitoring or administrator only.
+    let vhost = vh.name.clone();
+    let monitor = BrokerUser::create("monitoring", &[(&vhost, ".*", ".*", ".*")]).await;
+    assert_eq!(scrape(&app, monitor.creds()).await.0, 200);
+    let manager = BrokerUser::create("management", &[(&vhost, ".*", ".*", ".*")]).await;
+    let (status, refused) = scrape(&app, manager.creds()).await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused.contains("monitoring"), "{refused}");
+    let (status, nothing) = scrape(&app, None).await;
+    assert_ne!(status, 200);
+    assert!(!nothing.contains("redrive_"), "{nothing}");
+    app.stop().await;
+}

@@ -1,7 +1,7 @@
 //! The JSON REST API under `/api/v1`, plus `/healthz` and `/readyz`.
 
 mod error;
-mod monitoring;
+pub(crate) mod monitoring;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};

@@ -16,6 +16,19 @@ use app::model::{
 use super::{HttpError, User};
 use crate::http::AppState;
 
+/// `GET /metrics`: Prometheus text format, for a signed-in `monitoring` or
+/// `administrator` user (Prometheus sends Basic credentials).
+pub async fn metrics(User(u): User) -> Result<impl axum::response::IntoResponse, HttpError> {
+    let text = u.metrics().await?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/overview", get(overview))

@@ -271,6 +271,8 @@ pub struct Management {
     base: String,
     user: String,
     password: String,
+    /// Where each call's time and outcome are counted, when anywhere.
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// Vhost names in API paths: `/` must become `%2F`.
@@ -298,6 +300,7 @@ impl Management {
             base: base.trim_end_matches('/').to_owned(),
             user: user.to_owned(),
             password: password.to_owned(),
+            metrics: None,
         }
     }
 
@@ -313,7 +316,27 @@ impl Management {
         }
     }
 
+    /// Counts every call in `metrics` (`/metrics`).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, ManagementError> {
+        let started = std::time::Instant::now();
+        let answer = self.call(method, path, body).await;
+        if let Some(m) = &self.metrics {
+            m.management_call(started.elapsed(), answer.is_ok());
+        }
+        answer
+    }
+
+    async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

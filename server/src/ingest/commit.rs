@@ -43,9 +43,14 @@ impl Ingest {
         }
         let held = batch.messages.len();
         let window = self.config.redelivery_window;
+        let started = std::time::Instant::now();
         let committed = self
             .durably(held, stop, || self.store.insert_batch(&batch.messages, window))
             .await?;
+        self.metrics.committed(started.elapsed());
+        if let Some(m) = batch.messages.first() {
+            self.metrics.captured(&m.vhost, &m.queue, held, committed.stored);
+        }
         tracing::debug!(received = held, stored = committed.stored, "batch committed");
         if committed.possible_copies > 0 {
             tracing::warn!(

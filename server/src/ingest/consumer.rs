@@ -161,6 +161,7 @@ impl Ingest {
             tracing::warn!(%vhost, %queue, %error, retry_in_ms = wait.as_millis() as u64, "capture interrupted; reconnecting");
             self.status
                 .set(&vhost, &queue, ConsumerState::Reconnecting, Some(error));
+            self.metrics.reconnecting(&vhost, &queue);
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}

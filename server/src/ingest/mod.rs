@@ -41,6 +41,7 @@ pub struct Ingest {
     pub status: CaptureStatus,
     /// Told after every commit: the new messages need indexing.
     pub indexer: indexer::IndexerWake,
+    pub metrics: crate::metrics::Metrics,
 }
 
 type QueueKey = (String, String);

@@ -269,6 +269,9 @@ impl<'a> Run<'a> {
 
     fn record(&mut self, item: Item, settlement: Settlement, error: Option<String>) {
         self.oldest_outcome.get_or_insert_with(Instant::now);
+        self.r
+            .metrics
+            .replayed(crate::metrics::ReplayPath::Job, settlement.into());
         self.outcomes.push(JobReplayOutcome {
             replay: item,
             settlement,

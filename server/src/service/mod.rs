@@ -1,6 +1,7 @@
 //! Redrive's operations, shared by the REST API and the UI's server functions.
 
 mod errors;
+mod metrics;
 mod monitoring;
 mod scoped;
 
@@ -34,6 +35,7 @@ pub struct Redrive {
     pub tasks: crate::supervise::TaskHealth,
     /// Told when bulk jobs write, so search indexing gives way to them.
     pub indexer: crate::ingest::indexer::IndexerWake,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Redrive {
@@ -86,6 +88,8 @@ impl Redrive {
             replay_id: result.is_ok().then(|| out.replay_id.clone()),
         };
         self.settle(id, settlement, &event).await?;
+        self.metrics
+            .replayed(crate::metrics::ReplayPath::Single, settlement.into());
         match result {
             Ok(()) => Ok(out.replay_id),
             Err(e) => match e.kind() {

@@ -14,7 +14,7 @@ use app::model::{
 };
 
 use super::Redrive;
-use crate::auth::principal::{Access, Denied};
+use crate::auth::principal::{Access, Denied, Tag};
 use crate::auth::{Caller, Principal};
 use crate::store::NewAudit;
 
@@ -193,6 +193,16 @@ impl UserBackend {
             }
         }
         Ok(filter)
+    }
+
+    /// `/metrics` covers every vhost, so it is for the users the broker
+    /// shows every vhost's statistics: `monitoring` and `administrator`.
+    pub async fn metrics(&self) -> Result<String, ApiError> {
+        let who = self.who();
+        if !(who.is_admin() || who.has(Tag::Monitoring)) {
+            return Err(ApiError::Forbidden(Denied::Tag("monitoring").to_string()));
+        }
+        self.redrive.metrics_text().await
     }
 
     /// A job is visible when every vhost its messages are in is.
