@@ -147,68 +147,27 @@ impl Default for Metrics {
             broker_data_age: Gauge::default(),
             registry: Registry::default(),
         };
-        let i = &inner;
-        registry.register(
-            "messages_received",
-            "Deliveries taken from a watched queue and committed (copies of stored rows included)",
-            i.received.clone(),
-        );
-        registry.register(
-            "messages_stored",
-            "Rows stored from a watched queue (redelivered copies of stored rows excluded)",
-            i.stored.clone(),
-        );
-        registry.register(
-            "replays",
-            "Replay verdicts, by path (single or job) and outcome (replayed, failed, unknown)",
-            i.replays.clone(),
-        );
-        registry.register(
-            "capture_commit_seconds",
-            "Time to commit one captured batch durably (before its ack)",
-            i.commit_seconds.clone(),
-        );
-        registry.register(
-            "management_request_seconds",
-            "Management API calls, by outcome (ok or error)",
-            i.management_seconds.clone(),
-        );
-        registry.register("messages", "Stored messages by status", i.messages.clone());
-        registry.register(
-            "job_items",
-            "Items of unfinished jobs, by job, action, state and items (done, failed, pending)",
-            i.job_items.clone(),
-        );
-        registry.register(
-            "queue_messages_ready",
-            "Ready messages of each watched queue (waiting to be captured), from the last broker snapshot",
-            i.ready.clone(),
-        );
-        registry.register(
-            "queue_messages_unacked",
-            "Unacknowledged messages of each watched queue, from the last broker snapshot",
-            i.unacked.clone(),
-        );
-        registry.register(
-            "consumer_state",
-            "1 for the state each capture consumer is in (connected, reconnecting, paused, ...)",
-            i.consumer.clone(),
-        );
-        registry.register(
-            "consumer_reconnects",
-            "Times a capture consumer lost its channel or connection and went to reconnect",
-            i.reconnects.clone(),
-        );
-        registry.register(
-            "database_up",
-            "1 while captured batches commit, 0 during a database outage",
-            i.database_up.clone(),
-        );
-        registry.register(
-            "broker_data_age_seconds",
-            "Age of the last successful management API snapshot",
-            i.broker_data_age.clone(),
-        );
+        // Name, help, metric: the README's table lists the same.
+        macro_rules! register {
+            ($($name:literal, $help:literal => $metric:expr;)*) => {
+                $(registry.register($name, $help, $metric.clone());)*
+            };
+        }
+        register! {
+            "messages_received", "Deliveries taken from a watched queue and committed (copies of stored rows included)" => inner.received;
+            "messages_stored", "Rows stored from a watched queue (redelivered copies of stored rows excluded)" => inner.stored;
+            "replays", "Replay verdicts, by path (single or job) and outcome (replayed, failed, unknown)" => inner.replays;
+            "capture_commit_seconds", "Time to commit one captured batch durably (before its ack)" => inner.commit_seconds;
+            "management_request_seconds", "Management API calls, by outcome (ok or error)" => inner.management_seconds;
+            "messages", "Stored messages by status" => inner.messages;
+            "job_items", "Items of unfinished jobs, by job, action, state and items (done, failed, pending)" => inner.job_items;
+            "queue_messages_ready", "Ready messages of each watched queue (waiting to be captured), from the last broker snapshot" => inner.ready;
+            "queue_messages_unacked", "Unacknowledged messages of each watched queue, from the last broker snapshot" => inner.unacked;
+            "consumer_state", "1 for the state each capture consumer is in (starting, connected, reconnecting)" => inner.consumer;
+            "consumer_reconnects", "Times a capture consumer lost its channel or connection and went to reconnect" => inner.reconnects;
+            "database_up", "1 while captured batches commit, 0 during a database outage" => inner.database_up;
+            "broker_data_age_seconds", "Age of the last successful management API snapshot" => inner.broker_data_age;
+        }
         Self(Arc::new(Inner { registry, ..inner }))
     }
 }
