@@ -136,7 +136,7 @@ impl TryFrom<&app::model::AuditQuery> for AuditFilter {
     type Error = StoreError;
 
     fn try_from(q: &app::model::AuditQuery) -> Result<Self, Self::Error> {
-        let non_empty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
+        use super::filter::{cursor, non_empty, page_limit, parse_time};
         let action = match non_empty(&q.action) {
             None => None,
             Some(a) => Some(AuditAction::parse(&a).ok_or_else(|| {
@@ -144,27 +144,13 @@ impl TryFrom<&app::model::AuditQuery> for AuditFilter {
                 StoreError::Invalid(format!("unknown action `{a}` (one of {})", known.join(", ")))
             })?),
         };
-        let before_id = match non_empty(&q.cursor) {
-            None => None,
-            Some(c) => Some(
-                c.parse::<i64>()
-                    .map_err(|_| StoreError::Invalid(format!("invalid cursor `{c}`")))?,
-            ),
-        };
-        let limit = q.limit.unwrap_or(100);
-        if limit == 0 || limit > super::MAX_PAGE {
-            return Err(StoreError::Invalid(format!(
-                "limit must be between 1 and {}",
-                super::MAX_PAGE
-            )));
-        }
         Ok(Self {
             user: non_empty(&q.user),
             action,
-            from_ms: super::filter::parse_time("from", q.from.as_deref())?,
-            to_ms: super::filter::parse_time("to", q.to.as_deref())?,
-            before_id,
-            limit,
+            from_ms: parse_time("from", q.from.as_deref())?,
+            to_ms: parse_time("to", q.to.as_deref())?,
+            before_id: cursor(q.cursor.as_deref())?,
+            limit: page_limit(q.limit, 100)?,
         })
     }
 }

@@ -28,8 +28,31 @@ pub struct Filter {
     pub visible: Option<Vec<String>>,
 }
 
-fn non_empty(v: &Option<String>) -> Option<String> {
+pub(super) fn non_empty(v: &Option<String>) -> Option<String> {
     v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// A page's cursor (the last id of the page before); empty is the first page.
+pub(super) fn cursor(value: Option<&str>) -> Result<Option<i64>, StoreError> {
+    value
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| StoreError::Invalid(format!("invalid cursor `{c}`")))
+        })
+        .transpose()
+}
+
+/// A page's size: `default` when not given, never more than `MAX_PAGE`.
+pub(super) fn page_limit(value: Option<u32>, default: u32) -> Result<u32, StoreError> {
+    let limit = value.unwrap_or(default);
+    if limit == 0 || limit > super::MAX_PAGE {
+        return Err(StoreError::Invalid(format!(
+            "limit must be between 1 and {}",
+            super::MAX_PAGE
+        )));
+    }
+    Ok(limit)
 }
 
 /// An optional status filter; empty is none.

@@ -241,19 +241,8 @@ impl Store {
     ) -> Result<MessagePage, StoreError> {
         let mut filter = Filter::try_from(q)?;
         filter.visible = visible.map(<[String]>::to_vec);
-        let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-            Some(c) => Some(
-                c.parse::<i64>()
-                    .map_err(|_| StoreError::Invalid(format!("invalid cursor `{c}`")))?,
-            ),
-            None => None,
-        };
-        let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-        if limit == 0 || limit > MAX_PAGE {
-            return Err(StoreError::Invalid(format!(
-                "limit must be between 1 and {MAX_PAGE}"
-            )));
-        }
+        let cursor = filter::cursor(q.cursor.as_deref())?;
+        let limit = filter::page_limit(q.limit, DEFAULT_PAGE)?;
         // A page is served from what is indexed even when catching up fails
         // (a database that cannot write); it says what it cannot see.
         let unsearchable = match self.searchable(&filter, Some(SEARCH_CATCH_UP)).await {
