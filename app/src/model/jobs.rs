@@ -18,7 +18,50 @@ impl JobAction {
             JobAction::Discard => "discard",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [JobAction::Replay, JobAction::Discard]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
 }
+
+/// How a stored action or state is read back (`#[sqlx(try_from = "String")]`
+/// in the server's store): an unknown word is an error, never a guess.
+impl TryFrom<String> for JobAction {
+    type Error = UnknownWord;
+    fn try_from(s: String) -> Result<Self, UnknownWord> {
+        Self::parse(&s).ok_or(UnknownWord {
+            kind: "job action",
+            word: s,
+        })
+    }
+}
+
+impl TryFrom<String> for JobState {
+    type Error = UnknownWord;
+    fn try_from(s: String) -> Result<Self, UnknownWord> {
+        Self::parse(&s).ok_or(UnknownWord {
+            kind: "job state",
+            word: s,
+        })
+    }
+}
+
+/// A stored word that names no known variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownWord {
+    pub kind: &'static str,
+    pub word: String,
+}
+
+impl std::fmt::Display for UnknownWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown {} {:?}", self.kind, self.word)
+    }
+}
+
+impl std::error::Error for UnknownWord {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -84,7 +84,7 @@ pub(super) async fn run(
         }
         if stop.is_none() && Instant::now() >= next_control {
             next_control = Instant::now() + CONTROL_EVERY;
-            if r.store.job_spec(spec.id).await?.state != JobState::Running.as_str() {
+            if r.store.job_spec(spec.id).await?.state != JobState::Running {
                 stop = Some(Stop::Control);
             }
         }

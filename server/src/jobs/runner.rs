@@ -90,7 +90,7 @@ pub(super) fn retry_delay(attempts: u32) -> Duration {
 /// Works through one job until it is done, paused, cancelled or Redrive stops.
 async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken, retrying: bool) -> anyhow::Result<()> {
     let spec = r.store.job_spec(id).await?;
-    if spec.action == JobAction::Discard.as_str() {
+    if spec.action == JobAction::Discard {
         return discard(r, id, &spec.actor, shutdown, retrying).await;
     }
     super::replay::run(r, &spec, shutdown, retrying).await
@@ -106,7 +106,7 @@ async fn discard(
     mut retrying: bool,
 ) -> anyhow::Result<()> {
     loop {
-        if shutdown.is_cancelled() || r.store.job_spec(id).await?.state != JobState::Running.as_str() {
+        if shutdown.is_cancelled() || r.store.job_spec(id).await?.state != JobState::Running {
             return Ok(());
         }
         let discarded = r.store.discard_job_batch(id, user, DISCARD_BATCH).await?;

@@ -12,8 +12,10 @@ use super::{now_ms, Store, StoreError};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobSpec {
     pub id: i64,
-    pub action: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub action: JobAction,
+    #[sqlx(try_from = "String")]
+    pub state: JobState,
     pub actor: String,
     pub target_exchange: Option<String>,
     pub target_routing_key: Option<String>,
@@ -44,12 +46,8 @@ impl From<JobRow> for Job {
     fn from(r: JobRow) -> Self {
         Job {
             id: r.spec.id,
-            action: if r.spec.action == "discard" {
-                JobAction::Discard
-            } else {
-                JobAction::Replay
-            },
-            state: JobState::parse(&r.spec.state).unwrap_or(JobState::Failed),
+            action: r.spec.action,
+            state: r.spec.state,
             actor: r.spec.actor,
             selection: serde_json::from_str(&r.selection).unwrap_or_default(),
             exchange: r.spec.target_exchange,
@@ -105,9 +103,10 @@ impl Store {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (action, state, actor, selection, target_exchange, target_routing_key,
                 rate_per_sec, total, created_at, updated_at)
-             VALUES (?, 'running', ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING id",
         )
         .bind(job.action.as_str())
+        .bind(JobState::Running.as_str())
         .bind(job.actor)
         .bind(job.selection.to_string())
         .bind(&job.exchange)
@@ -193,7 +192,8 @@ impl Store {
 
     pub async fn running_jobs(&self) -> Result<Vec<i64>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'running' ORDER BY id")
+            sqlx::query_scalar("SELECT id FROM jobs WHERE state = ? ORDER BY id")
+                .bind(JobState::Running.as_str())
                 .fetch_all(&self.pool)
                 .await?,
         )
@@ -233,10 +233,11 @@ impl Store {
     /// Sets or clears the note of a running job without changing its state,
     /// e.g. why it is waiting for the broker.
     pub async fn set_job_note(&self, id: i64, note: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET note = ?, updated_at = ? WHERE id = ? AND state = 'running'")
+        sqlx::query("UPDATE jobs SET note = ?, updated_at = ? WHERE id = ? AND state = ?")
             .bind(note)
             .bind(now_ms())
             .bind(id)
+            .bind(JobState::Running.as_str())
             .execute(&self.pool)
             .await?;
         Ok(())
