@@ -20,7 +20,10 @@ pub const DEFAULT_WATCH: &str = r"^((.+\.)?error\.queue|.+\.dlq|.+_error)$";
     args_override_self = true
 )]
 pub struct Config {
-    /// AMQP URL; its vhost is only the default, Redrive connects to every watched vhost.
+    /// AMQP URL, or one per cluster node, comma-separated: connections go to
+    /// the node that last accepted one, else to the next in the list. The
+    /// first URL's vhost is only the default; Redrive connects to every
+    /// watched vhost. A comma inside a password is written `%2C`.
     #[arg(
         long,
         env = "REDRIVE_AMQP_URL",
@@ -28,7 +31,8 @@ pub struct Config {
     )]
     pub amqp_url: String,
 
-    /// Base URL of the RabbitMQ management HTTP API.
+    /// Base URL of the RabbitMQ management HTTP API, or one per cluster node,
+    /// comma-separated: a node that does not answer is skipped for the next.
     #[arg(
         long,
         env = "REDRIVE_MANAGEMENT_URL",
@@ -294,8 +298,8 @@ impl std::fmt::Debug for Config {
     /// password) never reach a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("amqp_url", &redact_url(&self.amqp_url))
-            .field("management_url", &redact_url(&self.management_url))
+            .field("amqp_url", &redact_urls(&self.amqp_url))
+            .field("management_url", &redact_urls(&self.management_url))
             .field("management_user", &self.management_user)
             .field("database_url", &redact_url(&self.database_url))
             .field("listen", &self.listen)
@@ -336,6 +340,18 @@ pub fn redact_url(raw: &str) -> String {
             _ => raw.to_owned(),
         },
     }
+}
+
+/// A comma-separated list of URLs (cluster nodes), each redacted, and
+/// returned as given when nothing in it looks like a credential.
+pub fn redact_urls(raw: &str) -> String {
+    if !raw.contains('@') {
+        return raw.to_owned();
+    }
+    raw.split(',')
+        .map(|u| redact_url(u.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A webhook URL as shown in API output and logs: scheme, host and port
@@ -422,6 +438,16 @@ mod tests {
         }
         assert_eq!(redact_url("http://127.0.0.1:15672"), "http://127.0.0.1:15672/");
         assert_eq!(redact_url("amqp://u:x@h/v"), "amqp://u:***@h/v");
+    }
+
+    #[test]
+    fn every_node_of_a_url_list_is_redacted() {
+        let shown = redact_urls("amqp://u:one@h1:5672/v, amqp://u:two@h2:5672/v");
+        assert_eq!(shown, "amqp://u:***@h1:5672/v,amqp://u:***@h2:5672/v");
+        assert_eq!(
+            redact_urls("http://n1:15672,http://n2:15672"),
+            "http://n1:15672,http://n2:15672"
+        );
     }
 
     #[test]

@@ -97,6 +97,8 @@ impl PublishError {
 /// a copy carrying an old `x-death` would confuse `x-death`-based retry counters.
 fn is_failure_header(name: &str) -> bool {
     name == "x-death"
+        // Set by quorum queues on redelivery; the target counts its own.
+        || name == "x-delivery-count"
         || name.starts_with("x-first-death-")
         || name.starts_with("x-last-death-")
         || name.starts_with("x-exception-")

@@ -1,5 +1,7 @@
 //! Client for the RabbitMQ management HTTP API.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::model::{Policy, PolicyRequest};
@@ -265,10 +267,15 @@ pub struct NodeStats {
     pub disk_free_alarm: bool,
 }
 
+/// A client for the management API of every node given; see [`Management::new`].
 #[derive(Clone)]
 pub struct Management {
     http: reqwest::Client,
-    base: String,
+    /// Base URLs, one per node; the API is cluster-wide, so any node answers
+    /// for all of them.
+    bases: Arc<[String]>,
+    /// The node that answered last, asked first next time.
+    preferred: Arc<AtomicUsize>,
     user: String,
     password: String,
     /// Where each call's time and outcome are counted, when anywhere.
@@ -281,38 +288,29 @@ pub fn enc(segment: &str) -> String {
 }
 
 impl Management {
-    pub(super) fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    pub(super) fn base(&self) -> &str {
-        &self.base
-    }
-
-    pub fn new(base: &str, user: &str, password: &str) -> Self {
+    /// `bases` is one base URL or several, comma-separated (one per node of
+    /// a cluster). A node that does not answer is skipped for the next.
+    pub fn new(bases: &str, user: &str, password: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
             .build()
             .expect("static reqwest configuration is valid");
+        let mut list: Vec<String> = bases
+            .split(',')
+            .map(|b| b.trim().trim_end_matches('/').to_owned())
+            .filter(|b| !b.is_empty())
+            .collect();
+        if list.is_empty() {
+            list.push(String::new());
+        }
         Self {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            bases: list.into(),
+            preferred: Arc::default(),
             user: user.to_owned(),
             password: password.to_owned(),
             metrics: None,
-        }
-    }
-
-    /// Why a request got no answer at all.
-    pub(super) fn unreachable(&self, source: reqwest::Error) -> ManagementError {
-        if source.is_connect() {
-            ManagementError::NotListening {
-                base: self.base.clone(),
-                source,
-            }
-        } else {
-            ManagementError::Unreachable(source)
         }
     }
 
@@ -320,6 +318,60 @@ impl Management {
     pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// Why a request got no answer at all from `base`.
+    fn unreachable(base: &str, source: reqwest::Error) -> ManagementError {
+        if source.is_connect() {
+            ManagementError::NotListening {
+                base: crate::config::redact_urls(base),
+                source,
+            }
+        } else {
+            ManagementError::Unreachable(source)
+        }
+    }
+
+    /// Sends one request to the node that answered last, else to each other
+    /// node in turn, and returns the first answer whatever its status: a
+    /// node that answers has spoken for the cluster. Only "no answer"
+    /// (refused, timed out) moves on to the next node.
+    pub(super) async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        (user, password): (&str, &str),
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, ManagementError> {
+        let first = self.preferred.load(Ordering::Relaxed);
+        let mut last_error = None;
+        for step in 0..self.bases.len() {
+            let i = (first + step) % self.bases.len();
+            let base = &self.bases[i];
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{base}/api{path}"))
+                .basic_auth(user, Some(password));
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            match req.send().await {
+                Ok(res) => {
+                    if i != first {
+                        tracing::warn!(node = %crate::config::redact_urls(base), "management API failed over to another node");
+                        self.preferred.store(i, Ordering::Relaxed);
+                    }
+                    return Ok(res);
+                }
+                Err(e) => {
+                    if self.bases.len() > 1 {
+                        tracing::warn!(node = %crate::config::redact_urls(base), error = %e, "management API node did not answer");
+                    }
+                    last_error = Some(Self::unreachable(base, e));
+                }
+            }
+        }
+        Err(last_error.expect("at least one base URL"))
     }
 
     async fn send(
@@ -342,14 +394,9 @@ impl Management {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, ManagementError> {
-        let mut req = self
-            .http
-            .request(method, format!("{}/api{path}", self.base))
-            .basic_auth(&self.user, Some(&self.password));
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        let res = req.send().await.map_err(|e| self.unreachable(e))?;
+        let res = self
+            .request(method, path, (&self.user, &self.password), body)
+            .await?;
         let status = res.status();
         if status.is_success() {
             return Ok(res);

@@ -55,12 +55,8 @@ impl Management {
     /// is refused by the broker's API, and so by Redrive.
     pub async fn check_password(&self, user: &str, password: &str) -> Result<Verdict, ManagementError> {
         let res = self
-            .http()
-            .get(format!("{}/api/whoami", self.base()))
-            .basic_auth(user, Some(password))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            .request(reqwest::Method::GET, "/whoami", (user, password), None)
+            .await?;
         match res.status().as_u16() {
             200 => Ok(Verdict::Accepted),
             401 | 403 => Ok(Verdict::Refused),

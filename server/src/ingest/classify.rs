@@ -158,6 +158,10 @@ pub fn classify(
                 verdict.reason.unwrap_or_default()
             ));
         }
+        if q.kind == "stream" {
+            out.insert(q.name.clone(), stream_verdict(verdict));
+            continue;
+        }
         match overrides.get(name) {
             Some(true) if !verdict.watched => {
                 verdict.watched = true;
@@ -172,6 +176,20 @@ pub fn classify(
         out.insert(q.name.clone(), verdict);
     }
     out
+}
+
+/// Streams are listed, never consumed, whatever the rules or an operator
+/// say: a stream keeps every message for all its readers, so consuming one
+/// would not take a failure off it, and it needs offsets Redrive does not
+/// keep.
+fn stream_verdict(rules: Verdict) -> Verdict {
+    Verdict {
+        role: rules.role,
+        watched: false,
+        reason: Some(
+            "not captured: a stream keeps its messages for every reader; read it with a stream client".into(),
+        ),
+    }
 }
 
 fn rule_verdict(

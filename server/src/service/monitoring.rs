@@ -87,12 +87,30 @@ impl Redrive {
                 )));
             }
         }
+        if switch.watch == Some(true) && self.is_stream(vhost, queue).await {
+            return Err(ApiError::BadRequest(format!(
+                "{queue} is a stream: Redrive lists streams but does not consume them \
+                 (a stream keeps every message for all its readers)"
+            )));
+        }
         self.store
             .set_watch_override(vhost, queue, switch.watch, actor)
             .await?;
         tracing::info!(%vhost, %queue, watch = ?switch.watch, %actor, "capture switch changed");
         self.monitor.invalidate();
         Ok(())
+    }
+
+    /// Whether the broker data at hand says `queue` is a stream. Without
+    /// data the switch is stored: classification refuses streams anyway.
+    async fn is_stream(&self, vhost: &str, queue: &str) -> bool {
+        let cached = self.monitor.current(MAX_AGE).await;
+        cached
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.vhost(vhost))
+            .and_then(|v| v.queues.iter().find(|q| q.name == queue))
+            .is_some_and(|q| q.kind == "stream")
     }
 
     /// The overview, its lists limited to `visible` vhosts (all when `None`).

@@ -221,3 +221,38 @@ fn system_and_exclusive_queues_are_never_captured() {
     assert!(!verdict(&v, "x.dlq").watched);
     assert!(!verdict(&v, "amq.gen-1.dlq").watched);
 }
+
+#[test]
+fn streams_are_listed_never_consumed_even_when_switched_on() {
+    let mut stream = queue("audit.error.queue", json!({"x-queue-type": "stream"}));
+    stream.kind = "stream".into();
+    let mut quorum = queue("orders.error.queue", json!({"x-queue-type": "quorum"}));
+    quorum.kind = "quorum".into();
+    let v = vhost(
+        vec![stream, quorum],
+        vec![bind("error.direct", "audit.error.queue", "audit")],
+    );
+
+    let s = verdict(&v, "audit.error.queue");
+    assert_eq!(
+        s.role,
+        Role::Failure,
+        "it still holds failures, so it is not advised an error queue"
+    );
+    assert!(!s.watched);
+    assert!(s.reason.unwrap().contains("stream"));
+    let forced = classify(
+        &v,
+        &rules(),
+        &HashMap::from([("audit.error.queue".to_owned(), true)]),
+    );
+    assert!(
+        !forced["audit.error.queue"].watched,
+        "an operator switch cannot consume a stream"
+    );
+
+    assert!(
+        verdict(&v, "orders.error.queue").watched,
+        "quorum error queues are captured"
+    );
+}
