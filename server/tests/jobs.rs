@@ -194,6 +194,25 @@ async fn job_requests_are_validated_and_discard_jobs_work() {
         "bad requests created nothing"
     );
 
+    // The largest selection the API takes (100,000 ids, more than SQLite's
+    // and PostgreSQL's bind-parameter limits) is one query that selects
+    // what exists; a dry run shows it without writing anything.
+    let mut many: Vec<i64> = (1_000_000..1_099_997).collect();
+    many.extend(&ids);
+    let (status, dry) = app
+        .post(
+            "/api/v1/jobs",
+            Some(json!({"action": "discard", "ids": many, "dry_run": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["total"], 3, "{dry}");
+    many.push(1);
+    let (status, _) = app
+        .post("/api/v1/jobs", Some(json!({"action": "discard", "ids": many})))
+        .await;
+    assert_eq!(status, 400, "100,001 ids are refused");
+
     // A replay job to an exchange nobody binds: every message fails, visibly, and stays failed.
     let (status, created) = app
         .post(

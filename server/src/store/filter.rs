@@ -182,16 +182,12 @@ impl Filter {
             b.push(" AND received_at < ").push_bind(t);
         }
         if let Some(ids) = &self.ids {
-            b.push(" AND messages.id IN (");
-            let mut list = b.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            // An empty selection matches nothing (and `IN ()` is not valid SQL).
-            if ids.is_empty() {
-                list.push("NULL");
-            }
-            b.push(")");
+            // One bind of a JSON array, whatever its length: a bind per id
+            // would pass SQLite's limit of 32,766 parameters.
+            let list = serde_json::to_string(ids).expect("integers serialise");
+            b.push(" AND messages.id IN (SELECT value FROM json_each(")
+                .push_bind(list)
+                .push("))");
         }
         if let Some(vhosts) = &self.visible {
             push_visible(b, vhosts);
