@@ -245,6 +245,9 @@ pub enum Command {
     Serve,
     /// Publish a JSON Lines export back into the broker.
     Import(crate::import::ImportArgs),
+    /// Exit 0 when the Redrive listening on REDRIVE_LISTEN answers
+    /// `/healthz`, 1 otherwise (a container's HEALTHCHECK).
+    Healthcheck,
 }
 
 /// A regex that may be empty (meaning: no pattern).

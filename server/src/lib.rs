@@ -7,6 +7,7 @@ pub mod broker;
 pub mod config;
 pub mod export;
 pub mod fields;
+pub mod healthcheck;
 pub mod http;
 pub mod import;
 pub mod ingest;

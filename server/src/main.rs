@@ -48,6 +48,10 @@ async fn run() -> anyhow::Result<()> {
         // Span fields (the batch's queue, the job's id) go with every line.
         LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).init(),
     }
+    if let Some(Command::Healthcheck) = command {
+        // No log line on success: a health check runs every 30 s.
+        return server::healthcheck::probe(config.listen).await;
+    }
     if let Some(Command::Import(args)) = command {
         let n = server::import::run(&config.amqp_url, &args).await?;
         println!(

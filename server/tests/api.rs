@@ -46,7 +46,14 @@ async fn health_and_readiness() {
     assert_eq!(app.get("/healthz").await.0, 200);
     let (status, body) = app.get("/readyz").await;
     assert_eq!(status, 200, "{body}");
+    // `redrive healthcheck` (the container's HEALTHCHECK) asks the same.
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    server::healthcheck::probe(addr).await.unwrap();
     app.stop().await;
+    assert!(
+        server::healthcheck::probe(addr).await.is_err(),
+        "a stopped Redrive is unhealthy"
+    );
 
     let db = TestDb::new();
     let app = TestApp::start(config(&vh, &db, &["--management-url=http://127.0.0.1:9"])).await;
