@@ -45,7 +45,7 @@ fn broker_pid() -> Option<String> {
 async fn store_alone(dir: &std::path::Path, n: u32) -> Duration {
     use server::ingest::decode::{decode, Incoming};
     let url = format!("sqlite://{}?mode=rwc", dir.join("alone.db").display());
-    let store = server::store::Store::connect(&url).await.unwrap();
+    let store = server::store::connect(&url).await.unwrap();
     let batches: Vec<Vec<_>> = (0..n as usize)
         .collect::<Vec<_>>()
         .chunks(500)
@@ -122,7 +122,7 @@ async fn main() {
     let cpu_before = (cpu_seconds(&broker), cpu_seconds("self"));
     let start = Instant::now();
     let running = server::start(config, CancellationToken::new()).await.unwrap();
-    let store = server::store::Store::connect(&format!("sqlite://{}", db.display()))
+    let store = server::store::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
     // Progress is read as the highest id (one index lookup): a `COUNT(*)`

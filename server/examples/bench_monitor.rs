@@ -119,7 +119,7 @@ async fn main() {
         format!("--vhosts={vhost}"),
     ])
     .unwrap();
-    let store = Store::connect(&db_url).await.unwrap();
+    let store = server::store::connect(&db_url).await.unwrap();
     let management = Management::new(
         &config.management_url,
         &config.management_user,
@@ -166,7 +166,7 @@ async fn main() {
     row("redrive: store one round of samples", insert, "");
 
     // A settled week, with its compaction and the three chart windows.
-    let history = Store::connect(&format!("sqlite://{}?mode=rwc", dir.join("week.db").display()))
+    let history = server::store::connect(&format!("sqlite://{}?mode=rwc", dir.join("week.db").display()))
         .await
         .unwrap();
     let now = now_ms();

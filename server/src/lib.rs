@@ -35,7 +35,6 @@ use ingest::{CaptureStatus, Ingest};
 use monitor::Monitor;
 use replay::Publisher;
 use service::Redrive;
-use store::Store;
 use supervise::TaskHealth;
 
 /// A started Redrive: the bound address and the tasks to wait for.
@@ -77,7 +76,7 @@ impl Running {
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let instance = instance::InstanceLock::acquire(&config.database_url)?;
-    let store = Store::connect(&config.database_url).await?;
+    let store = store::connect(&config.database_url).await?;
     let grouped = store.backfill_groups().await?;
     if grouped > 0 {
         tracing::info!(

@@ -54,7 +54,7 @@ fn search(text: &str) -> MessageQuery {
 #[tokio::test]
 async fn a_search_sees_messages_committed_before_the_indexer_ran() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     store_burst(&store, 30).await;
     assert_eq!(store.unindexed().await.unwrap(), 30, "capture does not index");
 
@@ -72,7 +72,7 @@ async fn a_search_sees_messages_committed_before_the_indexer_ran() {
 #[tokio::test]
 async fn a_page_in_a_burst_says_what_it_cannot_see_yet_and_a_selection_sees_all() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     store_burst(&store, 2_600).await;
 
     // A page indexes a bounded amount on the spot and names the rest.
@@ -92,7 +92,7 @@ async fn a_page_in_a_burst_says_what_it_cannot_see_yet_and_a_selection_sees_all(
 #[tokio::test]
 async fn the_indexer_catches_up_on_its_own_and_survives_restarts() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     store_burst(&store, 1_200).await;
     let (wake, stop) = (IndexerWake::default(), CancellationToken::new());
     let task = tokio::spawn(indexer::run(store.clone(), wake.clone(), stop.clone()));
@@ -105,7 +105,7 @@ async fn the_indexer_catches_up_on_its_own_and_survives_restarts() {
 
     // A reopened store keeps its mark: nothing is indexed twice.
     drop(store);
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     assert_eq!(store.unindexed().await.unwrap(), 0);
     assert_eq!(store.index_pending(100).await.unwrap(), 0);
     let filter = Filter::try_from(&search("ledger")).unwrap();

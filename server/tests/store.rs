@@ -33,7 +33,7 @@ fn at(body: &[u8], redelivered: bool) -> server::ingest::decode::NewMessage {
 #[tokio::test]
 async fn a_redelivery_of_a_committed_message_is_not_stored_twice() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     assert_eq!(
         store
             .insert_batch(&[at(b"a", false)], WINDOW)
@@ -62,7 +62,7 @@ async fn a_redelivery_of_a_committed_message_is_not_stored_twice() {
 
 /// Two identical failures committed in one batch, their ack then in `state`.
 async fn two_identical_rows(db: &TestDb, state: AckState) -> (Store, std::ops::RangeInclusive<i64>) {
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     let first = store
         .insert_batch(&[at(b"same", false), at(b"same", false)], WINDOW)
         .await
@@ -124,7 +124,7 @@ async fn twins_of_rows_whose_ack_was_in_flight_are_stored_and_flagged() {
 #[tokio::test]
 async fn identical_redelivered_messages_are_never_merged() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     // Three identical failures, redelivered because an earlier consumer did
     // not ack them: none of them is stored yet, so all three are new rows,
     // although they share one batch and one content hash.
@@ -152,7 +152,7 @@ async fn identical_redelivered_messages_are_never_merged() {
 #[tokio::test]
 async fn a_twin_older_than_the_window_does_not_absorb_a_redelivery() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     let mut old = at(b"old", false);
     old.received_at -= time::Duration::hours(2);
     store.insert_batch(&[old], WINDOW).await.unwrap();
@@ -171,11 +171,11 @@ async fn a_twin_older_than_the_window_does_not_absorb_a_redelivery() {
 async fn reopening_keeps_rows_and_migrations_are_idempotent() {
     let db = TestDb::new();
     {
-        let store = Store::connect(&db.url()).await.unwrap();
+        let store = server::store::connect(&db.url()).await.unwrap();
         let m = decode(incoming(b"x", false), OffsetDateTime::now_utc());
         store.insert_batch(&[m], WINDOW).await.unwrap();
     }
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     assert_eq!(store.count().await.unwrap(), 1);
     let d = store.detail(1).await.unwrap();
     assert_eq!(d.summary.queue, "q.dlq");
@@ -186,7 +186,7 @@ async fn reopening_keeps_rows_and_migrations_are_idempotent() {
 async fn rows_from_before_failure_groups_are_fingerprinted() {
     use sqlx::{ConnectOptions, Connection};
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     let m = decode(incoming(b"x", false), OffsetDateTime::now_utc());
     let expected = m.group_id.clone();
     store.insert_batch(&[m], WINDOW).await.unwrap();
@@ -230,7 +230,7 @@ async fn aged_samples_are_averaged_into_buckets_once_and_expire() {
     use server::store::samples::Sample;
     const MIN: i64 = 60_000;
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     let sample = |ready: f64| Sample {
         vhost: "v".into(),
         queue: "q".into(),
@@ -291,7 +291,7 @@ async fn aged_samples_are_averaged_into_buckets_once_and_expire() {
 async fn a_database_from_a_newer_redrive_is_refused_untouched() {
     use sqlx::Connection;
     let db = TestDb::new();
-    drop(Store::connect(&db.url()).await.unwrap());
+    drop(server::store::connect(&db.url()).await.unwrap());
     let mut conn = db.raw_connection().await;
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
@@ -301,7 +301,7 @@ async fn a_database_from_a_newer_redrive_is_refused_untouched() {
     .await
     .unwrap();
     conn.close().await.unwrap();
-    let err = Store::connect(&db.url()).await.err().expect("refused");
+    let err = server::store::connect(&db.url()).await.err().expect("refused");
     let text = format!("{err:#}");
     assert!(text.contains("newer Redrive") && text.contains("99999"), "{text}");
 }
@@ -310,7 +310,7 @@ async fn a_database_from_a_newer_redrive_is_refused_untouched() {
 async fn an_unconfirmed_replay_is_flagged_and_its_retry_reuses_the_replay_id() {
     use server::store::{Event, Settlement};
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     store.insert_batch(&[at(b"pay", false)], WINDOW).await.unwrap();
     let event = |ok| Event {
         action: "replay",
@@ -356,7 +356,7 @@ async fn an_unconfirmed_replay_is_flagged_and_its_retry_reuses_the_replay_id() {
 #[tokio::test]
 async fn replays_abandoned_by_a_dead_instance_are_swept_as_unknown() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     store
         .insert_batch(&[at(b"x", false), at(b"y", false)], WINDOW)
         .await
@@ -412,7 +412,7 @@ async fn replays_abandoned_by_a_dead_instance_are_swept_as_unknown() {
 #[tokio::test]
 async fn a_late_refusal_after_a_sweep_is_recorded_and_keeps_the_doubt() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     store.insert_batch(&[at(b"x", false)], WINDOW).await.unwrap();
     store.claim_replay(1, "slow", "rid-slow", None).await.unwrap();
     store
@@ -487,7 +487,7 @@ async fn discard(store: &Store, id: i64) {
 async fn job_progress_counters_follow_every_change_to_its_items() {
     use server::store::{ClaimRequest, Filter, JobReplay, JobReplayOutcome, NewJob, Settlement};
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     let bodies: Vec<_> = (1..=6).map(|i| at(format!("m{i}").as_bytes(), false)).collect();
     store.insert_batch(&bodies, WINDOW).await.unwrap();
     let job = NewJob {
@@ -512,7 +512,7 @@ async fn job_progress_counters_follow_every_change_to_its_items() {
             "ops",
             &[],
             Some(ClaimRequest { after: 0, limit: 10 }),
-            || {
+            &mut || {
                 n += 1;
                 format!("rid-{n}")
             },
@@ -543,7 +543,7 @@ async fn job_progress_counters_follow_every_change_to_its_items() {
         outcome(&c[3], Settlement::Unknown),
     ];
     store
-        .job_step(id, "me", "ops", &outcomes, None, String::new)
+        .job_step(id, "me", "ops", &outcomes, None, &mut String::new)
         .await
         .unwrap();
     assert_eq!(counted(&db, id).await, (3, 2, 1));
@@ -588,7 +588,7 @@ Caused by: org.springframework.dao.DataIntegrityViolationException: {reason}
 #[tokio::test]
 async fn stack_traces_are_stored_once_per_template_and_read_back_exactly() {
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     let odd = TRACE.replace("Caused by", "\u{1}reason\u{1} Caused by");
     let batch = [spring(1, TRACE), spring(2, TRACE), spring(3, &odd)];
     store.insert_batch(&batch, WINDOW).await.unwrap();
@@ -632,7 +632,7 @@ async fn stack_traces_are_stored_once_per_template_and_read_back_exactly() {
 async fn a_job_keeps_the_vhosts_of_its_messages_from_its_creation() {
     use server::store::{Filter, NewJob};
     let db = TestDb::new();
-    let store = Store::connect(&db.url()).await.unwrap();
+    let store = server::store::connect(&db.url()).await.unwrap();
     let mut batch = Vec::new();
     for (vhost, body) in [("b", "one"), ("a", "two"), ("b", "three")] {
         let mut m = incoming(body.as_bytes(), false);

@@ -56,6 +56,7 @@ async fn run(input: StepInput) -> anyhow::Result<Stepped> {
     const RETRY_FOR: Duration = Duration::from_secs(60);
     let started = std::time::Instant::now();
     let mut wait = Duration::from_millis(50);
+    let mut new_id = || uuid::Uuid::now_v7().to_string();
     let batch = loop {
         let step = input.store.job_step(
             input.job_id,
@@ -63,7 +64,7 @@ async fn run(input: StepInput) -> anyhow::Result<Stepped> {
             &input.user,
             &input.outcomes,
             input.claim,
-            || uuid::Uuid::now_v7().to_string(),
+            &mut new_id,
         );
         match step.await {
             Ok(batch) => break batch,

@@ -1,9 +1,11 @@
 //! What authorisation needs to know about stored things: which vhosts,
 //! queues and exchanges a selection, a job, a group or a finding touches.
 
+use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{Filter, Store, StoreError};
+use super::api::*;
+use super::{Filter, SqliteStore, StoreError};
 
 /// A distinct place the messages of a selection come from.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -14,9 +16,9 @@ pub struct Scope {
     pub exchange: Option<String>,
 }
 
-impl Store {
-    /// Every (vhost, queue, original exchange) the messages matching `filter` have.
-    pub async fn scopes(&self, filter: &Filter) -> Result<Vec<Scope>, StoreError> {
+#[async_trait]
+impl VhostAccess for SqliteStore {
+    async fn scopes(&self, filter: &Filter) -> Result<Vec<Scope>, StoreError> {
         let mut b = QueryBuilder::<Sqlite>::new(
             "SELECT DISTINCT vhost, queue, original_exchange AS exchange FROM messages",
         );
@@ -24,8 +26,7 @@ impl Store {
         Ok(b.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    /// The vhosts of a job's messages, as recorded when it was created.
-    pub async fn job_vhosts(&self, job_id: i64) -> Result<Vec<String>, StoreError> {
+    async fn job_vhosts(&self, job_id: i64) -> Result<Vec<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT vhost FROM job_vhosts WHERE job_id = ?")
                 .bind(job_id)
@@ -34,8 +35,7 @@ impl Store {
         )
     }
 
-    /// The vhosts a failure group's messages are in.
-    pub async fn group_vhosts(&self, group_id: &str) -> Result<Vec<String>, StoreError> {
+    async fn group_vhosts(&self, group_id: &str) -> Result<Vec<String>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT DISTINCT vhost FROM messages WHERE group_id = ?")
                 .bind(group_id)
@@ -44,8 +44,7 @@ impl Store {
         )
     }
 
-    /// The vhost of an advisor finding; `None` when there is no such finding.
-    pub async fn finding_vhost(&self, id: i64) -> Result<Option<String>, StoreError> {
+    async fn finding_vhost(&self, id: i64) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT vhost FROM findings WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)

@@ -5,10 +5,12 @@
 //! Redrive instances evaluate the same rule.
 
 use app::model::{AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest};
+use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
-use super::{Store, StoreError};
+use super::api::*;
+use super::{SqliteStore, StoreError};
 
 /// One webhook POST waiting to be sent.
 #[derive(Debug, Clone)]
@@ -32,8 +34,9 @@ type DeliveryRow = (
     Option<String>,
 );
 
-impl Store {
-    pub async fn create_alert_rule(&self, rule: &AlertRuleRequest, now: i64) -> Result<i64, StoreError> {
+#[async_trait]
+impl AlertStore for SqliteStore {
+    async fn create_alert_rule(&self, rule: &AlertRuleRequest, now: i64) -> Result<i64, StoreError> {
         let condition = serde_json::to_string(&rule.condition).unwrap_or_default();
         let id = sqlx::query(
             "INSERT INTO alert_rules (name, condition, webhook_url, created_at) VALUES (?, ?, ?, ?)",
@@ -48,7 +51,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn delete_alert_rule(&self, id: i64) -> Result<bool, StoreError> {
+    async fn delete_alert_rule(&self, id: i64) -> Result<bool, StoreError> {
         let n = sqlx::query("DELETE FROM alert_rules WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
@@ -57,7 +60,7 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub async fn alert_rules(&self) -> Result<Vec<AlertRule>, StoreError> {
+    async fn alert_rules(&self) -> Result<Vec<AlertRule>, StoreError> {
         let rows: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
             "SELECT id, name, condition, webhook_url, created_at FROM alert_rules ORDER BY id",
         )
@@ -87,12 +90,11 @@ impl Store {
             .collect())
     }
 
-    pub async fn alert_rule(&self, id: i64) -> Result<Option<AlertRule>, StoreError> {
+    async fn alert_rule(&self, id: i64) -> Result<Option<AlertRule>, StoreError> {
         Ok(self.alert_rules().await?.into_iter().find(|r| r.id == id))
     }
 
-    /// Marks `key` firing; queues the notification only if it was not already.
-    pub async fn fire_alert(
+    async fn fire_alert(
         &self,
         rule_id: i64,
         key: &str,
@@ -119,8 +121,7 @@ impl Store {
         Ok(new)
     }
 
-    /// Clears `key`; queues the "resolved" notification only if it was firing.
-    pub async fn resolve_alert(
+    async fn resolve_alert(
         &self,
         rule_id: i64,
         key: &str,
@@ -142,8 +143,7 @@ impl Store {
         Ok(was)
     }
 
-    /// Keys firing for a rule, with since when.
-    pub async fn firing_keys(&self, rule_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    async fn firing_keys(&self, rule_id: i64) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(
             sqlx::query_as("SELECT key, since FROM alert_firing WHERE rule_id = ?")
                 .bind(rule_id)
@@ -152,19 +152,14 @@ impl Store {
         )
     }
 
-    pub async fn queue_test_delivery(
-        &self,
-        rule_id: i64,
-        payload: &Value,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    async fn queue_test_delivery(&self, rule_id: i64, payload: &Value, now: i64) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         enqueue(&mut tx, rule_id, "test", "test", payload, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DueDelivery>, StoreError> {
+    async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DueDelivery>, StoreError> {
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT d.id, r.webhook_url, d.payload, d.attempts FROM alert_deliveries d
              JOIN alert_rules r ON r.id = d.rule_id
@@ -185,7 +180,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn delivery_succeeded(&self, id: i64, now: i64) -> Result<(), StoreError> {
+    async fn delivery_succeeded(&self, id: i64, now: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE alert_deliveries SET attempts = attempts + 1, delivered_at = ?, next_attempt_at = NULL,
                 last_error = NULL WHERE id = ?",
@@ -197,13 +192,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records a failed attempt; `retry_at` `None` means given up.
-    pub async fn delivery_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<i64>,
-    ) -> Result<(), StoreError> {
+    async fn delivery_failed(&self, id: i64, error: &str, retry_at: Option<i64>) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE alert_deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
         )
@@ -215,8 +204,7 @@ impl Store {
         Ok(())
     }
 
-    /// Latest deliveries, newest first; one rule's when `rule_id` is given.
-    pub async fn alert_deliveries(
+    async fn alert_deliveries(
         &self,
         rule_id: Option<i64>,
         limit: i64,

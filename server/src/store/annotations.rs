@@ -1,11 +1,13 @@
 //! Notes and tags on messages and failure groups.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use app::model::{AnnotationChange, AnnotationTarget, Annotations, Note};
 
+use super::api::*;
 use super::rows::rfc3339;
-use super::{now_ms, Store, StoreError};
+use super::{now_ms, SqliteStore, StoreError};
 
 const MAX_TAG: usize = 64;
 const MAX_NOTE: usize = 4_000;
@@ -28,8 +30,9 @@ pub fn clean_tag(tag: &str) -> Result<String, StoreError> {
     Ok(t.to_owned())
 }
 
-impl Store {
-    pub async fn annotations(&self, target: &AnnotationTarget) -> Result<Annotations, StoreError> {
+#[async_trait]
+impl AnnotationStore for SqliteStore {
+    async fn annotations(&self, target: &AnnotationTarget) -> Result<Annotations, StoreError> {
         let (kind, id) = key(target);
         let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
             "SELECT kind, text, actor, at FROM annotations WHERE target_kind = ? AND target_id = ? ORDER BY id",
@@ -52,8 +55,7 @@ impl Store {
         Ok(a)
     }
 
-    /// Tags of many groups at once (for the groups list).
-    pub async fn group_tags(&self) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    async fn group_tags(&self) -> Result<HashMap<String, Vec<String>>, StoreError> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT target_id, text FROM annotations WHERE target_kind = 'group' AND kind = 'tag' ORDER BY id",
         )
@@ -66,7 +68,7 @@ impl Store {
         Ok(map)
     }
 
-    pub async fn annotate(
+    async fn annotate(
         &self,
         target: &AnnotationTarget,
         change: &AnnotationChange,

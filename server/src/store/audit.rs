@@ -1,10 +1,12 @@
 //! The audit log: append-only, filtered by user, action and time, newest first.
 
 use app::model::{AuditAction, AuditEntry, AuditResult};
+use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::api::*;
 use super::rows::rfc3339;
-use super::{now_ms, Store, StoreError};
+use super::{now_ms, SqliteStore, StoreError};
 
 /// One attempt to record.
 #[derive(Debug, Clone)]
@@ -69,13 +71,13 @@ type Row = (
     Option<String>,
 );
 
-impl Store {
-    pub async fn append_audit(&self, entry: &NewAudit) -> Result<(), StoreError> {
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append_audit(&self, entry: &NewAudit) -> Result<(), StoreError> {
         insert_audit(&self.pool, entry).await
     }
 
-    /// A page of entries, newest first, and whether more follow.
-    pub async fn audit(&self, f: &AuditFilter) -> Result<(Vec<AuditEntry>, bool), StoreError> {
+    async fn audit(&self, f: &AuditFilter) -> Result<(Vec<AuditEntry>, bool), StoreError> {
         let mut b: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
             "SELECT id, at, user, source, action, vhost, object, exchange, routing_key, result, detail
              FROM audit WHERE 1 = 1",
@@ -122,8 +124,7 @@ impl Store {
         Ok((items, more))
     }
 
-    /// Deletes entries older than `before_ms` (the retention setting); returns how many.
-    pub async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM audit WHERE at < ?")
             .bind(before_ms)
             .execute(&self.pool)

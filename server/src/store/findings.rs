@@ -1,11 +1,13 @@
 //! Advisor findings: opened when a check first fails, kept current while it
 //! keeps failing, resolved (not deleted) when it passes again.
 
+use async_trait::async_trait;
 use std::collections::HashSet;
 
 use app::model::{Finding, FixAction, Severity, SeverityCounts};
 
-use super::{Store, StoreError};
+use super::api::*;
+use super::{SqliteStore, StoreError};
 
 /// A finding as the advisor computes it from one look at the broker.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,11 +84,9 @@ fn to_finding(r: FindingRow) -> Finding {
     }
 }
 
-impl Store {
-    /// Records what the advisor sees now in `vhosts`: new findings open,
-    /// present ones are refreshed, open ones no longer seen are resolved.
-    /// Findings in other vhosts are left alone (another Redrive may own them).
-    pub async fn sync_findings(
+#[async_trait]
+impl FindingStore for SqliteStore {
+    async fn sync_findings(
         &self,
         now: i64,
         vhosts: &[String],
@@ -137,8 +137,7 @@ impl Store {
         Ok(())
     }
 
-    /// Open findings, most severe first, then those resolved since `resolved_since`.
-    pub async fn findings(&self, resolved_since: i64) -> Result<Vec<Finding>, StoreError> {
+    async fn findings(&self, resolved_since: i64) -> Result<Vec<Finding>, StoreError> {
         let rows: Vec<FindingRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM findings WHERE resolved_at IS NULL OR resolved_at >= ?
              ORDER BY resolved_at IS NOT NULL,
@@ -151,7 +150,7 @@ impl Store {
         Ok(rows.into_iter().map(to_finding).collect())
     }
 
-    pub async fn open_finding_counts(&self) -> Result<SeverityCounts, StoreError> {
+    async fn open_finding_counts(&self) -> Result<SeverityCounts, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT severity, count(*) FROM findings WHERE resolved_at IS NULL GROUP BY severity",
         )

@@ -1,22 +1,24 @@
 //! Failure groups: aggregated from the messages table, never stored apart,
 //! so counts cannot drift from the messages they count.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use app::model::{GroupQuery, GroupSummary};
 use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::api::*;
 use super::rows::GroupRow;
-use super::{now_ms, Store, StoreError};
+use super::{now_ms, SqliteStore, StoreError};
 use crate::ingest::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
 
 const HOUR_MS: i64 = 3_600_000;
 const MAX_GROUPS: i64 = 500;
 
-impl Store {
-    /// Failure groups over the messages in `visible` vhosts (all when `None`).
-    pub async fn groups_within(
+#[async_trait]
+impl GroupStore for SqliteStore {
+    async fn groups_within(
         &self,
         q: &GroupQuery,
         visible: Option<&[String]>,
@@ -85,9 +87,7 @@ impl Store {
             .collect())
     }
 
-    /// Fingerprints rows stored before failure groups existed. Runs at
-    /// start-up in chunks, so a large database does not hold one long write.
-    pub async fn backfill_groups(&self) -> Result<u64, StoreError> {
+    async fn backfill_groups(&self) -> Result<u64, StoreError> {
         type Row = (
             i64,
             String,

@@ -20,12 +20,14 @@
 //! row, so an operator sees the doubt instead of a silent duplicate or a
 //! silent merge.
 
+use async_trait::async_trait;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use super::{now_ms, Store, StoreError};
+use super::api::*;
+use super::{now_ms, SqliteStore, StoreError};
 use crate::ingest::decode::NewMessage;
 
 /// How far a stored row's delivery got in being acked; decides what a
@@ -82,28 +84,9 @@ type Fresh<'a> = (&'a NewMessage, Option<i64>);
 /// each used at most once.
 type Candidates = HashMap<Vec<u8>, VecDeque<(i64, i64)>>;
 
-impl Store {
-    /// Stores a batch in one transaction, `Unsent`, and says what it wrote.
-    ///
-    /// A redelivered delivery (`redelivered` set by the broker) is matched
-    /// with an identical row of the same queue, preferring an `Unsent` one,
-    /// that
-    /// - is `Unsent` (absorbs the delivery) or `InFlight` (the delivery is
-    ///   stored, flagged as its possible copy);
-    /// - was committed by an earlier transaction (rows of this batch never match:
-    ///   three identical messages in one batch are three failures),
-    /// - has not answered for another copy already (each row stands for exactly
-    ///   one delivery, so N identical messages redelivered N times stay N rows),
-    /// - was received within `window` (the broker redelivers an unacked message
-    ///   within its consumer timeout of the crash; an older twin is a new failure).
-    ///
-    /// When Redrive stays down longer than `window`, a lost ack shows up as a
-    /// duplicate row: a duplicate an operator can discard beats a lost failure.
-    pub async fn insert_batch(
-        &self,
-        batch: &[NewMessage],
-        window: Duration,
-    ) -> Result<Committed, StoreError> {
+#[async_trait]
+impl CaptureStore for SqliteStore {
+    async fn insert_batch(&self, batch: &[NewMessage], window: Duration) -> Result<Committed, StoreError> {
         let mut tx = self.write_tx().await?;
         let oldest = now_ms() - window.as_millis() as i64;
         // Batches past the window can answer for no copy any more.
@@ -165,13 +148,7 @@ impl Store {
         })
     }
 
-    /// Records how far the ack of the batch `ids` (a range `insert_batch`
-    /// returned) got: one row, not one per message. Written through the
-    /// no-fsync connection, so marking costs no disk flush and lands at once.
-    /// It takes the process's write turn like every writer: without it, a
-    /// marker meeting the indexer's open transaction would sleep in SQLite's
-    /// busy handler (1, 2, 5, 10… ms) while capture waits on it.
-    pub async fn set_ack_state(&self, ids: &RangeInclusive<i64>, state: AckState) -> Result<(), StoreError> {
+    async fn set_ack_state(&self, ids: &RangeInclusive<i64>, state: AckState) -> Result<(), StoreError> {
         let _turn = self.turn.lock().await;
         let query = match state {
             AckState::Settled => sqlx::query("DELETE FROM ack_batches WHERE first_id = ? AND last_id = ?"),
@@ -186,8 +163,7 @@ impl Store {
         Ok(())
     }
 
-    /// The row a message may be a redelivered copy of (see [`AckState::InFlight`]).
-    pub async fn possible_copy_of(&self, id: i64) -> Result<Option<i64>, StoreError> {
+    async fn possible_copy_of(&self, id: i64) -> Result<Option<i64>, StoreError> {
         let row: Option<Option<i64>> =
             sqlx::query_scalar("SELECT possible_copy_of FROM messages WHERE id = ?")
                 .bind(id)

@@ -5,13 +5,15 @@
 //! its job item's outcome and an audit entry under the job owner's name.
 
 use app::model::{AuditAction, AuditResult, MessageStatus};
+use async_trait::async_trait;
 use sqlx::SqliteConnection;
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::api::*;
 use super::audit::insert_audit;
 use super::replays::apply_settlements;
 use super::rows::{StoredMessage, REPLAY_SELECT};
-use super::{expected_label, insert_event, now_ms, Event, NewAudit, Settlement, Store, StoreError};
+use super::{expected_label, insert_event, now_ms, Event, NewAudit, Settlement, SqliteStore, StoreError};
 
 /// A message claimed for a job's replay, and the replay id its copy carries
 /// (an earlier one when a previous replay's outcome is unknown, so consumers
@@ -112,18 +114,16 @@ pub struct ClaimRequest {
     pub limit: usize,
 }
 
-impl Store {
-    /// One step of a replay job, in one transaction (one fsync): records
-    /// `outcomes`, then claims the next messages for `owner` when asked.
-    /// `new_id` supplies fresh replay ids.
-    pub async fn job_step(
+#[async_trait]
+impl JobSteps for SqliteStore {
+    async fn job_step(
         &self,
         job_id: i64,
         owner: &str,
         user: &str,
         outcomes: &[JobReplayOutcome],
         claim: Option<ClaimRequest>,
-        new_id: impl FnMut() -> String,
+        new_id: &mut (dyn FnMut() -> String + Send),
     ) -> Result<ClaimBatch, StoreError> {
         let mut tx = self.write_tx().await?;
         if !outcomes.is_empty() {
@@ -137,9 +137,7 @@ impl Store {
         Ok(batch)
     }
 
-    /// Gives back messages claimed but never published (the job paused or
-    /// Redrive stopped first): `failed` again, any earlier uncertainty kept.
-    pub async fn release_claims(&self, owner: &str, ids: &[i64]) -> Result<(), StoreError> {
+    async fn release_claims(&self, owner: &str, ids: &[i64]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -158,14 +156,7 @@ impl Store {
         Ok(())
     }
 
-    /// Discards up to `limit` of a discard job's pending messages in one
-    /// transaction; returns how many items were looked at (0: none left).
-    pub async fn discard_job_batch(
-        &self,
-        job_id: i64,
-        user: &str,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
+    async fn discard_job_batch(&self, job_id: i64, user: &str, limit: usize) -> Result<usize, StoreError> {
         let actor = format!("{user} (job {job_id})");
         let mut tx = self.write_tx().await?;
         let ids = pending_items(&mut tx, job_id, 0, limit).await?;
@@ -220,10 +211,7 @@ impl Store {
         Ok(ids.len())
     }
 
-    /// How many copies of the job's replays settled since `since_ms` have
-    /// come back to an error queue (loop detection). Looks only at copies
-    /// received since then, through a partial index of returned copies.
-    pub async fn job_copies_back(&self, job_id: i64, since_ms: i64) -> Result<i64, StoreError> {
+    async fn job_copies_back(&self, job_id: i64, since_ms: i64) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM messages m
              WHERE m.replay_id IS NOT NULL AND m.received_at >= ?

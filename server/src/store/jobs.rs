@@ -2,11 +2,13 @@
 //! as separate counters, so it cannot drift from what was actually done.
 
 use app::model::{Destination, Job, JobAction, JobItem, JobState, MessageStatus};
+use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::api::*;
 use super::filter::Filter;
 use super::rows::rfc3339;
-use super::{now_ms, Store, StoreError};
+use super::{now_ms, SqliteStore, StoreError};
 
 /// What a job needs to run, as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -75,9 +77,9 @@ pub struct NewJob<'a> {
     pub rate_per_sec: Option<f64>,
 }
 
-impl Store {
-    /// Where the `failed` messages matching `filter` would be replayed.
-    pub async fn destinations(&self, filter: &Filter) -> Result<Vec<Destination>, StoreError> {
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn destinations(&self, filter: &Filter) -> Result<Vec<Destination>, StoreError> {
         let mut b = QueryBuilder::<Sqlite>::new(
             "SELECT original_exchange, original_routing_key, COUNT(*) FROM messages",
         );
@@ -95,9 +97,7 @@ impl Store {
             .collect())
     }
 
-    /// Creates a running job over the messages matching `filter` right now.
-    /// Returns `None` (and writes nothing) when nothing matches.
-    pub async fn create_job(&self, job: NewJob<'_>, filter: &Filter) -> Result<Option<i64>, StoreError> {
+    async fn create_job(&self, job: NewJob<'_>, filter: &Filter) -> Result<Option<i64>, StoreError> {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
         let id: i64 = sqlx::query_scalar(
@@ -143,7 +143,7 @@ impl Store {
         Ok(Some(id))
     }
 
-    pub async fn job(&self, id: i64) -> Result<Job, StoreError> {
+    async fn job(&self, id: i64) -> Result<Job, StoreError> {
         let row: Option<JobRow> = sqlx::query_as(&format!("{JOB_SELECT} WHERE j.id = ?"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -152,8 +152,7 @@ impl Store {
             .ok_or_else(|| StoreError::Missing(format!("job {id}")))
     }
 
-    /// Items that failed or were skipped, oldest message first (at most `limit`).
-    pub async fn job_problems(&self, id: i64, limit: i64) -> Result<Vec<JobItem>, StoreError> {
+    async fn job_problems(&self, id: i64, limit: i64) -> Result<Vec<JobItem>, StoreError> {
         let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
             "SELECT message_id, state, error FROM job_items
              WHERE job_id = ? AND state IN ('failed', 'skipped') ORDER BY message_id LIMIT ?",
@@ -172,7 +171,7 @@ impl Store {
             .collect())
     }
 
-    pub async fn jobs(&self, limit: i64) -> Result<Vec<Job>, StoreError> {
+    async fn jobs(&self, limit: i64) -> Result<Vec<Job>, StoreError> {
         let rows: Vec<JobRow> = sqlx::query_as(&format!("{JOB_SELECT} ORDER BY j.id DESC LIMIT ?"))
             .bind(limit)
             .fetch_all(&self.pool)
@@ -180,7 +179,7 @@ impl Store {
         Ok(rows.into_iter().map(Job::from).collect())
     }
 
-    pub async fn job_spec(&self, id: i64) -> Result<JobSpec, StoreError> {
+    async fn job_spec(&self, id: i64) -> Result<JobSpec, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, action, state, actor, target_exchange, target_routing_key, rate_per_sec
              FROM jobs WHERE id = ?",
@@ -190,7 +189,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn running_jobs(&self) -> Result<Vec<i64>, StoreError> {
+    async fn running_jobs(&self) -> Result<Vec<i64>, StoreError> {
         Ok(
             sqlx::query_scalar("SELECT id FROM jobs WHERE state = ? ORDER BY id")
                 .bind(JobState::Running.as_str())
@@ -199,8 +198,7 @@ impl Store {
         )
     }
 
-    /// Moves a job between states; `Ok(false)` when it was not in `from`.
-    pub async fn set_job_state(
+    async fn set_job_state(
         &self,
         id: i64,
         from: &[JobState],
@@ -230,9 +228,7 @@ impl Store {
         Ok(b.build().execute(&self.pool).await?.rows_affected() == 1)
     }
 
-    /// Sets or clears the note of a running job without changing its state,
-    /// e.g. why it is waiting for the broker.
-    pub async fn set_job_note(&self, id: i64, note: Option<&str>) -> Result<(), StoreError> {
+    async fn set_job_note(&self, id: i64, note: Option<&str>) -> Result<(), StoreError> {
         sqlx::query("UPDATE jobs SET note = ?, updated_at = ? WHERE id = ? AND state = ?")
             .bind(note)
             .bind(now_ms())

@@ -1,11 +1,13 @@
 //! Durable storage of failed messages and their history.
 //!
-//! All SQL lives here, behind [`Store`], so a PostgreSQL backend can sit beside
-//! SQLite without touching ingest, replay or the API.
+//! The rest of Redrive sees the traits of [`api`], one per aggregate, through
+//! a [`Store`]; all SQL lives below them, so a second backend (PostgreSQL)
+//! sits beside SQLite without touching ingest, replay or the API.
 
 mod access;
 mod alerts;
 mod annotations;
+mod api;
 mod audit;
 mod contents;
 mod filter;
@@ -14,6 +16,7 @@ mod groups;
 mod ingest;
 mod job_batches;
 mod jobs;
+mod messages;
 #[cfg(test)]
 mod plans;
 mod replays;
@@ -27,13 +30,18 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::model::{MessageDetail, MessagePage, MessageQuery, MessageStatus, COUNT_CAP};
+use app::model::{MessageDetail, MessageStatus};
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 pub use access::Scope;
+pub use api::{
+    AlertStore, AnnotationStore, AuditLog, CaptureStore, Database, FindingStore, GroupStore, JobSteps,
+    JobStore, MessageStore, ReplayStore, SampleStore, SearchIndex, SessionStore, VhostAccess, WatchStore,
+};
 pub use audit::{AuditFilter, NewAudit};
 pub use contents::{take_trace, trace_template, TraceTemplate};
 pub use filter::Filter;
@@ -44,6 +52,21 @@ pub use replays::Settlement;
 pub use rows::StoredMessage;
 pub use sessions::Session;
 pub use watched::WatchedQueue;
+
+/// The store as the rest of Redrive holds it: every aggregate of one
+/// database, cheap to clone.
+pub type Store = Arc<dyn Database>;
+
+/// Opens the database `url` names (creating and migrating it as needed).
+/// The scheme picks the backend; SQLite is the only one so far.
+pub async fn connect(url: &str) -> anyhow::Result<Store> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        anyhow::bail!(
+            "REDRIVE_DATABASE_URL names PostgreSQL, which this build does not support yet; use a sqlite:// URL"
+        );
+    }
+    Ok(Arc::new(SqliteStore::connect(url).await?))
+}
 
 /// Storage failures. `Database` is internal: logged, never shown to clients.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +108,7 @@ const CAME_BACK_AS: &str = "SELECT m.id FROM message_events e JOIN messages m ON
      WHERE e.message_id = ? ORDER BY m.id";
 
 #[derive(Clone)]
-pub struct Store {
+pub struct SqliteStore {
     pool: SqlitePool,
     /// The one connection write transactions use. Writes are one at a time
     /// anyway (SQLite has one writer; see `turn`), and on one long-lived
@@ -156,7 +179,7 @@ fn sound(
     Box::pin(async move { Ok(idle) })
 }
 
-impl Store {
+impl SqliteStore {
     /// Starts a transaction that writes. `BEGIN IMMEDIATE` takes SQLite's
     /// write lock up front, waiting up to the busy timeout for it; a deferred
     /// transaction that reads first and then writes fails at once with
@@ -228,115 +251,6 @@ impl Store {
         })
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// A page of messages in `visible` vhosts (all when `None`).
-    pub async fn list_within(
-        &self,
-        q: &MessageQuery,
-        visible: Option<&[String]>,
-    ) -> Result<MessagePage, StoreError> {
-        let mut filter = Filter::try_from(q)?;
-        filter.visible = visible.map(<[String]>::to_vec);
-        let cursor = filter::cursor(q.cursor.as_deref())?;
-        let limit = filter::page_limit(q.limit, DEFAULT_PAGE)?;
-        // A page is served from what is indexed even when catching up fails
-        // (a database that cannot write); it says what it cannot see.
-        let unsearchable = match self.searchable(&filter, Some(SEARCH_CATCH_UP)).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not bring the search index up to date for a page");
-                self.unindexed().await?
-            }
-        };
-        let cap = (!q.exact.unwrap_or(false)).then_some(COUNT_CAP);
-        let (total, total_capped) = match (self.count_matching(&filter, cap).await?, cap) {
-            (n, Some(cap)) if n > cap => (cap, true),
-            (n, _) => (n, false),
-        };
-
-        let mut select = QueryBuilder::<Sqlite>::new("");
-        filter.push_select(&mut select, rows::SUMMARY_COLUMNS);
-        filter.push_page(&mut select, cursor, i64::from(limit) + 1);
-        let mut items: Vec<rows::SummaryRow> = select
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from)?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|r| r.id.to_string())
-        } else {
-            None
-        };
-        Ok(MessagePage {
-            items: items.into_iter().map(Into::into).collect(),
-            next_cursor,
-            total,
-            total_capped,
-            unsearchable,
-        })
-    }
-
-    /// Messages matching `filter`; with a `cap`, counting stops after `cap + 1`
-    /// so a page never pays for counting a million rows.
-    pub async fn count_matching(&self, filter: &Filter, cap: Option<i64>) -> Result<i64, StoreError> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM (");
-        filter.push_select(&mut count, "1");
-        if let Some(cap) = cap {
-            count.push(" LIMIT ").push_bind(cap + 1);
-        }
-        count.push(")");
-        Ok(count.build_query_scalar().fetch_one(&self.pool).await?)
-    }
-
-    /// One batch of an export, newest first, below `before` (an id).
-    pub async fn export_batch(
-        &self,
-        filter: &Filter,
-        before: Option<i64>,
-        limit: i64,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut b = QueryBuilder::<Sqlite>::new(rows::FULL_SELECT);
-        filter.push_where(&mut b);
-        if let Some(id) = before {
-            b.push(" AND id < ").push_bind(id);
-        }
-        b.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
-        Ok(b.build_query_as().fetch_all(&self.pool).await?)
-    }
-
-    pub async fn get(&self, id: i64) -> Result<StoredMessage, StoreError> {
-        sqlx::query_as::<_, StoredMessage>(&format!("{} WHERE id = ?", rows::FULL_SELECT))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound(id))
-    }
-
-    pub async fn detail(&self, id: i64) -> Result<MessageDetail, StoreError> {
-        let message = self.get(id).await?;
-        let history = sqlx::query_as::<_, rows::EventRow>(
-            "SELECT at, action, actor, target, result, detail
-             FROM message_events WHERE message_id = ? ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        let own_replay_id = message.replay_id.clone();
-        let mut detail = message.into_detail(history.into_iter().map(Into::into).collect());
-        self.link_replays(&mut detail, own_replay_id).await?;
-        detail.uncertain_replay_id = self.uncertain_replay_id(id).await?;
-        detail.possible_copy_of = self.possible_copy_of(id).await?;
-        detail.annotations = self
-            .annotations(&app::model::AnnotationTarget::Message(id))
-            .await?;
-        Ok(detail)
-    }
-
     /// The record a replayed copy came from (walking back the whole chain),
     /// and the later records of this message's own replays that failed again.
     async fn link_replays(
@@ -372,89 +286,13 @@ impl Store {
             .await?;
         Ok(())
     }
+}
 
-    /// Moves a message from one status to another and records the event, atomically.
-    /// Fails with `WrongState` (nothing written) when the message is not in `from`.
-    pub async fn transition(
-        &self,
-        id: i64,
-        from: &[MessageStatus],
-        to: MessageStatus,
-        event: Option<Event<'_>>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let current = current.ok_or(StoreError::NotFound(id))?;
-        let current = MessageStatus::from_str(&current)
-            .map_err(|_| StoreError::Database(sqlx::Error::Decode(format!("bad status {current}").into())))?;
-        if !from.contains(&current) {
-            return Err(StoreError::WrongState {
-                id,
-                status: current,
-                expected: expected_label(from),
-            });
-        }
-        sqlx::query("UPDATE messages SET status = ? WHERE id = ?")
-            .bind(to.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(event) = event {
-            insert_event(&mut tx, id, &event).await?;
-        }
-        tx.commit().await?;
+#[async_trait]
+impl Database for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Deletes messages discarded before `cutoff_ms` (with their history and
-    /// job items). Returns how many were purged.
-    pub async fn purge_discarded(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let expired = "SELECT message_id FROM message_events WHERE action = 'discard'
-                       GROUP BY message_id HAVING MAX(at) < ?";
-        let mut tx = self.write_tx().await?;
-        sqlx::query(&format!(
-            "DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE status = 'discarded'
-               AND id <= (SELECT indexed_through FROM search_progress) AND id IN ({expired}))"
-        ))
-        .bind(cutoff_ms)
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query(&format!(
-            "DELETE FROM messages WHERE status = 'discarded' AND id IN ({expired})"
-        ))
-        .bind(cutoff_ms)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() > 0 {
-            // Trace templates only the purged messages used (see `contents`).
-            sqlx::query(
-                "DELETE FROM stack_traces WHERE NOT EXISTS
-                   (SELECT 1 FROM message_contents WHERE trace_id = stack_traces.id)",
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Stored messages per status (`/metrics`): one pass over the
-    /// `(status, id)` index, tens of milliseconds at a million.
-    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM messages")
-            .fetch_one(&self.pool)
-            .await?)
     }
 }
 

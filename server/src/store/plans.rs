@@ -6,10 +6,11 @@
 use app::model::{MessageQuery, COUNT_CAP};
 use sqlx::{QueryBuilder, Sqlite};
 
+use super::api::MessageStore;
 use super::filter::Filter;
-use super::{rows, Store};
+use super::{rows, SqliteStore};
 
-async fn plan(store: &Store, q: MessageQuery, cursor: Option<i64>) -> Vec<String> {
+async fn plan(store: &SqliteStore, q: MessageQuery, cursor: Option<i64>) -> Vec<String> {
     let mut filter = Filter::try_from(&q).unwrap();
     // Every page a user asks for carries the vhosts they may see.
     filter.visible = Some(vec!["/".into(), "payments".into()]);
@@ -24,10 +25,10 @@ fn text(v: &str) -> Option<String> {
     Some(v.to_owned())
 }
 
-async fn fresh() -> (Store, std::path::PathBuf) {
+async fn fresh() -> (SqliteStore, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("redrive-plans-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.join("p.db").display()))
+    let store = SqliteStore::connect(&format!("sqlite://{}?mode=rwc", dir.join("p.db").display()))
         .await
         .unwrap();
     (store, dir)

@@ -7,9 +7,11 @@
 //! id, so consumers can recognise a second copy.
 
 use app::model::MessageStatus;
+use async_trait::async_trait;
 use sqlx::SqliteConnection;
 
-use super::{expected_label, insert_event, now_ms, Event, Store, StoreError};
+use super::api::*;
+use super::{expected_label, insert_event, now_ms, Event, SqliteStore, StoreError};
 
 /// How a replay ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,10 +25,9 @@ pub enum Settlement {
     Unknown,
 }
 
-impl Store {
-    /// The replay id a retry must reuse: that of an earlier replay whose
-    /// outcome is unknown.
-    pub async fn uncertain_replay_id(&self, id: i64) -> Result<Option<String>, StoreError> {
+#[async_trait]
+impl ReplayStore for SqliteStore {
+    async fn uncertain_replay_id(&self, id: i64) -> Result<Option<String>, StoreError> {
         let row: Option<Option<String>> = sqlx::query_scalar(
             "SELECT CASE WHEN replay_uncertain = 1 THEN pending_replay_id END FROM messages WHERE id = ?",
         )
@@ -36,9 +37,7 @@ impl Store {
         row.ok_or(StoreError::NotFound(id))
     }
 
-    /// `failed` → `replaying`, leased to `owner`, carrying `replay_id`; the
-    /// edit (if any) is recorded in the same transaction.
-    pub async fn claim_replay(
+    async fn claim_replay(
         &self,
         id: i64,
         owner: &str,
@@ -76,8 +75,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records the broker's verdict on a replay `owner` claimed.
-    pub async fn settle_replay(
+    async fn settle_replay(
         &self,
         id: i64,
         owner: &str,
@@ -91,11 +89,7 @@ impl Store {
         Ok(())
     }
 
-    /// Settles replays whose owner stopped renewing them before `stale_before`
-    /// (a crash, a kill): they may or may not have been published, so they go
-    /// back to `failed`, flagged, and any job item waiting on them is failed
-    /// rather than retried. Returns how many were settled.
-    pub async fn sweep_abandoned_replays(&self, stale_before: i64) -> Result<u64, StoreError> {
+    async fn sweep_abandoned_replays(&self, stale_before: i64) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
         let ids: Vec<(i64, Option<String>)> = sqlx::query_as(
             "SELECT id, pending_replay_id FROM messages

@@ -1,12 +1,14 @@
 //! Sampled queue counters and captured-failure rates over time.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use app::model::{HistoryPoint, InflowPoint};
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{Store, StoreError};
+use super::api::*;
+use super::{SqliteStore, StoreError};
 
 /// One queue's counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -35,8 +37,9 @@ pub struct TimedSample {
 /// need no finer points, and a week of 10 s samples of many queues is large.
 pub const DOWNSAMPLING: [(i64, i64); 2] = [(3_600, 60), (86_400, 600)];
 
-impl Store {
-    pub async fn insert_samples(
+#[async_trait]
+impl SampleStore for SqliteStore {
+    async fn insert_samples(
         &self,
         at: i64,
         resolution_secs: i64,
@@ -68,10 +71,7 @@ impl Store {
         Ok(())
     }
 
-    /// Averages aged samples into coarser buckets and drops those older than
-    /// `retention_ms`. Cut-offs are aligned to bucket starts so every bucket
-    /// is compacted once, from all its samples.
-    pub async fn compact_samples(&self, now: i64, retention_ms: i64) -> Result<(), StoreError> {
+    async fn compact_samples(&self, now: i64, retention_ms: i64) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM queue_samples WHERE at < ?")
             .bind(now - retention_ms)
@@ -124,8 +124,7 @@ impl Store {
         Ok(())
     }
 
-    /// A queue's ready/unacked/consumers averaged per bucket since `since`.
-    pub async fn queue_history(
+    async fn queue_history(
         &self,
         vhost: &str,
         queue: &str,
@@ -154,9 +153,7 @@ impl Store {
             .collect())
     }
 
-    /// Failures captured for `service` (all services when `None`) per
-    /// minute, per bucket since `since`.
-    pub async fn service_inflow(
+    async fn service_inflow(
         &self,
         service: Option<&str>,
         since: i64,
@@ -187,9 +184,7 @@ impl Store {
             .collect())
     }
 
-    /// Failures captured since `since` in `visible` vhosts (all when
-    /// `None`), per service (`""` when unknown).
-    pub async fn inflow_by_service(
+    async fn inflow_by_service(
         &self,
         since: i64,
         visible: Option<&[String]>,
@@ -205,8 +200,7 @@ impl Store {
         Ok(b.build_query_as().fetch_all(&self.pool).await?)
     }
 
-    /// Every queue's samples since `since`, oldest first.
-    pub async fn samples_since(
+    async fn samples_since(
         &self,
         since: i64,
     ) -> Result<HashMap<(String, String), Vec<TimedSample>>, StoreError> {
@@ -242,9 +236,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Unhandled (failed) messages per `(vhost, queue)`, and how many of them
-    /// were published transient (delivery mode other than 2).
-    pub async fn unhandled_counts(&self) -> Result<HashMap<(String, String), (i64, i64)>, StoreError> {
+    async fn unhandled_counts(&self) -> Result<HashMap<(String, String), (i64, i64)>, StoreError> {
         let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "SELECT vhost, queue, count(*),
                 sum(1 - persistent)

@@ -1,10 +1,12 @@
 //! Full-text index (SQLite FTS5) and the translation of an operator's search
 //! text into a safe FTS query.
 
+use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{Filter, Store, StoreError};
+use super::api::*;
+use super::{Filter, SqliteStore, StoreError};
 
 /// Bodies larger than this are not indexed (still searchable by their other fields).
 const MAX_INDEXED_BODY: usize = 1 << 20;
@@ -61,15 +63,9 @@ const CATCH_UP_CHUNK: u32 = 1000;
 /// Rows per multi-row insert into the index (6 parameters each).
 const ROWS_PER_INSERT: usize = 400;
 
-impl Store {
-    /// Indexes up to `limit` messages the index does not cover yet, oldest
-    /// first, in one transaction; returns how many it indexed.
-    ///
-    /// Capture commits a batch without indexing it (tokenising a Spring
-    /// failure's stack trace cost more than storing it), so this runs
-    /// beside it. The write lock makes the watermark exact: no batch can
-    /// commit between reading the pending rows and moving the mark.
-    pub async fn index_pending(&self, limit: u32) -> Result<usize, StoreError> {
+#[async_trait]
+impl SearchIndex for SqliteStore {
+    async fn index_pending(&self, limit: u32) -> Result<usize, StoreError> {
         let mut tx = self.write_tx().await?;
         let rows: Vec<Pending> = sqlx::query_as(concat!(
             "SELECT m.id, m.reason, m.message_id, c.body, c.headers, ",
@@ -96,13 +92,7 @@ impl Store {
         Ok(rows.len())
     }
 
-    /// Before a query with search text: indexes what capture stored since
-    /// the indexer's last pass, at most `bound` messages (all with `None`),
-    /// so the query sees every stored message. A page of results passes a
-    /// bound (it stays quick in a burst and says what it cannot see yet);
-    /// a job or an export selected by a search does not. Returns how many
-    /// messages stay unsearchable.
-    pub async fn searchable(&self, filter: &Filter, bound: Option<usize>) -> Result<i64, StoreError> {
+    async fn searchable(&self, filter: &Filter, bound: Option<usize>) -> Result<i64, StoreError> {
         if filter.text.is_none() {
             return Ok(0);
         }
@@ -117,8 +107,7 @@ impl Store {
         self.unindexed().await
     }
 
-    /// Messages stored but not searchable yet (the indexer's backlog).
-    pub async fn unindexed(&self) -> Result<i64, StoreError> {
+    async fn unindexed(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM messages WHERE id > (SELECT indexed_through FROM search_progress)",
         )

@@ -1,9 +1,11 @@
 //! Sign-in sessions. The cookie holds a random token; the table holds its
 //! SHA-256, the user, the CSRF token and when it was last used.
 
+use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use super::{now_ms, Store, StoreError};
+use super::api::*;
+use super::{now_ms, SqliteStore, StoreError};
 
 /// A live session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +18,9 @@ fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-impl Store {
-    pub async fn create_session(
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(
         &self,
         token: &str,
         user: &str,
@@ -40,9 +43,7 @@ impl Store {
         Ok(())
     }
 
-    /// The session for `token` when it was used within `idle_ms`; marks it
-    /// used. An expired session is deleted.
-    pub async fn touch_session(&self, token: &str, idle_ms: i64) -> Result<Option<Session>, StoreError> {
+    async fn touch_session(&self, token: &str, idle_ms: i64) -> Result<Option<Session>, StoreError> {
         let now = now_ms();
         let key = hash(token);
         let row: Option<(String, String, i64)> =
@@ -69,7 +70,7 @@ impl Store {
         Ok(Some(Session { user, csrf }))
     }
 
-    pub async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
+    async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(hash(token))
             .execute(&self.pool)
@@ -77,8 +78,7 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes sessions idle for longer than `idle_ms`; returns how many.
-    pub async fn expire_sessions(&self, idle_ms: i64) -> Result<u64, StoreError> {
+    async fn expire_sessions(&self, idle_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM sessions WHERE last_seen < ?")
             .bind(now_ms() - idle_ms)
             .execute(&self.pool)

@@ -4,9 +4,11 @@
 //! without) the management API: a broker whose management plugin is down
 //! still has its failure queues drained.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
-use super::{now_ms, Store, StoreError};
+use super::api::*;
+use super::{now_ms, SqliteStore, StoreError};
 
 /// A queue Redrive captures, with why.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -16,8 +18,9 @@ pub struct WatchedQueue {
     pub reason: String,
 }
 
-impl Store {
-    pub async fn watched_queues(&self) -> Result<Vec<WatchedQueue>, StoreError> {
+#[async_trait]
+impl WatchStore for SqliteStore {
+    async fn watched_queues(&self) -> Result<Vec<WatchedQueue>, StoreError> {
         Ok(
             sqlx::query_as("SELECT vhost, name, reason FROM watched_queues ORDER BY vhost, name")
                 .fetch_all(&self.pool)
@@ -25,13 +28,7 @@ impl Store {
         )
     }
 
-    /// Makes the stored watched set of `vhost` exactly `queues` (name →
-    /// reason), keeping `since` of queues that stay.
-    pub async fn sync_watched(
-        &self,
-        vhost: &str,
-        queues: &HashMap<String, String>,
-    ) -> Result<(), StoreError> {
+    async fn sync_watched(&self, vhost: &str, queues: &HashMap<String, String>) -> Result<(), StoreError> {
         // Discovery runs every few seconds and rarely changes anything: a
         // plain read first, so it takes the write turn only for a change.
         let current: HashMap<String, String> =
@@ -85,8 +82,7 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets the watched queues of vhosts that no longer exist.
-    pub async fn forget_watched_vhosts_except(&self, vhosts: &[String]) -> Result<(), StoreError> {
+    async fn forget_watched_vhosts_except(&self, vhosts: &[String]) -> Result<(), StoreError> {
         let stored: Vec<String> = sqlx::query_scalar("SELECT DISTINCT vhost FROM watched_queues")
             .fetch_all(&self.pool)
             .await?;
@@ -99,8 +95,7 @@ impl Store {
         Ok(())
     }
 
-    /// The operator's switches of `vhost`, by queue name (`true`: capture).
-    pub async fn watch_overrides(&self, vhost: &str) -> Result<HashMap<String, bool>, StoreError> {
+    async fn watch_overrides(&self, vhost: &str) -> Result<HashMap<String, bool>, StoreError> {
         let rows: Vec<(String, bool)> =
             sqlx::query_as("SELECT name, watch FROM watch_overrides WHERE vhost = ?")
                 .bind(vhost)
@@ -109,8 +104,7 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
-    /// Every operator switch: vhost → queue → capture.
-    pub async fn all_watch_overrides(&self) -> Result<HashMap<String, HashMap<String, bool>>, StoreError> {
+    async fn all_watch_overrides(&self) -> Result<HashMap<String, HashMap<String, bool>>, StoreError> {
         let rows: Vec<(String, String, bool)> =
             sqlx::query_as("SELECT vhost, name, watch FROM watch_overrides")
                 .fetch_all(&self.pool)
@@ -122,8 +116,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Sets (`Some`) or clears (`None`, back to the rules) an operator's switch.
-    pub async fn set_watch_override(
+    async fn set_watch_override(
         &self,
         vhost: &str,
         name: &str,
