@@ -120,6 +120,7 @@ struct Inner {
     consumer: Family<ConsumerLabels, Gauge>,
     reconnects: Family<QueueLabels, Counter>,
     database_up: Gauge,
+    database_ping: Gauge<f64, std::sync::atomic::AtomicU64>,
     broker_data_age: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
@@ -144,6 +145,7 @@ impl Default for Metrics {
             consumer: Family::default(),
             reconnects: Family::default(),
             database_up: Gauge::default(),
+            database_ping: Gauge::default(),
             broker_data_age: Gauge::default(),
             registry: Registry::default(),
         };
@@ -166,6 +168,7 @@ impl Default for Metrics {
             "consumer_state", "1 for the state each capture consumer is in (starting, connected, reconnecting)" => inner.consumer;
             "consumer_reconnects", "Times a capture consumer lost its channel or connection and went to reconnect" => inner.reconnects;
             "database_up", "1 while captured batches commit, 0 during a database outage" => inner.database_up;
+            "database_ping_seconds", "Round trip of a trivial query at scrape time: the database's latency as every request sees it" => inner.database_ping;
             "broker_data_age_seconds", "Age of the last successful management API snapshot" => inner.broker_data_age;
         }
         Self(Arc::new(Inner { registry, ..inner }))
@@ -182,6 +185,8 @@ pub struct Scraped {
     /// (vhost, queue, state)
     pub consumers: Vec<(String, String, String)>,
     pub database_up: bool,
+    /// How long `SELECT 1` took during this scrape.
+    pub database_ping: Duration,
     pub broker_data_age: Option<Duration>,
 }
 
@@ -257,6 +262,7 @@ impl Metrics {
             i.consumer.get_or_create(&labels).set(1);
         }
         i.database_up.set(i64::from(now.database_up));
+        i.database_ping.set(now.database_ping.as_secs_f64());
         i.broker_data_age
             .set(now.broker_data_age.map_or(f64::NAN, |d| d.as_secs_f64()));
         let mut out = String::new();

@@ -587,6 +587,8 @@ async fn metrics_follow_capture_and_replay_and_need_a_monitoring_user() {
     let connected = format!("redrive_consumer_state{{{queue},state=\"connected\"}}");
     assert_eq!(sample(&text, &connected), Some(1.0), "{text}");
     assert_eq!(sample(&text, "redrive_database_up"), Some(1.0));
+    let ping = sample(&text, "redrive_database_ping_seconds").unwrap();
+    assert!(ping > 0.0 && ping < 60.0, "a measured round trip: {ping}");
     let calls = sample(&text, "redrive_management_request_seconds_count{outcome=\"ok\"}");
     assert!(calls.unwrap_or(0.0) > 0.0, "{text}");
     let commits = sample(&text, "redrive_capture_commit_seconds_count").unwrap();

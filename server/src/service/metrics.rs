@@ -12,6 +12,9 @@ const JOBS_LOOKED_AT: i64 = 200;
 impl Redrive {
     /// The exposition: counters as counted, states as they are now.
     pub async fn metrics_text(&self) -> Result<String, ApiError> {
+        let started = std::time::Instant::now();
+        self.store.ping().await?;
+        let database_ping = started.elapsed();
         // Every status, 0 included: a series that vanishes reads as "no data".
         let counted = self.store.count_by_status().await?;
         let messages_by_status = MessageStatus::ALL
@@ -72,6 +75,7 @@ impl Redrive {
             queues,
             consumers,
             database_up: self.capture.database_fault().is_none(),
+            database_ping,
             broker_data_age,
         }))
     }
