@@ -90,6 +90,7 @@ impl VhostAdvisor<'_, '_> {
                 self.transient_messages(q, transient);
                 self.growing_error_queue(q, history, unhandled);
                 self.unbound_error_queue(q);
+                self.failure_queue_delivery_limit(q);
             } else {
                 let has_error_queue = services_with_error_queue.iter().any(|s| belongs_to(&q.name, s));
                 if !has_error_queue && !dead_letter_queues.contains(q.name.as_str()) {
@@ -309,40 +310,6 @@ impl VhostAdvisor<'_, '_> {
         );
     }
 
-    fn requeue_loop(&mut self, q: &QueueStats) {
-        let stats = q.message_stats;
-        let redeliver = stats.redeliver_details.rate;
-        if redeliver < self.t.redeliver_rate || stats.ack_details.rate > redeliver * 0.05 {
-            return;
-        }
-        let action = (q.kind == "quorum").then(|| {
-            let mut extra = Map::new();
-            extra.insert("delivery-limit".into(), json!(20));
-            self.policy_fix(q, "delivery-limit", extra)
-        });
-        self.push_with(
-            q,
-            "requeue_loop",
-            Severity::Critical,
-            format!(
-                "{} redelivers {redeliver:.1} messages/s while almost nothing is acked: a poison message is \
-                 being rejected with requeue=true over and over.",
-                q.name
-            ),
-            if q.kind == "quorum" {
-                "Set a delivery-limit so the message is dead-lettered after N attempts, and reject without \
-                 requeue (AmqpRejectAndDontRequeueException) in the consumer."
-                    .into()
-            } else {
-                "Reject without requeue (requeue=false, AmqpRejectAndDontRequeueException, or Spring's \
-                 default-requeue-rejected=false) so the message goes to the dead-letter exchange; quorum \
-                 queues can also cap it with a delivery-limit."
-                    .into()
-            },
-            action,
-        );
-    }
-
     fn deep_not_lazy(&mut self, q: &QueueStats) {
         let classic = q.kind == "classic" || q.kind.is_empty();
         if !self.version.lazy_mode_matters()
@@ -365,46 +332,6 @@ impl VhostAdvisor<'_, '_> {
                 q.name, q.messages_ready
             ),
             "Apply a policy with queue-mode: lazy so messages go straight to disk.".into(),
-            Some(action),
-        );
-    }
-
-    /// Quorum queues dead-letter at-most-once by default: a message is
-    /// removed before the dead-letter target has it, so it is lost when the
-    /// exchange is missing, routes nowhere or the target rejects it.
-    fn at_most_once_dead_lettering(&mut self, q: &QueueStats) {
-        let at_least_once =
-            q.setting("dead-letter-strategy").and_then(Value::as_str) == Some("at-least-once");
-        let reject_publish = q.setting("overflow").and_then(Value::as_str) == Some("reject-publish");
-        if q.kind != "quorum"
-            || q.dead_letter_exchange().is_none()
-            || !self.version.at_least_once_dead_lettering()
-            || (at_least_once && reject_publish)
-        {
-            return;
-        }
-        let mut extra = Map::new();
-        extra.insert("dead-letter-strategy".into(), json!("at-least-once"));
-        // at-least-once silently falls back to at-most-once with drop-head.
-        extra.insert("overflow".into(), json!("reject-publish"));
-        let action = self.policy_fix(q, "at-least-once", extra);
-        self.push_with(
-            q,
-            "at_most_once_dead_lettering",
-            Severity::Info,
-            format!(
-                "Quorum queue {} dead-letters at-most-once{}: a rejected or expired message is dropped if its \
-                 dead-letter exchange is missing, routes nowhere or the target refuses it.",
-                q.name,
-                if at_least_once {
-                    " (at-least-once is set, but needs overflow reject-publish)"
-                } else {
-                    ""
-                }
-            ),
-            "Set dead-letter-strategy at-least-once with overflow reject-publish (RabbitMQ 3.10+): the \
-             message leaves the queue only once the dead-letter target confirms it."
-                .into(),
             Some(action),
         );
     }
@@ -596,5 +523,6 @@ fn held_for(
         .all(|s| pred(&s.sample))
 }
 
+mod quorum;
 #[cfg(test)]
 mod tests;

@@ -326,3 +326,38 @@ fn publishers_without_confirms_are_grouped_by_application() {
         found[0].message
     );
 }
+
+#[test]
+fn a_delivery_limit_on_a_quorum_failure_queue_without_dead_lettering_is_reported() {
+    let error_queue = |args: serde_json::Value| {
+        let mut q = queue("orders.error.queue");
+        q.kind = "quorum".into();
+        q.arguments = args.as_object().cloned().unwrap();
+        q
+    };
+    let found = |q: QueueStats| {
+        kinds(&snapshot("3.10.8", vec![q]), &HashMap::new(), 0)
+            .contains(&("orders.error.queue".into(), "failure_queue_delivery_limit"))
+    };
+    assert!(found(error_queue(
+        json!({"x-queue-type": "quorum", "x-delivery-limit": 3})
+    )));
+    assert!(!found(error_queue(json!({"x-queue-type": "quorum"}))), "no limit");
+    assert!(
+        !found(error_queue(
+            json!({"x-delivery-limit": 3, "x-dead-letter-exchange": "parking"})
+        )),
+        "past the limit it is dead-lettered, not dropped"
+    );
+    let mut from_policy = error_queue(json!({}));
+    from_policy.effective_policy_definition = json!({"delivery-limit": 5}).as_object().cloned();
+    assert!(found(from_policy), "a policy's limit counts too");
+    let mut work = queue("orders");
+    work.kind = "quorum".into();
+    work.arguments = json!({"x-delivery-limit": 3}).as_object().cloned().unwrap();
+    let on_work = kinds(&snapshot("3.10.8", vec![work]), &HashMap::new(), 0);
+    assert!(
+        !on_work.iter().any(|(_, k)| *k == "failure_queue_delivery_limit"),
+        "on a work queue the limit is what stops a poison loop"
+    );
+}
