@@ -13,6 +13,7 @@ pub mod import;
 pub mod ingest;
 pub mod instance;
 pub mod jobs;
+pub mod lease;
 pub mod metrics;
 pub mod monitor;
 pub mod policy;
@@ -77,6 +78,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let config = Arc::new(config);
     let instance = instance::InstanceLock::acquire(&config.database_url)?;
     let store = store::connect(&config.database_url).await?;
+    // This instance's name on its leases and replay claims.
+    let holder: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    // SQLite is one instance's (the lock above, or a private in-memory
+    // database): the holders of any leases left are processes that died,
+    // and their work resumes now rather than when the leases expire.
+    let ended = store.clear_leases_except(&holder).await?;
+    if ended > 0 {
+        tracing::info!(ended, "leases of a previous run ended; its jobs resume");
+    }
+    let leases = lease::Leases::new(store.clone(), holder.clone());
     let grouped = store.backfill_groups().await?;
     if grouped > 0 {
         tracing::info!(
@@ -112,7 +123,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         indexer: indexer.clone(),
         metrics: metrics.clone(),
     };
-    let monitor = Monitor::new(config.clone(), store.clone(), management.clone(), capture.clone());
+    let monitor = Monitor::new(config.clone(), store.clone(), management.clone(), capture.clone())
+        .with_leases(leases.clone());
     let tasks = TaskHealth::default();
     let redrive = Redrive {
         config: config.clone(),
@@ -122,7 +134,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         monitor,
         capture,
         tasks: tasks.clone(),
-        instance: uuid::Uuid::new_v4().to_string().into(),
+        instance: holder,
+        leases: leases.clone(),
         indexer: indexer.clone(),
         metrics,
     };
@@ -136,16 +149,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         jobs::run(r.clone(), stop.clone())
     });
     let (st, c, stop) = (redrive.store.clone(), config.clone(), shutdown.clone());
+    let l = leases.clone();
     let purge = supervise::spawn("retention", tasks.clone(), shutdown.clone(), move || {
-        retention::run(st.clone(), c.clone(), stop.clone())
+        retention::run(st.clone(), c.clone(), l.clone(), stop.clone())
     });
     let (m, stop) = (redrive.monitor.clone(), shutdown.clone());
     let monitor = supervise::spawn("monitor", tasks.clone(), shutdown.clone(), move || {
         m.clone().run(stop.clone())
     });
     let (st, stop) = (redrive.store.clone(), shutdown.clone());
+    let l = leases.clone();
     let alerts = supervise::spawn("alerts", tasks.clone(), shutdown.clone(), move || {
-        monitor::alerts::deliver(st.clone(), stop.clone())
+        monitor::alerts::deliver(st.clone(), l.clone(), stop.clone())
     });
     let (st, stop) = (redrive.store.clone(), shutdown.clone());
     let index = supervise::spawn("indexer", tasks.clone(), shutdown.clone(), move || {

@@ -8,12 +8,31 @@ use tokio_util::sync::CancellationToken;
 use app::model::{AuditAction, AuditResult};
 
 use crate::config::Config;
+use crate::lease::{Lease, Leases};
 use crate::store::{now_ms, NewAudit, Store};
 
 const DAY_MS: f64 = 86_400_000.0;
 
-pub async fn run(store: Store, config: std::sync::Arc<Config>, shutdown: CancellationToken) {
+pub async fn run(store: Store, config: std::sync::Arc<Config>, leases: Leases, shutdown: CancellationToken) {
+    let every = config.purge_interval.min(std::time::Duration::from_secs(600));
     loop {
+        // Held across the pause, so one instance keeps purging; idempotent
+        // anyway, but a purge is audited, and once is the truth.
+        if leases
+            .hold_for(Lease::Retention, every * 2 + crate::lease::TTL)
+            .await
+        {
+            purge(&store, &config).await;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+async fn purge(store: &Store, config: &Config) {
+    {
         let cutoff = now_ms() - (config.retention_days * DAY_MS) as i64;
         match store.purge_discarded(cutoff).await {
             Ok(0) => {}
@@ -48,10 +67,6 @@ pub async fn run(store: Store, config: std::sync::Arc<Config>, shutdown: Cancell
         let idle = i64::try_from(config.session_idle.as_millis()).unwrap_or(i64::MAX);
         if let Err(e) = store.expire_sessions(idle).await {
             tracing::warn!(error = %e, "expiring idle sessions failed; retrying later");
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(config.purge_interval.min(std::time::Duration::from_secs(600))) => {}
         }
     }
 }

@@ -675,3 +675,55 @@ async fn a_job_keeps_the_vhosts_of_its_messages_from_its_creation() {
     vhosts.sort();
     assert_eq!(vhosts, ["a", "b"]);
 }
+
+/// A lease is one holder's until it expires: another is refused meanwhile,
+/// the holder renews it, anyone takes it once it has expired, and a released
+/// lease is free at once. Start-up on SQLite ends every other holder's.
+#[tokio::test]
+async fn leases_are_one_holders_until_they_expire() {
+    let db = TestDb::new();
+    let store = server::store::connect(&db.url()).await.unwrap();
+    assert!(store.acquire_lease("job/1", "a", 60_000).await.unwrap());
+    assert!(
+        !store.acquire_lease("job/1", "b", 60_000).await.unwrap(),
+        "a holds it"
+    );
+    assert!(
+        store.acquire_lease("job/1", "a", 60_000).await.unwrap(),
+        "a renews"
+    );
+    assert!(
+        store.acquire_lease("job/2", "b", 60_000).await.unwrap(),
+        "leases are per name"
+    );
+
+    // a stops renewing: once expired, b takes it, and a cannot renew it back.
+    assert!(store.acquire_lease("job/1", "a", 1).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        store.acquire_lease("job/1", "b", 60_000).await.unwrap(),
+        "expired: taken over"
+    );
+    assert!(
+        !store.acquire_lease("job/1", "a", 60_000).await.unwrap(),
+        "lost for good"
+    );
+
+    store.release_lease("job/1", "a").await.unwrap();
+    assert!(
+        !store.acquire_lease("job/1", "c", 60_000).await.unwrap(),
+        "only the holder releases"
+    );
+    store.release_lease("job/1", "b").await.unwrap();
+    assert!(
+        store.acquire_lease("job/1", "c", 60_000).await.unwrap(),
+        "released: free at once"
+    );
+
+    assert_eq!(store.clear_leases_except("c").await.unwrap(), 1, "b's job/2");
+    assert!(store.acquire_lease("job/2", "c", 60_000).await.unwrap());
+    assert!(
+        !store.acquire_lease("job/1", "d", 60_000).await.unwrap(),
+        "c's own were kept"
+    );
+}

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::replay_lease;
+use crate::lease::{Lease, RENEW_EVERY};
 use crate::service::Redrive;
 
 /// How often the runner looks for jobs to start or resume.
@@ -19,14 +20,26 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// Messages discarded per transaction.
 const DISCARD_BATCH: usize = 500;
 
-/// Runs jobs in the background: one task per running job.
+/// A job this instance drives: its task, the token that stops it when the
+/// lease is lost, and when the lease was last renewed.
+struct Driven {
+    task: JoinHandle<anyhow::Result<()>>,
+    stop: CancellationToken,
+    renewed: Instant,
+}
+
+/// Runs jobs in the background: one task per running job whose lease this
+/// instance holds (see `lease`), so each job runs on one instance at a time
+/// and moves to another when its holder dies.
 ///
 /// A job that stops on an error (database or broker unreachable) keeps its
 /// place: its current message stays pending and the job is retried with
 /// backoff, its note telling the operator what it waits for.
 pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
-    let mut tasks: HashMap<i64, JoinHandle<anyhow::Result<()>>> = HashMap::new();
+    let mut driven: HashMap<i64, Driven> = HashMap::new();
     let mut backoff: HashMap<i64, (u32, Instant)> = HashMap::new();
+    // Jobs another instance holds, and when their lease was last tried.
+    let mut foreign: HashMap<i64, Instant> = HashMap::new();
     let mut last_sweep = Instant::now();
     loop {
         if last_sweep.elapsed() >= SWEEP_EVERY {
@@ -38,8 +51,9 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
                 Err(e) => tracing::warn!(error = %e, "sweeping abandoned replays failed"),
             }
         }
-        for (id, task) in tasks.extract_if(|_, t| t.is_finished()) {
-            match task.await {
+        for (id, done) in driven.extract_if(|_, d| d.task.is_finished()) {
+            redrive.leases.release(Lease::Job(id)).await;
+            match done.task.await {
                 Ok(Ok(())) => {
                     backoff.remove(&id);
                 }
@@ -56,17 +70,36 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
                 Err(e) => tracing::error!(job = id, error = %e, "job task panicked"),
             }
         }
+        renew(&redrive, &mut driven).await;
         match redrive.store.running_jobs().await {
             Ok(ids) => {
+                foreign.retain(|id, _| ids.contains(id));
                 for id in ids {
                     let waiting = backoff.get(&id).is_some_and(|b| b.1 > Instant::now());
-                    if tasks.contains_key(&id) || waiting {
+                    let tried_lately = foreign.get(&id).is_some_and(|at| at.elapsed() < RENEW_EVERY);
+                    if driven.contains_key(&id) || waiting || tried_lately {
                         continue;
                     }
-                    let (r, token, retry) = (redrive.clone(), shutdown.clone(), backoff.contains_key(&id));
-                    tasks.insert(
+                    if !redrive.leases.hold(Lease::Job(id)).await {
+                        foreign.insert(id, Instant::now());
+                        continue;
+                    }
+                    if foreign.remove(&id).is_some() {
+                        tracing::warn!(
+                            job = id,
+                            "took over a job whose instance stopped renewing its lease"
+                        );
+                    }
+                    let stop = shutdown.child_token();
+                    let (r, token, retry) = (redrive.clone(), stop.clone(), backoff.contains_key(&id));
+                    let task = tokio::spawn(async move { drive(&r, id, &token, retry).await });
+                    driven.insert(
                         id,
-                        tokio::spawn(async move { drive(&r, id, &token, retry).await }),
+                        Driven {
+                            task,
+                            stop,
+                            renewed: Instant::now(),
+                        },
                     );
                 }
             }
@@ -77,8 +110,27 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
             _ = tokio::time::sleep(POLL) => {}
         }
     }
-    for (_, t) in tasks {
-        let _ = t.await;
+    for (id, d) in driven {
+        let _ = d.task.await;
+        // Another instance resumes the job at once instead of after the expiry.
+        redrive.leases.release(Lease::Job(id)).await;
+    }
+}
+
+/// Renews the lease of every job driven here; a job whose lease cannot be
+/// renewed is stopped, since another instance may take it over once it
+/// expires (its claims keep what was done from being done twice).
+async fn renew(redrive: &Redrive, driven: &mut HashMap<i64, Driven>) {
+    for (id, d) in driven.iter_mut() {
+        if d.renewed.elapsed() < RENEW_EVERY || d.stop.is_cancelled() {
+            continue;
+        }
+        if redrive.leases.hold(Lease::Job(*id)).await {
+            d.renewed = Instant::now();
+        } else {
+            tracing::warn!(job = id, "lost the job's lease; stopping it here");
+            d.stop.cancel();
+        }
     }
 }
 

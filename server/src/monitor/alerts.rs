@@ -10,6 +10,7 @@ use regex::Regex;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::lease::{Lease, Leases, RENEW_EVERY};
 use crate::store::{now_ms, Store};
 
 /// Attempts before a delivery is given up (about an hour of backoff).
@@ -130,13 +131,15 @@ pub fn backoff(attempts: i64) -> Duration {
 }
 
 /// Sends due webhook deliveries until `shutdown`.
-pub async fn deliver(store: Store, shutdown: CancellationToken) {
+/// Only the instance holding the outbox's lease sends, so a webhook is
+/// posted once however many instances run.
+pub async fn deliver(store: Store, leases: Leases, shutdown: CancellationToken) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("static reqwest configuration is valid");
     loop {
-        if let Err(e) = deliver_due(&store, &http).await {
+        if let Err(e) = deliver_due(&store, &leases, &http).await {
             tracing::warn!(error = %format!("{e:#}"), "alert delivery pass failed");
         }
         tokio::select! {
@@ -146,12 +149,28 @@ pub async fn deliver(store: Store, shutdown: CancellationToken) {
     }
 }
 
-async fn deliver_due(store: &Store, http: &reqwest::Client) -> anyhow::Result<()> {
+/// Longer than a renewal gap plus one post's 10 s timeout.
+const OUTBOX_TTL: Duration = Duration::from_secs(30);
+
+/// The lease is taken before anything is read and renewed before each
+/// post (a post may take its whole 10 s timeout), so no other instance can
+/// be sending the same delivery meanwhile.
+async fn deliver_due(store: &Store, leases: &Leases, http: &reqwest::Client) -> anyhow::Result<()> {
+    if !leases.hold_for(Lease::AlertOutbox, OUTBOX_TTL).await {
+        return Ok(());
+    }
+    let mut held_since = tokio::time::Instant::now();
     for d in store
         .due_deliveries(now_ms(), 50)
         .await
         .context("reading due deliveries")?
     {
+        if held_since.elapsed() >= RENEW_EVERY {
+            if !leases.hold_for(Lease::AlertOutbox, OUTBOX_TTL).await {
+                return Ok(());
+            }
+            held_since = tokio::time::Instant::now();
+        }
         let result = http.post(&d.url).json(&d.payload).send().await;
         let error = match result {
             Ok(res) if res.status().is_success() => None,

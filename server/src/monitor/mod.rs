@@ -17,6 +17,7 @@ use crate::broker::Management;
 use crate::config::Config;
 use crate::ingest::classify::WatchRules;
 use crate::ingest::CaptureStatus;
+use crate::lease::{Lease, Leases, TTL};
 use crate::store::samples::Sample;
 use crate::store::{now_ms, Store};
 use snapshot::{Cached, Snapshot};
@@ -33,6 +34,10 @@ pub struct Monitor {
     capture: CaptureStatus,
     /// Serialises refreshes so a burst of page loads makes one API call.
     refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// When set, samples, findings and alerts are written only while this
+    /// instance holds the monitor's lease (every instance still refreshes
+    /// its own view of the broker).
+    leases: Option<Leases>,
 }
 
 impl Monitor {
@@ -44,6 +49,25 @@ impl Monitor {
             cache: Arc::default(),
             capture,
             refreshing: Arc::default(),
+            leases: None,
+        }
+    }
+
+    /// Writes samples, findings and alerts only under the monitor's lease.
+    pub fn with_leases(mut self, leases: Leases) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// Whether this instance writes this pass: it holds the monitor's lease,
+    /// renewed for a few sample intervals, or runs without leases.
+    async fn leads(&self) -> bool {
+        match &self.leases {
+            None => true,
+            Some(l) => {
+                l.hold_for(Lease::Monitor, self.config.sample_interval * 3 + TTL)
+                    .await
+            }
         }
     }
 
@@ -121,8 +145,11 @@ impl Monitor {
                 _ = shutdown.cancelled() => return,
                 _ = interval.tick() => {}
             }
-            if let Err(e) = self.tick().await {
-                tracing::warn!(error = %format!("{e:#}"), "monitor tick failed");
+            match self.pass().await {
+                Ok(true) => {}
+                // Another instance samples; this one kept its view fresh.
+                Ok(false) => continue,
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "monitor tick failed"),
             }
             if last_compaction.elapsed() >= COMPACT_EVERY {
                 last_compaction = tokio::time::Instant::now();
@@ -132,6 +159,19 @@ impl Monitor {
                 }
             }
         }
+    }
+
+    /// One pass of [`Monitor::run`]: a [`Monitor::tick`] when this instance
+    /// holds the monitor's lease (`Ok(true)`), else only a refresh of its
+    /// view of the broker (`Ok(false)`), so samples and findings are written
+    /// once per cluster.
+    pub async fn pass(&self) -> anyhow::Result<bool> {
+        if self.leads().await {
+            return self.tick().await.map(|()| true);
+        }
+        let _guard = self.refreshing.lock().await;
+        self.refresh_locked().await;
+        Ok(false)
     }
 
     /// One monitoring pass. Public so tests can drive it deterministically.

@@ -29,8 +29,10 @@ pub struct Redrive {
     pub monitor: Monitor,
     /// What each capture consumer is doing (for `/readyz` and the Queues page).
     pub capture: crate::ingest::CaptureStatus,
-    /// This instance's name on the replays it claims (a fresh UUID per start).
+    /// This instance's name on the replays it claims and the leases it
+    /// holds (a fresh UUID per start).
     pub instance: Arc<str>,
+    pub leases: crate::lease::Leases,
     /// Crashes of background tasks (for `/healthz`).
     pub tasks: crate::supervise::TaskHealth,
     /// Told when bulk jobs write, so search indexing gives way to them.

@@ -16,6 +16,7 @@ mod groups;
 mod ingest;
 mod job_batches;
 mod jobs;
+mod leases;
 mod messages;
 #[cfg(test)]
 mod plans;
@@ -40,7 +41,8 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use access::Scope;
 pub use api::{
     AlertStore, AnnotationStore, AuditLog, CaptureStore, Database, FindingStore, GroupStore, JobSteps,
-    JobStore, MessageStore, ReplayStore, SampleStore, SearchIndex, SessionStore, VhostAccess, WatchStore,
+    JobStore, LeaseStore, MessageStore, ReplayStore, SampleStore, SearchIndex, SessionStore, VhostAccess,
+    WatchStore,
 };
 pub use audit::{AuditFilter, NewAudit};
 pub use contents::{take_trace, trace_template, TraceTemplate};

@@ -13,7 +13,7 @@ mod work;
 use async_trait::async_trait;
 
 pub use messages::{CaptureStore, MessageStore, ReplayStore, SearchIndex, VhostAccess};
-pub use operations::{AlertStore, AuditLog, FindingStore, SampleStore, SessionStore, WatchStore};
+pub use operations::{AlertStore, AuditLog, FindingStore, LeaseStore, SampleStore, SessionStore, WatchStore};
 pub use work::{AnnotationStore, GroupStore, JobSteps, JobStore};
 
 use super::StoreError;
@@ -33,6 +33,7 @@ pub trait Database:
     + SampleStore
     + FindingStore
     + WatchStore
+    + LeaseStore
     + AlertStore
     + AuditLog
     + SessionStore
