@@ -31,18 +31,6 @@ fn spring_failure() -> BasicProperties {
         ]))
 }
 
-async fn queue_row(app: &TestApp, vhost: &str, name: &str) -> Value {
-    wait_for(Duration::from_secs(15), || async {
-        let (_, q) = app.get("/api/v1/queues").await;
-        q["queues"]
-            .as_array()?
-            .iter()
-            .find(|q| q["vhost"] == vhost && q["name"] == name)
-            .cloned()
-    })
-    .await
-}
-
 #[tokio::test]
 async fn identical_failures_redelivered_are_stored_once_each() {
     let mut vh = TestVhost::new().await;
@@ -160,19 +148,19 @@ async fn spring_error_queue_and_policy_dead_letter_queue_are_captured_work_queue
     let parked = app.wait_for_messages("parking", 1).await;
     assert_eq!(parked[0]["reason"], "rejected");
 
-    let q = queue_row(&app, &vh.name, "parking").await;
+    let q = app.queue_row(&vh.name, "parking").await;
     assert_eq!(q["watched"], true);
     assert_eq!(
         q["watch_reason"],
         "dead-letter target of payments.work via policy payments-dlx"
     );
-    let q = queue_row(&app, &vh.name, "error.queue").await;
+    let q = app.queue_row(&vh.name, "error.queue").await;
     assert_eq!(q["watch_reason"], "name matches REDRIVE_WATCH");
     for work in ["orders.delay", "orders.retry", "payments.work"] {
-        let q = queue_row(&app, &vh.name, work).await;
+        let q = app.queue_row(&vh.name, work).await;
         assert_eq!(q["watched"], false, "{work}: {q}");
     }
-    let q = queue_row(&app, &vh.name, "orders.retry").await;
+    let q = app.queue_row(&vh.name, "orders.retry").await;
     assert!(
         q["watch_reason"]
             .as_str()
@@ -209,13 +197,13 @@ async fn spring_error_queue_and_policy_dead_letter_queue_are_captured_work_queue
     };
     assert_eq!(switch(json!(false)).await, 204);
     wait_until(Duration::from_secs(10), || async {
-        let q = queue_row(&app, &vh.name, "parking").await;
+        let q = app.queue_row(&vh.name, "parking").await;
         q["watched"] == false && q["consumers"] == 0
     })
     .await;
     assert_eq!(switch(Value::Null).await, 204);
     wait_until(Duration::from_secs(10), || async {
-        queue_row(&app, &vh.name, "parking").await["consumers"] == 1
+        app.queue_row(&vh.name, "parking").await["consumers"] == 1
     })
     .await;
     app.stop().await;

@@ -11,7 +11,6 @@ use common::*;
 use lapin::options::BasicAckOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, ExchangeKind};
-use serde_json::Value;
 
 /// A port on this machine that refuses connections.
 const DEAD_NODE: &str = "127.0.0.1:1";
@@ -20,18 +19,6 @@ fn quorum(extra: &[(&str, AMQPValue)]) -> FieldTable {
     let mut entries = vec![("x-queue-type", s("quorum"))];
     entries.extend(extra.iter().cloned());
     headers(&entries)
-}
-
-async fn queue_row(app: &TestApp, vhost: &str, name: &str) -> Value {
-    wait_for(Duration::from_secs(15), || async {
-        let (_, q) = app.get("/api/v1/queues").await;
-        q["queues"]
-            .as_array()?
-            .iter()
-            .find(|q| q["vhost"] == vhost && q["name"] == name)
-            .cloned()
-    })
-    .await
 }
 
 #[tokio::test]
@@ -82,7 +69,7 @@ async fn a_dead_first_node_fails_over_and_quorum_queues_capture_and_take_replays
         stored[0]["id"], stored[1]["id"],
         "two identical failures are two rows"
     );
-    let q = queue_row(&app, &vh.name, "orders.error.queue").await;
+    let q = app.queue_row(&vh.name, "orders.error.queue").await;
     assert_eq!(q["type"], "quorum");
     assert_eq!(q["watched"], true, "{q}");
     let acked = std::time::Instant::now();
@@ -126,7 +113,7 @@ async fn streams_are_listed_but_never_consumed() {
     .await;
     let app = TestApp::start(config(&vh, &db, &[])).await;
 
-    let q = queue_row(&app, &vh.name, "audit.error.queue").await;
+    let q = app.queue_row(&vh.name, "audit.error.queue").await;
     assert_eq!(q["type"], "stream");
     assert_eq!(q["watched"], false, "{q}");
     assert!(q["watch_reason"].as_str().unwrap().contains("stream"), "{q}");
@@ -145,7 +132,7 @@ async fn streams_are_listed_but_never_consumed() {
         .unwrap();
     assert_eq!(refused.status().as_u16(), 400);
     assert!(refused.text().await.unwrap().contains("is a stream"));
-    let q = queue_row(&app, &vh.name, "audit.error.queue").await;
+    let q = app.queue_row(&vh.name, "audit.error.queue").await;
     assert_eq!(q["watched"], false, "{q}");
 
     tokio::time::sleep(Duration::from_secs(1)).await;

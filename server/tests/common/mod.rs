@@ -435,6 +435,19 @@ impl TestApp {
         }
     }
 
+    /// The queue as `GET /api/v1/queues` shows it, once it is listed.
+    pub async fn queue_row(&self, vhost: &str, name: &str) -> Value {
+        wait_for(Duration::from_secs(15), || async {
+            let (_, q) = self.get("/api/v1/queues").await;
+            q["queues"]
+                .as_array()?
+                .iter()
+                .find(|q| q["vhost"] == vhost && q["name"] == name)
+                .cloned()
+        })
+        .await
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await.unwrap();
