@@ -335,7 +335,7 @@ impl Management {
     /// Sends one request to the node that answered last, else to each other
     /// node in turn, and returns the first answer whatever its status: a
     /// node that answers has spoken for the cluster. Only "no answer"
-    /// (refused, timed out) moves on to the next node.
+    /// (refused; for a read, also timed out) moves on to the next node.
     pub(super) async fn request(
         &self,
         method: reqwest::Method,
@@ -364,10 +364,17 @@ impl Management {
                     return Ok(res);
                 }
                 Err(e) => {
+                    // A change that reached a node before it stopped answering
+                    // may have been made: only a read, or a request that never
+                    // connected, is sent again to another node.
+                    let resend = e.is_connect() || method == reqwest::Method::GET;
                     if self.bases.len() > 1 {
                         tracing::warn!(node = %crate::config::redact_urls(base), error = %e, "management API node did not answer");
                     }
                     last_error = Some(Self::unreachable(base, e));
+                    if !resend {
+                        break;
+                    }
                 }
             }
         }
