@@ -71,6 +71,18 @@ async fn a_dead_first_node_fails_over_and_quorum_queues_capture_and_take_replays
     );
     let q = app.queue_row(&vh.name, "orders.error.queue").await;
     assert_eq!(q["type"], "quorum");
+    // The nodes, each with its alarms, through the node that answers.
+    let (status, overview) = app.get("/api/v1/overview").await;
+    assert_eq!(status, 200, "{overview}");
+    let nodes = overview["nodes"].as_array().unwrap();
+    assert!(!nodes.is_empty(), "{overview}");
+    for n in nodes {
+        assert_eq!(n["running"], true, "{n}");
+        assert!(
+            n["mem_alarm"].is_boolean() && n["disk_free_alarm"].is_boolean(),
+            "{n}"
+        );
+    }
     assert_eq!(q["watched"], true, "{q}");
     let acked = std::time::Instant::now();
     while vh.depth("orders.error.queue").await > 0 {
