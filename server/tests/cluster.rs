@@ -71,6 +71,14 @@ async fn a_dead_first_node_fails_over_and_quorum_queues_capture_and_take_replays
     );
     let q = app.queue_row(&vh.name, "orders.error.queue").await;
     assert_eq!(q["type"], "quorum");
+    // A work queue's row offers the capture switch (streams' rows do not).
+    app.queue_row(&vh.name, "orders.placed").await;
+    let html = app.html("/queues").await;
+    let row = html
+        .split("<tr")
+        .find(|r| r.contains("data-queue=\"orders.placed\""))
+        .unwrap_or_else(|| panic!("no row for orders.placed: {html}"));
+    assert!(row.contains(">Capture<"), "{row}");
     // The nodes, each with its alarms, through the node that answers.
     let (status, overview) = app.get("/api/v1/overview").await;
     assert_eq!(status, 200, "{overview}");
@@ -146,6 +154,15 @@ async fn streams_are_listed_but_never_consumed() {
     assert!(refused.text().await.unwrap().contains("is a stream"));
     let q = app.queue_row(&vh.name, "audit.error.queue").await;
     assert_eq!(q["watched"], false, "{q}");
+
+    // The Queues page offers no switch that can only fail.
+    let html = app.html("/queues").await;
+    let row = html
+        .split("<tr")
+        .find(|r| r.contains("data-queue=\"audit.error.queue\""))
+        .unwrap_or_else(|| panic!("no row for the stream: {html}"));
+    assert!(row.contains("a stream keeps its messages"), "{row}");
+    assert!(!row.contains(">Capture<"), "{row}");
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (_, page) = app.get("/api/v1/messages?queue=audit.error.queue").await;

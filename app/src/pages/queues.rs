@@ -172,16 +172,21 @@ fn CaptureCell(q: QueueInfo, switch: ServerAction<SetWatch>) -> impl IntoView {
         ("Capture", true)
     };
     let reset = q.watch_override.is_some();
+    // Streams are never consumed (the server refuses the switch): no button
+    // that can only fail.
+    let switchable = q.kind != "stream";
     let (vhost, name) = (q.vhost.clone(), q.name.clone());
     let (vhost2, name2) = (q.vhost.clone(), q.name.clone());
     view! {
         {captured.map(|href| view! { <a href=href>"captured messages"</a>" " })}
         {state}
         <div class="muted watch-reason">{q.watch_reason}</div>
-        <button class="btn btn-ghost btn-small" type="button"
-            on:click=move |_| { switch.dispatch(SetWatch { vhost: vhost.clone(), queue: name.clone(), watch: Some(value) }); }>
-            {label}
-        </button>
+        {switchable.then(|| view! {
+            <button class="btn btn-ghost btn-small" type="button"
+                on:click=move |_| { switch.dispatch(SetWatch { vhost: vhost.clone(), queue: name.clone(), watch: Some(value) }); }>
+                {label}
+            </button>
+        })}
         {reset.then(|| view! {
             <button class="btn btn-ghost btn-small" type="button"
                 on:click=move |_| { switch.dispatch(SetWatch { vhost: vhost2.clone(), queue: name2.clone(), watch: None }); }>
