@@ -111,14 +111,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         &config.management_password,
     )
     .with_metrics(metrics.clone());
-    let publisher = Publisher::new(AmqpPool::new(&config.amqp_url, "replay")?, config.confirm_timeout);
+    let publisher = Publisher::new(
+        AmqpPool::new(&config.amqp_url, "replay")?.with_metrics(metrics.clone()),
+        config.confirm_timeout,
+    );
     let capture = CaptureStatus::default();
     let indexer = ingest::indexer::IndexerWake::default();
     let ingest = Ingest {
         config: config.clone(),
         store: store.clone(),
         management: management.clone(),
-        amqp: AmqpPool::new(&config.amqp_url, "ingest")?,
+        amqp: AmqpPool::new(&config.amqp_url, "ingest")?.with_metrics(metrics.clone()),
         status: capture.clone(),
         indexer: indexer.clone(),
         metrics: metrics.clone(),

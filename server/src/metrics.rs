@@ -97,6 +97,11 @@ struct ConsumerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClientLabels {
+    client: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -119,6 +124,7 @@ struct Inner {
     unacked: Family<QueueLabels, Gauge>,
     consumer: Family<ConsumerLabels, Gauge>,
     reconnects: Family<QueueLabels, Counter>,
+    failovers: Family<ClientLabels, Counter>,
     database_up: Gauge,
     database_ping: Gauge<f64, std::sync::atomic::AtomicU64>,
     broker_data_age: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -144,6 +150,7 @@ impl Default for Metrics {
             unacked: Family::default(),
             consumer: Family::default(),
             reconnects: Family::default(),
+            failovers: Family::default(),
             database_up: Gauge::default(),
             database_ping: Gauge::default(),
             broker_data_age: Gauge::default(),
@@ -167,6 +174,7 @@ impl Default for Metrics {
             "queue_messages_unacked", "Unacknowledged messages of each watched queue, from the last broker snapshot" => inner.unacked;
             "consumer_state", "1 for the state each capture consumer is in (starting, connected, reconnecting)" => inner.consumer;
             "consumer_reconnects", "Times a capture consumer lost its channel or connection and went to reconnect" => inner.reconnects;
+            "failovers", "Times a connection went to another cluster node than the last one, by client (amqp, management)" => inner.failovers;
             "database_up", "1 while captured batches commit, 0 during a database outage" => inner.database_up;
             "database_ping_seconds", "Round trip of a trivial query at scrape time: the database's latency as every request sees it" => inner.database_ping;
             "broker_data_age_seconds", "Age of the last successful management API snapshot" => inner.broker_data_age;
@@ -206,6 +214,12 @@ impl Metrics {
             queue: queue.to_owned(),
         };
         self.0.reconnects.get_or_create(&labels).inc();
+    }
+
+    /// A connection (`amqp`) or management call (`management`) went to
+    /// another node than the one that answered last.
+    pub fn failed_over(&self, client: &'static str) {
+        self.0.failovers.get_or_create(&ClientLabels { client }).inc();
     }
 
     pub fn committed(&self, took: Duration) {

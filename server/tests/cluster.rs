@@ -71,6 +71,18 @@ async fn a_dead_first_node_fails_over_and_quorum_queues_capture_and_take_replays
     );
     let q = app.queue_row(&vh.name, "orders.error.queue").await;
     assert_eq!(q["type"], "quorum");
+    // Both failovers are counted for Prometheus.
+    let text = app.html("/metrics").await;
+    for client in ["amqp", "management"] {
+        let series = format!("redrive_failovers_total{{client=\"{client}\"}} ");
+        let n: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series}in {text}"))
+            .parse()
+            .unwrap();
+        assert!(n >= 1.0, "{series}{n}");
+    }
     // A work queue's row offers the capture switch (streams' rows do not).
     app.queue_row(&vh.name, "orders.placed").await;
     let html = app.html("/queues").await;

@@ -29,6 +29,8 @@ pub struct AmqpPool {
     preferred: Arc<AtomicUsize>,
     name: &'static str,
     conns: Arc<Mutex<HashMap<String, Connection>>>,
+    /// Where failovers are counted, when anywhere.
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// The URLs of a comma-separated list, parsed; an error names the position
@@ -60,7 +62,14 @@ impl AmqpPool {
             preferred: Arc::default(),
             name,
             conns: Arc::default(),
+            metrics: None,
         })
+    }
+
+    /// Counts failovers in `metrics` (`/metrics`).
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The first URL's vhost, used when the management API lists none.
@@ -107,6 +116,9 @@ impl AmqpPool {
                             "failed over to another node"
                         );
                         self.preferred.store(i, Ordering::Relaxed);
+                        if let Some(m) = &self.metrics {
+                            m.failed_over("amqp");
+                        }
                     }
                     return Ok(conn);
                 }

@@ -143,6 +143,9 @@ impl Management {
                     if i != first {
                         tracing::warn!(node = %crate::config::redact_urls(base), "management API failed over to another node");
                         self.preferred.store(i, Ordering::Relaxed);
+                        if let Some(m) = &self.metrics {
+                            m.failed_over("management");
+                        }
                     }
                     return Ok(res);
                 }
