@@ -9,7 +9,6 @@
 //! exchanges are cluster-wide, so any node serves any vhost.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +24,8 @@ const NODE_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub struct AmqpPool {
     nodes: Arc<[AMQPUri]>,
-    /// The node that last accepted a connection, tried first next time.
-    preferred: Arc<AtomicUsize>,
+    /// The node that last accepted a connection is tried first.
+    order: super::NodeOrder,
     name: &'static str,
     conns: Arc<Mutex<HashMap<String, Connection>>>,
     /// Where failovers are counted, when anywhere.
@@ -59,7 +58,7 @@ impl AmqpPool {
     pub fn new(urls: &str, name: &'static str) -> anyhow::Result<Self> {
         Ok(Self {
             nodes: parse_nodes(urls)?.into(),
-            preferred: Arc::default(),
+            order: super::NodeOrder::default(),
             name,
             conns: Arc::default(),
             metrics: None,
@@ -96,10 +95,8 @@ impl AmqpPool {
 
     /// Connects to the preferred node, else to each other node in turn.
     async fn connect(&self, vhost: &str) -> lapin::Result<Connection> {
-        let first = self.preferred.load(Ordering::Relaxed);
         let mut last_error = None;
-        for step in 0..self.nodes.len() {
-            let i = (first + step) % self.nodes.len();
+        for i in self.order.tries(self.nodes.len()) {
             let mut uri = self.nodes[i].clone();
             uri.vhost = vhost.to_owned();
             let props =
@@ -108,14 +105,13 @@ impl AmqpPool {
                 tokio::time::timeout(NODE_CONNECT_TIMEOUT, Connection::connect_uri(uri, props)).await;
             let error = match attempt {
                 Ok(Ok(conn)) => {
-                    if i != first {
+                    if self.order.answered(i) {
                         tracing::warn!(
                             node = node_label(&self.nodes[i]),
                             vhost,
                             role = self.name,
                             "failed over to another node"
                         );
-                        self.preferred.store(i, Ordering::Relaxed);
                         if let Some(m) = &self.metrics {
                             m.failed_over("amqp");
                         }

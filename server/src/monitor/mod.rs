@@ -169,17 +169,19 @@ impl Monitor {
         if self.leads().await {
             return self.tick().await.map(|()| true);
         }
-        let _guard = self.refreshing.lock().await;
-        self.refresh_locked().await;
+        self.refresh().await;
         Ok(false)
+    }
+
+    /// A fresh view of the broker, one refresh at a time.
+    async fn refresh(&self) -> Cached {
+        let _guard = self.refreshing.lock().await;
+        self.refresh_locked().await
     }
 
     /// One monitoring pass. Public so tests can drive it deterministically.
     pub async fn tick(&self) -> anyhow::Result<()> {
-        let cached = {
-            let _guard = self.refreshing.lock().await;
-            self.refresh_locked().await
-        };
+        let cached = self.refresh().await;
         let now = now_ms();
         let snapshot = cached.snapshot.filter(|_| cached.error.is_none());
         if let Some(snapshot) = &snapshot {

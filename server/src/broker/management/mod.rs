@@ -1,6 +1,5 @@
 //! Client for the RabbitMQ management HTTP API.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,8 +56,8 @@ pub struct Management {
     /// Base URLs, one per node; the API is cluster-wide, so any node answers
     /// for all of them.
     bases: Arc<[String]>,
-    /// The node that answered last, asked first next time.
-    preferred: Arc<AtomicUsize>,
+    /// The node that answered last is asked first.
+    order: super::NodeOrder,
     user: String,
     password: String,
     /// Where each call's time and outcome are counted, when anywhere.
@@ -90,7 +89,7 @@ impl Management {
         Self {
             http,
             bases: list.into(),
-            preferred: Arc::default(),
+            order: super::NodeOrder::default(),
             user: user.to_owned(),
             password: password.to_owned(),
             metrics: None,
@@ -126,10 +125,8 @@ impl Management {
         (user, password): (&str, &str),
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, ManagementError> {
-        let first = self.preferred.load(Ordering::Relaxed);
         let mut last_error = None;
-        for step in 0..self.bases.len() {
-            let i = (first + step) % self.bases.len();
+        for i in self.order.tries(self.bases.len()) {
             let base = &self.bases[i];
             let mut req = self
                 .http
@@ -140,9 +137,8 @@ impl Management {
             }
             match req.send().await {
                 Ok(res) => {
-                    if i != first {
+                    if self.order.answered(i) {
                         tracing::warn!(node = %crate::config::redact_urls(base), "management API failed over to another node");
-                        self.preferred.store(i, Ordering::Relaxed);
                         if let Some(m) = &self.metrics {
                             m.failed_over("management");
                         }
