@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Where a process listening on `listen` is reached from the same host: a
 /// wildcard address (`0.0.0.0`, `::`) is reached on loopback.
-pub fn local_address(listen: SocketAddr) -> SocketAddr {
+fn local_address(listen: SocketAddr) -> SocketAddr {
     let ip = match listen.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),

@@ -34,7 +34,7 @@ pub struct AmqpPool {
 
 /// The URLs of a comma-separated list, parsed; an error names the position
 /// of the bad one (never its text, which may hold a password).
-pub fn parse_nodes(urls: &str) -> anyhow::Result<Vec<AMQPUri>> {
+fn parse_nodes(urls: &str) -> anyhow::Result<Vec<AMQPUri>> {
     let nodes = urls
         .split(',')
         .map(str::trim)

@@ -158,7 +158,7 @@ pub fn classify(
                 verdict.reason.unwrap_or_default()
             ));
         }
-        if q.kind == "stream" {
+        if q.is_stream() {
             out.insert(q.name.clone(), stream_verdict(verdict));
             continue;
         }

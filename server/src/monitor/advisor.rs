@@ -198,7 +198,7 @@ impl VhostAdvisor<'_, '_> {
     }
 
     fn no_dead_letter_path(&mut self, q: &QueueStats) {
-        if q.exclusive || q.auto_delete || q.kind == "stream" || q.dead_letter_exchange().is_some() {
+        if q.exclusive || q.auto_delete || q.is_stream() || q.dead_letter_exchange().is_some() {
             return;
         }
         let error_exchange = self.vhost.exchanges.iter().find(|e| e.name == "error.direct");

@@ -110,7 +110,7 @@ impl Redrive {
             .as_ref()
             .and_then(|s| s.vhost(vhost))
             .and_then(|v| v.queues.iter().find(|q| q.name == queue))
-            .is_some_and(|q| q.kind == "stream")
+            .is_some_and(|q| q.is_stream())
     }
 
     /// The overview, its lists limited to `visible` vhosts (all when `None`).

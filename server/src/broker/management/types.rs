@@ -65,6 +65,11 @@ impl QueueStats {
         self.setting("dead-letter-exchange").and_then(|v| v.as_str())
     }
 
+    /// A stream: listed, never consumed (see `ingest::classify`).
+    pub fn is_stream(&self) -> bool {
+        self.kind == "stream"
+    }
+
     pub fn has_ttl(&self) -> bool {
         self.setting("message-ttl").is_some()
     }
