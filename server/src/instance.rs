@@ -22,8 +22,12 @@ pub struct InstanceLock {
 
 impl InstanceLock {
     /// Takes the database's instance lock, or says who holds it.
-    /// An in-memory database belongs to this process alone: no lock.
+    /// An in-memory database belongs to this process alone, and PostgreSQL
+    /// is shared by design (leases divide the work): no lock.
     pub fn acquire(database_url: &str) -> anyhow::Result<Self> {
+        if crate::store::Backend::of(database_url) == Some(crate::store::Backend::Postgres) {
+            return Ok(Self { _file: None });
+        }
         let options = SqliteConnectOptions::from_str(database_url)
             .context("REDRIVE_DATABASE_URL is not a valid sqlite URL")?;
         // sqlx names an in-memory database `file:sqlx-in-memory-N`, so the

@@ -82,10 +82,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let holder: Arc<str> = uuid::Uuid::new_v4().to_string().into();
     // SQLite is one instance's (the lock above, or a private in-memory
     // database): the holders of any leases left are processes that died,
-    // and their work resumes now rather than when the leases expire.
-    let ended = store.clear_leases_except(&holder).await?;
-    if ended > 0 {
-        tracing::info!(ended, "leases of a previous run ended; its jobs resume");
+    // and their work resumes now rather than when the leases expire. On
+    // PostgreSQL other holders may be alive; their leases run out instead.
+    if store::Backend::of(&config.database_url) == Some(store::Backend::Sqlite) {
+        let ended = store.clear_leases_except(&holder).await?;
+        if ended > 0 {
+            tracing::info!(ended, "leases of a previous run ended; its jobs resume");
+        }
     }
     let leases = lease::Leases::new(store.clone(), holder.clone());
     let grouped = store.backfill_groups().await?;

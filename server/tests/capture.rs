@@ -388,12 +388,21 @@ async fn a_database_outage_holds_deliveries_without_loss_or_requeue() {
         .await;
     app.wait_for_messages("stock.dlq", 1).await;
 
-    // Another process holds SQLite's write lock: every commit times out.
+    // Another process holds the write lock (SQLite's, or on PostgreSQL the
+    // messages table's): every commit times out.
     let mut blocker = db.raw_connection().await;
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut blocker)
-        .await
-        .unwrap();
+    if db.is_postgres() {
+        sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+        sqlx::query("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+    } else {
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut blocker)
+            .await
+            .unwrap();
+    }
     for n in 0..20 {
         vh.publish(
             "",
@@ -448,7 +457,7 @@ async fn a_database_outage_holds_deliveries_without_loss_or_requeue() {
 #[tokio::test]
 async fn a_full_disk_holds_deliveries_and_capture_resumes_when_space_returns() {
     let mut vh = TestVhost::new().await;
-    let db = TestDb::new();
+    let db = TestDb::sqlite();
     let dir = db.path.parent().unwrap().to_owned();
     let mounted = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])

@@ -13,8 +13,7 @@ use common::*;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use sqlx::Connection;
 use tokio::process::{Child, Command};
 
 const TOTAL: u32 = 20_000;
@@ -38,12 +37,7 @@ fn spawn_redrive(vh: &TestVhost, db: &TestDb) -> Child {
 /// those the ones whose twin is the same message; counted through a
 /// connection of its own, as an outside observer would.
 async fn stored(db: &TestDb) -> (i64, i64, i64, i64) {
-    let mut conn = SqliteConnectOptions::new()
-        .filename(&db.path)
-        .read_only(true)
-        .connect()
-        .await
-        .unwrap();
+    let mut conn = db.raw_connection().await;
     let row = sqlx::query_as(
         "SELECT COUNT(*), COUNT(DISTINCT message_id), COUNT(possible_copy_of),
                 (SELECT COUNT(*) FROM messages c JOIN messages t ON t.id = c.possible_copy_of
@@ -85,7 +79,7 @@ async fn sigkill_mid_ingest_loses_and_duplicates_nothing() {
     let start = Instant::now();
     // Kill as soon as some batches are committed: ingest is then surely mid-way.
     loop {
-        if db.path.exists() && stored(&db).await.0 >= 1_000 {
+        if db.exists() && stored(&db).await.0 >= 1_000 {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(60), "ingest never started");

@@ -259,7 +259,7 @@ async fn job_requests_are_validated_and_discard_jobs_work() {
 #[tokio::test]
 async fn a_second_instance_on_one_sqlite_database_is_refused() {
     let vh = TestVhost::new().await;
-    let db = TestDb::new();
+    let db = TestDb::sqlite();
     let first = TestApp::start(config(&vh, &db, &[])).await;
     let refused = server::start(config(&vh, &db, &[]), tokio_util::sync::CancellationToken::new())
         .await

@@ -184,18 +184,14 @@ async fn reopening_keeps_rows_and_migrations_are_idempotent() {
 
 #[tokio::test]
 async fn rows_from_before_failure_groups_are_fingerprinted() {
-    use sqlx::{ConnectOptions, Connection};
+    use sqlx::Connection;
     let db = TestDb::new();
     let store = server::store::connect(&db.url()).await.unwrap();
     let m = decode(incoming(b"x", false), OffsetDateTime::now_utc());
     let expected = m.group_id.clone();
     store.insert_batch(&[m], WINDOW).await.unwrap();
     // As a pre-groups database would have it.
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db.path)
-        .connect()
-        .await
-        .unwrap();
+    let mut conn = db.raw_connection().await;
     sqlx::query("UPDATE messages SET group_id = NULL, group_title = NULL")
         .execute(&mut conn)
         .await
@@ -210,12 +206,8 @@ async fn rows_from_before_failure_groups_are_fingerprinted() {
 
 /// Every sample row, ordered, as `(at, resolution_secs, ready)`.
 async fn sample_rows(db: &TestDb) -> Vec<(i64, i64, f64)> {
-    use sqlx::{ConnectOptions, Connection};
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db.path)
-        .connect()
-        .await
-        .unwrap();
+    use sqlx::Connection;
+    let mut conn = db.raw_connection().await;
     let rows =
         sqlx::query_as("SELECT at, resolution_secs, ready FROM queue_samples ORDER BY at, resolution_secs")
             .fetch_all(&mut conn)
@@ -293,13 +285,14 @@ async fn a_database_from_a_newer_redrive_is_refused_untouched() {
     let db = TestDb::new();
     drop(server::store::connect(&db.url()).await.unwrap());
     let mut conn = db.raw_connection().await;
-    sqlx::query(
+    let future = if db.is_postgres() {
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-         VALUES (99999, 'from the future', 1, x'00', 0)",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+         VALUES (99999, 'from the future', TRUE, '\\x00'::bytea, 0)"
+    } else {
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99999, 'from the future', 1, x'00', 0)"
+    };
+    sqlx::query(future).execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
     let err = server::store::connect(&db.url()).await.err().expect("refused");
     let text = format!("{err:#}");
@@ -455,7 +448,7 @@ async fn counted(db: &TestDb, job: i64) -> (i64, i64, i64) {
         "SELECT COUNT(*) FILTER (WHERE state IN ('done', 'skipped')),
                 COUNT(*) FILTER (WHERE state = 'failed'),
                 COUNT(*) FILTER (WHERE state = 'pending')
-         FROM job_items WHERE job_id = ?",
+         FROM job_items WHERE job_id = $1",
     )
     .bind(job)
     .fetch_one(&mut conn)

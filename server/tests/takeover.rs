@@ -41,7 +41,7 @@ async fn a_job_whose_lease_another_instance_holds_waits_and_is_taken_over_once_i
     // (the first job of a fresh database is job 1).
     let mut raw = db.raw_connection().await;
     let far = server::store::now_ms() + 600_000;
-    sqlx::query("INSERT INTO leases (name, holder, expires_at) VALUES ('job/1', 'instance-b', ?)")
+    sqlx::query("INSERT INTO leases (name, holder, expires_at) VALUES ('job/1', 'instance-b', $1)")
         .bind(far)
         .execute(&mut raw)
         .await

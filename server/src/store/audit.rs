@@ -1,12 +1,8 @@
 //! The audit log: append-only, filtered by user, action and time, newest first.
 
-use app::model::{AuditAction, AuditEntry, AuditResult};
-use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
+use app::model::{AuditAction, AuditResult};
 
-use super::api::*;
-use super::rows::rfc3339;
-use super::{now_ms, SqliteStore, StoreError};
+use super::StoreError;
 
 /// One attempt to record.
 #[derive(Debug, Clone)]
@@ -57,7 +53,7 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
-type Row = (
+pub(super) type Row = (
     i64,
     i64,
     String,
@@ -70,68 +66,6 @@ type Row = (
     String,
     Option<String>,
 );
-
-#[async_trait]
-impl AuditLog for SqliteStore {
-    async fn append_audit(&self, entry: &NewAudit) -> Result<(), StoreError> {
-        insert_audit(&self.pool, entry).await
-    }
-
-    async fn audit(&self, f: &AuditFilter) -> Result<(Vec<AuditEntry>, bool), StoreError> {
-        let mut b: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-            "SELECT id, at, user, source, action, vhost, object, exchange, routing_key, result, detail
-             FROM audit WHERE 1 = 1",
-        );
-        if let Some(u) = &f.user {
-            b.push(" AND user = ").push_bind(u.clone());
-        }
-        if let Some(a) = f.action {
-            b.push(" AND action = ").push_bind(a.as_str());
-        }
-        if let Some(t) = f.from_ms {
-            b.push(" AND at >= ").push_bind(t);
-        }
-        if let Some(t) = f.to_ms {
-            b.push(" AND at < ").push_bind(t);
-        }
-        if let Some(id) = f.before_id {
-            b.push(" AND id < ").push_bind(id);
-        }
-        b.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(f.limit) + 1);
-        let rows: Vec<Row> = b.build_query_as().fetch_all(&self.pool).await?;
-        let more = rows.len() > f.limit as usize;
-        let decode = |what: &str, v: &str| sqlx::Error::Decode(format!("unknown audit {what} `{v}`").into());
-        let items = rows
-            .into_iter()
-            .take(f.limit as usize)
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.0,
-                    at: rfc3339(r.1),
-                    user: r.2,
-                    source: r.3,
-                    action: AuditAction::parse(&r.4).ok_or_else(|| decode("action", &r.4))?,
-                    vhost: r.5,
-                    object: r.6,
-                    exchange: r.7,
-                    routing_key: r.8,
-                    result: AuditResult::parse(&r.9).ok_or_else(|| decode("result", &r.9))?,
-                    detail: r.10,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok((items, more))
-    }
-
-    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM audit WHERE at < ?")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-}
 
 impl TryFrom<&app::model::AuditQuery> for AuditFilter {
     type Error = StoreError;
@@ -154,29 +88,4 @@ impl TryFrom<&app::model::AuditQuery> for AuditFilter {
             limit: page_limit(q.limit, 100)?,
         })
     }
-}
-
-/// Appends an entry on `ex`: the pool, or a transaction that records the
-/// audited change itself (a bulk job's replays).
-pub(crate) async fn insert_audit<'e, E>(ex: E, entry: &NewAudit) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'e, Database = Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO audit (at, user, source, action, vhost, object, exchange, routing_key, result, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(now_ms())
-    .bind(&entry.user)
-    .bind(&entry.source)
-    .bind(entry.action.as_str())
-    .bind(&entry.vhost)
-    .bind(&entry.object)
-    .bind(&entry.exchange)
-    .bind(&entry.routing_key)
-    .bind(entry.result.as_str())
-    .bind(&entry.detail)
-    .execute(ex)
-    .await?;
-    Ok(())
 }

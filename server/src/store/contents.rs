@@ -31,8 +31,8 @@ pub const MARK: &str = "\u{1}reason\u{1}";
 /// `WHERE id = ?` stay unambiguous.
 macro_rules! stored_trace {
     () => {
-        "COALESCE(stack_trace, (SELECT replace(template, char(1) || 'reason' || char(1), \
-         COALESCE(reason, char(1) || 'reason' || char(1))) \
+        "COALESCE(stack_trace, (SELECT replace(template, '\u{1}reason\u{1}', \
+         COALESCE(reason, '\u{1}reason\u{1}')) \
          FROM stack_traces WHERE stack_traces.id = trace_id))"
     };
 }

@@ -1,11 +1,7 @@
 //! Sign-in sessions. The cookie holds a random token; the table holds its
 //! SHA-256, the user, the CSRF token and when it was last used.
 
-use async_trait::async_trait;
 use sha2::{Digest, Sha256};
-
-use super::api::*;
-use super::{now_ms, SqliteStore, StoreError};
 
 /// A live session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,75 +10,6 @@ pub struct Session {
     pub csrf: String,
 }
 
-fn hash(token: &str) -> Vec<u8> {
+pub(super) fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
-}
-
-#[async_trait]
-impl SessionStore for SqliteStore {
-    async fn create_session(
-        &self,
-        token: &str,
-        user: &str,
-        csrf: &str,
-        source: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, user, csrf, created_at, last_seen, source)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(hash(token))
-        .bind(user)
-        .bind(csrf)
-        .bind(now)
-        .bind(now)
-        .bind(source)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn touch_session(&self, token: &str, idle_ms: i64) -> Result<Option<Session>, StoreError> {
-        let now = now_ms();
-        let key = hash(token);
-        let row: Option<(String, String, i64)> =
-            sqlx::query_as("SELECT user, csrf, last_seen FROM sessions WHERE token_hash = ?")
-                .bind(&key)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some((user, csrf, last_seen)) = row else {
-            return Ok(None);
-        };
-        if now - last_seen > idle_ms {
-            self.delete_session(token).await?;
-            return Ok(None);
-        }
-        // Writing on every request would serialise reads behind the write
-        // lock; a minute's precision is plenty for an idle expiry.
-        if now - last_seen > 60_000 {
-            sqlx::query("UPDATE sessions SET last_seen = ? WHERE token_hash = ?")
-                .bind(now)
-                .bind(&key)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(Some(Session { user, csrf }))
-    }
-
-    async fn delete_session(&self, token: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
-            .bind(hash(token))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn expire_sessions(&self, idle_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE last_seen < ?")
-            .bind(now_ms() - idle_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
 }

@@ -258,39 +258,126 @@ pub fn s(v: &str) -> AMQPValue {
     AMQPValue::LongString(v.into())
 }
 
-/// A database file of its own, removed on drop.
+/// The environment variable that runs the suite on PostgreSQL: the URL of a
+/// database to connect to as a role that may create databases (each test
+/// creates its own and drops it afterwards), e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`. Unset: SQLite files.
+pub const POSTGRES_ENV: &str = "REDRIVE_TEST_POSTGRES";
+
+/// A database of the test's own: a SQLite file in a directory of its own,
+/// or a PostgreSQL database when [`POSTGRES_ENV`] is set. Removed on drop.
 pub struct TestDb {
+    /// The SQLite file (for a PostgreSQL database, a path nothing uses).
     pub path: PathBuf,
+    postgres: Option<PgDb>,
+}
+
+struct PgDb {
+    admin: String,
+    name: String,
+}
+
+/// Runs `f` to completion on a runtime of its own, on another thread, so
+/// sync code (constructors, `Drop`) can wait for the database from inside a
+/// test's runtime.
+fn block_on_side<F>(f: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f)
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+async fn admin_execute(admin: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .unwrap_or_else(|e| panic!("{POSTGRES_ENV}={admin} must reach PostgreSQL: {e}"));
+    sqlx::query(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
 }
 
 impl TestDb {
+    /// The suite's database: PostgreSQL when [`POSTGRES_ENV`] is set.
     pub fn new() -> Self {
+        match std::env::var(POSTGRES_ENV).ok().filter(|u| !u.is_empty()) {
+            Some(admin) => Self::postgres(admin),
+            None => Self::sqlite(),
+        }
+    }
+
+    /// A SQLite file, whatever the suite runs on: for what only SQLite has
+    /// (the instance lock, a file on a full disk).
+    pub fn sqlite() -> Self {
         let dir = std::env::temp_dir().join(random_name("redrive-db"));
         std::fs::create_dir_all(&dir).unwrap();
         Self {
             path: dir.join("redrive.db"),
+            postgres: None,
         }
     }
+
+    fn postgres(admin: String) -> Self {
+        let name = random_name("redrive_test").replace('-', "_");
+        block_on_side(admin_execute(&admin, &format!("CREATE DATABASE \"{name}\"")));
+        Self {
+            path: std::env::temp_dir().join(&name),
+            postgres: Some(PgDb { admin, name }),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
     pub fn url(&self) -> String {
-        format!("sqlite://{}?mode=rwc", self.path.display())
+        match &self.postgres {
+            Some(pg) => {
+                let mut url = url::Url::parse(&pg.admin).expect("a postgres URL");
+                url.set_path(&pg.name);
+                url.to_string()
+            }
+            None => format!("sqlite://{}?mode=rwc", self.path.display()),
+        }
+    }
+
+    /// Whether Redrive has created the database yet (a PostgreSQL database
+    /// exists from the start).
+    pub fn exists(&self) -> bool {
+        self.is_postgres() || self.path.exists()
     }
 
     /// A connection of the test's own, as another process would hold one.
-    pub async fn raw_connection(&self) -> sqlx::SqliteConnection {
-        use sqlx::ConnectOptions;
-        self.url()
-            .parse::<sqlx::sqlite::SqliteConnectOptions>()
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+    /// Statements on it use `$1`-style parameters (both backends take them).
+    pub async fn raw_connection(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(&self.url()).await.unwrap()
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::remove_dir_all(dir);
+        match &self.postgres {
+            Some(pg) => block_on_side(admin_execute(
+                &pg.admin,
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", pg.name),
+            )),
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
         }
     }
 }

@@ -1,21 +1,21 @@
-//! Named leases (see [`LeaseStore`]).
+//! Named leases (see [`LeaseStore`]). Compiled once per backend (see `store`).
 
+use super::Engine;
+use crate::store::api::*;
+use crate::store::{now_ms, StoreError};
 use async_trait::async_trait;
 
-use super::api::*;
-use super::{now_ms, SqliteStore, StoreError};
-
 #[async_trait]
-impl LeaseStore for SqliteStore {
+impl LeaseStore for Engine {
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
         // The update's WHERE decides: the holder renews, anyone takes an
         // expired lease; otherwise nothing changes and nothing returns.
         let got: Option<String> = sqlx::query_scalar(
-            "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-             WHERE leases.holder = excluded.holder OR leases.expires_at <= ?4
+             WHERE leases.holder = excluded.holder OR leases.expires_at <= $4
              RETURNING holder",
         )
         .bind(name)
@@ -30,7 +30,7 @@ impl LeaseStore for SqliteStore {
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
             .execute(&mut *tx)
@@ -41,7 +41,7 @@ impl LeaseStore for SqliteStore {
 
     async fn clear_leases_except(&self, holder: &str) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("DELETE FROM leases WHERE holder <> ?")
+        let done = sqlx::query("DELETE FROM leases WHERE holder <> $1")
             .bind(holder)
             .execute(&mut *tx)
             .await?;

@@ -1,34 +1,36 @@
 //! Failure groups: aggregated from the messages table, never stored apart,
-//! so counts cannot drift from the messages they count.
+//! so counts cannot drift from the messages they count. Compiled once per
+//! backend (see `store`).
 
-use async_trait::async_trait;
-use std::collections::HashMap;
-
-use app::model::{GroupQuery, GroupSummary};
-use serde_json::Value;
-use sqlx::{QueryBuilder, Sqlite};
-
-use super::api::*;
-use super::rows::GroupRow;
-use super::{now_ms, SqliteStore, StoreError};
+use super::{Db, Engine};
 use crate::ingest::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
+use crate::store::api::*;
+use crate::store::rows::GroupRow;
+use crate::store::{now_ms, StoreError};
+use app::model::{GroupQuery, GroupSummary};
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::QueryBuilder;
+use std::collections::HashMap;
 
 const HOUR_MS: i64 = 3_600_000;
 const MAX_GROUPS: i64 = 500;
 
 #[async_trait]
-impl GroupStore for SqliteStore {
+impl GroupStore for Engine {
     async fn groups_within(
         &self,
         q: &GroupQuery,
         visible: Option<&[String]>,
     ) -> Result<Vec<GroupSummary>, StoreError> {
-        let status = super::filter::status(q.status.as_deref())?;
-        let mut b = QueryBuilder::<Sqlite>::new(
+        let status = crate::store::filter::status(q.status.as_deref())?;
+        let mut b = QueryBuilder::<Db>::new(
             "SELECT group_id AS id, MAX(service) AS service, MAX(group_title) AS title,
                 MAX(exception_type) AS exception_type, COUNT(*) AS count,
-                SUM(status = 'failed') AS failed, SUM(status = 'replayed') AS replayed,
-                SUM(status = 'discarded') AS discarded, SUM(replay_id IS NOT NULL) AS came_back,
+                CAST(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS BIGINT) AS failed,
+                CAST(SUM(CASE WHEN status = 'replayed' THEN 1 ELSE 0 END) AS BIGINT) AS replayed,
+                CAST(SUM(CASE WHEN status = 'discarded' THEN 1 ELSE 0 END) AS BIGINT) AS discarded,
+                CAST(SUM(CASE WHEN replay_id IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS came_back,
                 MIN(received_at) AS first_seen,
                 MAX(received_at) AS last_seen, MIN(id) AS example_id
              FROM messages WHERE group_id IS NOT NULL",
@@ -42,7 +44,7 @@ impl GroupStore for SqliteStore {
             }
         }
         if let Some(vhosts) = visible {
-            super::filter::push_vhosts(&mut b, vhosts);
+            super::select::push_vhosts(&mut b, vhosts);
         }
         b.push(" GROUP BY group_id ORDER BY last_seen DESC LIMIT ")
             .push_bind(MAX_GROUPS);
@@ -53,14 +55,14 @@ impl GroupStore for SqliteStore {
             .map_err(StoreError::from)?;
 
         let since = now_ms() - 24 * HOUR_MS;
-        let mut b = QueryBuilder::<Sqlite>::new("SELECT group_id, (received_at - ");
+        let mut b = QueryBuilder::<Db>::new("SELECT group_id, (received_at - ");
         b.push_bind(since)
             .push(") / ")
             .push_bind(HOUR_MS)
             .push(" AS bucket, COUNT(*) FROM messages WHERE group_id IS NOT NULL AND received_at >= ")
             .push_bind(since);
         if let Some(vhosts) = visible {
-            super::filter::push_vhosts(&mut b, vhosts);
+            super::select::push_vhosts(&mut b, vhosts);
         }
         b.push(" GROUP BY group_id, bucket");
         let buckets: Vec<(String, i64, i64)> = b
@@ -101,7 +103,7 @@ impl GroupStore for SqliteStore {
         loop {
             let rows: Vec<Row> = sqlx::query_as(concat!(
                 "SELECT id, queue, reason, ",
-                super::contents::stored_trace!(),
+                crate::store::contents::stored_trace!(),
                 " AS stack_trace, original_exchange, original_routing_key, headers
                  FROM messages JOIN message_contents ON message_contents.message_id = messages.id
                  WHERE group_id IS NULL LIMIT 500"
@@ -127,7 +129,7 @@ impl GroupStore for SqliteStore {
                     original_routing_key: key.as_deref(),
                 });
                 sqlx::query(
-                    "UPDATE messages SET exception_type = ?, group_id = ?, group_title = ? WHERE id = ?",
+                    "UPDATE messages SET exception_type = $1, group_id = $2, group_title = $3 WHERE id = $4",
                 )
                 .bind(&exception_type)
                 .bind(&group.id)

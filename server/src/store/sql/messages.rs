@@ -1,19 +1,18 @@
 //! Failed messages as operators read and move them (see [`MessageStore`]).
+//! Compiled once per backend (see `store`).
 
-use std::str::FromStr;
-
+use super::{history::insert_event, select::FilterSql, Db, Engine};
+use crate::store::api::*;
+use crate::store::{
+    expected_label, filter, rows, Event, Filter, StoreError, StoredMessage, DEFAULT_PAGE, SEARCH_CATCH_UP,
+};
 use app::model::{MessageDetail, MessagePage, MessageQuery, MessageStatus, COUNT_CAP};
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Sqlite};
-
-use super::api::*;
-use super::{
-    expected_label, filter, insert_event, rows, Event, Filter, SqliteStore, StoreError, StoredMessage,
-    DEFAULT_PAGE, SEARCH_CATCH_UP,
-};
+use sqlx::QueryBuilder;
+use std::str::FromStr;
 
 #[async_trait]
-impl MessageStore for SqliteStore {
+impl MessageStore for Engine {
     async fn list_within(
         &self,
         q: &MessageQuery,
@@ -38,7 +37,7 @@ impl MessageStore for SqliteStore {
             (n, _) => (n, false),
         };
 
-        let mut select = QueryBuilder::<Sqlite>::new("");
+        let mut select = QueryBuilder::<Db>::new("");
         filter.push_select(&mut select, rows::SUMMARY_COLUMNS);
         filter.push_page(&mut select, cursor, i64::from(limit) + 1);
         let mut items: Vec<rows::SummaryRow> = select
@@ -62,12 +61,12 @@ impl MessageStore for SqliteStore {
     }
 
     async fn count_matching(&self, filter: &Filter, cap: Option<i64>) -> Result<i64, StoreError> {
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM (");
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM (");
         filter.push_select(&mut count, "1");
         if let Some(cap) = cap {
             count.push(" LIMIT ").push_bind(cap + 1);
         }
-        count.push(")");
+        count.push(") AS matching");
         Ok(count.build_query_scalar().fetch_one(&self.pool).await?)
     }
 
@@ -77,7 +76,7 @@ impl MessageStore for SqliteStore {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut b = QueryBuilder::<Sqlite>::new(rows::FULL_SELECT);
+        let mut b = QueryBuilder::<Db>::new(rows::FULL_SELECT);
         filter.push_where(&mut b);
         if let Some(id) = before {
             b.push(" AND id < ").push_bind(id);
@@ -87,7 +86,7 @@ impl MessageStore for SqliteStore {
     }
 
     async fn get(&self, id: i64) -> Result<StoredMessage, StoreError> {
-        sqlx::query_as::<_, StoredMessage>(&format!("{} WHERE id = ?", rows::FULL_SELECT))
+        sqlx::query_as::<_, StoredMessage>(&format!("{} WHERE id = $1", rows::FULL_SELECT))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -98,14 +97,14 @@ impl MessageStore for SqliteStore {
         let message = self.get(id).await?;
         let history = sqlx::query_as::<_, rows::EventRow>(
             "SELECT at, action, actor, target, result, detail
-             FROM message_events WHERE message_id = ? ORDER BY id",
+             FROM message_events WHERE message_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
         let own_replay_id = message.replay_id.clone();
         let mut detail = message.into_detail(history.into_iter().map(Into::into).collect());
-        self.link_replays(&mut detail, own_replay_id).await?;
+        super::history::link_replays(self, &mut detail, own_replay_id).await?;
         detail.uncertain_replay_id = self.uncertain_replay_id(id).await?;
         detail.possible_copy_of = self.possible_copy_of(id).await?;
         detail.annotations = self
@@ -122,7 +121,7 @@ impl MessageStore for SqliteStore {
         event: Option<Event<'_>>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = ?")
+        let current: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -136,7 +135,7 @@ impl MessageStore for SqliteStore {
                 expected: expected_label(from),
             });
         }
-        sqlx::query("UPDATE messages SET status = ? WHERE id = ?")
+        sqlx::query("UPDATE messages SET status = $1 WHERE id = $2")
             .bind(to.as_str())
             .bind(id)
             .execute(&mut *tx)
@@ -150,11 +149,13 @@ impl MessageStore for SqliteStore {
 
     async fn purge_discarded(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let expired = "SELECT message_id FROM message_events WHERE action = 'discard'
-                       GROUP BY message_id HAVING MAX(at) < ?";
+                       GROUP BY message_id HAVING MAX(at) < $1";
         let mut tx = self.write_tx().await?;
         sqlx::query(&format!(
-            "DELETE FROM messages_fts WHERE rowid IN (SELECT id FROM messages WHERE status = 'discarded'
-               AND id <= (SELECT indexed_through FROM search_progress) AND id IN ({expired}))"
+            "DELETE FROM {table} WHERE {key} IN (SELECT id FROM messages WHERE status = 'discarded'
+               AND id <= (SELECT indexed_through FROM search_progress) AND id IN ({expired}))",
+            table = super::search::INDEX_TABLE,
+            key = super::search::INDEX_KEY,
         ))
         .bind(cutoff_ms)
         .execute(&mut *tx)

@@ -6,9 +6,11 @@
 use app::model::{MessageQuery, COUNT_CAP};
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::api::MessageStore;
-use super::filter::Filter;
-use super::{rows, SqliteStore};
+use super::select::FilterSql;
+use super::SqliteStore;
+use crate::store::api::MessageStore;
+use crate::store::filter::Filter;
+use crate::store::rows;
 
 async fn plan(store: &SqliteStore, q: MessageQuery, cursor: Option<i64>) -> Vec<String> {
     let mut filter = Filter::try_from(&q).unwrap();
@@ -154,7 +156,7 @@ async fn every_list_shape_reads_one_page_in_index_order() {
 #[tokio::test]
 async fn a_redelivered_copy_reads_only_the_rows_of_unsettled_batches() {
     let (store, dir) = fresh().await;
-    let explain = format!("EXPLAIN QUERY PLAN {}", super::ingest::TWINS);
+    let explain = format!("EXPLAIN QUERY PLAN {}", super::TWINS);
     let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&explain)
         .bind(0_i64)
         .bind("v")
@@ -180,7 +182,7 @@ async fn a_redelivered_copy_reads_only_the_rows_of_unsettled_batches() {
 #[tokio::test]
 async fn copies_that_came_back_are_found_through_the_partial_replay_id_index() {
     let (store, dir) = fresh().await;
-    let explain = format!("EXPLAIN QUERY PLAN {}", super::CAME_BACK_AS);
+    let explain = format!("EXPLAIN QUERY PLAN {}", super::history::CAME_BACK_AS);
     let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&explain)
         .bind(1_i64)
         .fetch_all(&store.pool)

@@ -1,0 +1,231 @@
+//! The PostgreSQL backend: several Redrive instances on one database. The
+//! SQL shared with SQLite is in `store::sql`.
+//!
+//! Writes take one turn across every instance: a transaction-scoped
+//! advisory lock (see [`PgStore::write_tx`]). The shared SQL was written for
+//! SQLite's single writer and relies on it: a capture batch's ids are one
+//! range (`ack_batches`), ids commit in order (the search indexer's
+//! watermark), and a status is read and then changed in one transaction.
+//! Reads, sessions and single-statement updates do not wait for the turn.
+
+#[path = "../sql/access.rs"]
+mod access;
+#[path = "../sql/alerts.rs"]
+mod alerts;
+#[path = "../sql/annotations.rs"]
+mod annotations;
+#[path = "../sql/audit.rs"]
+mod audit;
+#[path = "../sql/findings.rs"]
+mod findings;
+#[path = "../sql/groups.rs"]
+mod groups;
+#[path = "../sql/history.rs"]
+mod history;
+#[path = "../sql/indexer.rs"]
+mod indexer;
+#[path = "../sql/ingest.rs"]
+mod ingest;
+#[path = "../sql/job_batches.rs"]
+mod job_batches;
+#[path = "../sql/jobs.rs"]
+mod jobs;
+#[path = "../sql/leases.rs"]
+mod leases;
+#[path = "../sql/messages.rs"]
+mod messages;
+#[path = "../sql/replays.rs"]
+mod replays;
+#[path = "../sql/samples.rs"]
+mod samples;
+mod search;
+#[path = "../sql/select.rs"]
+mod select;
+#[path = "../sql/sessions.rs"]
+mod sessions;
+#[path = "../sql/watched.rs"]
+mod watched;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+
+use super::api::*;
+use super::StoreError;
+
+/// This backend's sqlx database, connection and store, as the shared SQL
+/// modules name them.
+type Db = Postgres;
+type Conn = PgConnection;
+type Engine = PgStore;
+
+/// The messages list's vhost column (SQLite needs a planner hint here).
+const VISIBLE_VHOST: &str = "vhost";
+
+/// ` AND {column} = ANY(ids)`: one array bind, whatever its length.
+fn push_id_set(b: &mut QueryBuilder<'_, Postgres>, column: &str, ids: &[i64]) {
+    b.push(format_args!(" AND {column} = ANY("))
+        .push_bind(ids.to_vec())
+        .push(")");
+}
+
+/// Rows a redelivered delivery may stand for (see `store::capture` and the
+/// shared `ingest`): those of batches whose ack is not settled, `Unsent`
+/// before `InFlight`, oldest first. Each batch is a range of the primary key.
+const TWINS: &str = "SELECT m.id, b.state, m.content_hash FROM ack_batches b
+     JOIN messages m ON m.id BETWEEN b.first_id AND b.last_id
+     WHERE b.committed_at >= $1 AND m.vhost = $2 AND m.queue = $3
+       AND m.absorbed_redelivery = 0 AND m.received_at >= $1
+     ORDER BY b.state, m.id";
+
+/// Around a multi-row insert into `messages`: its ids come back summed up
+/// in one row (see [`run_counted`]).
+const COUNTED_INSERT: (&str, &str) = (
+    "WITH inserted AS (",
+    " RETURNING id) SELECT COUNT(*), COALESCE(MAX(id), 0) FROM inserted",
+);
+
+/// Runs a multi-row insert; returns how many rows it wrote and the last id.
+async fn run_counted(
+    tx: &mut PgConnection,
+    mut b: QueryBuilder<'_, Postgres>,
+) -> Result<(u64, i64), StoreError> {
+    let (count, last): (i64, i64) = b.build_query_as().fetch_one(&mut *tx).await?;
+    Ok((count as u64, last))
+}
+
+/// The highest id `messages` handed out. Exact under the write turn: every
+/// insert into `messages` holds it, so nothing else draws from the sequence.
+async fn last_message_id(tx: &mut PgConnection) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM messages_id_seq",
+    )
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// Publisher text as PostgreSQL can store it: `TEXT` refuses the NUL
+/// character, which AMQP strings may carry, so it becomes U+FFFD (the body,
+/// stored as bytes, and the headers, stored as JSON with escapes, keep every
+/// byte). Without this one such header would stop capture of its queue.
+fn text(value: &str) -> Cow<'_, str> {
+    if value.contains('\0') {
+        Cow::Owned(value.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// The advisory lock that is the write turn (any fixed number; "redrive").
+const WRITE_TURN: i64 = 0x0072_6564_7269_7665;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// A write transaction holding the write turn until it ends. Derefs to the
+/// connection, so `&mut *tx` runs statements in it.
+pub(super) struct WriteTx {
+    tx: sqlx::Transaction<'static, Postgres>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
+impl PgStore {
+    /// Starts a transaction that writes, once the write turn is this one's.
+    /// The lock is released by COMMIT or ROLLBACK, or by PostgreSQL when the
+    /// connection (or the instance) dies: a crash never leaves it taken.
+    async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_TURN)
+            .execute(&mut *tx)
+            .await?;
+        Ok(WriteTx { tx })
+    }
+
+    /// Writes an ack marker (see [`CaptureStore::set_ack_state`]) in the
+    /// write turn, like capture, without waiting for the commit to reach
+    /// disk: a marker must land the instant the broker confirmed an ack, and
+    /// one lost with the database server only makes a redelivered copy a
+    /// flagged duplicate, never a loss.
+    async fn mark<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Connects and applies migrations. The database must exist (a
+    /// PostgreSQL role that may create databases is not assumed).
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let options = PgConnectOptions::from_str(url)
+            .with_context(|| "REDRIVE_DATABASE_URL is not a valid postgres URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .context("connecting to PostgreSQL")?;
+        let migrator = sqlx::migrate!("../migrations/postgres");
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        // A table that does not exist yet (a fresh database) reads as None.
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(None);
+        if let Some(newer) = applied.filter(|v| *v > known) {
+            anyhow::bail!(
+                "this database was written by a newer Redrive (schema version {newer}; this build knows up to \
+                 {known}). Run the newer Redrive, or point REDRIVE_DATABASE_URL at another database; nothing \
+                 was changed."
+            );
+        }
+        // sqlx takes an advisory lock of its own, so instances starting
+        // together migrate one after the other.
+        migrator.run(&pool).await.context("applying migrations")?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Database for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! Full-text search on PostgreSQL: one `tsvector` per message in
+//! `message_search` (GIN-indexed), with SQLite's semantics: every word the
+//! operator types must match, each as a phrase of its tokens
+//! (`phraseto_tsquery`, so `-`, `:` or `*` are never query syntax), case
+//! folded, no stemming (the `simple` configuration).
+
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use crate::store::search::Pending;
+use crate::store::StoreError;
+
+/// The index's table and key, for retention's purge.
+pub(super) const INDEX_TABLE: &str = "message_search";
+pub(super) const INDEX_KEY: &str = "message_id";
+
+/// The column a search page is ordered by.
+pub(super) const MATCH_ID: &str = "message_search.message_id";
+
+/// Text indexed per message, at most: a `tsvector` is limited to 1 MB, and
+/// the first quarter megabyte of a document holds what operators search for.
+const MAX_DOCUMENT: usize = 256 * 1024;
+
+/// The longest prefix of `s` that fits in `max` bytes, cut at a character.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The document of one message: its short fields first, the body last (a
+/// large body is what the clip cuts), without NUL (which `TEXT` refuses), clipped to [`MAX_DOCUMENT`].
+fn document(m: &Pending) -> String {
+    let headers = m.header_text();
+    let mut doc = String::new();
+    for part in [
+        m.reason.as_deref(),
+        m.message_id.as_deref(),
+        Some(headers.as_str()),
+        m.stack_trace.as_deref(),
+        m.indexed_body(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        doc.push_str(part);
+        doc.push('\n');
+    }
+    let doc = clip(&doc, MAX_DOCUMENT);
+    doc.replace('\0', " ")
+}
+
+pub(super) async fn insert_index_rows(tx: &mut PgConnection, rows: &[Pending]) -> Result<(), StoreError> {
+    let mut b = QueryBuilder::<Postgres>::new("INSERT INTO message_search (message_id, document) ");
+    b.push_values(rows, |mut row, m| {
+        row.push_bind(m.id)
+            .push("to_tsvector('simple', ")
+            .push_bind_unseparated(document(m))
+            .push_unseparated(")");
+    });
+    b.push(" ON CONFLICT (message_id) DO NOTHING");
+    b.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// `tsquery && tsquery …`, one phrase per word; `false` when there are no words.
+fn push_query(b: &mut QueryBuilder<'_, Postgres>, text: &str) -> bool {
+    let words: Vec<String> = text.split_whitespace().map(|w| w.replace('\0', " ")).collect();
+    if words.is_empty() {
+        return false;
+    }
+    b.push("(");
+    for (i, w) in words.into_iter().enumerate() {
+        if i > 0 {
+            b.push(" && ");
+        }
+        b.push("phraseto_tsquery('simple', ").push_bind(w).push(")");
+    }
+    b.push(")");
+    true
+}
+
+/// `messages` joined to the documents matching `text`, then ` WHERE` the
+/// match; `false` (nothing pushed) when the text has no words.
+pub(super) fn push_search_from(b: &mut QueryBuilder<'_, Postgres>, text: &str) -> bool {
+    if text.split_whitespace().next().is_none() {
+        return false;
+    }
+    b.push("message_search JOIN messages ON messages.id = message_search.message_id WHERE message_search.document @@ ");
+    push_query(b, text)
+}
+
+/// ` AND id IN (matches)` for a search text.
+pub(super) fn push_match(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
+    if text.split_whitespace().next().is_none() {
+        return;
+    }
+    b.push(" AND messages.id IN (SELECT message_id FROM message_search WHERE document @@ ");
+    push_query(b, text);
+    b.push(")");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_is_clipped_at_a_character_and_loses_nul() {
+        assert_eq!(clip("héllo", 2), "h");
+        assert_eq!(clip("héllo", 3), "hé");
+        let m = Pending {
+            id: 1,
+            reason: Some("bad\0thing".into()),
+            message_id: None,
+            body: "x".repeat(MAX_DOCUMENT * 2).into_bytes(),
+            headers: "{}".into(),
+            stack_trace: None,
+        };
+        let doc = document(&m);
+        assert!(doc.len() <= MAX_DOCUMENT);
+        assert!(!doc.contains('\0'));
+    }
+}

@@ -1,0 +1,74 @@
+//! Full-text search on SQLite: an FTS5 table without content (searches
+//! only need rowids), and the operator's words as a safe FTS query.
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::store::search::Pending;
+use crate::store::StoreError;
+
+/// The index's table and key, for retention's purge.
+pub(super) const INDEX_TABLE: &str = "messages_fts";
+pub(super) const INDEX_KEY: &str = "rowid";
+
+/// The column a search page is ordered by: the index's own rowid, so a page
+/// stops after `limit` hits in index order.
+pub(super) const MATCH_ID: &str = "messages_fts.rowid";
+
+pub(super) async fn insert_index_rows(tx: &mut SqliteConnection, rows: &[Pending]) -> Result<(), StoreError> {
+    let mut b = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO messages_fts (rowid, body, reason, stack_trace, message_id, headers) ",
+    );
+    b.push_values(rows, |mut row, m| {
+        row.push_bind(m.id)
+            .push_bind(m.indexed_body())
+            .push_bind(&m.reason)
+            .push_bind(&m.stack_trace)
+            .push_bind(&m.message_id)
+            .push_bind(m.header_text());
+    });
+    b.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// The operator's words as an FTS5 query: each whitespace-separated word is a
+/// quoted phrase (so `-`, `:` or `*` are never FTS syntax errors), all must match.
+fn fts_query(text: &str) -> Option<String> {
+    let terms: Vec<String> = text
+        .split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// `messages` joined to the matches of `text`, driven by the index (newest
+/// match first), then ` WHERE` the match; `false` (nothing pushed) when the
+/// text has no words.
+pub(super) fn push_search_from(b: &mut QueryBuilder<'_, Sqlite>, text: &str) -> bool {
+    let Some(q) = fts_query(text) else {
+        return false;
+    };
+    b.push("messages_fts JOIN messages ON messages.id = messages_fts.rowid WHERE messages_fts MATCH ")
+        .push_bind(q);
+    true
+}
+
+/// ` AND id IN (matches)` for a search text.
+pub(super) fn push_match(b: &mut QueryBuilder<'_, Sqlite>, text: &str) {
+    if let Some(q) = fts_query(text) {
+        b.push(" AND messages.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ")
+            .push_bind(q)
+            .push(")");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_text_becomes_quoted_phrases() {
+        assert_eq!(fts_query("Trade 22").as_deref(), Some(r#""Trade" "22""#));
+        assert_eq!(fts_query(r#"ord-1 a"b"#).as_deref(), Some(r#""ord-1" "a""b""#));
+        assert_eq!(fts_query("   "), None);
+    }
+}
