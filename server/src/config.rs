@@ -53,13 +53,21 @@ pub struct Config {
     )]
     pub management_password: String,
 
-    /// sqlx database URL; a relative sqlite path is created in the working directory.
+    /// Database URL: `sqlite://…` (one instance; a relative path is created
+    /// in the working directory) or `postgres://user:password@host/db`
+    /// (several instances on one existing database).
     #[arg(
         long,
         env = "REDRIVE_DATABASE_URL",
         default_value = "sqlite://redrive.db?mode=rwc"
     )]
     pub database_url: String,
+
+    /// This instance's name on the leases and replay claims it holds (a
+    /// random suffix keeps two instances of one name apart), so an operator
+    /// can tell which instance runs a job: a pod or host name.
+    #[arg(long, env = "REDRIVE_INSTANCE_NAME", default_value = "redrive")]
+    pub instance_name: String,
 
     /// Address the HTTP server listens on (port 0 picks a free port).
     #[arg(long, env = "REDRIVE_LISTEN", default_value = "127.0.0.1:3000")]
@@ -305,6 +313,7 @@ impl std::fmt::Debug for Config {
             .field("management_url", &redact_urls(&self.management_url))
             .field("management_user", &self.management_user)
             .field("database_url", &redact_url(&self.database_url))
+            .field("instance_name", &self.instance_name)
             .field("listen", &self.listen)
             .field("watch", &self.watch.as_str())
             .field("error_exchanges", &self.error_exchanges)

@@ -79,7 +79,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let instance = instance::InstanceLock::acquire(&config.database_url)?;
     let store = store::connect(&config.database_url).await?;
     // This instance's name on its leases and replay claims.
-    let holder: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    let holder: Arc<str> = format!(
+        "{}-{}",
+        config.instance_name,
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+    .into();
     // SQLite is one instance's (the lock above, or a private in-memory
     // database): the holders of any leases left are processes that died,
     // and their work resumes now rather than when the leases expire. On

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -14,24 +13,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use sqlx::Connection;
-use tokio::process::{Child, Command};
 
 const TOTAL: u32 = 20_000;
-
-fn spawn_redrive(vh: &TestVhost, db: &TestDb) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_redrive"))
-        .env("REDRIVE_AMQP_URL", vh.amqp_url())
-        .env("REDRIVE_DATABASE_URL", db.url())
-        .env("REDRIVE_LISTEN", "127.0.0.1:0")
-        .env("REDRIVE_VHOSTS", &vh.name)
-        .env("REDRIVE_DISCOVERY_INTERVAL", "0.2")
-        .env("REDRIVE_SITE_ROOT", site_root())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redrive binary starts")
-}
 
 /// Rows, distinct message ids, rows flagged as a possible copy, and of
 /// those the ones whose twin is the same message; counted through a
@@ -75,7 +58,7 @@ async fn sigkill_mid_ingest_loses_and_duplicates_nothing() {
     assert!(ch.wait_for_confirms().await.unwrap().is_empty());
     assert_eq!(vh.depth("bulk.dlq").await, TOTAL);
 
-    let mut redrive = spawn_redrive(&vh, &db);
+    let mut redrive = spawn_redrive(&vh, &db, &[]);
     let start = Instant::now();
     // Kill as soon as some batches are committed: ingest is then surely mid-way.
     loop {
@@ -94,7 +77,7 @@ async fn sigkill_mid_ingest_loses_and_duplicates_nothing() {
     );
     eprintln!("killed with {at_kill} of {TOTAL} stored");
 
-    let mut redrive = spawn_redrive(&vh, &db);
+    let mut redrive = spawn_redrive(&vh, &db, &[]);
     let start = Instant::now();
     loop {
         let (rows, ..) = stored(&db).await;

@@ -36,6 +36,10 @@ const SETTLE_BATCH: usize = 1024;
 const SETTLE_EVERY: Duration = Duration::from_millis(100);
 /// How often the job's state is read (pause, cancel).
 const CONTROL_EVERY: Duration = Duration::from_millis(250);
+/// How long a job whose last items' messages another replay holds waits
+/// before looking at them again: they settle with that replay, or with the
+/// sweep of an instance that died.
+const HELD_RETRY: Duration = Duration::from_secs(1);
 
 /// Why a job stops before its last message.
 enum Stop {
@@ -111,6 +115,9 @@ pub(super) async fn run(
         if let Some(t) = job.oldest_outcome {
             wake = wake.min(t + SETTLE_EVERY);
         }
+        if let Some(t) = job.rescan_at {
+            wake = wake.min(t);
+        }
         if stop.is_none() {
             if let Some(t) = job.token_due() {
                 wake = wake.min(t);
@@ -168,6 +175,10 @@ struct Run<'a> {
     unsent: Vec<i64>,
     after: i64,
     exhausted: bool,
+    /// Items of this pass over the job left pending (another replay holds
+    /// their message), and when to go over them again.
+    held: usize,
+    rescan_at: Option<Instant>,
     outcomes: Vec<JobReplayOutcome>,
     oldest_outcome: Option<Instant>,
     loops: LoopWatch,
@@ -199,6 +210,8 @@ impl<'a> Run<'a> {
             unsent: Vec::new(),
             after: 0,
             exhausted: false,
+            held: 0,
+            rescan_at: None,
             outcomes: Vec::new(),
             oldest_outcome: None,
             loops: LoopWatch::new(r.config.loop_window, r.config.loop_threshold),
@@ -211,11 +224,15 @@ impl<'a> Run<'a> {
         if self.step.is_some() {
             return;
         }
+        if self.rescan_at.is_some_and(|t| Instant::now() >= t) {
+            self.rescan_at = None;
+        }
         let claim =
-            (!stopping && !self.exhausted && self.ready.len() < self.claim_size).then_some(ClaimRequest {
-                after: self.after,
-                limit: self.claim_size,
-            });
+            (!stopping && !self.exhausted && self.rescan_at.is_none() && self.ready.len() < self.claim_size)
+                .then_some(ClaimRequest {
+                    after: self.after,
+                    limit: self.claim_size,
+                });
         let settle_due = !self.outcomes.is_empty()
             && (stopping
                 || self.outcomes.len() >= SETTLE_BATCH
@@ -237,8 +254,15 @@ impl<'a> Run<'a> {
 
     fn stepped(&mut self, stepped: Stepped) {
         if stepped.claimed_any {
+            self.held += stepped.held;
             match stepped.last {
                 Some(last) => self.after = last,
+                // Held items left: another pass once their holder is done.
+                None if self.held > 0 => {
+                    self.held = 0;
+                    self.after = 0;
+                    self.rescan_at = Some(Instant::now() + HELD_RETRY);
+                }
                 None => self.exhausted = true,
             }
         }

@@ -28,6 +28,8 @@ pub struct Stepped {
     pub claimed_any: bool,
     /// The highest message id looked at; `None` when nothing was left.
     pub last: Option<i64>,
+    /// Items left pending because another replay holds their message.
+    pub held: usize,
     /// Replays confirmed among the verdicts it recorded.
     pub replayed: i64,
 }
@@ -113,6 +115,7 @@ async fn run(input: StepInput) -> anyhow::Result<Stepped> {
         claimed_any: input.claim.is_some(),
         claimed,
         last: batch.last,
+        held: batch.held,
         replayed,
     })
 }

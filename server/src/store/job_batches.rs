@@ -24,6 +24,10 @@ pub struct ClaimBatch {
     /// Items whose message was no longer `failed` (replayed or discarded
     /// meanwhile): marked skipped, never sent twice.
     pub skipped: usize,
+    /// Items left pending because another replay holds their message (an
+    /// operator's, or one of an instance that died, until the sweep settles
+    /// it): looked at again later, never skipped nor sent twice.
+    pub held: usize,
     /// The highest message id looked at: the next claim starts after it.
     pub last: Option<i64>,
 }

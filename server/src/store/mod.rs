@@ -93,6 +93,86 @@ pub async fn connect(url: &str) -> anyhow::Result<Store> {
     }
 }
 
+/// Declares the modules of `sql/` inside a backend (see the module
+/// comment); each then names that backend's `Db`, `Conn` and `Engine`.
+/// The paths are relative to the backend's directory.
+macro_rules! shared_sql {
+    () => {
+        #[path = "../sql/access.rs"]
+        mod access;
+        #[path = "../sql/alerts.rs"]
+        mod alerts;
+        #[path = "../sql/annotations.rs"]
+        mod annotations;
+        #[path = "../sql/audit.rs"]
+        mod audit;
+        #[path = "../sql/findings.rs"]
+        mod findings;
+        #[path = "../sql/groups.rs"]
+        mod groups;
+        #[path = "../sql/history.rs"]
+        mod history;
+        #[path = "../sql/indexer.rs"]
+        mod indexer;
+        #[path = "../sql/ingest.rs"]
+        mod ingest;
+        #[path = "../sql/job_batches.rs"]
+        mod job_batches;
+        #[path = "../sql/jobs.rs"]
+        mod jobs;
+        #[path = "../sql/leases.rs"]
+        mod leases;
+        #[path = "../sql/messages.rs"]
+        mod messages;
+        #[path = "../sql/replays.rs"]
+        mod replays;
+        #[path = "../sql/samples.rs"]
+        mod samples;
+        #[path = "../sql/select.rs"]
+        mod select;
+        #[path = "../sql/sessions.rs"]
+        mod sessions;
+        #[path = "../sql/watched.rs"]
+        mod watched;
+    };
+}
+use shared_sql;
+
+/// A write transaction holding its backend's write turn (`Turn`, dropped
+/// when it ends). Derefs to the connection, so `&mut *tx` runs statements
+/// in it.
+pub(crate) struct WriteTx<DB: sqlx::Database, Turn = ()> {
+    tx: sqlx::Transaction<'static, DB>,
+    _turn: Turn,
+}
+
+impl<DB: sqlx::Database, Turn> WriteTx<DB, Turn> {
+    fn new(tx: sqlx::Transaction<'static, DB>, turn: Turn) -> Self {
+        Self { tx, _turn: turn }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl<DB: sqlx::Database, Turn> std::ops::Deref for WriteTx<DB, Turn> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database, Turn> std::ops::DerefMut for WriteTx<DB, Turn> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
+
 /// Storage failures. `Database` is internal: logged, never shown to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

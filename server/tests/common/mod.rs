@@ -2,7 +2,10 @@
 //! and Redrive started in-process on port 0.
 #![allow(dead_code)]
 
+mod receiver;
 mod users;
+#[allow(unused_imports)]
+pub use receiver::*;
 #[allow(unused_imports)]
 pub use users::*;
 
@@ -380,6 +383,24 @@ impl Drop for TestDb {
             }
         }
     }
+}
+
+/// Redrive as a process of its own (one to SIGKILL), on the vhost and the
+/// database, with `extra` environment on top.
+pub fn spawn_redrive(vh: &TestVhost, db: &TestDb, extra: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_redrive"))
+        .env("REDRIVE_AMQP_URL", vh.amqp_url())
+        .env("REDRIVE_DATABASE_URL", db.url())
+        .env("REDRIVE_LISTEN", "127.0.0.1:0")
+        .env("REDRIVE_VHOSTS", &vh.name)
+        .env("REDRIVE_DISCOVERY_INTERVAL", "0.2")
+        .env("REDRIVE_SITE_ROOT", site_root())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .envs(extra.iter().copied())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redrive binary starts")
 }
 
 pub fn site_root() -> PathBuf {

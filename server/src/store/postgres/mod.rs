@@ -8,43 +8,9 @@
 //! watermark), and a status is read and then changed in one transaction.
 //! Reads, sessions and single-statement updates do not wait for the turn.
 
-#[path = "../sql/access.rs"]
-mod access;
-#[path = "../sql/alerts.rs"]
-mod alerts;
-#[path = "../sql/annotations.rs"]
-mod annotations;
-#[path = "../sql/audit.rs"]
-mod audit;
-#[path = "../sql/findings.rs"]
-mod findings;
-#[path = "../sql/groups.rs"]
-mod groups;
-#[path = "../sql/history.rs"]
-mod history;
-#[path = "../sql/indexer.rs"]
-mod indexer;
-#[path = "../sql/ingest.rs"]
-mod ingest;
-#[path = "../sql/job_batches.rs"]
-mod job_batches;
-#[path = "../sql/jobs.rs"]
-mod jobs;
-#[path = "../sql/leases.rs"]
-mod leases;
-#[path = "../sql/messages.rs"]
-mod messages;
-#[path = "../sql/replays.rs"]
-mod replays;
-#[path = "../sql/samples.rs"]
-mod samples;
 mod search;
-#[path = "../sql/select.rs"]
-mod select;
-#[path = "../sql/sessions.rs"]
-mod sessions;
-#[path = "../sql/watched.rs"]
-mod watched;
+
+super::shared_sql!();
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -128,34 +94,9 @@ pub struct PgStore {
     pool: PgPool,
 }
 
-/// A write transaction holding the write turn until it ends. Derefs to the
-/// connection, so `&mut *tx` runs statements in it.
-pub(super) struct WriteTx {
-    tx: sqlx::Transaction<'static, Postgres>,
-}
-
-impl WriteTx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.tx
-    }
-}
+/// A write transaction holding the write turn (the advisory lock, which
+/// the transaction's end releases).
+type WriteTx = super::WriteTx<Postgres>;
 
 impl PgStore {
     /// Starts a transaction that writes, once the write turn is this one's.
@@ -167,7 +108,7 @@ impl PgStore {
             .bind(WRITE_TURN)
             .execute(&mut *tx)
             .await?;
-        Ok(WriteTx { tx })
+        Ok(WriteTx::new(tx, ()))
     }
 
     /// Writes an ack marker (see [`CaptureStore::set_ack_state`]) in the
@@ -193,7 +134,12 @@ impl PgStore {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
         let options = PgConnectOptions::from_str(url)
-            .with_context(|| "REDRIVE_DATABASE_URL is not a valid postgres URL")?;
+            .with_context(|| "REDRIVE_DATABASE_URL is not a valid postgres URL")?
+            // As SQLite's busy timeout: a write that cannot get its locks
+            // (the write turn, a table someone locked) fails after 10 s and
+            // is reported ("database commits failing" on /readyz, the
+            // deliveries held unacked) instead of hanging unseen.
+            .options([("lock_timeout", "10s")]);
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))

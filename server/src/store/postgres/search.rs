@@ -3,6 +3,10 @@
 //! operator types must match, each as a phrase of its tokens
 //! (`phraseto_tsquery`, so `-`, `:` or `*` are never query syntax), case
 //! folded, no stemming (the `simple` configuration).
+//!
+//! Tokens are cut here, as SQLite's `unicode61` tokenizer cuts them: runs
+//! of letters and digits. PostgreSQL's own parser keeps `com.acme.Billing`
+//! or `a@b.com` whole, so `Billing` would not find a stack trace's frame.
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
@@ -19,6 +23,22 @@ pub(super) const MATCH_ID: &str = "message_search.message_id";
 /// Text indexed per message, at most: a `tsvector` is limited to 1 MB, and
 /// the first quarter megabyte of a document holds what operators search for.
 const MAX_DOCUMENT: usize = 256 * 1024;
+
+/// `text` as its tokens, space-separated: what PostgreSQL then reads one
+/// lexeme per token, in order (so phrases match as in SQLite).
+fn tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for token in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(token);
+    }
+    out
+}
 
 /// The longest prefix of `s` that fits in `max` bytes, cut at a character.
 fn clip(s: &str, max: usize) -> &str {
@@ -50,8 +70,7 @@ fn document(m: &Pending) -> String {
         doc.push_str(part);
         doc.push('\n');
     }
-    let doc = clip(&doc, MAX_DOCUMENT);
-    doc.replace('\0', " ")
+    tokens(clip(&doc, MAX_DOCUMENT))
 }
 
 pub(super) async fn insert_index_rows(tx: &mut PgConnection, rows: &[Pending]) -> Result<(), StoreError> {
@@ -67,18 +86,28 @@ pub(super) async fn insert_index_rows(tx: &mut PgConnection, rows: &[Pending]) -
     Ok(())
 }
 
-/// `tsquery && tsquery …`, one phrase per word; `false` when there are no words.
+/// `tsquery && tsquery …`, one phrase per word; `false` when there are no
+/// words. A word without letters or digits (`*`) asks for nothing; text of
+/// such words alone matches nothing.
 fn push_query(b: &mut QueryBuilder<'_, Postgres>, text: &str) -> bool {
-    let words: Vec<String> = text.split_whitespace().map(|w| w.replace('\0', " ")).collect();
-    if words.is_empty() {
+    if text.split_whitespace().next().is_none() {
         return false;
     }
+    let phrases: Vec<String> = text
+        .split_whitespace()
+        .map(tokens)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if phrases.is_empty() {
+        b.push("NULL::tsquery");
+        return true;
+    }
     b.push("(");
-    for (i, w) in words.into_iter().enumerate() {
+    for (i, phrase) in phrases.into_iter().enumerate() {
         if i > 0 {
             b.push(" && ");
         }
-        b.push("phraseto_tsquery('simple', ").push_bind(w).push(")");
+        b.push("phraseto_tsquery('simple', ").push_bind(phrase).push(")");
     }
     b.push(")");
     true
@@ -90,7 +119,10 @@ pub(super) fn push_search_from(b: &mut QueryBuilder<'_, Postgres>, text: &str) -
     if text.split_whitespace().next().is_none() {
         return false;
     }
-    b.push("message_search JOIN messages ON messages.id = message_search.message_id WHERE message_search.document @@ ");
+    b.push(
+        "message_search JOIN messages ON messages.id = message_search.message_id \
+         WHERE message_search.document @@ ",
+    );
     push_query(b, text)
 }
 
@@ -123,5 +155,15 @@ mod tests {
         let doc = document(&m);
         assert!(doc.len() <= MAX_DOCUMENT);
         assert!(!doc.contains('\0'));
+    }
+
+    #[test]
+    fn tokens_are_runs_of_letters_and_digits() {
+        assert_eq!(
+            tokens("at com.acme.Billing.charge(B.java:9)"),
+            "at com acme Billing charge B java 9"
+        );
+        assert_eq!(tokens("ord-1001 Über\0x"), "ord 1001 Über x");
+        assert_eq!(tokens("* -"), "");
     }
 }

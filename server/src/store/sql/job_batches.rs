@@ -7,15 +7,25 @@ use crate::store::api::*;
 use crate::store::job_batches::*;
 use crate::store::rows::{StoredMessage, REPLAY_SELECT};
 use crate::store::{now_ms, Event, NewAudit, Settlement, StoreError};
-use app::model::{AuditAction, AuditResult};
+use app::model::{AuditAction, AuditResult, MessageStatus};
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
-async fn skip_item(tx: &mut Conn, job_id: i64, message_id: i64) -> Result<(), StoreError> {
-    let status: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
+/// The status of a message, `None` when it is gone.
+async fn status_of(tx: &mut Conn, message_id: i64) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
         .bind(message_id)
         .fetch_optional(&mut *tx)
-        .await?;
+        .await?)
+}
+
+/// Marks an item skipped: its message (in `status`) was not `failed`.
+async fn skip_item(
+    tx: &mut Conn,
+    job_id: i64,
+    message_id: i64,
+    status: Option<String>,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE job_items SET state = 'skipped', error = $1, settled_at = $2 WHERE job_id = $3 AND message_id = $4",
     )
@@ -95,7 +105,8 @@ impl JobSteps for Engine {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(vhost) = vhost else {
-                skip_item(&mut tx, job_id, id).await?;
+                let status = status_of(&mut tx, id).await?;
+                skip_item(&mut tx, job_id, id, status).await?;
                 continue;
             };
             let event = Event {
@@ -189,8 +200,15 @@ async fn claim_in(
     }
     for &id in &ids {
         if claimed.binary_search_by_key(&id, |(c, _)| *c).is_err() {
-            skip_item(tx, job_id, id).await?;
-            batch.skipped += 1;
+            // A message another replay holds keeps its item pending: its
+            // outcome is that replay's, or the sweep's ("outcome unknown").
+            let status = status_of(tx, id).await?;
+            if status.as_deref() == Some(MessageStatus::Replaying.as_str()) {
+                batch.held += 1;
+            } else {
+                skip_item(tx, job_id, id, status).await?;
+                batch.skipped += 1;
+            }
         }
     }
     if !claimed.is_empty() {

@@ -1,45 +1,11 @@
 //! The SQLite backend: one file, one instance (see `instance`), one writer
 //! at a time. The SQL shared with PostgreSQL is in `store::sql`.
 
-#[path = "../sql/access.rs"]
-mod access;
-#[path = "../sql/alerts.rs"]
-mod alerts;
-#[path = "../sql/annotations.rs"]
-mod annotations;
-#[path = "../sql/audit.rs"]
-mod audit;
-#[path = "../sql/findings.rs"]
-mod findings;
-#[path = "../sql/groups.rs"]
-mod groups;
-#[path = "../sql/history.rs"]
-mod history;
-#[path = "../sql/indexer.rs"]
-mod indexer;
-#[path = "../sql/ingest.rs"]
-mod ingest;
-#[path = "../sql/job_batches.rs"]
-mod job_batches;
-#[path = "../sql/jobs.rs"]
-mod jobs;
-#[path = "../sql/leases.rs"]
-mod leases;
-#[path = "../sql/messages.rs"]
-mod messages;
 #[cfg(test)]
 mod plans;
-#[path = "../sql/replays.rs"]
-mod replays;
-#[path = "../sql/samples.rs"]
-mod samples;
 mod search;
-#[path = "../sql/select.rs"]
-mod select;
-#[path = "../sql/sessions.rs"]
-mod sessions;
-#[path = "../sql/watched.rs"]
-mod watched;
+
+super::shared_sql!();
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -139,35 +105,8 @@ pub struct SqliteStore {
     turn: Arc<Mutex<()>>,
 }
 
-/// A write transaction that holds the process's write turn until it ends.
-/// Derefs to the connection, so `&mut *tx` runs statements in it.
-pub(super) struct WriteTx {
-    tx: sqlx::Transaction<'static, Sqlite>,
-    _turn: OwnedMutexGuard<()>,
-}
-
-impl WriteTx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
-}
+/// A write transaction holding the process's write turn.
+type WriteTx = super::WriteTx<Sqlite, OwnedMutexGuard<()>>;
 
 /// A connection whose COMMIT failed (disk full) can be left with sqlx
 /// believing a transaction is open after SQLite already rolled it back;
@@ -204,7 +143,7 @@ impl SqliteStore {
     async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
         let turn = self.turn.clone().lock_owned().await;
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx::new(tx, turn))
     }
 
     /// Opens (creating if missing) the database and applies migrations.
