@@ -7,6 +7,8 @@
 //!
 //! `cargo run --release -p server --example bench_ingest -- [messages]`
 //! Needs the local RabbitMQ with the management plugin; uses a throwaway vhost.
+//! With `REDRIVE_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres`
+//! Redrive stores into fresh PostgreSQL databases instead of SQLite files.
 
 use std::time::{Duration, Instant};
 
@@ -40,12 +42,11 @@ fn broker_pid() -> Option<String> {
 }
 
 /// The store alone: decodes `n` Spring failures and commits them in
-/// batches of 500 (as capture does, `synchronous=FULL`) into a fresh
+/// batches of 500 (as capture does, each a durable commit) into a fresh
 /// database, without a broker. Returns the time of the commits alone.
-async fn store_alone(dir: &std::path::Path, n: u32) -> Duration {
+async fn store_alone(url: &str, n: u32) -> Duration {
     use server::ingest::decode::{decode, Incoming};
-    let url = format!("sqlite://{}?mode=rwc", dir.join("alone.db").display());
-    let store = server::store::connect(&url).await.unwrap();
+    let store = server::store::connect(url).await.unwrap();
     let batches: Vec<Vec<_>> = (0..n as usize)
         .collect::<Vec<_>>()
         .chunks(500)
@@ -109,28 +110,24 @@ async fn raw_consume(ch: &Channel, queue: &str, n: u32) -> Duration {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
-    let bench = BenchVhost::create().await;
+    let mut bench = BenchVhost::create().await;
     let (conn, ch) = (&bench.conn, &bench.channel);
 
     fill(ch, "baseline.dlq", n as usize).await;
     let raw = raw_consume(&conn.create_channel().await.unwrap(), "baseline.dlq", n).await;
 
-    let db = bench.dir.join("bench.db");
     fill(ch, "bench.dlq", n as usize).await;
     let config = bench.config();
     let broker = broker_pid().unwrap_or_default();
     let cpu_before = (cpu_seconds(&broker), cpu_seconds("self"));
     let start = Instant::now();
     let running = server::start(config, CancellationToken::new()).await.unwrap();
-    let store = server::store::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let store = server::store::connect(&bench.database_url).await.unwrap();
     // Progress is read as the highest id (one index lookup): a `COUNT(*)`
     // every few milliseconds cost this process, whose CPU is Redrive's
     // figure, more than a tenth of a core at 50,000 rows.
-    let ids = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
-        .await
-        .unwrap();
+    sqlx::any::install_default_drivers();
+    let ids = sqlx::AnyPool::connect(&bench.database_url).await.unwrap();
     let stored = || async {
         sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM messages")
             .fetch_one(&ids)
@@ -165,7 +162,8 @@ async fn main() {
     }
     let searchable = start.elapsed();
     running.stop().await.unwrap();
-    let alone = store_alone(&bench.dir, n).await;
+    let alone_url = bench.scratch_database("alone").await;
+    let alone = store_alone(&alone_url, n).await;
 
     let rate = |d: Duration| f64::from(n) / d.as_secs_f64();
     println!("ingest of {n} Spring failures; baseline: prefetch 500, ack every 200");

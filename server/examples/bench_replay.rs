@@ -4,7 +4,8 @@
 //! messages" creates), over the same Spring failures.
 //!
 //! `cargo run --release -p server --example bench_replay -- [messages]`
-//! Needs the local RabbitMQ with the management and shovel plugins.
+//! Needs the local RabbitMQ with the management and shovel plugins. With
+//! `REDRIVE_BENCH_POSTGRES` (an admin URL) Redrive stores in PostgreSQL.
 
 use std::time::{Duration, Instant};
 

@@ -30,6 +30,29 @@ pub struct BenchVhost {
     /// In confirm mode, so fills can wait until the broker has every message.
     pub channel: Channel,
     pub dir: PathBuf,
+    /// Where Redrive stores in this run: `bench.db` in `dir`, or a fresh
+    /// PostgreSQL database when `REDRIVE_BENCH_POSTGRES` names a server
+    /// (an admin URL such as `postgres://postgres@127.0.0.1:5432/postgres`).
+    pub database_url: String,
+    /// PostgreSQL databases this run created, dropped by `remove`.
+    databases: Vec<String>,
+}
+
+/// The admin URL the benchmarks create PostgreSQL databases through.
+fn postgres_admin() -> Option<String> {
+    std::env::var("REDRIVE_BENCH_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+async fn admin_execute(sql: &str) {
+    use sqlx::Connection;
+    let admin = postgres_admin().expect("REDRIVE_BENCH_POSTGRES");
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(sql).execute(&mut conn).await.unwrap();
+    let _ = conn.close().await;
 }
 
 impl BenchVhost {
@@ -70,14 +93,35 @@ impl BenchVhost {
             .unwrap();
         let dir = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(&dir).unwrap();
-        Self {
+        let mut bench = Self {
             name,
             amqp_url,
             http,
             conn,
             channel,
             dir,
-        }
+            database_url: String::new(),
+            databases: Vec::new(),
+        };
+        bench.database_url = bench.scratch_database("bench").await;
+        bench
+    }
+
+    /// A fresh, empty database for this run: a SQLite file in `dir`, or a
+    /// PostgreSQL database (see `database_url`).
+    pub async fn scratch_database(&mut self, name: &str) -> String {
+        let Some(admin) = postgres_admin() else {
+            return format!(
+                "sqlite://{}?mode=rwc",
+                self.dir.join(format!("{name}.db")).display()
+            );
+        };
+        let db = format!("{}_{name}", self.name.replace('-', "_"));
+        admin_execute(&format!("CREATE DATABASE \"{db}\"")).await;
+        self.databases.push(db.clone());
+        let mut url = url::Url::parse(&admin).expect("a postgres URL");
+        url.set_path(&db);
+        url.to_string()
     }
 
     #[allow(
@@ -105,15 +149,14 @@ impl BenchVhost {
         dead_code,
         reason = "each benchmark compiles this module; not all start Redrive"
     )]
-    /// Redrive's settings for this vhost, storing into `bench.db` in the
-    /// scratch directory and finding new queues within 50 ms.
+    /// Redrive's settings for this vhost, storing into `database_url` and
+    /// finding new queues within 50 ms.
     pub fn config(&self) -> server::config::Config {
         use clap::Parser;
-        let db = self.dir.join("bench.db");
         server::config::Config::try_parse_from([
             "redrive".to_owned(),
             format!("--amqp-url={}", self.amqp_url),
-            format!("--database-url=sqlite://{}?mode=rwc", db.display()),
+            format!("--database-url={}", self.database_url),
             "--listen=127.0.0.1:0".into(),
             format!("--vhosts={}", self.name),
             "--discovery-interval=0.05".into(),
@@ -130,6 +173,9 @@ impl BenchVhost {
             .send()
             .await;
         let _ = std::fs::remove_dir_all(&self.dir);
+        for db in &self.databases {
+            admin_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")).await;
+        }
     }
 }
 
