@@ -88,10 +88,15 @@ fn text(value: &str) -> Cow<'_, str> {
 
 /// The advisory lock that is the write turn (any fixed number; "redrive").
 const WRITE_TURN: i64 = 0x0072_6564_7269_7665;
+/// The advisory lock the search indexers of every instance take turns on.
+const INDEX_TURN: i64 = WRITE_TURN + 1;
 
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections that commit without waiting for the disk, for ack
+    /// markers only (see [`PgStore::mark`]).
+    acks: PgPool,
 }
 
 /// A write transaction holding the write turn (the advisory lock, which
@@ -103,29 +108,39 @@ impl PgStore {
     /// The lock is released by COMMIT or ROLLBACK, or by PostgreSQL when the
     /// connection (or the instance) dies: a crash never leaves it taken.
     async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        self.turn_tx(WRITE_TURN).await
+    }
+
+    /// The search indexer's transaction. It does not wait for the write
+    /// turn: capture allocates and commits ids in order under that turn, so
+    /// the rows the indexer sees pending are all the rows below the ones in
+    /// flight, and tokenising a thousand stack traces never holds capture
+    /// up. The indexers of several instances take turns on a lock of their
+    /// own, so the watermark only moves forward.
+    async fn index_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        self.turn_tx(INDEX_TURN).await
+    }
+
+    async fn turn_tx(&self, turn: i64) -> Result<WriteTx, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(WRITE_TURN)
+            .bind(turn)
             .execute(&mut *tx)
             .await?;
         Ok(WriteTx::new(tx, ()))
     }
 
-    /// Writes an ack marker (see [`CaptureStore::set_ack_state`]) in the
-    /// write turn, like capture, without waiting for the commit to reach
-    /// disk: a marker must land the instant the broker confirmed an ack, and
-    /// one lost with the database server only makes a redelivered copy a
-    /// flagged duplicate, never a loss.
+    /// Writes an ack marker (see [`CaptureStore::set_ack_state`]): one
+    /// statement that does not wait for the disk, as a marker must land the
+    /// instant before or after an ack (one lost with the database server
+    /// only makes a redelivered copy a flagged duplicate, never a loss). It
+    /// needs no write turn: a marker is committed before its ack is sent,
+    /// so a redelivery that could read the row's old state cannot exist yet.
     async fn mark<'q>(
         &self,
         query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
-        query.execute(&mut *tx).await?;
-        tx.commit().await?;
+        query.execute(&self.acks).await?;
         Ok(())
     }
 
@@ -143,9 +158,13 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .context("connecting to PostgreSQL")?;
+        let acks = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
         let migrator = sqlx::migrate!("../migrations/postgres");
         let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
         // A table that does not exist yet (a fresh database) reads as None.
@@ -164,7 +183,7 @@ impl PgStore {
         // sqlx takes an advisory lock of its own, so instances starting
         // together migrate one after the other.
         migrator.run(&pool).await.context("applying migrations")?;
-        Ok(Self { pool })
+        Ok(Self { pool, acks })
     }
 }
 

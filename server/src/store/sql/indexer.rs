@@ -19,9 +19,10 @@ const ROWS_PER_INSERT: usize = 400;
 #[async_trait]
 impl SearchIndex for Engine {
     async fn index_pending(&self, limit: u32) -> Result<usize, StoreError> {
-        // The write turn makes the watermark exact: no batch can commit
-        // between reading the pending rows and moving the mark.
-        let mut tx = self.write_tx().await?;
+        // The indexer's turn (see the backends' `index_tx`) keeps the
+        // watermark exact: ids commit in order, and nothing moves the mark
+        // between reading the pending rows and writing it.
+        let mut tx = self.index_tx().await?;
         let rows: Vec<Pending> = sqlx::query_as(concat!(
             "SELECT m.id, m.reason, m.message_id, c.body, c.headers, ",
             crate::store::contents::stored_trace!(),

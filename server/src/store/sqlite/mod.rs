@@ -146,6 +146,13 @@ impl SqliteStore {
         Ok(WriteTx::new(tx, turn))
     }
 
+    /// The search indexer's transaction: the write turn, as every writer
+    /// (SQLite has one), so no capture batch commits between reading the
+    /// pending rows and moving the watermark.
+    async fn index_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        self.write_tx().await
+    }
+
     /// Opens (creating if missing) the database and applies migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
