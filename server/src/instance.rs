@@ -21,11 +21,12 @@ pub struct InstanceLock {
 }
 
 impl InstanceLock {
-    /// Takes the database's instance lock, or says who holds it.
+    /// Takes a SQLite database's instance lock, or says who holds it.
     /// An in-memory database belongs to this process alone, and PostgreSQL
-    /// is shared by design (leases divide the work): no lock.
+    /// is shared by design (leases divide the work): no lock. (A URL of
+    /// neither kind is refused by `store::connect`, with the schemes it takes.)
     pub fn acquire(database_url: &str) -> anyhow::Result<Self> {
-        if crate::store::Backend::of(database_url) == Some(crate::store::Backend::Postgres) {
+        if crate::store::Backend::of(database_url) != Some(crate::store::Backend::Sqlite) {
             return Ok(Self { _file: None });
         }
         let options = SqliteConnectOptions::from_str(database_url)

@@ -175,9 +175,9 @@ struct Run<'a> {
     unsent: Vec<i64>,
     after: i64,
     exhausted: bool,
-    /// Items of this pass over the job left pending (another replay holds
-    /// their message), and when to go over them again.
-    held: usize,
+    /// Whether this pass over the job left items pending (another replay
+    /// holds their message), and when to go over them again.
+    held: bool,
     rescan_at: Option<Instant>,
     outcomes: Vec<JobReplayOutcome>,
     oldest_outcome: Option<Instant>,
@@ -210,7 +210,7 @@ impl<'a> Run<'a> {
             unsent: Vec::new(),
             after: 0,
             exhausted: false,
-            held: 0,
+            held: false,
             rescan_at: None,
             outcomes: Vec::new(),
             oldest_outcome: None,
@@ -254,12 +254,12 @@ impl<'a> Run<'a> {
 
     fn stepped(&mut self, stepped: Stepped) {
         if stepped.claimed_any {
-            self.held += stepped.held;
+            self.held |= stepped.held > 0;
             match stepped.last {
                 Some(last) => self.after = last,
                 // Held items left: another pass once their holder is done.
-                None if self.held > 0 => {
-                    self.held = 0;
+                None if self.held => {
+                    self.held = false;
                     self.after = 0;
                     self.rescan_at = Some(Instant::now() + HELD_RETRY);
                 }

@@ -86,13 +86,10 @@ pub(super) async fn insert_index_rows(tx: &mut PgConnection, rows: &[Pending]) -
     Ok(())
 }
 
-/// `tsquery && tsquery …`, one phrase per word; `false` when there are no
-/// words. A word without letters or digits (`*`) asks for nothing; text of
-/// such words alone matches nothing.
-fn push_query(b: &mut QueryBuilder<'_, Postgres>, text: &str) -> bool {
-    if text.split_whitespace().next().is_none() {
-        return false;
-    }
+/// `tsquery && tsquery …`, one phrase per word of `text` (which has words).
+/// A word without letters or digits (`*`) asks for nothing; text of such
+/// words alone matches nothing.
+fn push_query(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
     let phrases: Vec<String> = text
         .split_whitespace()
         .map(tokens)
@@ -100,7 +97,7 @@ fn push_query(b: &mut QueryBuilder<'_, Postgres>, text: &str) -> bool {
         .collect();
     if phrases.is_empty() {
         b.push("NULL::tsquery");
-        return true;
+        return;
     }
     b.push("(");
     for (i, phrase) in phrases.into_iter().enumerate() {
@@ -110,7 +107,6 @@ fn push_query(b: &mut QueryBuilder<'_, Postgres>, text: &str) -> bool {
         b.push("phraseto_tsquery('simple', ").push_bind(phrase).push(")");
     }
     b.push(")");
-    true
 }
 
 /// `messages` joined to the documents matching `text`, then ` WHERE` the
@@ -123,7 +119,8 @@ pub(super) fn push_search_from(b: &mut QueryBuilder<'_, Postgres>, text: &str) -
         "message_search JOIN messages ON messages.id = message_search.message_id \
          WHERE message_search.document @@ ",
     );
-    push_query(b, text)
+    push_query(b, text);
+    true
 }
 
 /// ` AND id IN (matches)` for a search text.
