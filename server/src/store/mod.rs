@@ -16,6 +16,7 @@ mod alerts;
 mod annotations;
 mod api;
 mod audit;
+pub mod browse;
 mod capture;
 mod contents;
 mod filter;
@@ -106,6 +107,8 @@ macro_rules! shared_sql {
         mod annotations;
         #[path = "../sql/audit.rs"]
         mod audit;
+        #[path = "../sql/browse.rs"]
+        mod browse;
         #[path = "../sql/findings.rs"]
         mod findings;
         #[path = "../sql/groups.rs"]

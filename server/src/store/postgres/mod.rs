@@ -32,6 +32,12 @@ type Engine = PgStore;
 /// The messages list's vhost column (SQLite needs a planner hint here).
 const VISIBLE_VHOST: &str = "vhost";
 
+/// Where a list arm (see `store::browse`) reads: PostgreSQL's planner picks
+/// the index whose key is the arm's columns and `id`.
+fn arm_source(_index: Option<&str>) -> String {
+    "messages".to_owned()
+}
+
 /// ` AND {column} = ANY(ids)`: one array bind, whatever its length.
 fn push_id_set(b: &mut QueryBuilder<'_, Postgres>, column: &str, ids: &[i64]) {
     b.push(format_args!(" AND {column} = ANY("))

@@ -123,6 +123,17 @@ pub(super) fn push_search_from(b: &mut QueryBuilder<'_, Postgres>, text: &str) -
     true
 }
 
+/// ` AND` the row matches `text`: one lookup of its document, for the few
+/// rows a selective filter reads (see `sql::browse`).
+pub(super) fn push_probe(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
+    if text.split_whitespace().next().is_none() {
+        return;
+    }
+    b.push(" AND EXISTS (SELECT 1 FROM message_search WHERE message_search.message_id = messages.id AND message_search.document @@ ");
+    push_query(b, text);
+    b.push(")");
+}
+
 /// ` AND id IN (matches)` for a search text.
 pub(super) fn push_match(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
     if text.split_whitespace().next().is_none() {

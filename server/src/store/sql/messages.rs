@@ -1,7 +1,7 @@
 //! Failed messages as operators read and move them (see [`MessageStore`]).
 //! Compiled once per backend (see `store`).
 
-use super::{history::insert_event, select::FilterSql, Db, Engine};
+use super::{browse::Reading, history::insert_event, select::FilterSql, Db, Engine};
 use crate::store::api::*;
 use crate::store::{
     expected_label, filter, rows, Event, Filter, StoreError, StoredMessage, DEFAULT_PAGE, SEARCH_CATCH_UP,
@@ -10,6 +10,21 @@ use app::model::{MessageDetail, MessagePage, MessageQuery, MessageStatus, COUNT_
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 use std::str::FromStr;
+
+impl Engine {
+    /// Counts a reading's matches: `(total, capped)`. With a cap, at most
+    /// `cap + 1` rows are read; a search that read that many of its
+    /// matches without finding them all says its total is a lower bound.
+    async fn count_reading(&self, reading: &Reading<'_>, cap: Option<i64>) -> Result<(i64, bool), StoreError> {
+        let mut b = QueryBuilder::<Db>::new("");
+        reading.push_count(&mut b, cap.map(|c| c + 1));
+        let (read, matched): (i64, i64) = b.build_query_as().fetch_one(&self.pool).await?;
+        Ok(match cap {
+            Some(cap) if read > cap => (matched.min(cap), true),
+            _ => (matched, false),
+        })
+    }
+}
 
 #[async_trait]
 impl MessageStore for Engine {
@@ -31,15 +46,15 @@ impl MessageStore for Engine {
                 self.unindexed().await?
             }
         };
+        let reading = self.reading(&filter, i64::from(limit) + 1).await?;
         let cap = (!q.exact.unwrap_or(false)).then_some(COUNT_CAP);
-        let (total, total_capped) = match (self.count_matching(&filter, cap).await?, cap) {
-            (n, Some(cap)) if n > cap => (cap, true),
-            (n, _) => (n, false),
+        let (total, total_capped) = match reading.exact_total() {
+            Some(n) => (n, false),
+            None => self.count_reading(&reading, cap).await?,
         };
 
         let mut select = QueryBuilder::<Db>::new("");
-        filter.push_select(&mut select, rows::SUMMARY_COLUMNS);
-        filter.push_page(&mut select, cursor, i64::from(limit) + 1);
+        reading.push_page(&mut select, rows::SUMMARY_COLUMNS, cursor, i64::from(limit) + 1);
         let mut items: Vec<rows::SummaryRow> = select
             .build_query_as()
             .fetch_all(&self.pool)
@@ -61,13 +76,11 @@ impl MessageStore for Engine {
     }
 
     async fn count_matching(&self, filter: &Filter, cap: Option<i64>) -> Result<i64, StoreError> {
-        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM (");
-        filter.push_select(&mut count, "1");
-        if let Some(cap) = cap {
-            count.push(" LIMIT ").push_bind(cap + 1);
-        }
-        count.push(") AS matching");
-        Ok(count.build_query_scalar().fetch_one(&self.pool).await?)
+        let reading = self.reading(filter, i64::from(DEFAULT_PAGE) + 1).await?;
+        Ok(match reading.exact_total() {
+            Some(n) => n,
+            None => self.count_reading(&reading, cap).await?.0,
+        })
     }
 
     async fn export_batch(
@@ -181,14 +194,17 @@ impl MessageStore for Engine {
 
     async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(
-            sqlx::query_as("SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status")
+            sqlx::query_as(
+                "SELECT status, CAST(SUM(messages) AS BIGINT) FROM message_counts
+                 GROUP BY status HAVING SUM(messages) > 0 ORDER BY status",
+            )
                 .fetch_all(&self.pool)
                 .await?,
         )
     }
 
     async fn count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        Ok(sqlx::query_scalar("SELECT CAST(COALESCE(SUM(messages), 0) AS BIGINT) FROM message_counts")
             .fetch_one(&self.pool)
             .await?)
     }

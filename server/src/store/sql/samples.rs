@@ -210,9 +210,9 @@ impl SampleStore for Engine {
 
     async fn unhandled_counts(&self) -> Result<HashMap<(String, String), (i64, i64)>, StoreError> {
         let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT vhost, queue, count(*),
-                CAST(SUM(1 - persistent) AS BIGINT)
-             FROM messages WHERE status = 'failed' GROUP BY vhost, queue",
+            "SELECT vhost, queue, CAST(SUM(messages) AS BIGINT), CAST(SUM(transient) AS BIGINT)
+             FROM message_counts WHERE status = 'failed' GROUP BY vhost, queue
+             HAVING SUM(messages) > 0",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -1,5 +1,6 @@
-//! The SQL of a [`Filter`], shared by listing, counting and bulk-job
-//! selection, so "what a job will touch" is exactly "what the list shows".
+//! The SQL of a [`Filter`], shared by listing (`browse`), exports and
+//! bulk-job selection, so "what a job will touch" is exactly "what the list
+//! shows".
 //! Compiled once per backend; the backend supplies its search and its way
 //! of passing a list of ids.
 
@@ -10,49 +11,12 @@ use crate::store::Filter;
 
 /// A [`Filter`] as SQL on this backend.
 pub(super) trait FilterSql {
-    /// `SELECT {columns} FROM … WHERE …` for a page of this filter, to be
-    /// followed by [`FilterSql::push_page`].
-    ///
-    /// A search is driven by the full-text index, newest match first, so a
-    /// page stops after `limit` hits. (`id IN (matches)` collects every match
-    /// first: a word found in a million messages cost a second per page.)
-    fn push_select(&self, b: &mut QueryBuilder<'_, Db>, columns: &str);
-
-    /// ` AND id < {before} ORDER BY id DESC LIMIT {limit}`, on the column
-    /// that keeps the index order (the full-text match's id for a search).
-    fn push_page(&self, b: &mut QueryBuilder<'_, Db>, before: Option<i64>, limit: i64);
-
     /// Appends ` WHERE ...` for this filter, for statements over `messages`
     /// alone (counts, exports, job selections).
     fn push_where(&self, b: &mut QueryBuilder<'_, Db>);
 }
 
 impl FilterSql for Filter {
-    fn push_select(&self, b: &mut QueryBuilder<'_, Db>, columns: &str) {
-        b.push(format_args!("SELECT {columns} FROM "));
-        let searched = self
-            .text
-            .as_deref()
-            .is_some_and(|text| search::push_search_from(b, text));
-        if !searched {
-            b.push("messages WHERE 1 = 1");
-        }
-        push_conditions(self, b);
-    }
-
-    fn push_page(&self, b: &mut QueryBuilder<'_, Db>, before: Option<i64>, limit: i64) {
-        let searched = self
-            .text
-            .as_deref()
-            .is_some_and(|t| t.split_whitespace().next().is_some());
-        let id = if searched { search::MATCH_ID } else { "messages.id" };
-        if let Some(before) = before {
-            b.push(format_args!(" AND {id} < ")).push_bind(before);
-        }
-        b.push(format_args!(" ORDER BY {id} DESC LIMIT "))
-            .push_bind(limit);
-    }
-
     fn push_where(&self, b: &mut QueryBuilder<'_, Db>) {
         b.push(" WHERE 1 = 1");
         if let Some(text) = &self.text {
@@ -62,7 +26,8 @@ impl FilterSql for Filter {
     }
 }
 
-fn push_conditions(f: &Filter, b: &mut QueryBuilder<'_, Db>) {
+/// ` AND …` for every condition of the filter but its search text.
+pub(super) fn push_conditions(f: &Filter, b: &mut QueryBuilder<'_, Db>) {
     if let Some(s) = f.status {
         b.push(" AND status = ").push_bind(s.as_str());
     }

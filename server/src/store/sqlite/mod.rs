@@ -34,6 +34,16 @@ type Engine = SqliteStore;
 /// filter still uses the index through `vhost = ?`.
 const VISIBLE_VHOST: &str = "+vhost";
 
+/// Where a list arm (see `store::browse`) reads: its index, named, since
+/// SQLite's planner (without statistics) would rather read another index
+/// and sort; the primary key alone when it has none.
+fn arm_source(index: Option<&str>) -> String {
+    match index {
+        Some(index) => format!("messages INDEXED BY {index}"),
+        None => "messages NOT INDEXED".to_owned(),
+    }
+}
+
 /// ` AND {column} IN (ids)`: one bind of a JSON array, whatever its length
 /// (a bind per id would pass SQLite's limit of 32,766 parameters).
 fn push_id_set(b: &mut QueryBuilder<'_, Sqlite>, column: &str, ids: &[i64]) {

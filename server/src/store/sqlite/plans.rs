@@ -6,22 +6,12 @@
 use app::model::{MessageQuery, COUNT_CAP};
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::select::FilterSql;
+use super::browse::{Reading, PROBE_LIMIT};
 use super::SqliteStore;
 use crate::store::api::MessageStore;
+use crate::store::browse::Level;
 use crate::store::filter::Filter;
 use crate::store::rows;
-
-async fn plan(store: &SqliteStore, q: MessageQuery, cursor: Option<i64>) -> Vec<String> {
-    let mut filter = Filter::try_from(&q).unwrap();
-    // Every page a user asks for carries the vhosts they may see.
-    filter.visible = Some(vec!["/".into(), "payments".into()]);
-    let mut b = QueryBuilder::<Sqlite>::new("EXPLAIN QUERY PLAN ");
-    filter.push_select(&mut b, rows::SUMMARY_COLUMNS);
-    filter.push_page(&mut b, cursor, 51);
-    let rows: Vec<(i64, i64, i64, String)> = b.build_query_as().fetch_all(&store.pool).await.unwrap();
-    rows.into_iter().map(|r| r.3).collect()
-}
 
 fn text(v: &str) -> Option<String> {
     Some(v.to_owned())
@@ -54,14 +44,10 @@ async fn a_page_counts_up_to_the_cap_and_exactly_on_demand() {
         .list_within(&MessageQuery::default(), Some(&visible[..]))
         .await
         .unwrap();
-    assert_eq!((page.total, page.total_capped), (COUNT_CAP, true));
-    assert_eq!(page.items.len(), 50);
-    let exact = MessageQuery {
-        exact: Some(true),
-        ..Default::default()
-    };
-    let page = store.list_within(&exact, Some(&visible[..])).await.unwrap();
+    // The counts decide an equality filter's total: exact, read from
+    // `message_counts`, never capped.
     assert_eq!((page.total, page.total_capped), (stored, false));
+    assert_eq!(page.items.len(), 50);
     let few = MessageQuery {
         cursor: Some("4".into()),
         queue: text("orders.error.queue"),
@@ -69,7 +55,20 @@ async fn a_page_counts_up_to_the_cap_and_exactly_on_demand() {
     };
     let page = store.list_within(&few, Some(&visible[..])).await.unwrap();
     assert_eq!(page.items.iter().map(|m| m.id).collect::<Vec<_>>(), [3, 2, 1]);
-    assert!(page.total_capped, "the count ignores the cursor: all matches");
+    assert_eq!(page.total, stored, "the count ignores the cursor: all matches");
+    // A time filter is counted by reading, up to the cap unless exact.
+    let window = MessageQuery {
+        from: text("1970-01-01T00:00:00.002Z"),
+        ..Default::default()
+    };
+    let page = store.list_within(&window, Some(&visible[..])).await.unwrap();
+    assert_eq!((page.total, page.total_capped), (COUNT_CAP, true));
+    let exact = MessageQuery {
+        exact: Some(true),
+        ..window
+    };
+    let page = store.list_within(&exact, Some(&visible[..])).await.unwrap();
+    assert_eq!((page.total, page.total_capped), (stored - 1, false));
     let hidden = store
         .list_within(&MessageQuery::default(), Some(&[][..]))
         .await
@@ -82,71 +81,157 @@ async fn a_page_counts_up_to_the_cap_and_exactly_on_demand() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
-async fn every_list_shape_reads_one_page_in_index_order() {
-    let (store, dir) = fresh().await;
-    let queue = MessageQuery {
-        vhost: text("/"),
-        queue: text("orders.error.queue"),
-        ..Default::default()
-    };
-    let cases = [
-        ("first page", MessageQuery::default(), None, "SCAN messages"),
-        (
-            "deep cursor",
-            MessageQuery::default(),
-            Some(500_000),
-            "SEARCH messages USING INTEGER PRIMARY KEY",
-        ),
-        ("queue", queue.clone(), None, "USING INDEX messages_queue_id"),
-        (
-            "queue + status",
-            MessageQuery {
-                status: text("failed"),
-                ..queue.clone()
-            },
-            Some(500_000),
-            "USING INDEX messages_queue_status_id",
-        ),
-        (
-            "status",
-            MessageQuery {
-                status: text("failed"),
-                ..Default::default()
-            },
-            None,
-            "USING INDEX messages_status_id",
-        ),
-        (
-            "group",
-            MessageQuery {
-                group: text("g"),
-                ..Default::default()
-            },
-            None,
-            "USING INDEX messages_group_id",
-        ),
-        (
-            "search",
-            MessageQuery {
-                q: text("orders_customer_fk"),
-                ..Default::default()
-            },
-            Some(500_000),
-            "SCAN messages_fts VIRTUAL TABLE",
-        ),
-    ];
-    for (name, q, cursor, expected) in cases {
-        let plan = plan(&store, q, cursor).await;
+/// A skewed store: a big and a small vhost, two services in each, three
+/// groups, a few replayed and discarded messages, a tag on a group and on
+/// some single messages. Planning reads only the counts, so no text is
+/// indexed here (`tests/browse.rs` checks the pages' contents).
+async fn skewed(store: &SqliteStore) {
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO messages (vhost, queue, service, group_id, status, received_at,
+            delivery_exchange, delivery_routing_key, content_hash)
+         SELECT CASE WHEN i % 10 = 0 THEN 'small' ELSE 'big' END,
+                CASE WHEN i % 4 = 0 THEN 'pay.error.queue' ELSE 'trade.error.queue' END,
+                CASE WHEN i % 4 = 0 THEN 'pay' ELSE 'trade' END,
+                'g' || (i % 3),
+                CASE WHEN i % 97 = 0 THEN 'discarded' WHEN i % 89 = 0 THEN 'replayed' ELSE 'failed' END,
+                1000 * i, 'error.direct', 'x', randomblob(16) FROM n",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO annotations (target_kind, target_id, kind, text, actor, at)
+         VALUES ('group', 'g2', 'tag', 'hot', 't', 0), ('message', '7', 'tag', 'hot', 't', 0),
+                ('message', '19990', 'tag', 'hot', 't', 0)",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap();
+}
+
+/// Every combination of the list's filters, as operators send them.
+pub(crate) fn matrix() -> Vec<(String, MessageQuery, Option<Vec<String>>)> {
+    let mut out = Vec::new();
+    for bits in 0u32..256 {
+        let on = |bit: u32| bits & (1 << bit) != 0;
+        let q = MessageQuery {
+            vhost: on(0).then(|| "small".to_owned()),
+            queue: on(1).then(|| "pay.error.queue".to_owned()),
+            service: on(2).then(|| "pay".to_owned()),
+            group: on(3).then(|| "g1".to_owned()),
+            tag: on(4).then(|| "hot".to_owned()),
+            status: on(5).then(|| "failed".to_owned()),
+            from: on(6).then(|| "1970-01-01T00:00:05Z".to_owned()),
+            to: on(6).then(|| "1970-01-01T01:00:00Z".to_owned()),
+            ..Default::default()
+        };
+        let visible = if on(7) {
+            vec!["small".to_owned()]
+        } else {
+            vec!["big".to_owned(), "small".to_owned()]
+        };
+        let name = [
+            "vhost", "queue", "service", "group", "tag", "status", "from/to", "visible",
+        ]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| on(*i as u32))
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join("+");
+        out.push((name, q, Some(visible)));
+    }
+    out
+}
+
+async fn explain(store: &SqliteStore, b: &mut QueryBuilder<'_, Sqlite>) -> Vec<String> {
+    let rows: Vec<(i64, i64, i64, String)> = b.build_query_as().fetch_all(&store.pool).await.unwrap();
+    rows.into_iter().map(|r| r.3).collect()
+}
+
+/// Checks one statement's plan against what the reading decided.
+fn check(name: &str, plan: &[String], reading: &Reading<'_>) {
+    let level = reading.plan.level;
+    for step in plan {
+        assert!(!step.contains("AUTOMATIC"), "{name}: builds an index: {plan:?}");
+        if step.starts_with("SCAN messages") && !step.starts_with("SCAN messages_fts") {
+            // The primary key walked newest first, stopping after a page:
+            // only when (almost) every message matches.
+            assert_eq!(level, Level::All, "{name}: scans messages: {plan:?}");
+            assert!(
+                reading.plan.matching * 2 >= reading.plan.stored,
+                "{name}: walks every message for a sparse filter: {plan:?}"
+            );
+        }
+        if let Some(index) = step.strip_prefix("SEARCH messages USING INDEX ") {
+            let expected = level.index().unwrap_or("none");
+            assert!(
+                index.starts_with(expected),
+                "{name}: reads {index}, planned {level:?}: {plan:?}"
+            );
+        }
+        if step.contains("messages_fts VIRTUAL TABLE") && !reading.text_driven() {
+            assert!(
+                reading.plan.matching <= PROBE_LIMIT,
+                "{name}: probes the full-text index for {} rows: {plan:?}",
+                reading.plan.matching
+            );
+        }
+    }
+    if reading.text_driven() {
         assert!(
-            plan.iter().any(|step| step.contains(expected)),
-            "{name}: expected `{expected}` in {plan:?}"
-        );
-        assert!(
-            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
-            "{name}: sorts instead of reading in index order: {plan:?}"
+            plan.iter()
+                .any(|s| s.starts_with("SCAN messages_fts VIRTUAL TABLE")),
+            "{name}: a search driven by the full-text index: {plan:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn every_filter_combination_reads_through_its_planned_index() {
+    let (store, dir) = fresh().await;
+    skewed(&store).await;
+    let mut levels = std::collections::BTreeMap::<String, usize>::new();
+    for (name, q, visible) in matrix() {
+        for text in [None, Some("IllegalStateException")] {
+            for cursor in [None, Some(15_000)] {
+                let q = MessageQuery {
+                    q: text.map(str::to_owned),
+                    ..q.clone()
+                };
+                let mut filter = Filter::try_from(&q).unwrap();
+                filter.visible = visible.clone();
+                let reading = store.reading(&filter, 51).await.unwrap();
+                let name = format!("{name} text={text:?} cursor={cursor:?}");
+                let mut b = QueryBuilder::<Sqlite>::new("EXPLAIN QUERY PLAN ");
+                reading.push_page(&mut b, rows::SUMMARY_COLUMNS, cursor, 51);
+                check(&name, &explain(&store, &mut b).await, &reading);
+                let mut b = QueryBuilder::<Sqlite>::new("EXPLAIN QUERY PLAN ");
+                reading.push_count(&mut b, Some(COUNT_CAP + 1));
+                check(
+                    &format!("{name} (count)"),
+                    &explain(&store, &mut b).await,
+                    &reading,
+                );
+                *levels
+                    .entry(format!(
+                        "{:?} text-driven={}",
+                        reading.plan.level,
+                        reading.text_driven()
+                    ))
+                    .or_default() += 1;
+            }
+        }
+    }
+    // The matrix exercises every way of reading.
+    for level in ["All", "Status", "Vhost", "Queue", "Group"] {
+        assert!(
+            levels.keys().any(|k| k.starts_with(level)),
+            "{level} never planned: {levels:?}"
+        );
+    }
+    assert!(levels.keys().any(|k| k.ends_with("true")), "{levels:?}");
     store.pool.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

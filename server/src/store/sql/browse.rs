@@ -1,0 +1,291 @@
+//! A page of the messages list as [`browse::plan`] reads it: the arms of
+//! the chosen index merged newest first, or the full-text index walked
+//! newest match first. Compiled once per backend (see `store`); the backend
+//! supplies how an arm names its index and how a search is probed.
+
+use sqlx::QueryBuilder;
+
+use super::{search, select::push_conditions, Db, Engine};
+use crate::store::browse::{self, Arm, Bucket, Level, Plan};
+use crate::store::{Filter, StoreError};
+
+/// A filter that matches at most this many messages (before its search
+/// text) is searched by testing each of them in the full-text index; one
+/// that matches more is searched from the full-text index, newest match
+/// first, testing the filter on each match.
+pub(super) const PROBE_LIMIT: i64 = 4_000;
+
+/// How a page is read.
+pub(super) struct Reading<'f> {
+    pub filter: &'f Filter,
+    pub plan: Plan,
+    /// The groups carrying the filter's tag (`None`: no tag filter).
+    pub tag_groups: Option<Vec<String>>,
+    /// `id > lo` and `id < hi`: the filter's time bounds as ids.
+    pub lo: Option<i64>,
+    pub hi: Option<i64>,
+    /// The search text, when it has words.
+    pub text: Option<&'f str>,
+}
+
+impl Reading<'_> {
+    /// Whether the full-text index drives the page (else the arms do,
+    /// probing the index per row).
+    pub fn text_driven(&self) -> bool {
+        self.text.is_some() && (self.plan.level == Level::All || self.plan.matching > PROBE_LIMIT)
+    }
+
+    /// The number of matches when the counts alone decide it.
+    pub fn exact_total(&self) -> Option<i64> {
+        let f = self.filter;
+        (self.text.is_none() && f.tag.is_none() && f.from_ms.is_none() && f.to_ms.is_none() && f.ids.is_none())
+            .then_some(self.plan.matching)
+    }
+
+    /// `SELECT {columns} …` for a page of `limit` rows before `before`.
+    pub fn push_page(&self, b: &mut QueryBuilder<'_, Db>, columns: &str, before: Option<i64>, limit: i64) {
+        if self.text_driven() {
+            b.push(format_args!("SELECT {columns} FROM "));
+            search::push_search_from(b, self.text.unwrap_or_default());
+            self.push_rest(b, search::MATCH_ID, before);
+            b.push(format_args!(" ORDER BY {} DESC LIMIT ", search::MATCH_ID))
+                .push_bind(limit);
+            return;
+        }
+        b.push(format_args!(
+            "SELECT {columns} FROM messages WHERE messages.id IN (SELECT id FROM ("
+        ));
+        self.push_arms(b, before, Some(limit));
+        b.push(") AS arms ORDER BY id DESC LIMIT ")
+            .push_bind(limit)
+            .push(") ORDER BY messages.id DESC");
+    }
+
+    /// `SELECT COUNT(*), COALESCE(SUM(matched), 0)` over at most `budget`
+    /// rows read (`None`: all of them).
+    pub fn push_count(&self, b: &mut QueryBuilder<'_, Db>, budget: Option<i64>) {
+        if self.text_driven() {
+            // Every match of the text is read (up to the budget) and
+            // tested: the count stops after `budget` reads, not matches.
+            b.push("SELECT COUNT(*), COALESCE(SUM(matched), 0) FROM (SELECT CASE WHEN 1 = 1");
+            self.push_rest(b, "messages.id", None);
+            b.push(" THEN 1 ELSE 0 END AS matched FROM ");
+            search::push_search_from(b, self.text.unwrap_or_default());
+            self.push_id_range(b, search::MATCH_ID);
+        } else {
+            b.push("SELECT COUNT(*), COUNT(*) FROM (SELECT 1 AS matched FROM (");
+            self.push_arms(b, None, None);
+            b.push(") AS arms");
+        }
+        if let Some(budget) = budget {
+            b.push(" LIMIT ").push_bind(budget);
+        }
+        b.push(") AS counted");
+    }
+
+    /// The filter's conditions on a row that the driving index does not
+    /// imply, and the id range.
+    fn push_rest(&self, b: &mut QueryBuilder<'_, Db>, id: &str, before: Option<i64>) {
+        push_conditions(self.filter, b);
+        self.push_id_range(b, id);
+        if let Some(before) = before {
+            b.push(format_args!(" AND {id} < ")).push_bind(before);
+        }
+    }
+
+    fn push_id_range(&self, b: &mut QueryBuilder<'_, Db>, id: &str) {
+        if let Some(lo) = self.lo {
+            b.push(format_args!(" AND {id} > ")).push_bind(lo);
+        }
+        if let Some(hi) = self.hi {
+            b.push(format_args!(" AND {id} < ")).push_bind(hi);
+        }
+    }
+
+    /// The arms as one compound `SELECT id …`, each newest first and
+    /// limited to `limit` when given; a tag's directly tagged messages are
+    /// one more arm. No arm at all selects nothing.
+    fn push_arms(&self, b: &mut QueryBuilder<'_, Db>, before: Option<i64>, limit: Option<i64>) {
+        let mut terms = 0;
+        let mut term = |b: &mut QueryBuilder<'_, Db>| {
+            if terms > 0 {
+                // A directly tagged message may also be in a tagged group.
+                b.push(if self.filter.tag.is_some() { " UNION " } else { " UNION ALL " });
+            }
+            terms += 1;
+            b.push(format_args!("SELECT id FROM (SELECT messages.id AS id FROM "));
+        };
+        for arm in &self.plan.arms {
+            term(b);
+            b.push(super::arm_source(self.plan.level.index()));
+            b.push(" WHERE 1 = 1");
+            push_arm_key(b, arm);
+            self.push_arm_rows(b, before, limit, true);
+        }
+        if let Some(tag) = &self.filter.tag {
+            term(b);
+            b.push(super::arm_source(None));
+            b.push(
+                " WHERE messages.id IN (SELECT CAST(target_id AS BIGINT) FROM annotations
+                   WHERE target_kind = 'message' AND kind = 'tag' AND text = ",
+            )
+            .push_bind(tag.clone())
+            .push(")");
+            let untagged = Filter {
+                tag: None,
+                ..self.filter.clone()
+            };
+            push_conditions(&untagged, b);
+            self.push_arm_rows(b, before, limit, false);
+        }
+        if terms == 0 {
+            b.push("SELECT id FROM (SELECT messages.id AS id FROM messages WHERE 1 = 0");
+            self.push_arm_rows(b, before, limit, false);
+        }
+    }
+
+    /// Inside an arm: the residual conditions (when the arm is an index
+    /// range), the search probe, the id range, the order and the limit;
+    /// closes the arm's subquery.
+    fn push_arm_rows(&self, b: &mut QueryBuilder<'_, Db>, before: Option<i64>, limit: Option<i64>, residual: bool) {
+        if residual {
+            push_residual(b, self);
+        }
+        if let Some(text) = self.text {
+            search::push_probe(b, text);
+        }
+        self.push_id_range(b, "messages.id");
+        if let Some(before) = before {
+            b.push(" AND messages.id < ").push_bind(before);
+        }
+        if let Some(limit) = limit {
+            b.push(" ORDER BY messages.id DESC LIMIT ").push_bind(limit);
+        }
+        b.push(") AS arm");
+    }
+}
+
+/// ` AND column = value` for each key column of the arm.
+fn push_arm_key(b: &mut QueryBuilder<'_, Db>, arm: &Arm) {
+    for (column, value) in [
+        ("group_id", &arm.group),
+        ("vhost", &arm.vhost),
+        ("queue", &arm.queue),
+        ("status", &arm.status),
+    ] {
+        if let Some(v) = value {
+            b.push(format_args!(" AND {column} = ")).push_bind(v.clone());
+        }
+    }
+}
+
+/// The equality conditions the arm's index does not imply, and the time
+/// bounds (the id range only narrows where to look).
+fn push_residual(b: &mut QueryBuilder<'_, Db>, r: &Reading<'_>) {
+    let (f, rest) = (r.filter, &r.plan.residual);
+    if rest.status {
+        if let Some(s) = f.status {
+            b.push(" AND status = ").push_bind(s.as_str());
+        }
+    }
+    for (on, column, value) in [
+        (rest.vhost, "vhost", &f.vhost),
+        (rest.queue, "queue", &f.queue),
+        (rest.service, "service", &f.service),
+        (rest.group, "group_id", &f.group),
+    ] {
+        if let (true, Some(v)) = (on, value) {
+            b.push(format_args!(" AND {column} = ")).push_bind(v.clone());
+        }
+    }
+    if let (true, Some(vhosts)) = (rest.visible, &f.visible) {
+        super::select::push_vhosts(b, vhosts);
+    }
+    if let (true, Some(groups)) = (rest.tag_groups, &r.tag_groups) {
+        push_in(b, "group_id", groups);
+    }
+    if let Some(t) = f.from_ms {
+        b.push(" AND received_at >= ").push_bind(t);
+    }
+    if let Some(t) = f.to_ms {
+        b.push(" AND received_at < ").push_bind(t);
+    }
+}
+
+fn push_in(b: &mut QueryBuilder<'_, Db>, column: &str, values: &[String]) {
+    b.push(format_args!(" AND {column} IN ("));
+    let mut list = b.separated(", ");
+    for v in values {
+        list.push_bind(v.clone());
+    }
+    if values.is_empty() {
+        list.push("NULL");
+    }
+    b.push(")");
+}
+
+impl Engine {
+    /// Plans a page of `filter` (see [`browse::plan`]).
+    pub(super) async fn reading<'f>(&self, filter: &'f Filter, page: i64) -> Result<Reading<'f>, StoreError> {
+        let buckets: Vec<Bucket> = sqlx::query_as(
+            "SELECT vhost, queue, service, group_id, status, messages FROM message_counts WHERE messages > 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let tag_groups = match &filter.tag {
+            Some(tag) => Some(
+                sqlx::query_scalar(
+                    "SELECT target_id FROM annotations WHERE target_kind = 'group' AND kind = 'tag' AND text = $1",
+                )
+                .bind(tag)
+                .fetch_all(&self.pool)
+                .await?,
+            ),
+            None => None,
+        };
+        let plan = browse::plan(filter, &buckets, tag_groups.as_deref(), page);
+        let (lo, hi) = self.id_window(filter.from_ms, filter.to_ms).await?;
+        let text = filter.text.as_deref().filter(|t| t.split_whitespace().next().is_some());
+        Ok(Reading {
+            filter,
+            plan,
+            tag_groups,
+            lo,
+            hi,
+            text,
+        })
+    }
+
+    /// Time bounds as ids: every message received at or after `from` has an
+    /// id above `lo`, every one received before `to` an id below `hi`.
+    /// A message stored later was received at most `disorder` ms before one
+    /// stored earlier (`received_order`), so any message received before
+    /// `from - disorder` has only earlier messages before it that were
+    /// received before `from`; symmetrically for `to`. Each bound is one
+    /// seek in the `received_at` index.
+    async fn id_window(&self, from: Option<i64>, to: Option<i64>) -> Result<(Option<i64>, Option<i64>), StoreError> {
+        if from.is_none() && to.is_none() {
+            return Ok((None, None));
+        }
+        let disorder: i64 = sqlx::query_scalar("SELECT disorder FROM received_order")
+            .fetch_one(&self.pool)
+            .await?;
+        let mut lo = None;
+        if let Some(from) = from {
+            lo = sqlx::query_scalar(
+                "SELECT id FROM messages WHERE received_at < $1 ORDER BY received_at DESC LIMIT 1",
+            )
+            .bind(from.saturating_sub(disorder))
+            .fetch_optional(&self.pool)
+            .await?;
+        }
+        let mut hi = None;
+        if let Some(to) = to {
+            hi = sqlx::query_scalar("SELECT id FROM messages WHERE received_at >= $1 ORDER BY received_at LIMIT 1")
+                .bind(to.saturating_add(disorder))
+                .fetch_optional(&self.pool)
+                .await?;
+        }
+        Ok((lo, hi))
+    }
+}
