@@ -194,8 +194,8 @@ pub struct MessagePage {
     /// for an exact count.
     pub total: i64,
     /// `total` is a lower bound: counting stopped at [`COUNT_CAP`]. An exact
-    /// count of a million rows costs a second on every page, so it is only
-    /// made on demand (`exact=true`).
+    /// count of a search or a time window over a million rows costs a second
+    /// on every page, so it is only made on demand (`exact=true`).
     #[serde(default)]
     pub total_capped: bool,
     /// Messages stored in the last moments that a search cannot see yet
@@ -204,8 +204,10 @@ pub struct MessagePage {
     pub unsearchable: i64,
 }
 
-/// How many matches a page counts before it says "10,000+".
-pub const COUNT_CAP: i64 = 10_000;
+/// How many matches a page counts before it says "1,000+". Only a search
+/// or a time window is counted by reading rows; every other filter's total
+/// is exact from the store's kept counts.
+pub const COUNT_CAP: i64 = 1_000;
 
 /// Filters of the messages list; every field is optional and travels in the URL.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

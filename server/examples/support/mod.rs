@@ -28,6 +28,7 @@ pub struct BenchVhost {
     pub http: reqwest::Client,
     pub conn: Connection,
     /// In confirm mode, so fills can wait until the broker has every message.
+    #[allow(dead_code, reason = "each benchmark compiles this module; not all publish")]
     pub channel: Channel,
     pub dir: PathBuf,
     /// Where Redrive stores in this run: `bench.db` in `dir`, or a fresh

@@ -35,11 +35,40 @@ impl Reading<'_> {
         self.text.is_some() && (self.plan.level == Level::All || self.plan.matching > PROBE_LIMIT)
     }
 
-    /// The number of matches when the counts alone decide it.
-    pub fn exact_total(&self) -> Option<i64> {
+    /// Whether the kept counts decide the total: no search text, no time
+    /// bounds. A tag adds its directly tagged messages outside its groups
+    /// (see [`Reading::push_tagged_apart`]).
+    pub fn counted(&self) -> bool {
         let f = self.filter;
-        (self.text.is_none() && f.tag.is_none() && f.from_ms.is_none() && f.to_ms.is_none() && f.ids.is_none())
-            .then_some(self.plan.matching)
+        self.text.is_none() && f.from_ms.is_none() && f.to_ms.is_none() && f.ids.is_none()
+    }
+
+    /// `SELECT COUNT(*)` of the tag's directly tagged messages that pass the
+    /// rest of the filter and are not in a tagged group (those are counted
+    /// in the plan's buckets already).
+    pub fn push_tagged_apart(&self, b: &mut QueryBuilder<'_, Db>) {
+        let Some(tag) = &self.filter.tag else {
+            b.push("SELECT CAST(0 AS BIGINT)");
+            return;
+        };
+        b.push(
+            "SELECT COUNT(*) FROM messages WHERE messages.id IN (SELECT CAST(target_id AS BIGINT)
+               FROM annotations WHERE target_kind = 'message' AND kind = 'tag' AND text = ",
+        )
+        .push_bind(tag.clone())
+        .push(")");
+        let untagged = Filter {
+            tag: None,
+            ..self.filter.clone()
+        };
+        push_conditions(&untagged, b);
+        b.push(" AND (group_id IS NULL OR group_id NOT IN (");
+        let mut list = b.separated(", ");
+        for g in self.tag_groups.iter().flatten() {
+            list.push_bind(g.clone());
+        }
+        list.push("''");
+        b.push("))");
     }
 
     /// `SELECT {columns} …` for a page of `limit` rows before `before`.

@@ -12,10 +12,17 @@ use sqlx::QueryBuilder;
 use std::str::FromStr;
 
 impl Engine {
-    /// Counts a reading's matches: `(total, capped)`. With a cap, at most
+    /// Counts a reading's matches: `(total, capped)`, exactly from the kept
+    /// counts when they decide it. Otherwise, with a cap, at most
     /// `cap + 1` rows are read; a search that read that many of its
     /// matches without finding them all says its total is a lower bound.
     async fn count_reading(&self, reading: &Reading<'_>, cap: Option<i64>) -> Result<(i64, bool), StoreError> {
+        if reading.counted() {
+            let mut b = QueryBuilder::<Db>::new("");
+            reading.push_tagged_apart(&mut b);
+            let apart: i64 = b.build_query_scalar().fetch_one(&self.pool).await?;
+            return Ok((reading.plan.matching + apart, false));
+        }
         let mut b = QueryBuilder::<Db>::new("");
         reading.push_count(&mut b, cap.map(|c| c + 1));
         let (read, matched): (i64, i64) = b.build_query_as().fetch_one(&self.pool).await?;
@@ -48,10 +55,7 @@ impl MessageStore for Engine {
         };
         let reading = self.reading(&filter, i64::from(limit) + 1).await?;
         let cap = (!q.exact.unwrap_or(false)).then_some(COUNT_CAP);
-        let (total, total_capped) = match reading.exact_total() {
-            Some(n) => (n, false),
-            None => self.count_reading(&reading, cap).await?,
-        };
+        let (total, total_capped) = self.count_reading(&reading, cap).await?;
 
         let mut select = QueryBuilder::<Db>::new("");
         reading.push_page(&mut select, rows::SUMMARY_COLUMNS, cursor, i64::from(limit) + 1);
@@ -77,10 +81,7 @@ impl MessageStore for Engine {
 
     async fn count_matching(&self, filter: &Filter, cap: Option<i64>) -> Result<i64, StoreError> {
         let reading = self.reading(filter, i64::from(DEFAULT_PAGE) + 1).await?;
-        Ok(match reading.exact_total() {
-            Some(n) => n,
-            None => self.count_reading(&reading, cap).await?.0,
-        })
+        Ok(self.count_reading(&reading, cap).await?.0)
     }
 
     async fn export_batch(
