@@ -5,7 +5,11 @@
 
 use sqlx::QueryBuilder;
 
-use super::{search, select::push_conditions, Db, Engine};
+use super::{
+    search,
+    select::{push_conditions, push_in},
+    Db, Engine,
+};
 use crate::store::browse::{self, Arm, Bucket, Level, Plan};
 use crate::store::{Filter, StoreError};
 
@@ -51,17 +55,8 @@ impl Reading<'_> {
             b.push("SELECT CAST(0 AS BIGINT)");
             return;
         };
-        b.push(
-            "SELECT COUNT(*) FROM messages WHERE messages.id IN (SELECT CAST(target_id AS BIGINT)
-               FROM annotations WHERE target_kind = 'message' AND kind = 'tag' AND text = ",
-        )
-        .push_bind(tag.clone())
-        .push(")");
-        let untagged = Filter {
-            tag: None,
-            ..self.filter.clone()
-        };
-        push_conditions(&untagged, b);
+        b.push("SELECT COUNT(*) FROM messages");
+        self.push_tagged_messages(b, tag);
         b.push(" AND (group_id IS NULL OR group_id NOT IN (");
         let mut list = b.separated(", ");
         for g in self.tag_groups.iter().flatten() {
@@ -154,23 +149,29 @@ impl Reading<'_> {
         if let Some(tag) = &self.filter.tag {
             term(b);
             b.push(super::arm_source(None));
-            b.push(
-                " WHERE messages.id IN (SELECT CAST(target_id AS BIGINT) FROM annotations
-                   WHERE target_kind = 'message' AND kind = 'tag' AND text = ",
-            )
-            .push_bind(tag.clone())
-            .push(")");
-            let untagged = Filter {
-                tag: None,
-                ..self.filter.clone()
-            };
-            push_conditions(&untagged, b);
+            self.push_tagged_messages(b, tag);
             self.push_arm_rows(b, before, limit, false);
         }
         if terms == 0 {
             b.push("SELECT id FROM (SELECT messages.id AS id FROM messages WHERE 1 = 0");
             self.push_arm_rows(b, before, limit, false);
         }
+    }
+
+    /// ` WHERE` the row is one of the messages tagged `tag` directly and
+    /// passes the rest of the filter.
+    fn push_tagged_messages(&self, b: &mut QueryBuilder<'_, Db>, tag: &str) {
+        b.push(
+            " WHERE messages.id IN (SELECT CAST(target_id AS BIGINT) FROM annotations
+               WHERE target_kind = 'message' AND kind = 'tag' AND text = ",
+        )
+        .push_bind(tag.to_owned())
+        .push(")");
+        let untagged = Filter {
+            tag: None,
+            ..self.filter.clone()
+        };
+        push_conditions(&untagged, b);
     }
 
     /// Inside an arm: the residual conditions (when the arm is an index
@@ -239,18 +240,6 @@ fn push_residual(b: &mut QueryBuilder<'_, Db>, r: &Reading<'_>) {
     if let Some(t) = f.to_ms {
         b.push(" AND received_at < ").push_bind(t);
     }
-}
-
-fn push_in(b: &mut QueryBuilder<'_, Db>, column: &str, values: &[String]) {
-    b.push(format_args!(" AND {column} IN ("));
-    let mut list = b.separated(", ");
-    for v in values {
-        list.push_bind(v.clone());
-    }
-    if values.is_empty() {
-        list.push("NULL");
-    }
-    b.push(")");
 }
 
 impl Engine {

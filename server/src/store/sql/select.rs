@@ -74,13 +74,14 @@ pub(super) fn push_vhosts(b: &mut QueryBuilder<'_, Db>, vhosts: &[String]) {
     push_in(b, "vhost", vhosts);
 }
 
-fn push_in(b: &mut QueryBuilder<'_, Db>, column: &str, vhosts: &[String]) {
+/// ` AND {column} IN (…)`; an empty list matches nothing.
+pub(super) fn push_in(b: &mut QueryBuilder<'_, Db>, column: &str, values: &[String]) {
     b.push(format_args!(" AND {column} IN ("));
     let mut list = b.separated(", ");
-    for v in vhosts {
+    for v in values {
         list.push_bind(v.clone());
     }
-    if vhosts.is_empty() {
+    if values.is_empty() {
         list.push("NULL");
     }
     b.push(")");
