@@ -39,33 +39,27 @@ BEGIN
     FROM (SELECT vhost, queue, COALESCE(service, '') AS service, COALESCE(group_id, '') AS group_id,
                  status, COUNT(*) AS messages, SUM(1 - persistent) AS transient
           FROM new_messages GROUP BY 1, 2, 3, 4, 5) d;
-    -- How far received_at ran behind an earlier message (see SQLite's 0025).
-    UPDATE received_order r SET
-        disorder = GREATEST(r.disorder, COALESCE((
-            SELECT MAX(GREATEST(before, r.max_received_at) - received_at)
-            FROM (SELECT received_at, MAX(received_at) OVER (ORDER BY id
-                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
-                  FROM new_messages) n), 0)),
-        max_received_at = GREATEST(r.max_received_at, (SELECT MAX(received_at) FROM new_messages));
+    -- Each id block's earliest and latest arrival (see SQLite's 0025).
+    INSERT INTO received_blocks AS r
+    SELECT id / 1024, MIN(received_at), MAX(received_at) FROM new_messages GROUP BY 1 ORDER BY 1
+    ON CONFLICT (block) DO UPDATE SET
+        min_received_at = LEAST(r.min_received_at, excluded.min_received_at),
+        max_received_at = GREATEST(r.max_received_at, excluded.max_received_at);
     RETURN NULL;
 END;
 $$;
 
 CREATE FUNCTION message_counts_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- A message that moved is counted out of its old key and into its new.
     PERFORM message_counts_apply(COALESCE(jsonb_agg(d), '[]'))
-    FROM (SELECT o.vhost, o.queue, COALESCE(o.service, '') AS service,
-                 COALESCE(o.group_id, '') AS group_id, o.status, -1 AS messages,
-                 -(1 - o.persistent) AS transient
-          FROM old_messages o JOIN new_messages n USING (id)
-          WHERE (o.vhost, o.queue, o.service, o.group_id, o.status, o.persistent)
-                IS DISTINCT FROM (n.vhost, n.queue, n.service, n.group_id, n.status, n.persistent)
-          UNION ALL
-          SELECT n.vhost, n.queue, COALESCE(n.service, ''), COALESCE(n.group_id, ''), n.status, 1,
-                 1 - n.persistent
-          FROM old_messages o JOIN new_messages n USING (id)
-          WHERE (o.vhost, o.queue, o.service, o.group_id, o.status, o.persistent)
-                IS DISTINCT FROM (n.vhost, n.queue, n.service, n.group_id, n.status, n.persistent)) d;
+    FROM old_messages o JOIN new_messages n USING (id)
+    CROSS JOIN LATERAL (VALUES
+        (o.vhost, o.queue, COALESCE(o.service, ''), COALESCE(o.group_id, ''), o.status, -1, o.persistent - 1),
+        (n.vhost, n.queue, COALESCE(n.service, ''), COALESCE(n.group_id, ''), n.status, 1, 1 - n.persistent)
+    ) AS d(vhost, queue, service, group_id, status, messages, transient)
+    WHERE (o.vhost, o.queue, o.service, o.group_id, o.status, o.persistent)
+          IS DISTINCT FROM (n.vhost, n.queue, n.service, n.group_id, n.status, n.persistent);
     RETURN NULL;
 END;
 $$;
@@ -80,16 +74,14 @@ BEGIN
 END;
 $$;
 
--- 2. `received_order` (see SQLite's 0025).
-CREATE TABLE received_order (
-    singleton       BIGINT PRIMARY KEY CHECK (singleton = 1),
-    max_received_at BIGINT NOT NULL,
-    disorder        BIGINT NOT NULL
+-- 2. `received_blocks` (see SQLite's 0025).
+CREATE TABLE received_blocks (
+    block           BIGINT PRIMARY KEY,
+    min_received_at BIGINT NOT NULL,
+    max_received_at BIGINT NOT NULL
 );
-INSERT INTO received_order
-SELECT 1, COALESCE(MAX(received_at), 0), COALESCE(MAX(GREATEST(before - received_at, 0)), 0)
-FROM (SELECT received_at, MAX(received_at) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
-      FROM messages) m;
+INSERT INTO received_blocks
+SELECT id / 1024, MIN(received_at), MAX(received_at) FROM messages GROUP BY 1;
 
 CREATE TRIGGER message_counts_insert AFTER INSERT ON messages
     REFERENCING NEW TABLE AS new_messages FOR EACH STATEMENT EXECUTE FUNCTION message_counts_inserted();

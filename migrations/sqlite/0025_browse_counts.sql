@@ -49,26 +49,27 @@ BEGIN
     ON CONFLICT DO UPDATE SET messages = messages + 1, transient = transient + excluded.transient;
 END;
 
--- 2. `received_order`: how far `received_at` ever ran behind a message
---    stored earlier (`disorder`, milliseconds). Ids are handed out in the
---    order messages are stored and `received_at` is stamped when they
---    arrive, so a later id is never received more than `disorder` before an
---    earlier one. A time filter becomes an id range with that margin, and
---    a page reads only the ids of its window instead of every newer row.
-CREATE TABLE received_order (
-    singleton       INTEGER PRIMARY KEY CHECK (singleton = 1),
-    max_received_at INTEGER NOT NULL,
-    disorder        INTEGER NOT NULL
+-- 2. `received_blocks`: the earliest and latest `received_at` in each block
+--    of 1,024 consecutive ids. A time filter becomes the id range of the
+--    blocks that overlap it, so a page reads only the ids of its window
+--    instead of every newer row. `received_at` is stamped on arrival and ids
+--    are handed out as messages are stored, so a window's blocks are
+--    consecutive but for messages stored late (a commit retried through a
+--    database outage); a block only widens, never narrows (a purge leaves
+--    it as it was), so the range always holds every message of the window.
+CREATE TABLE received_blocks (
+    block           INTEGER PRIMARY KEY,
+    min_received_at INTEGER NOT NULL,
+    max_received_at INTEGER NOT NULL
 );
-INSERT INTO received_order
-SELECT 1, COALESCE(MAX(received_at), 0), COALESCE(MAX(MAX(before - received_at, 0)), 0)
-FROM (SELECT received_at, MAX(received_at) OVER (ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
-      FROM messages);
+INSERT INTO received_blocks
+SELECT id / 1024, MIN(received_at), MAX(received_at) FROM messages GROUP BY id / 1024;
 
-CREATE TRIGGER received_order_insert AFTER INSERT ON messages BEGIN
-    UPDATE received_order SET
-        disorder = MAX(disorder, max_received_at - NEW.received_at),
-        max_received_at = MAX(max_received_at, NEW.received_at);
+CREATE TRIGGER received_blocks_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO received_blocks VALUES (NEW.id / 1024, NEW.received_at, NEW.received_at)
+    ON CONFLICT (block) DO UPDATE SET
+        min_received_at = MIN(min_received_at, excluded.min_received_at),
+        max_received_at = MAX(max_received_at, excluded.max_received_at);
 END;
 
 -- 3. The indexes a page is read through, each with `id` last so a page is

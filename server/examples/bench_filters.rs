@@ -171,15 +171,9 @@ async fn main() {
         let fill = Instant::now();
         while stored < stage {
             let next = (stored + 1_000).min(stage);
-            // Received over the last two hours, in order.
+            // Received in order, one every 7.2 ms (a million in two hours).
             let batch: Vec<_> = (stored..next)
-                .map(|i| {
-                    failure(
-                        i,
-                        &vhosts,
-                        base + time::Duration::milliseconds((i as i64) * 7_200_000 / stage as i64),
-                    )
-                })
+                .map(|i| failure(i, &vhosts, base + time::Duration::microseconds(i as i64 * 7_200)))
                 .collect();
             store
                 .insert_batch(&batch, Duration::from_secs(1800))
@@ -234,10 +228,10 @@ async fn main() {
         }
         let (_, first) = http.get("/api/v1/messages?limit=1", guest).await;
         let newest = first["items"][0]["id"].as_i64().unwrap();
-        let from = (base + time::Duration::minutes(30))
+        let from = (base + time::Duration::minutes(3))
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
-        let to = (base + time::Duration::minutes(45))
+        let to = (base + time::Duration::minutes(6))
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap();
         let one_order = format!("ord-{:08}", stage / 2);

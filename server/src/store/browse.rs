@@ -18,7 +18,7 @@
 //!   read, from the same counts) is chosen. The finest level reads only
 //!   matches; a coarser one is chosen when it needs far fewer seeks.
 //!
-//! Time bounds become an id range (see `received_order`); a search is driven
+//! Time bounds become an id range (see `received_blocks`); a search is driven
 //! from the full-text index when the filter matches many messages, and the
 //! filter's few matches are probed in the index when it matches few.
 
@@ -73,8 +73,8 @@ pub struct Bucket {
 }
 
 /// One index range: the values of its level's key columns (`None` where
-/// the level has no such column).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// the level has no such column; all `None` is the primary key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Arm {
     pub group: Option<String>,
     pub vhost: Option<String>,
@@ -185,7 +185,7 @@ pub fn plan(f: &Filter, buckets: &[Bucket], tag_groups: Option<&[String]>, page:
         arms.sort();
         arms.dedup();
         if level == Level::All {
-            arms = vec![Arm::of(level, &empty_bucket())];
+            arms = vec![Arm::default()];
         } else if arms.len() > MAX_ARMS {
             continue;
         }
@@ -214,17 +214,6 @@ pub fn plan(f: &Filter, buckets: &[Bucket], tag_groups: Option<&[String]>, page:
         }
     }
     best.expect("the primary key is always a candidate").1
-}
-
-fn empty_bucket() -> Bucket {
-    Bucket {
-        vhost: String::new(),
-        queue: String::new(),
-        service: String::new(),
-        group_id: String::new(),
-        status: String::new(),
-        messages: 0,
-    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,9 @@ use crate::store::{Filter, StoreError};
 /// first, testing the filter on each match.
 pub(super) const PROBE_LIMIT: i64 = 4_000;
 
+/// Ids per block of `received_blocks` (the migrations' `id / 1024`).
+const RECEIVED_BLOCK: i64 = 1024;
+
 /// How a page is read.
 pub(super) struct Reading<'f> {
     pub filter: &'f Filter,
@@ -55,7 +58,9 @@ impl Reading<'_> {
             b.push("SELECT CAST(0 AS BIGINT)");
             return;
         };
-        b.push("SELECT COUNT(*) FROM messages");
+        b.push("SELECT COUNT(*) FROM ");
+        // By the tagged ids, never by an index of the other filters.
+        b.push(super::arm_source(None));
         self.push_tagged_messages(b, tag);
         b.push(" AND (group_id IS NULL OR group_id NOT IN (");
         let mut list = b.separated(", ");
@@ -92,7 +97,7 @@ impl Reading<'_> {
             // Every match of the text is read (up to the budget) and
             // tested: the count stops after `budget` reads, not matches.
             b.push("SELECT COUNT(*), COALESCE(SUM(matched), 0) FROM (SELECT CASE WHEN 1 = 1");
-            self.push_rest(b, "messages.id", None);
+            push_conditions(self.filter, b);
             b.push(" THEN 1 ELSE 0 END AS matched FROM ");
             search::push_search_from(b, self.text.unwrap_or_default());
             self.push_id_range(b, search::MATCH_ID);
@@ -274,36 +279,28 @@ impl Engine {
         })
     }
 
-    /// Time bounds as ids: every message received at or after `from` has an
-    /// id above `lo`, every one received before `to` an id below `hi`.
-    /// A message stored later was received at most `disorder` ms before one
-    /// stored earlier (`received_order`), so any message received before
-    /// `from - disorder` has only earlier messages before it that were
-    /// received before `from`; symmetrically for `to`. Each bound is one
-    /// seek in the `received_at` index.
+    /// Time bounds as ids: every message received at or after `from` has
+    /// an id above `lo`, every one received before `to` an id below `hi`.
+    /// They are the edges of the id blocks whose arrivals overlap the
+    /// window (`received_blocks`); a window no block overlaps is empty.
     async fn id_window(&self, from: Option<i64>, to: Option<i64>) -> Result<(Option<i64>, Option<i64>), StoreError> {
         if from.is_none() && to.is_none() {
             return Ok((None, None));
         }
-        let disorder: i64 = sqlx::query_scalar("SELECT disorder FROM received_order")
-            .fetch_one(&self.pool)
-            .await?;
-        let mut lo = None;
-        if let Some(from) = from {
-            lo = sqlx::query_scalar(
-                "SELECT id FROM messages WHERE received_at < $1 ORDER BY received_at DESC LIMIT 1",
-            )
-            .bind(from.saturating_sub(disorder))
-            .fetch_optional(&self.pool)
-            .await?;
-        }
-        let mut hi = None;
-        if let Some(to) = to {
-            hi = sqlx::query_scalar("SELECT id FROM messages WHERE received_at >= $1 ORDER BY received_at LIMIT 1")
-                .bind(to.saturating_add(disorder))
-                .fetch_optional(&self.pool)
-                .await?;
-        }
-        Ok((lo, hi))
+        let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT MIN(block), MAX(block) FROM received_blocks
+             WHERE max_received_at >= $1 AND min_received_at < $2",
+        )
+        .bind(from.unwrap_or(i64::MIN))
+        .bind(to.unwrap_or(i64::MAX))
+        .fetch_one(&self.pool)
+        .await?;
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok((Some(0), Some(0)));
+        };
+        Ok((
+            from.map(|_| first * RECEIVED_BLOCK - 1),
+            to.map(|_| (last + 1) * RECEIVED_BLOCK),
+        ))
     }
 }

@@ -214,6 +214,18 @@ async fn every_filter_combination_reads_through_its_planned_index() {
                     &explain(&store, &mut b).await,
                     &reading,
                 );
+                if reading.counted() {
+                    // The total: the kept counts plus the tag's directly
+                    // tagged messages, read by their ids alone.
+                    let mut b = QueryBuilder::<Sqlite>::new("EXPLAIN QUERY PLAN ");
+                    reading.push_tagged_apart(&mut b);
+                    let plan = explain(&store, &mut b).await;
+                    assert!(
+                        plan.iter().all(|s| !s.starts_with("SCAN messages")
+                            && !s.starts_with("SEARCH messages USING INDEX")),
+                        "{name}: tagged messages apart: {plan:?}"
+                    );
+                }
                 *levels
                     .entry(format!(
                         "{:?} text-driven={}",
