@@ -23,6 +23,8 @@ mod filter;
 pub mod findings;
 mod job_batches;
 mod jobs;
+#[cfg(test)]
+mod plan_matrix;
 // Both backends compile the files of `sql/` (see above): intended.
 #[allow(clippy::duplicate_mod)]
 mod postgres;

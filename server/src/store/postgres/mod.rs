@@ -8,6 +8,8 @@
 //! watermark), and a status is read and then changed in one transaction.
 //! Reads, sessions and single-statement updates do not wait for the turn.
 
+#[cfg(test)]
+mod plans;
 mod search;
 
 super::shared_sql!();

@@ -51,8 +51,8 @@ impl Reading<'_> {
     }
 
     /// `SELECT COUNT(*)` of the tag's directly tagged messages that pass the
-    /// rest of the filter and are not in a tagged group (those are counted
-    /// in the plan's buckets already).
+    /// rest of the filter and are not in a tagged group (the plan's buckets
+    /// count those).
     pub fn push_tagged_apart(&self, b: &mut QueryBuilder<'_, Db>) {
         let Some(tag) = &self.filter.tag else {
             b.push("SELECT CAST(0 AS BIGINT)");
@@ -62,13 +62,6 @@ impl Reading<'_> {
         // By the tagged ids, never by an index of the other filters.
         b.push(super::arm_source(None));
         self.push_tagged_messages(b, tag);
-        b.push(" AND (group_id IS NULL OR group_id NOT IN (");
-        let mut list = b.separated(", ");
-        for g in self.tag_groups.iter().flatten() {
-            list.push_bind(g.clone());
-        }
-        list.push("''");
-        b.push("))");
     }
 
     /// `SELECT {columns} …` for a page of `limit` rows before `before`.
@@ -138,8 +131,9 @@ impl Reading<'_> {
         let mut terms = 0;
         let mut term = |b: &mut QueryBuilder<'_, Db>| {
             if terms > 0 {
-                // A directly tagged message may also be in a tagged group.
-                b.push(if self.filter.tag.is_some() { " UNION " } else { " UNION ALL " });
+                // The arms are disjoint: distinct index ranges, and tagged
+                // messages outside the tagged groups.
+                b.push(" UNION ALL ");
             }
             terms += 1;
             b.push(format_args!("SELECT id FROM (SELECT messages.id AS id FROM "));
@@ -163,8 +157,9 @@ impl Reading<'_> {
         }
     }
 
-    /// ` WHERE` the row is one of the messages tagged `tag` directly and
-    /// passes the rest of the filter.
+    /// ` WHERE` the row is one of the messages tagged `tag` directly, not in
+    /// a tagged group (the group arms read those), and passes the rest of
+    /// the filter.
     fn push_tagged_messages(&self, b: &mut QueryBuilder<'_, Db>, tag: &str) {
         b.push(
             " WHERE messages.id IN (SELECT CAST(target_id AS BIGINT) FROM annotations
@@ -177,6 +172,13 @@ impl Reading<'_> {
             ..self.filter.clone()
         };
         push_conditions(&untagged, b);
+        b.push(" AND (group_id IS NULL OR group_id NOT IN (");
+        let mut list = b.separated(", ");
+        for g in self.tag_groups.iter().flatten() {
+            list.push_bind(g.clone());
+        }
+        list.push("''");
+        b.push("))");
     }
 
     /// Inside an arm: the residual conditions (when the arm is an index

@@ -11,6 +11,7 @@ use super::SqliteStore;
 use crate::store::api::MessageStore;
 use crate::store::browse::Level;
 use crate::store::filter::Filter;
+use crate::store::plan_matrix;
 use crate::store::rows;
 
 fn text(v: &str) -> Option<String> {
@@ -81,68 +82,11 @@ async fn a_page_counts_up_to_the_cap_and_exactly_on_demand() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A skewed store: a big and a small vhost, two services in each, three
-/// groups, a few replayed and discarded messages, a tag on a group and on
-/// some single messages. Planning reads only the counts, so no text is
-/// indexed here (`tests/browse.rs` checks the pages' contents).
+/// The matrix's skewed store (see `store::plan_matrix`).
 async fn skewed(store: &SqliteStore) {
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
-         INSERT INTO messages (vhost, queue, service, group_id, status, received_at,
-            delivery_exchange, delivery_routing_key, content_hash)
-         SELECT CASE WHEN i % 10 = 0 THEN 'small' ELSE 'big' END,
-                CASE WHEN i % 4 = 0 THEN 'pay.error.queue' ELSE 'trade.error.queue' END,
-                CASE WHEN i % 4 = 0 THEN 'pay' ELSE 'trade' END,
-                'g' || (i % 3),
-                CASE WHEN i % 97 = 0 THEN 'discarded' WHEN i % 89 = 0 THEN 'replayed' ELSE 'failed' END,
-                1000 * i, 'error.direct', 'x', randomblob(16) FROM n",
-    )
-    .execute(&store.pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO annotations (target_kind, target_id, kind, text, actor, at)
-         VALUES ('group', 'g2', 'tag', 'hot', 't', 0), ('message', '7', 'tag', 'hot', 't', 0),
-                ('message', '19990', 'tag', 'hot', 't', 0)",
-    )
-    .execute(&store.pool)
-    .await
-    .unwrap();
-}
-
-/// Every combination of the list's filters, as operators send them.
-pub(crate) fn matrix() -> Vec<(String, MessageQuery, Option<Vec<String>>)> {
-    let mut out = Vec::new();
-    for bits in 0u32..256 {
-        let on = |bit: u32| bits & (1 << bit) != 0;
-        let q = MessageQuery {
-            vhost: on(0).then(|| "small".to_owned()),
-            queue: on(1).then(|| "pay.error.queue".to_owned()),
-            service: on(2).then(|| "pay".to_owned()),
-            group: on(3).then(|| "g1".to_owned()),
-            tag: on(4).then(|| "hot".to_owned()),
-            status: on(5).then(|| "failed".to_owned()),
-            from: on(6).then(|| "1970-01-01T00:00:05Z".to_owned()),
-            to: on(6).then(|| "1970-01-01T01:00:00Z".to_owned()),
-            ..Default::default()
-        };
-        let visible = if on(7) {
-            vec!["small".to_owned()]
-        } else {
-            vec!["big".to_owned(), "small".to_owned()]
-        };
-        let name = [
-            "vhost", "queue", "service", "group", "tag", "status", "from/to", "visible",
-        ]
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| on(*i as u32))
-        .map(|(_, n)| *n)
-        .collect::<Vec<_>>()
-        .join("+");
-        out.push((name, q, Some(visible)));
+    for sql in plan_matrix::skewed("randomblob(16)") {
+        sqlx::query(&sql).execute(&store.pool).await.unwrap();
     }
-    out
 }
 
 async fn explain(store: &SqliteStore, b: &mut QueryBuilder<'_, Sqlite>) -> Vec<String> {
@@ -193,7 +137,7 @@ async fn every_filter_combination_reads_through_its_planned_index() {
     let (store, dir) = fresh().await;
     skewed(&store).await;
     let mut levels = std::collections::BTreeMap::<String, usize>::new();
-    for (name, q, visible) in matrix() {
+    for (name, q, visible) in plan_matrix::matrix() {
         for text in [None, Some("IllegalStateException")] {
             for cursor in [None, Some(15_000)] {
                 let q = MessageQuery {
