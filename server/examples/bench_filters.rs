@@ -322,6 +322,12 @@ async fn main() {
         }
         let _ = child.kill().await;
     }
+    let _ = a
+        .http
+        .delete("http://127.0.0.1:15672/api/users/redrive-bench-one")
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await;
     a.remove().await;
     b.remove().await;
 }
