@@ -18,9 +18,13 @@
 //!   read, from the same counts) is chosen. The finest level reads only
 //!   matches; a coarser one is chosen when it needs far fewer seeks.
 //!
-//! Time bounds become an id range (see `received_blocks`); a search is driven
-//! from the full-text index when the filter matches many messages, and the
-//! filter's few matches are probed in the index when it matches few.
+//! Time bounds become an id range (see `received_blocks`). On SQLite a
+//! search is driven from the full-text index when the filter matches many
+//! messages, and the filter's few matches are probed in the index when it
+//! matches few. PostgreSQL's index cannot yield matches newest first, so
+//! there the filter's newest messages are probed in windows sized by the
+//! hit rate, and a text the windows find rare is read from the index's
+//! match set (see `sql::walk`).
 
 use super::Filter;
 
@@ -214,6 +218,32 @@ pub fn plan(f: &Filter, buckets: &[Bucket], tag_groups: Option<&[String]>, page:
         }
     }
     best.expect("the primary key is always a candidate").1
+}
+
+/// Messages tested one by one, at most, before the rest of a search is
+/// read from the index's match set (each test reads one document: about
+/// 5 µs for a Spring failure's).
+pub const PROBE_BUDGET: usize = 4_000;
+
+/// The first window, at most: a page's worth of messages (four per wanted
+/// match), or this many for a count.
+pub const FIRST_WINDOW: usize = 512;
+
+/// How many more messages than the hit rate so far predicts the next
+/// window reads, in percent (a margin so one more window is rarely needed).
+const WINDOW_MARGIN_PERCENT: usize = 150;
+
+/// A search walked in windows (PostgreSQL's, see `sql::walk`): the window
+/// after one that tested `probed` messages and found `hits`
+/// matches in total, `need` short of what is wanted: `None` when the rate
+/// says the budget would not be enough (or nothing matched yet).
+pub fn next_window(probed: usize, hits: usize, need: usize) -> Option<usize> {
+    if hits == 0 {
+        return None;
+    }
+    let expected = need * probed * WINDOW_MARGIN_PERCENT / (100 * hits);
+    let window = expected.max(need);
+    (probed + window <= PROBE_BUDGET).then_some(window)
 }
 
 #[cfg(test)]

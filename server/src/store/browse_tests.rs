@@ -123,3 +123,20 @@ fn messages_without_a_group_are_never_read_through_the_group_index() {
     assert_ne!(p.level, Level::Group);
     assert_eq!(p.matching, 5);
 }
+
+#[test]
+fn a_common_word_reads_one_more_window_sized_by_its_rate() {
+    // 51 wanted, 10 found in 204: about 41 × 204 / 10 × 1.5 more.
+    assert_eq!(next_window(204, 10, 41), Some(1254));
+    // Half the filter matches: a window of the need, at least.
+    assert_eq!(next_window(204, 102, 10), Some(30));
+    assert_eq!(next_window(204, 200, 1), Some(1));
+}
+
+#[test]
+fn a_rare_word_goes_to_the_match_set() {
+    assert_eq!(next_window(204, 0, 51), None);
+    // Two in 204: about 7,500 more would be tested, over the budget.
+    assert_eq!(next_window(204, 2, 49), None);
+    assert_eq!(next_window(PROBE_BUDGET - 10, 1, 1), None);
+}

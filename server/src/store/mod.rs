@@ -137,6 +137,8 @@ macro_rules! shared_sql {
         mod select;
         #[path = "../sql/sessions.rs"]
         mod sessions;
+        #[path = "../sql/walk.rs"]
+        mod walk;
         #[path = "../sql/watched.rs"]
         mod watched;
     };

@@ -17,7 +17,7 @@ use crate::store::{Filter, StoreError};
 /// text) is searched by testing each of them in the full-text index; one
 /// that matches more is searched from the full-text index, newest match
 /// first, testing the filter on each match.
-pub(super) const PROBE_LIMIT: i64 = 4_000;
+pub(super) const PROBE_LIMIT: i64 = browse::PROBE_BUDGET as i64;
 
 /// Ids per block of `received_blocks` (the migrations' `id / 1024`).
 const RECEIVED_BLOCK: i64 = 1024;
@@ -37,9 +37,71 @@ pub(super) struct Reading<'f> {
 
 impl Reading<'_> {
     /// Whether the full-text index drives the page (else the arms do,
-    /// probing the index per row).
+    /// probing the index per row). Only an index that yields its matches
+    /// newest first can.
     pub fn text_driven(&self) -> bool {
-        self.text.is_some() && (self.plan.level == Level::All || self.plan.matching > PROBE_LIMIT)
+        search::IN_ID_ORDER
+            && self.text.is_some()
+            && (self.plan.level == Level::All || self.plan.matching > PROBE_LIMIT)
+    }
+
+    /// Whether a search is read by walking the filter's newest messages
+    /// and then the index's match set (see `sql::walk`), because the index
+    /// cannot yield its matches in order.
+    pub fn walked(&self) -> bool {
+        !search::IN_ID_ORDER && self.text.is_some()
+    }
+
+    /// `SELECT id, hit`, newest first: the filter's `k` newest messages
+    /// below `before`, each with whether it matches `text` (one lookup of
+    /// its document each).
+    pub fn push_window(&self, b: &mut QueryBuilder<'_, Db>, text: &str, before: Option<i64>, k: i64) {
+        // The window is named `messages` so the lookup's `messages.id`
+        // reads the window's rows, without joining the table again.
+        b.push("SELECT messages.id, ");
+        search::push_hit(b, text);
+        b.push(" AS hit FROM (SELECT id FROM (");
+        self.push_arms(b, before, Some(k), false);
+        b.push(") AS arms ORDER BY id DESC LIMIT ")
+            .push_bind(k)
+            .push(") AS messages ORDER BY messages.id DESC");
+    }
+
+    /// `SELECT id` of the matches of `text` below `before` that
+    /// pass the filter (at most `n`), from the index's match set: newest
+    /// first when `ordered` (every match is then read and sorted), else
+    /// any of them.
+    pub fn push_matches(
+        &self,
+        b: &mut QueryBuilder<'_, Db>,
+        text: &str,
+        before: Option<i64>,
+        n: Option<i64>,
+        ordered: bool,
+    ) {
+        // Materialized: the match set is read through the full-text index,
+        // never by walking the primary key and testing each document (the
+        // planner cannot tell how many documents a phrase matches).
+        b.push("WITH matches AS MATERIALIZED (");
+        search::push_matched_ids(b, text);
+        // `+ 0`: the bounds test each match, and never choose the documents'
+        // primary key to walk instead.
+        let id = format!("{} + 0", search::MATCH_ID);
+        self.push_id_range(b, &id);
+        if let Some(before) = before {
+            b.push(format_args!(" AND {id} < ")).push_bind(before);
+        }
+        // Each match's row looked up by its id (a scalar subquery: never a
+        // merge or hash join that reads every row newer than the oldest match).
+        b.push(") SELECT matches.id FROM matches WHERE matches.id = (SELECT messages.id FROM messages WHERE messages.id = matches.id");
+        push_conditions(self.filter, b);
+        b.push(")");
+        if ordered {
+            b.push(" ORDER BY matches.id DESC");
+        }
+        if let Some(n) = n {
+            b.push(" LIMIT ").push_bind(n);
+        }
     }
 
     /// Whether the kept counts decide the total: no search text, no time
@@ -77,7 +139,7 @@ impl Reading<'_> {
         b.push(format_args!(
             "SELECT {columns} FROM messages WHERE messages.id IN (SELECT id FROM ("
         ));
-        self.push_arms(b, before, Some(limit));
+        self.push_arms(b, before, Some(limit), true);
         b.push(") AS arms ORDER BY id DESC LIMIT ")
             .push_bind(limit)
             .push(") ORDER BY messages.id DESC");
@@ -96,7 +158,7 @@ impl Reading<'_> {
             self.push_id_range(b, search::MATCH_ID);
         } else {
             b.push("SELECT COUNT(*), COUNT(*) FROM (SELECT 1 AS matched FROM (");
-            self.push_arms(b, None, None);
+            self.push_arms(b, None, None, true);
             b.push(") AS arms");
         }
         if let Some(budget) = budget {
@@ -125,9 +187,10 @@ impl Reading<'_> {
     }
 
     /// The arms as one compound `SELECT id …`, each newest first and
-    /// limited to `limit` when given; a tag's directly tagged messages are
-    /// one more arm. No arm at all selects nothing.
-    fn push_arms(&self, b: &mut QueryBuilder<'_, Db>, before: Option<i64>, limit: Option<i64>) {
+    /// limited to `limit` when given, each row tested against the search
+    /// text when `probe`; a tag's directly tagged messages are one more
+    /// arm. No arm at all selects nothing.
+    fn push_arms(&self, b: &mut QueryBuilder<'_, Db>, before: Option<i64>, limit: Option<i64>, probe: bool) {
         let mut terms = 0;
         let mut term = |b: &mut QueryBuilder<'_, Db>| {
             if terms > 0 {
@@ -143,17 +206,17 @@ impl Reading<'_> {
             b.push(super::arm_source(self.plan.level.index()));
             b.push(" WHERE 1 = 1");
             push_arm_key(b, arm);
-            self.push_arm_rows(b, before, limit, true);
+            self.push_arm_rows(b, before, limit, true, probe);
         }
         if let Some(tag) = &self.filter.tag {
             term(b);
             b.push(super::arm_source(None));
             self.push_tagged_messages(b, tag);
-            self.push_arm_rows(b, before, limit, false);
+            self.push_arm_rows(b, before, limit, false, probe);
         }
         if terms == 0 {
             b.push("SELECT id FROM (SELECT messages.id AS id FROM messages WHERE 1 = 0");
-            self.push_arm_rows(b, before, limit, false);
+            self.push_arm_rows(b, before, limit, false, false);
         }
     }
 
@@ -182,13 +245,20 @@ impl Reading<'_> {
     }
 
     /// Inside an arm: the residual conditions (when the arm is an index
-    /// range), the search probe, the id range, the order and the limit;
-    /// closes the arm's subquery.
-    fn push_arm_rows(&self, b: &mut QueryBuilder<'_, Db>, before: Option<i64>, limit: Option<i64>, residual: bool) {
+    /// range), the search probe (when `probe`), the id range, the order
+    /// and the limit; closes the arm's subquery.
+    fn push_arm_rows(
+        &self,
+        b: &mut QueryBuilder<'_, Db>,
+        before: Option<i64>,
+        limit: Option<i64>,
+        residual: bool,
+        probe: bool,
+    ) {
         if residual {
             push_residual(b, self);
         }
-        if let Some(text) = self.text {
+        if let (Some(text), true) = (self.text, probe) {
             search::push_probe(b, text);
         }
         self.push_id_range(b, "messages.id");
@@ -220,32 +290,33 @@ fn push_arm_key(b: &mut QueryBuilder<'_, Db>, arm: &Arm) {
 /// bounds (the id range only narrows where to look).
 fn push_residual(b: &mut QueryBuilder<'_, Db>, r: &Reading<'_>) {
     let (f, rest) = (r.filter, &r.plan.residual);
+    let column = |name: &str| name.to_owned();
     if rest.status {
         if let Some(s) = f.status {
-            b.push(" AND status = ").push_bind(s.as_str());
+            b.push(format_args!(" AND {} = ", column("status"))).push_bind(s.as_str());
         }
     }
-    for (on, column, value) in [
+    for (on, name, value) in [
         (rest.vhost, "vhost", &f.vhost),
         (rest.queue, "queue", &f.queue),
         (rest.service, "service", &f.service),
         (rest.group, "group_id", &f.group),
     ] {
         if let (true, Some(v)) = (on, value) {
-            b.push(format_args!(" AND {column} = ")).push_bind(v.clone());
+            b.push(format_args!(" AND {} = ", column(name))).push_bind(v.clone());
         }
     }
     if let (true, Some(vhosts)) = (rest.visible, &f.visible) {
-        super::select::push_vhosts(b, vhosts);
+        push_in(b, &column("vhost"), vhosts);
     }
     if let (true, Some(groups)) = (rest.tag_groups, &r.tag_groups) {
-        push_in(b, "group_id", groups);
+        push_in(b, &column("group_id"), groups);
     }
     if let Some(t) = f.from_ms {
-        b.push(" AND received_at >= ").push_bind(t);
+        b.push(format_args!(" AND {} >= ", column("received_at"))).push_bind(t);
     }
     if let Some(t) = f.to_ms {
-        b.push(" AND received_at < ").push_bind(t);
+        b.push(format_args!(" AND {} < ", column("received_at"))).push_bind(t);
     }
 }
 

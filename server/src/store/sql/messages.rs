@@ -17,6 +17,16 @@ impl Engine {
     /// `cap + 1` rows are read; a search that read that many of its
     /// matches without finding them all says its total is a lower bound.
     async fn count_reading(&self, reading: &Reading<'_>, cap: Option<i64>) -> Result<(i64, bool), StoreError> {
+        if let (true, Some(text)) = (reading.walked(), reading.text) {
+            return Ok(match cap {
+                Some(cap) => {
+                    let want = usize::try_from(cap).unwrap_or(0) + 1;
+                    let found = self.walk_search(reading, text, None, want, false).await?.len() as i64;
+                    (found.min(cap), found > cap)
+                }
+                None => (self.count_matches(reading, text).await?, false),
+            });
+        }
         if reading.counted() {
             let mut b = QueryBuilder::<Db>::new("");
             reading.push_tagged_apart(&mut b);
@@ -58,7 +68,17 @@ impl MessageStore for Engine {
         let (total, total_capped) = self.count_reading(&reading, cap).await?;
 
         let mut select = QueryBuilder::<Db>::new("");
-        reading.push_page(&mut select, rows::SUMMARY_COLUMNS, cursor, i64::from(limit) + 1);
+        match (reading.walked(), reading.text) {
+            (true, Some(text)) => {
+                let ids = self
+                    .walk_search(&reading, text, cursor, limit as usize + 1, true)
+                    .await?;
+                select.push(format_args!("SELECT {} FROM messages WHERE 1 = 1", rows::SUMMARY_COLUMNS));
+                super::push_id_set(&mut select, "messages.id", &ids);
+                select.push(" ORDER BY messages.id DESC");
+            }
+            _ => reading.push_page(&mut select, rows::SUMMARY_COLUMNS, cursor, i64::from(limit) + 1),
+        }
         let mut items: Vec<rows::SummaryRow> = select
             .build_query_as()
             .fetch_all(&self.pool)

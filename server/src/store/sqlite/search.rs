@@ -14,6 +14,15 @@ pub(super) const INDEX_KEY: &str = "rowid";
 /// stops after `limit` hits in index order.
 pub(super) const MATCH_ID: &str = "messages_fts.rowid";
 
+/// Whether the full-text index yields its matches newest first: FTS5
+/// walks a term's matches in rowid order, so a search page is read from it
+/// directly (see `sql::browse`).
+pub(super) const IN_ID_ORDER: bool = true;
+
+/// Run before a statement that reads the index's match set: nothing (FTS5
+/// has one way to read it).
+pub(super) const MATCH_SET_SETUP: Option<&str> = None;
+
 pub(super) async fn insert_index_rows(tx: &mut SqliteConnection, rows: &[Pending]) -> Result<(), StoreError> {
     let mut b = QueryBuilder::<Sqlite>::new(
         "INSERT INTO messages_fts (rowid, body, reason, stack_trace, message_id, headers) ",
@@ -57,11 +66,32 @@ pub(super) fn push_search_from(b: &mut QueryBuilder<'_, Sqlite>, text: &str) -> 
 /// ` AND` the row matches `text`: one lookup of the row's id in the index,
 /// for the few rows a selective filter reads (see `sql::browse`).
 pub(super) fn push_probe(b: &mut QueryBuilder<'_, Sqlite>, text: &str) {
-    if let Some(q) = fts_query(text) {
-        b.push(" AND EXISTS (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ")
-            .push_bind(q)
-            .push(" AND messages_fts.rowid = messages.id)");
+    if fts_query(text).is_some() {
+        b.push(" AND ");
+        push_hit(b, text);
     }
+}
+
+/// Whether the row `messages.id` matches `text`, by one lookup of its id
+/// in the index; text without words matches nothing.
+pub(super) fn push_hit(b: &mut QueryBuilder<'_, Sqlite>, text: &str) {
+    let Some(q) = fts_query(text) else {
+        b.push("1 = 0");
+        return;
+    };
+    b.push("EXISTS (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ")
+        .push_bind(q)
+        .push(" AND messages_fts.rowid = messages.id)");
+}
+
+/// `SELECT id FROM` the index `WHERE` it matches `text`: the match set,
+/// for conditions on [`MATCH_ID`] to follow.
+pub(super) fn push_matched_ids(b: &mut QueryBuilder<'_, Sqlite>, text: &str) {
+    b.push("SELECT messages_fts.rowid AS id FROM messages_fts WHERE ");
+    match fts_query(text) {
+        Some(q) => b.push("messages_fts MATCH ").push_bind(q),
+        None => b.push("1 = 0"),
+    };
 }
 
 /// ` AND id IN (matches)` for a search text.
