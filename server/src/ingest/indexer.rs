@@ -34,6 +34,10 @@ const BUSY_WITHIN: Duration = Duration::from_millis(100);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Wait after a failed pass (the database is down or full).
 const RETRY: Duration = Duration::from_secs(2);
+/// How often, at most, the indexer (caught up) asks the store to refresh
+/// its planner statistics (see `Database::refresh_statistics`): after a
+/// burst, the pages' plans are right within this long of the index.
+const STATISTICS_EVERY: Duration = Duration::from_secs(10);
 
 /// Wakes the indexer and tells it when to hold back: capture calls `wake`
 /// after every commit, bulk jobs `foreground_commit` after every step.
@@ -71,11 +75,24 @@ impl IndexerWake {
 
 /// Indexes until `stop`.
 pub async fn run(store: Store, wake: IndexerWake, stop: CancellationToken) {
+    let mut statistics_due = tokio::time::Instant::now();
     loop {
         let pause = match store.index_pending(CHUNK).await {
             Ok(n) if n == CHUNK as usize && wake.foreground_busy() => Some(BURST_PAUSE),
             Ok(n) if n == CHUNK as usize => Some(Duration::ZERO),
-            Ok(_) => None,
+            Ok(_) => {
+                if tokio::time::Instant::now() >= statistics_due {
+                    statistics_due = tokio::time::Instant::now() + STATISTICS_EVERY;
+                    match store.refresh_statistics().await {
+                        Ok(tables) if tables.is_empty() => {}
+                        Ok(tables) => tracing::info!(?tables, "refreshed the query planner's statistics"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "refreshing the query planner's statistics failed")
+                        }
+                    }
+                }
+                None
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "full-text indexing failed; retrying");
                 Some(RETRY)

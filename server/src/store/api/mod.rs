@@ -39,4 +39,8 @@ pub trait Database:
     + SessionStore
 {
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Brings the query planner's statistics up to date where the database
+    /// would not do it soon enough on its own; returns the tables analyzed.
+    async fn refresh_statistics(&self) -> Result<Vec<String>, StoreError>;
 }

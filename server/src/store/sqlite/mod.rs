@@ -230,4 +230,9 @@ impl Database for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    /// None to keep: every page names its index (see [`arm_source`]).
+    async fn refresh_statistics(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
 }
