@@ -14,7 +14,10 @@
 # Cargo.toml is the oldest that builds it).
 FROM rust:1.95-bookworm AS build
 # Node only compresses the UI assets with brotli (scripts/build-site falls
-# back to gzip without it).
+# back to gzip without it). Debian's packages are not pinned (DL3008): the
+# archive keeps only the current security release of each, so a pin breaks
+# the build at the next update; the base image's tag pins the release.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs \
  && rm -rf /var/lib/apt/lists/*
@@ -28,7 +31,8 @@ RUN scripts/build-site \
  && cargo build --release --locked -p server --bin redrive
 
 FROM debian:bookworm-slim
-# ca-certificates for amqps:// and webhook URLs over TLS.
+# ca-certificates for amqps:// and webhook URLs over TLS (unpinned, as above).
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
