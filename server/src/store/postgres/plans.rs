@@ -75,17 +75,26 @@ fn check_matches(name: &str, plan: &str, rare: bool) {
     );
 }
 
-#[tokio::test]
-async fn every_filter_combination_reads_through_its_planned_index() {
+/// A store on a fresh database named `{prefix}_{uuid}` (with its admin URL
+/// and name, to drop it after), or `None` without PostgreSQL.
+async fn scratch(prefix: &str) -> Option<(PgStore, String, String)> {
     let Some(admin_url) = std::env::var(POSTGRES_ENV).ok().filter(|u| !u.is_empty()) else {
-        eprintln!("skipped: PostgreSQL plans need PostgreSQL ({POSTGRES_ENV})");
-        return;
+        eprintln!("skipped: {prefix} needs PostgreSQL ({POSTGRES_ENV})");
+        return None;
     };
-    let database = format!("redrive_plans_{}", uuid::Uuid::new_v4().simple());
+    let database = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     admin(&admin_url, &format!("CREATE DATABASE \"{database}\"")).await;
     let mut url = url::Url::parse(&admin_url).unwrap();
     url.set_path(&database);
     let store = PgStore::connect(url.as_str()).await.unwrap();
+    Some((store, admin_url, database))
+}
+
+#[tokio::test]
+async fn every_filter_combination_reads_through_its_planned_index() {
+    let Some((store, admin_url, database)) = scratch("redrive_plans").await else {
+        return;
+    };
     for sql in plan_matrix::skewed("decode(md5(i::text), 'hex')") {
         sqlx::query(&sql).execute(&store.pool).await.unwrap();
     }
@@ -146,15 +155,9 @@ async fn every_filter_combination_reads_through_its_planned_index() {
 #[tokio::test]
 async fn statistics_are_refreshed_once_a_tenth_of_a_table_changed() {
     use crate::store::api::Database;
-    let Some(admin_url) = std::env::var(POSTGRES_ENV).ok().filter(|u| !u.is_empty()) else {
-        eprintln!("skipped: PostgreSQL statistics need PostgreSQL ({POSTGRES_ENV})");
+    let Some((store, admin_url, database)) = scratch("redrive_stats").await else {
         return;
     };
-    let database = format!("redrive_stats_{}", uuid::Uuid::new_v4().simple());
-    admin(&admin_url, &format!("CREATE DATABASE \"{database}\"")).await;
-    let mut url = url::Url::parse(&admin_url).unwrap();
-    url.set_path(&database);
-    let store = PgStore::connect(url.as_str()).await.unwrap();
     let analyzed = || async {
         let at: Option<bool> = sqlx::query_scalar(
             "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL
