@@ -12,6 +12,26 @@ use sqlx::QueryBuilder;
 use std::str::FromStr;
 
 impl Engine {
+    /// The rows of a page of `limit` messages below `cursor`, newest first.
+    async fn page_rows(
+        &self,
+        reading: &Reading<'_>,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<rows::SummaryRow>, StoreError> {
+        let mut select = QueryBuilder::<Db>::new("");
+        match (reading.walked(), reading.text) {
+            (true, Some(text)) => {
+                let ids = self.walk_search(reading, text, cursor, limit, true).await?;
+                select.push(format_args!("SELECT {} FROM messages WHERE 1 = 1", rows::SUMMARY_COLUMNS));
+                super::push_id_set(&mut select, "messages.id", &ids);
+                select.push(" ORDER BY messages.id DESC");
+            }
+            _ => reading.push_page(&mut select, rows::SUMMARY_COLUMNS, cursor, limit as i64),
+        }
+        Ok(select.build_query_as().fetch_all(&self.pool).await?)
+    }
+
     /// Counts a reading's matches: `(total, capped)`, exactly from the kept
     /// counts when they decide it. Otherwise, with a cap, at most
     /// `cap + 1` rows are read; a search that read that many of its
@@ -65,25 +85,12 @@ impl MessageStore for Engine {
         };
         let reading = self.reading(&filter, i64::from(limit) + 1).await?;
         let cap = (!q.exact.unwrap_or(false)).then_some(COUNT_CAP);
-        let (total, total_capped) = self.count_reading(&reading, cap).await?;
-
-        let mut select = QueryBuilder::<Db>::new("");
-        match (reading.walked(), reading.text) {
-            (true, Some(text)) => {
-                let ids = self
-                    .walk_search(&reading, text, cursor, limit as usize + 1, true)
-                    .await?;
-                select.push(format_args!("SELECT {} FROM messages WHERE 1 = 1", rows::SUMMARY_COLUMNS));
-                super::push_id_set(&mut select, "messages.id", &ids);
-                select.push(" ORDER BY messages.id DESC");
-            }
-            _ => reading.push_page(&mut select, rows::SUMMARY_COLUMNS, cursor, i64::from(limit) + 1),
-        }
-        let mut items: Vec<rows::SummaryRow> = select
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::from)?;
+        // The count and the page read apart, on two connections at once: a
+        // counted time window or search reads up to `cap` rows beside the page.
+        let ((total, total_capped), mut items) = tokio::try_join!(
+            self.count_reading(&reading, cap),
+            self.page_rows(&reading, cursor, limit as usize + 1),
+        )?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|r| r.id.to_string())
