@@ -148,8 +148,14 @@ async fn spring_error_queue_and_policy_dead_letter_queue_are_captured_work_queue
     let parked = app.wait_for_messages("parking", 1).await;
     assert_eq!(parked[0]["reason"], "rejected");
 
+    // The management API shows a policy on a queue's stats a few seconds
+    // after it is set, so the queue list may take a refresh to agree with
+    // capture.
+    wait_until(Duration::from_secs(15), || async {
+        app.queue_row(&vh.name, "parking").await["watched"] == true
+    })
+    .await;
     let q = app.queue_row(&vh.name, "parking").await;
-    assert_eq!(q["watched"], true);
     assert_eq!(
         q["watch_reason"],
         "dead-letter target of payments.work via policy payments-dlx"
