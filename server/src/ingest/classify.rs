@@ -126,7 +126,13 @@ pub fn classify(
     }
     // Queue → (source queue, how) for every dead-letter path that reaches it.
     let mut sources: HashMap<&str, Vec<(&QueueStats, &str)>> = HashMap::new();
-    for b in v.bindings.iter().filter(|b| b.destination_type == "queue") {
+    // The default exchange is bound to every queue (the management API
+    // lists those bindings too) but routes by name: it is handled below.
+    for b in v
+        .bindings
+        .iter()
+        .filter(|b| b.destination_type == "queue" && !b.source.is_empty())
+    {
         if let Some(from) = dead_lettering.get(&b.source) {
             for (q, how) in from {
                 sources.entry(b.destination.as_str()).or_default().push((q, how));

@@ -127,8 +127,18 @@ fn argument_and_operator_policy_and_default_exchange_paths() {
             queue("b.parked", json!({})),
             queue("c.parked", json!({})),
         ],
-        vec![bind("a.dlx", "a.parked", "#"), bind("b.dlx", "b.parked", "")],
+        vec![
+            bind("a.dlx", "a.parked", "#"),
+            bind("b.dlx", "b.parked", ""),
+            // The default exchange's binding to every queue, by its name.
+            bind("", "a.parked", "a.parked"),
+            bind("", "b.work", "b.work"),
+            bind("", "c.parked", "c.parked"),
+        ],
     );
+    // Only the queue the routing key names is c.work's target.
+    assert!(!verdict(&v, "b.work").watched);
+    assert_eq!(verdict(&v, "b.work").reason, None);
     assert_eq!(
         verdict(&v, "a.parked").reason.as_deref(),
         Some("dead-letter target of a.work via argument x-dead-letter-exchange")
