@@ -27,7 +27,8 @@ use lapin::types::{AMQPValue, LongString, ShortString};
 use server::ingest::decode::{decode, Incoming};
 use time::OffsetDateTime;
 
-const SAMPLES: usize = 20;
+/// Requests per cell, as issue 25 measured (p50 / p95 over 40 requests).
+const SAMPLES: usize = 40;
 const LIST_BAR_MS: f64 = 20.0;
 const SEARCH_BAR_MS: f64 = 100.0;
 const EXCEPTIONS: [&str; 3] = [
@@ -93,7 +94,8 @@ impl Http {
             t.push(self.get(path, user).await.0);
         }
         t.sort();
-        t[(SAMPLES * 95 / 100).min(SAMPLES - 1)].as_secs_f64() * 1000.0
+        // Nearest rank: the 38th of 40.
+        t[(SAMPLES * 95).div_ceil(100) - 1].as_secs_f64() * 1000.0
     }
 }
 
