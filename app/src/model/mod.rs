@@ -234,7 +234,13 @@ pub struct MessageQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupSummary {
     pub id: String,
+    /// One of the services the group's messages came from (the first by
+    /// name); see `services` for all of them.
     pub service: Option<String>,
+    /// Every service the group's messages (within the query) came from, by
+    /// name: one failure in a shared library fails several services alike.
+    #[serde(default)]
+    pub services: Vec<String>,
     /// Exception type and normalised message, or dead-letter reason and route.
     pub reason: String,
     pub exception_type: Option<String>,

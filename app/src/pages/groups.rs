@@ -19,7 +19,7 @@ pub fn GroupsPage() -> impl IntoView {
         <ListView resource=groups empty="No failures captured yet." render={|list: Vec<GroupSummary>| view! {
                     <table class="grid groups">
                         <thead><tr>
-                            <th>"Service"</th><th>"Exception / reason"</th>
+                            <th>"Services"</th><th>"Exception / reason"</th>
                             <th class="num">"Failed"</th><th class="num">"Replayed"</th><th class="num">"Discarded"</th><th class="num" title="replayed copies that failed again">"Came back"</th>
                             <th>"First seen"</th><th>"Last seen"</th><th>"Last 24 h"</th>
                         </tr></thead>
@@ -29,7 +29,12 @@ pub fn GroupsPage() -> impl IntoView {
                                 let example = format!("/messages/{}", g.example_id);
                                 view! {
                                     <tr data-group=g.id.clone()>
-                                        <td>{g.service.and_then(non_empty)}</td>
+                                        <td class="services">
+                                            {g.services.into_iter().map(|s| {
+                                                let href = format!("/services/{}", url_encode(&s));
+                                                view! { <a href=href>{s}</a>" " }
+                                            }).collect_view()}
+                                        </td>
                                         <td class="reason">
                                             <a href=href>{non_empty(g.reason)}</a>
                                             " "<a class="muted" href=example>"example"</a>

@@ -221,6 +221,7 @@ impl GroupRow {
     pub(super) fn into_summary(self, arrivals_24h: Vec<i64>) -> app::model::GroupSummary {
         app::model::GroupSummary {
             id: self.id,
+            services: self.service.iter().cloned().collect(),
             service: self.service,
             reason: self.title.unwrap_or_default(),
             exception_type: self.exception_type,

@@ -16,6 +16,40 @@ use std::collections::HashMap;
 const HOUR_MS: i64 = 3_600_000;
 const MAX_GROUPS: i64 = 500;
 
+impl Engine {
+    /// Every group's services under the same filters, by name, from the
+    /// kept counts (no scan of the messages).
+    async fn group_services(
+        &self,
+        q: &GroupQuery,
+        status: Option<app::model::MessageStatus>,
+        visible: Option<&[String]>,
+    ) -> Result<HashMap<String, Vec<String>>, StoreError> {
+        let mut b = QueryBuilder::<Db>::new(
+            "SELECT group_id, service FROM message_counts
+             WHERE group_id <> '' AND service <> '' AND messages > 0",
+        );
+        if let Some(s) = status {
+            b.push(" AND status = ").push_bind(s.as_str());
+        }
+        for (column, value) in [("vhost", &q.vhost), ("queue", &q.queue)] {
+            if let Some(v) = value.as_deref().filter(|s| !s.is_empty()) {
+                b.push(format_args!(" AND {column} = ")).push_bind(v.to_owned());
+            }
+        }
+        if let Some(vhosts) = visible {
+            super::select::push_vhosts(&mut b, vhosts);
+        }
+        b.push(" GROUP BY group_id, service ORDER BY group_id, service");
+        let pairs: Vec<(String, String)> = b.build_query_as().fetch_all(&self.pool).await?;
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for (group, service) in pairs {
+            out.entry(group).or_default().push(service);
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl GroupStore for Engine {
     async fn groups_within(
@@ -77,13 +111,19 @@ impl GroupStore for Engine {
             }
         }
         let mut tags = self.group_tags().await?;
+        let mut services = self.group_services(q, status, visible).await?;
         Ok(rows
             .into_iter()
             .map(|r| {
                 let a = arrivals.remove(&r.id).unwrap_or_else(|| vec![0; 24]);
                 let t = tags.remove(&r.id).unwrap_or_default();
+                let s = services.remove(&r.id).unwrap_or_default();
                 let mut g = r.into_summary(a);
                 g.tags = t;
+                if !s.is_empty() {
+                    g.service = s.first().cloned();
+                    g.services = s;
+                }
                 g
             })
             .collect())
