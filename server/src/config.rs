@@ -253,6 +253,9 @@ pub enum Command {
     Serve,
     /// Publish a JSON Lines export back into the broker.
     Import(crate::import::ImportArgs),
+    /// Create a vhost with Spring-style services that fail in every way
+    /// Redrive handles, to see it work (`--clean` removes it).
+    Demo(crate::demo::DemoArgs),
     /// Exit 0 when the Redrive listening on REDRIVE_LISTEN answers
     /// `/healthz`, 1 otherwise (a container's HEALTHCHECK).
     Healthcheck,
@@ -277,7 +280,7 @@ fn optional_regex(s: &str) -> Result<OptionalRegex, String> {
         .map_err(|e| e.to_string())
 }
 
-fn secs(s: &str) -> Result<Duration, String> {
+pub(crate) fn secs(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
         .filter(|n| n.is_finite() && *n > 0.0)

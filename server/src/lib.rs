@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod demo;
 pub mod export;
 pub mod fields;
 pub mod healthcheck;

@@ -52,6 +52,9 @@ async fn run() -> anyhow::Result<()> {
         // No log line on success: a health check runs every 30 s.
         return server::healthcheck::probe(config.listen).await;
     }
+    if let Some(Command::Demo(args)) = command {
+        return server::demo::run(&config, &args).await;
+    }
     if let Some(Command::Import(args)) = command {
         let n = server::import::run(&config.amqp_url, &args).await?;
         println!(

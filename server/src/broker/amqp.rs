@@ -87,20 +87,26 @@ impl AmqpPool {
                 }
             }
         }
-        let conn = self.connect(vhost).await?;
+        let conn = self.connect(vhost, format!("redrive-{}", self.name)).await?;
         let ch = conn.create_channel().await?;
         conns.insert(vhost.to_owned(), conn);
         Ok(ch)
     }
 
+    /// A connection of its own, not shared, shown on the broker as `name`:
+    /// for clients that must be told apart there, such as the demo's
+    /// simulated services.
+    pub async fn dedicated(&self, vhost: &str, name: &str) -> lapin::Result<Connection> {
+        self.connect(vhost, name.to_owned()).await
+    }
+
     /// Connects to the preferred node, else to each other node in turn.
-    async fn connect(&self, vhost: &str) -> lapin::Result<Connection> {
+    async fn connect(&self, vhost: &str, name: String) -> lapin::Result<Connection> {
         let mut last_error = None;
         for i in self.order.tries(self.nodes.len()) {
             let mut uri = self.nodes[i].clone();
             uri.vhost = vhost.to_owned();
-            let props =
-                ConnectionProperties::default().with_connection_name(format!("redrive-{}", self.name).into());
+            let props = ConnectionProperties::default().with_connection_name(name.clone().into());
             let attempt =
                 tokio::time::timeout(NODE_CONNECT_TIMEOUT, Connection::connect_uri(uri, props)).await;
             let error = match attempt {

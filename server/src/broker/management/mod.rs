@@ -45,8 +45,10 @@ impl ManagementError {
     }
 }
 
+mod admin;
 mod types;
 
+pub use admin::VhostDetail;
 pub use types::*;
 
 /// A client for the management API of every node given; see [`Management::new`].
