@@ -20,7 +20,10 @@ use pages::{
     OverviewPage, PoliciesPage, QueuePage, QueuesPage, ServicePage,
 };
 
-/// Inline, so the icon needs no route of its own.
+/// The icon, also served as `/favicon.ico` for pages and clients that ask there.
+pub const FAVICON_SVG: &str =
+    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'><circle cx='8' cy='8' r='7' fill='#ff6a00'/></svg>";
+/// Inline in every page, so a page load asks for no icon.
 const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Ccircle cx='8' cy='8' r='7' fill='%23ff6a00'/%3E%3C/svg%3E";
 
 pub fn shell(options: LeptosOptions) -> impl IntoView {

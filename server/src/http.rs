@@ -54,6 +54,7 @@ pub fn router(state: AppState, site_root: &Path) -> Router {
         .route("/login", get(auth::sign_in_form).post(auth::sign_in_submit))
         .route("/logout", post(auth::sign_out))
         .route("/metrics", get(api::monitoring::metrics))
+        .route("/favicon.ico", get(favicon))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -80,6 +81,17 @@ pub fn router(state: AppState, site_root: &Path) -> Router {
         ))
         .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+/// The icon at the address browsers try when a page names none.
+async fn favicon() -> impl axum::response::IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        app::FAVICON_SVG,
+    )
 }
 
 /// Leptos options for the UI served from `site_root`.

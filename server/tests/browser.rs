@@ -3,116 +3,14 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use app::model::BrokerVersion;
 use common::*;
-use fantoccini::{ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
 use serde_json::json;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Headless Chromium driven through chromedriver on a free port.
-struct Browser {
-    client: fantoccini::Client,
-    driver: tokio::process::Child,
-    profile: std::path::PathBuf,
-}
-
-impl Browser {
-    async fn start() -> Self {
-        let port = free_port();
-        let driver = tokio::process::Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver is installed (scripts/test-services installs it)");
-        let profile = std::env::temp_dir().join(random_name("redrive-chromium"));
-        let caps = json!({
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-quic", "--no-first-run", format!("--user-data-dir={}", profile.display()),
-                ]
-            }
-        });
-        let mut client = None;
-        for _ in 0..50 {
-            // Plain HTTP to the local chromedriver: no TLS stack needed.
-            match ClientBuilder::new(HttpConnector::new())
-                .capabilities(caps.as_object().unwrap().clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(c) => {
-                    client = Some(c);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-        Self {
-            client: client.expect("chromedriver session"),
-            driver,
-            profile,
-        }
-    }
-
-    /// Signs in through the form, as guest, and waits to land on `next`.
-    async fn sign_in(&self, base: &str, next: &str) -> Result<(), fantoccini::error::CmdError> {
-        let c = &self.client;
-        c.goto(&format!("{base}{next}")).await?;
-        // Not signed in: every page sends the browser to the sign-in form.
-        let wait = || c.wait().at_most(Duration::from_secs(20));
-        wait().for_element(Locator::Css("form[action='/login']")).await?;
-        assert!(c.current_url().await?.path() == "/login");
-        c.find(Locator::Css("input[name=user]"))
-            .await?
-            .send_keys("guest")
-            .await?;
-        c.find(Locator::Css("input[name=password]"))
-            .await?
-            .send_keys("guest")
-            .await?;
-        c.find(Locator::Css("form[action='/login'] button"))
-            .await?
-            .click()
-            .await?;
-        wait()
-            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
-            .await?;
-        assert_eq!(c.current_url().await?.path(), next.split('?').next().unwrap());
-        Ok(())
-    }
-
-    /// Closes the browser; on failure prints the page first, then panics.
-    async fn finish(mut self, result: Result<(), fantoccini::error::CmdError>) {
-        if result.is_err() {
-            eprintln!(
-                "page at failure:\n{}",
-                self.client.source().await.unwrap_or_default()
-            );
-        }
-        let _ = self.client.clone().close().await;
-        let _ = self.driver.kill().await;
-        let _ = std::fs::remove_dir_all(&self.profile);
-        result.expect("browser flow");
-    }
-}
 
 #[tokio::test]
 async fn replay_button_replays_after_hydration() {

@@ -6,23 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use clap::Parser;
 use common::*;
 use lapin::types::FieldTable;
 use serde_json::Value;
-use server::config::Config;
-
-/// `redrive demo` with the local broker's settings and `args`.
-fn demo(args: &[&str]) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_redrive"));
-    c.arg("demo")
-        .args(args)
-        .env("REDRIVE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
-        .env("REDRIVE_MANAGEMENT_URL", MGMT)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true);
-    c
-}
 
 /// What the broker's definitions say about `vhost`: every entry that
 /// belongs to it, by section. Other tests change other vhosts meanwhile.
@@ -50,19 +36,6 @@ async fn definitions_of(vhost: &str) -> Vec<(String, Value)> {
     out
 }
 
-fn redrive_on(vhost: &str, db: &TestDb) -> Config {
-    Config::try_parse_from([
-        "redrive".to_owned(),
-        "--amqp-url=amqp://guest:guest@127.0.0.1:5672/%2f".into(),
-        format!("--database-url={}", db.url()),
-        "--listen=127.0.0.1:0".into(),
-        format!("--vhosts={vhost}"),
-        "--discovery-interval=0.5".into(),
-        format!("--site-root={}", site_root().display()),
-    ])
-    .unwrap()
-}
-
 async fn stored(app: &TestApp, query: &str) -> Vec<Value> {
     let (_, page) = app.get(&format!("/api/v1/messages?limit=500&{query}")).await;
     page["items"].as_array().cloned().unwrap_or_default()
@@ -72,13 +45,15 @@ async fn stored(app: &TestApp, query: &str) -> Vec<Value> {
 async fn the_demo_shows_every_kind_of_failure_within_a_minute_and_cleans_up() {
     let vhost = random_name("redrive-test-demo");
     let before = definitions_of(&vhost).await;
-    let mut running = demo(&["--vhost", &vhost, "--duration", "60"]).spawn().unwrap();
+    let mut running = demo_command(&["--vhost", &vhost, "--duration", "60"])
+        .spawn()
+        .unwrap();
     wait_until(Duration::from_secs(20), || async {
         definitions_of(&vhost).await.iter().any(|(s, _)| s == "bindings")
     })
     .await;
     let db = TestDb::new();
-    let app = TestApp::start(redrive_on(&vhost, &db)).await;
+    let app = TestApp::start(config_on_vhost(&vhost, &db)).await;
 
     // Spring failures in the plain error queue and in each service's.
     for queue in [
@@ -169,7 +144,10 @@ async fn the_demo_shows_every_kind_of_failure_within_a_minute_and_cleans_up() {
     assert!(status.success(), "{status}");
     app.stop().await;
 
-    let out = demo(&["--clean", "--vhost", &vhost]).output().await.unwrap();
+    let out = demo_command(&["--clean", "--vhost", &vhost])
+        .output()
+        .await
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(definitions_of(&vhost).await, before);
 }
@@ -180,7 +158,7 @@ async fn the_demo_refuses_a_vhost_holding_other_objects_and_cleans_only_its_own(
     vh.declare_queue("billing.invoices", FieldTable::default()).await;
     let before = definitions_of(&vh.name).await;
 
-    let out = demo(&["--vhost", &vh.name, "--duration", "1"])
+    let out = demo_command(&["--vhost", &vh.name, "--duration", "1"])
         .output()
         .await
         .unwrap();
@@ -196,15 +174,18 @@ async fn the_demo_refuses_a_vhost_holding_other_objects_and_cleans_only_its_own(
         "a refusal changes nothing"
     );
 
-    let out = demo(&["--vhost", &vh.name, "--duration", "2", "--force"])
+    let out = demo_command(&["--vhost", &vh.name, "--duration", "2", "--force"])
         .output()
         .await
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_ne!(definitions_of(&vh.name).await, before);
-    let out = demo(&["--clean", "--vhost", &vh.name]).output().await.unwrap();
+    let out = demo_command(&["--clean", "--vhost", &vh.name])
+        .output()
+        .await
+        .unwrap();
     assert!(!out.status.success(), "cleaning a shared vhost needs --force too");
-    let out = demo(&["--clean", "--force", "--vhost", &vh.name])
+    let out = demo_command(&["--clean", "--force", "--vhost", &vh.name])
         .output()
         .await
         .unwrap();

@@ -160,6 +160,13 @@ pub struct Overview {
     pub error_inflow: Vec<ServiceInflow>,
     pub findings: SeverityCounts,
     pub freshness: Freshness,
+    /// Messages Redrive has stored (every status): 0 means nothing was
+    /// ever captured, and the page explains why.
+    #[serde(default)]
+    pub stored: i64,
+    /// Of those, failed ones still waiting for a human.
+    #[serde(default)]
+    pub waiting: i64,
 }
 
 /// A policy as the broker stores it.

@@ -42,7 +42,14 @@ pub fn AdvisorPage() -> impl IntoView {
                     view! {
                         <FreshnessBanner freshness=r.freshness/>
                         {if open.is_empty() {
-                            view! { <p class="empty">"Nothing puts messages at risk right now."</p> }.into_any()
+                            view! {
+                                <p class="empty">
+                                    "Nothing puts messages at risk right now. The advisor checks every queue and publisher "
+                                    "the broker lists: queues nothing consumes, consumers that hold unacked messages, "
+                                    "poison messages requeued for ever, work queues with no dead-letter path, growing "
+                                    "error queues, publishers without confirms, transient messages and non-durable queues."
+                                </p>
+                            }.into_any()
                         } else {
                             view! { <ul class="findings">{open.into_iter().map(|f| finding(f, fix)).collect_view()}</ul> }.into_any()
                         }}

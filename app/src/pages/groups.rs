@@ -16,7 +16,7 @@ pub fn GroupsPage() -> impl IntoView {
         <div class="page-head">
             <h1>"Failure groups"</h1>
         </div>
-        <ListView resource=groups empty="No failures captured yet." render={|list: Vec<GroupSummary>| view! {
+        <ListView resource=groups empty="No failure groups yet: failures that share an exception type, message and top application frames (or a dead-letter reason and route) form one group here, with every service they span. Capture a failure, or run the demo (see Messages)." render={|list: Vec<GroupSummary>| view! {
                     <table class="grid groups">
                         <thead><tr>
                             <th>"Services"</th><th>"Exception / reason"</th>

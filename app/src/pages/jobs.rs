@@ -34,7 +34,7 @@ pub fn JobsPage() -> impl IntoView {
     view! {
         <Title text="Jobs"/>
         <div class="page-head"><h1>"Jobs"</h1></div>
-        <ListView resource=jobs empty="No jobs yet. Select messages or a group and replay them in bulk." render={|list: Vec<Job>| view! {
+        <ListView resource=jobs empty="No jobs yet. A job replays or discards many messages at once, with confirms and a rate limit, and shows its progress here: select messages on the Messages page (or filter by a group) and choose Replay or Discard." render={|list: Vec<Job>| view! {
                     <table class="grid">
                         <thead><tr>
                             <th>"#"</th><th>"Action"</th><th>"State"</th><th>"Progress"</th>

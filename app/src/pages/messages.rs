@@ -7,7 +7,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::bulk::{BulkBar, Selection};
 use crate::api::{error_text, get_annotations, list_messages};
-use crate::components::{AnnotationsPanel, ErrorBox, StatusBadge};
+use crate::components::{AnnotationsPanel, ErrorBox, GettingStarted, StatusBadge};
 use crate::format::{exchange_label, non_empty, query_string, short_time};
 use crate::model::{AnnotationTarget, MessageQuery, MessageStatus, MessageSummary};
 
@@ -115,6 +115,12 @@ pub fn MessagesPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || page.get().map(|res| match res {
                 Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Ok(p) if p.items.is_empty() && query.with_untracked(|q| q.cursor.is_none() && filters(q).iter().all(|(_, v)| v.is_none())) => view! {
+                    <GettingStarted
+                        title="No failed messages yet"
+                        explain="Every message a captured queue receives is stored here (then acked), to inspect, search, \
+                                 group, replay or discard. Nothing has been captured so far."/>
+                }.into_any(),
                 Ok(p) => {
                     let q = query.get_untracked();
                     let next = p.next_cursor.as_deref().map(|c| link_with(&q, Some(c)));

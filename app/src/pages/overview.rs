@@ -8,7 +8,7 @@ use leptos_meta::Title;
 
 use super::queues::queue_href;
 use crate::api::{error_text, get_overview};
-use crate::components::{use_ticker, ErrorBox, FreshnessBanner, VhostName};
+use crate::components::{use_ticker, ErrorBox, FreshnessBanner, GettingStarted, VhostName};
 use crate::format::{human_bytes, non_empty, url_encode};
 use crate::model::{NodeInfo, Overview};
 
@@ -63,9 +63,17 @@ fn overview_body(o: Overview) -> impl IntoView {
         .error_inflow
         .is_empty()
         .then(|| none_row(2, "No failures captured in the last hour."));
+    let getting_started = (o.stored == 0).then(|| view! {
+        <GettingStarted
+            title="Nothing captured yet"
+            explain="Failed messages appear here once a captured queue receives one: Redrive stores each, then acks it, \
+                     and counts them per service and queue below."/>
+    });
     view! {
         <FreshnessBanner freshness=o.freshness/>
+        {getting_started}
         <section class="cards">
+            <a class="card" href="/?status=failed"><span class="label">"Waiting for a human"</span><span class="value">{o.waiting}</span><span class="muted">{format!("of {} stored", o.stored)}</span></a>
             <div class="card"><span class="label">"RabbitMQ"</span><span class="value">{non_empty(o.rabbitmq_version)}</span><span class="muted">{non_empty(o.cluster_name)}</span></div>
             <div class="card"><span class="label">"Queues"</span><span class="value">{t.queues}</span><span class="muted">{format!("{} connections, {} consumers", t.connections, t.consumers)}</span></div>
             <div class="card"><span class="label">"Ready"</span><span class="value">{t.messages_ready}</span><span class="muted">{format!("{} unacked, {} total", t.messages_unacknowledged, t.messages)}</span></div>

@@ -48,7 +48,7 @@ fn page(next: &str, user: &str, error: Option<&str>) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1"/>
-<title>Sign in · Redrive</title><link rel="stylesheet" href="/pkg/{css}.css"/></head>
+<title>Sign in · Redrive</title><link rel="icon" href="/favicon.ico"/><link rel="stylesheet" href="/pkg/{css}.css"/></head>
 <body><main class="sign-in">
 <h1>Redrive</h1>
 <p>Sign in with your RabbitMQ user. Redrive checks the password with the broker and never stores it.</p>

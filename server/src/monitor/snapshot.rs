@@ -80,7 +80,7 @@ impl Snapshot {
         let nodes = management.nodes().await?;
         let mut vhosts = Vec::new();
         for name in management.vhost_names(explicit_vhosts).await? {
-            let (queues, exchanges, bindings, policies, consumers, channels, connections) = tokio::try_join!(
+            let read = tokio::try_join!(
                 management.queues(&name),
                 management.exchanges(&name),
                 management.bindings(&name),
@@ -88,7 +88,16 @@ impl Snapshot {
                 management.consumers(&name),
                 management.channels(&name),
                 management.connections(&name),
-            )?;
+            );
+            // A vhost named in REDRIVE_VHOSTS that does not exist (yet, or
+            // any more) has nothing to show; it must not blank the others.
+            let (queues, exchanges, bindings, policies, consumers, channels, connections) = match read {
+                Err(ManagementError::Status { status: 404, .. }) => {
+                    tracing::debug!(vhost = %name, "vhost not found; skipped");
+                    continue;
+                }
+                other => other?,
+            };
             let mut state = VhostState {
                 overrides: overrides.get(&name).cloned().unwrap_or_default(),
                 name,

@@ -126,7 +126,10 @@ impl Redrive {
             .store
             .inflow_by_service(now_ms() - 3_600_000, visible)
             .await?;
+        let (stored, waiting) = self.store.stored_counts(visible).await?;
         Ok(Overview {
+            stored,
+            waiting,
             rabbitmq_version: snapshot.overview.rabbitmq_version.clone(),
             cluster_name: snapshot.overview.cluster_name.clone(),
             nodes: snapshot.node_infos(),

@@ -2,8 +2,11 @@
 //! and Redrive started in-process on port 0.
 #![allow(dead_code)]
 
+mod browser;
 mod receiver;
 mod users;
+#[allow(unused_imports)]
+pub use browser::*;
 #[allow(unused_imports)]
 pub use receiver::*;
 #[allow(unused_imports)]
@@ -43,7 +46,11 @@ pub struct TestVhost {
 
 impl TestVhost {
     pub async fn new() -> Self {
-        let name = random_name("redrive-test");
+        Self::named(random_name("redrive-test")).await
+    }
+
+    /// A vhost of its own under `name`, which must be unique.
+    pub async fn named(name: String) -> Self {
         let http = reqwest::Client::new();
         let put = |path: String, body: Value| {
             http.put(format!("{MGMT}/api{path}"))
@@ -419,6 +426,32 @@ pub fn config(vhost: &TestVhost, db: &TestDb, extra: &[&str]) -> Config {
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     Config::try_parse_from(args).unwrap()
+}
+
+/// `redrive demo` with the local broker's settings and `args`.
+pub fn demo_command(args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_redrive"));
+    c.arg("demo")
+        .args(args)
+        .env("REDRIVE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+        .env("REDRIVE_MANAGEMENT_URL", MGMT)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    c
+}
+
+/// Redrive on `vhost` of the local broker (it need not exist yet).
+pub fn config_on_vhost(vhost: &str, db: &TestDb) -> Config {
+    Config::try_parse_from([
+        "redrive".to_owned(),
+        "--amqp-url=amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        format!("--database-url={}", db.url()),
+        "--listen=127.0.0.1:0".into(),
+        format!("--vhosts={vhost}"),
+        "--discovery-interval=0.5".into(),
+        format!("--site-root={}", site_root().display()),
+    ])
+    .unwrap()
 }
 
 /// A client that sends Basic credentials on every request, as API users do.

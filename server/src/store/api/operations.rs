@@ -64,6 +64,10 @@ pub trait SampleStore: Send + Sync {
         since: i64,
     ) -> Result<HashMap<(String, String), Vec<TimedSample>>, StoreError>;
 
+    /// Messages stored in `visible` vhosts (all when `None`): `(all of
+    /// them, those still failed)`. From the kept counts, never a scan.
+    async fn stored_counts(&self, visible: Option<&[String]>) -> Result<(i64, i64), StoreError>;
+
     /// Unhandled (failed) messages per `(vhost, queue)`, and how many of them
     /// were published transient (delivery mode other than 2).
     async fn unhandled_counts(&self) -> Result<HashMap<(String, String), (i64, i64)>, StoreError>;

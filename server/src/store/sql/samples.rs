@@ -208,6 +208,18 @@ impl SampleStore for Engine {
         Ok(out)
     }
 
+    async fn stored_counts(&self, visible: Option<&[String]>) -> Result<(i64, i64), StoreError> {
+        let mut b = QueryBuilder::<Db>::new(
+            "SELECT CAST(COALESCE(SUM(messages), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(CASE WHEN status = 'failed' THEN messages ELSE 0 END), 0) AS BIGINT)
+             FROM message_counts WHERE 1 = 1",
+        );
+        if let Some(vhosts) = visible {
+            super::select::push_vhosts(&mut b, vhosts);
+        }
+        Ok(b.build_query_as().fetch_one(&self.pool).await?)
+    }
+
     async fn unhandled_counts(&self) -> Result<HashMap<(String, String), (i64, i64)>, StoreError> {
         let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
             "SELECT vhost, queue, CAST(SUM(messages) AS BIGINT), CAST(SUM(transient) AS BIGINT)
