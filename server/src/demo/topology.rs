@@ -216,3 +216,124 @@ pub async fn delete(channel: &Channel) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::management::BindingInfo;
+    use crate::broker::QueueStats;
+    use crate::ingest::classify::{classify, WatchRules};
+    use crate::monitor::snapshot::VhostState;
+    use app::model::Policy;
+
+    /// The demo's vhost as the management API would describe it: every
+    /// queue also bound to the default exchange by its name.
+    fn as_listed() -> VhostState {
+        let queues = QUEUES
+            .iter()
+            .map(|q| {
+                let arguments = q
+                    .args
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Arg::Text(s) => serde_json::json!(s),
+                            Arg::Int(n) => serde_json::json!(n),
+                        };
+                        ((*k).to_owned(), v)
+                    })
+                    .collect();
+                let policy = POLICIES
+                    .iter()
+                    .find(|(_, pattern, _)| regex::Regex::new(pattern).unwrap().is_match(q.name));
+                QueueStats {
+                    vhost: "demo".into(),
+                    name: q.name.into(),
+                    kind: "classic".into(),
+                    durable: true,
+                    arguments,
+                    policy: policy.map(|(name, ..)| (*name).into()),
+                    effective_policy_definition: policy.map(|(_, _, def)| serde_json::from_str(def).unwrap()),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let binding = |source: &str, destination: &str, key: &str| BindingInfo {
+            source: source.into(),
+            destination: destination.into(),
+            destination_type: "queue".into(),
+            routing_key: key.into(),
+        };
+        let bindings = QUEUES
+            .iter()
+            .flat_map(|q| {
+                q.bindings
+                    .iter()
+                    .map(|(e, k)| binding(e, q.name, k))
+                    .chain([binding("", q.name, q.name)])
+            })
+            .collect();
+        let policies = POLICIES
+            .iter()
+            .map(|(name, pattern, def)| Policy {
+                vhost: "demo".into(),
+                name: (*name).into(),
+                pattern: (*pattern).into(),
+                apply_to: "queues".into(),
+                priority: 0,
+                definition: serde_json::from_str(def).unwrap(),
+            })
+            .collect();
+        VhostState {
+            name: "demo".into(),
+            queues,
+            bindings,
+            policies,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn redrive_captures_the_demos_failure_queues_and_leaves_its_work_queues() {
+        let config = <crate::config::Config as clap::Parser>::try_parse_from(["redrive"]).unwrap();
+        let verdicts = classify(
+            &as_listed(),
+            &WatchRules::from_config(&config),
+            &Default::default(),
+        );
+        let captured: Vec<&str> = QUEUES
+            .iter()
+            .map(|q| q.name)
+            .filter(|name| verdicts[*name].watched)
+            .collect();
+        assert_eq!(
+            captured,
+            [
+                "error.queue",
+                "trade-service.error.queue",
+                "pay-service.error.queue",
+                "cart-service.error.queue",
+                "payments.dlq",
+                "orders.dlq",
+                "notifications.dlq",
+                "audit.dlq",
+            ]
+        );
+        let target = verdicts[ORDERS_WORK].reason.as_deref().unwrap_or_default();
+        assert!(target.contains("TTL delay queue orders.retry.delay"), "{target}");
+    }
+
+    #[test]
+    fn every_binding_and_dead_letter_exchange_is_declared() {
+        for q in QUEUES {
+            for (exchange, _) in q.bindings {
+                assert!(owns_exchange(exchange), "{}: {exchange}", q.name);
+            }
+            for (k, v) in q.args {
+                if let (&"x-dead-letter-exchange", Arg::Text(e)) = (k, v) {
+                    assert!(owns_exchange(e), "{}: {e}", q.name);
+                }
+            }
+        }
+    }
+}
