@@ -16,6 +16,27 @@ use std::collections::HashMap;
 const HOUR_MS: i64 = 3_600_000;
 const MAX_GROUPS: i64 = 500;
 
+/// ` AND …` for the group query's status, vhost and queue, and the
+/// caller's visible vhosts: the columns `messages` and `message_counts` share.
+fn push_group_filter(
+    b: &mut QueryBuilder<'_, Db>,
+    q: &GroupQuery,
+    status: Option<app::model::MessageStatus>,
+    visible: Option<&[String]>,
+) {
+    if let Some(s) = status {
+        b.push(" AND status = ").push_bind(s.as_str());
+    }
+    for (column, value) in [("vhost", &q.vhost), ("queue", &q.queue)] {
+        if let Some(v) = value.as_deref().filter(|s| !s.is_empty()) {
+            b.push(format_args!(" AND {column} = ")).push_bind(v.to_owned());
+        }
+    }
+    if let Some(vhosts) = visible {
+        super::select::push_vhosts(b, vhosts);
+    }
+}
+
 impl Engine {
     /// Every group's services under the same filters, by name, from the
     /// kept counts (no scan of the messages).
@@ -29,17 +50,7 @@ impl Engine {
             "SELECT group_id, service FROM message_counts
              WHERE group_id <> '' AND service <> '' AND messages > 0",
         );
-        if let Some(s) = status {
-            b.push(" AND status = ").push_bind(s.as_str());
-        }
-        for (column, value) in [("vhost", &q.vhost), ("queue", &q.queue)] {
-            if let Some(v) = value.as_deref().filter(|s| !s.is_empty()) {
-                b.push(format_args!(" AND {column} = ")).push_bind(v.to_owned());
-            }
-        }
-        if let Some(vhosts) = visible {
-            super::select::push_vhosts(&mut b, vhosts);
-        }
+        push_group_filter(&mut b, q, status, visible);
         b.push(" GROUP BY group_id, service ORDER BY group_id, service");
         let pairs: Vec<(String, String)> = b.build_query_as().fetch_all(&self.pool).await?;
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
@@ -69,17 +80,7 @@ impl GroupStore for Engine {
                 MAX(received_at) AS last_seen, MIN(id) AS example_id
              FROM messages WHERE group_id IS NOT NULL",
         );
-        if let Some(s) = status {
-            b.push(" AND status = ").push_bind(s.as_str());
-        }
-        for (column, value) in [("vhost", &q.vhost), ("queue", &q.queue)] {
-            if let Some(v) = value.as_deref().filter(|s| !s.is_empty()) {
-                b.push(format_args!(" AND {column} = ")).push_bind(v.to_owned());
-            }
-        }
-        if let Some(vhosts) = visible {
-            super::select::push_vhosts(&mut b, vhosts);
-        }
+        push_group_filter(&mut b, q, status, visible);
         b.push(" GROUP BY group_id ORDER BY last_seen DESC LIMIT ")
             .push_bind(MAX_GROUPS);
         let rows: Vec<GroupRow> = b
