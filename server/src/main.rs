@@ -73,7 +73,7 @@ async fn run() -> anyhow::Result<()> {
     let grace = config_grace;
     let signal = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        server::supervise::shutdown_signal().await;
         tracing::info!("shutting down: committing and acking what is in hand");
         signal.cancel();
     });
@@ -96,19 +96,4 @@ async fn run() -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

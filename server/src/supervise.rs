@@ -94,3 +94,20 @@ where
         }
     })
 }
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM (what a container runtime or
+/// `kill` sends): the one shutdown signal of every long-running command.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

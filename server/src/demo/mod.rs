@@ -100,7 +100,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
         };
         tokio::select! {
             _ = ends => {}
-            _ = tokio::signal::ctrl_c() => {}
+            _ = crate::supervise::shutdown_signal() => {}
         }
         deadline.cancel();
     });
