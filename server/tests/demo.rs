@@ -36,6 +36,15 @@ async fn definitions_of(vhost: &str) -> Vec<(String, Value)> {
     out
 }
 
+/// A management API object deleted when the test ends, however it ends.
+struct DeleteOnDrop(String);
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        mgmt_delete_blocking(std::mem::take(&mut self.0));
+    }
+}
+
 async fn stored(app: &TestApp, query: &str) -> Vec<Value> {
     let (_, page) = app.get(&format!("/api/v1/messages?limit=500&{query}")).await;
     page["items"].as_array().cloned().unwrap_or_default()
@@ -44,6 +53,8 @@ async fn stored(app: &TestApp, query: &str) -> Vec<Value> {
 #[tokio::test]
 async fn the_demo_shows_every_kind_of_failure_within_a_minute_and_cleans_up() {
     let vhost = random_name("redrive-test-demo");
+    // Deleted even when an assertion fails before `--clean` runs.
+    let _leftover = DeleteOnDrop(format!("vhosts/{}", enc(&vhost)));
     let before = definitions_of(&vhost).await;
     let mut running = demo_command(&["--vhost", &vhost, "--duration", "60"])
         .spawn()
