@@ -22,7 +22,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# The pinned wasm target and wasm-bindgen-cli first, in a layer of their own
+# The wasm target first, in a layer of their own
 # that survives source changes.
 COPY scripts/setup scripts/setup
 RUN scripts/setup
