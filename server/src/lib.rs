@@ -24,6 +24,9 @@ pub mod service;
 pub mod store;
 pub mod supervise;
 
+#[cfg(test)]
+mod layers;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
