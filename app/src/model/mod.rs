@@ -52,6 +52,15 @@ impl std::str::FromStr for MessageStatus {
     }
 }
 
+/// How the store decodes its `status` column: an unknown word is an error,
+/// never read as some status.
+impl TryFrom<String> for MessageStatus {
+    type Error = ApiError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl std::fmt::Display for MessageStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -317,6 +326,15 @@ pub enum ApiError {
 mod tests {
     use super::*;
     use base64::{engine::general_purpose::STANDARD as B64, Engine};
+
+    #[test]
+    fn a_stored_status_word_is_known_or_an_error() {
+        for status in MessageStatus::ALL {
+            assert_eq!(MessageStatus::try_from(status.as_str().to_owned()), Ok(status));
+        }
+        assert!(MessageStatus::try_from("archived".to_owned()).is_err());
+        assert!(MessageStatus::try_from("Failed".to_owned()).is_err());
+    }
 
     #[test]
     fn broker_versions_and_what_their_policies_support() {

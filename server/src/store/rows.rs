@@ -1,7 +1,5 @@
 //! Row types and their conversion to the shared API model.
 
-use std::str::FromStr;
-
 use app::model::{HistoryEntry, MessageDetail, MessageStatus, MessageSummary};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use time::format_description::well_known::Rfc3339;
@@ -35,17 +33,15 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn status(s: &str) -> MessageStatus {
-    // The CHECK constraint guarantees a known value.
-    MessageStatus::from_str(s).unwrap_or(MessageStatus::Failed)
-}
-
 #[derive(sqlx::FromRow)]
 pub(super) struct SummaryRow {
     pub id: i64,
     vhost: String,
     queue: String,
-    status: String,
+    /// A word the model does not know fails the read (a newer schema, or a
+    /// hand edit), rather than showing the message as failed.
+    #[sqlx(try_from = "String")]
+    status: MessageStatus,
     original_exchange: Option<String>,
     original_routing_key: Option<String>,
     reason: Option<String>,
@@ -61,7 +57,7 @@ impl From<SummaryRow> for MessageSummary {
             id: r.id,
             vhost: r.vhost,
             queue: r.queue,
-            status: status(&r.status),
+            status: r.status,
             exchange: r.original_exchange,
             routing_key: r.original_routing_key,
             reason: r.reason,
@@ -121,7 +117,7 @@ impl StoredMessage {
             "id": s.id,
             "vhost": s.vhost,
             "queue": s.queue,
-            "status": s.status,
+            "status": s.status.as_str(),
             "received_at": rfc3339(s.received_at),
             "exchange": s.original_exchange,
             "routing_key": s.original_routing_key,
@@ -142,7 +138,7 @@ impl StoredMessage {
         let s = &self.summary;
         [
             s.id.to_string(),
-            s.status.clone(),
+            s.status.as_str().to_owned(),
             rfc3339(s.received_at),
             s.vhost.clone(),
             s.queue.clone(),
