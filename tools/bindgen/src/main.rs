@@ -13,6 +13,9 @@ use wasm_bindgen_cli_support::Bindgen;
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let keep_names = args.iter().any(|a| a == "--keep-names");
+    if let Some(flag) = args.iter().find(|a| a.starts_with("--") && *a != "--keep-names") {
+        bail!("unknown option {flag}: usage: redrive-bindgen INPUT.wasm OUT_DIR NAME [--keep-names]");
+    }
     let positional: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let [input, out_dir, name] = positional.as_slice() else {
         bail!("usage: redrive-bindgen INPUT.wasm OUT_DIR NAME [--keep-names]");

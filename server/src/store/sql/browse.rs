@@ -325,27 +325,19 @@ impl Engine {
     pub(super) async fn reading<'f>(&self, filter: &'f Filter, page: i64) -> Result<Reading<'f>, StoreError> {
         // Three independent reads, each a round trip: run at once on the
         // pool, so a tag with a time window waits for one, not three.
-        let buckets = sqlx::query_as::<_, Bucket>(
-            "SELECT vhost, queue, service, group_id, status, messages FROM message_counts WHERE messages > 0",
-        )
-        .fetch_all(&self.pool);
+        let buckets = async {
+            let sql = "SELECT vhost, queue, service, group_id, status, messages FROM message_counts WHERE messages > 0";
+            Ok::<Vec<Bucket>, StoreError>(sqlx::query_as(sql).fetch_all(&self.pool).await?)
+        };
         let tag_groups = async {
             let Some(tag) = &filter.tag else {
                 return Ok(None);
             };
-            sqlx::query_scalar(
-                "SELECT target_id FROM annotations WHERE target_kind = 'group' AND kind = 'tag' AND text = $1",
-            )
-            .bind(tag)
-            .fetch_all(&self.pool)
-            .await
-            .map(Some)
+            let sql = "SELECT target_id FROM annotations WHERE target_kind = 'group' AND kind = 'tag' AND text = $1";
+            Ok::<_, StoreError>(Some(sqlx::query_scalar(sql).bind(tag).fetch_all(&self.pool).await?))
         };
-        let (buckets, tag_groups, (lo, hi)) = tokio::try_join!(
-            async { buckets.await.map_err(StoreError::from) },
-            async { tag_groups.await.map_err(StoreError::from) },
-            self.id_window(filter.from_ms, filter.to_ms),
-        )?;
+        let (buckets, tag_groups, (lo, hi)) =
+            tokio::try_join!(buckets, tag_groups, self.id_window(filter.from_ms, filter.to_ms))?;
         let plan = browse::plan(filter, &buckets, tag_groups.as_deref(), page);
         let text = filter.text.as_deref().filter(|t| t.split_whitespace().next().is_some());
         Ok(Reading {
