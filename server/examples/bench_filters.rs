@@ -39,7 +39,7 @@ const EXCEPTIONS: [&str; 3] = [
 
 /// Failure `i`: vhost `a` or `b` by halves of ten, `trade` or `pay` by
 /// halves of four, one of three exceptions.
-fn failure(i: usize, vhosts: &[String; 2], at: OffsetDateTime) -> server::ingest::decode::NewMessage {
+fn failure(i: usize, vhosts: &[String; 2], at: OffsetDateTime) -> server::domain::NewMessage {
     let (body, mut props) = spring::failure(i);
     let mut headers = props.headers().clone().unwrap_or_default();
     let exception = EXCEPTIONS[i % 3];

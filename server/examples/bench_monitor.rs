@@ -6,6 +6,7 @@
 //! `cargo run --release -p server --example bench_monitor -- [queues] [runs]`
 //! Needs the local RabbitMQ with the management plugin; uses a throwaway vhost.
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,9 +122,9 @@ async fn main() {
     .unwrap();
     let store = server::store::connect(&db_url).await.unwrap();
     let management = Management::new(
-        &config.management_url,
-        &config.management_user,
-        &config.management_password,
+        &config.broker.management_url,
+        &config.broker.management_user,
+        config.broker.management_password.expose_secret(),
     );
     let monitor = Monitor::new(Arc::new(config), store.clone(), management, Default::default());
 

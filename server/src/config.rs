@@ -1,4 +1,7 @@
-//! The one typed configuration, from flags or `REDRIVE_*` environment variables.
+//! The one typed configuration, from flags or `REDRIVE_*` environment
+//! variables, in one section per subsystem: each subsystem reads its own
+//! section, `--help` lists them under their headings, and secrets are typed
+//! as secrets so the derived `Debug` (logged at start-up) never shows them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,12 +9,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use regex::Regex;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Default for `REDRIVE_WATCH`: Spring's `error.queue` and
 /// `<service>.error.queue`, `*.dlq`, and MassTransit's `*_error`.
 pub const DEFAULT_WATCH: &str = r"^((.+\.)?error\.queue|.+\.dlq|.+_error)$";
 
-#[derive(Clone, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(
     name = "redrive",
     version,
@@ -20,6 +24,34 @@ pub const DEFAULT_WATCH: &str = r"^((.+\.)?error\.queue|.+\.dlq|.+_error)$";
     args_override_self = true
 )]
 pub struct Config {
+    #[command(flatten)]
+    pub broker: BrokerConfig,
+    #[command(flatten)]
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub capture: CaptureConfig,
+    #[command(flatten)]
+    pub replay: ReplayConfig,
+    #[command(flatten)]
+    pub monitor: MonitorConfig,
+    #[command(flatten)]
+    pub web: WebConfig,
+
+    /// Seconds a stop (SIGTERM/SIGINT) may take: in-flight batches are
+    /// committed and acked, confirms awaited; then the process exits anyway.
+    #[arg(long, env = "REDRIVE_SHUTDOWN_GRACE", default_value = "20", value_parser = secs)]
+    pub shutdown_grace: Duration,
+
+    /// Log lines as text for people (`text`) or one JSON object per line
+    /// for a log pipeline (`json`). Levels come from `RUST_LOG`.
+    #[arg(long, env = "REDRIVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The broker: where to connect and what to watch there.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Broker")]
+pub struct BrokerConfig {
     /// AMQP URL, or one per cluster node, comma-separated: connections go to
     /// the node that last accepted one, else to the next in the list. The
     /// first URL's vhost is only the default; Redrive connects to every
@@ -27,9 +59,10 @@ pub struct Config {
     #[arg(
         long,
         env = "REDRIVE_AMQP_URL",
+        value_parser = SecretUrls::parse,
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
     )]
-    pub amqp_url: String,
+    pub amqp_url: SecretUrls,
 
     /// Base URL of the RabbitMQ management HTTP API, or one per cluster node,
     /// comma-separated: a node that does not answer is skipped for the next.
@@ -48,20 +81,36 @@ pub struct Config {
     #[arg(
         long,
         env = "REDRIVE_MANAGEMENT_PASSWORD",
+        value_parser = secret,
         default_value = "guest",
         hide_default_value = true
     )]
-    pub management_password: String,
+    pub management_password: SecretString,
 
+    /// Seconds the management API may take before pages fall back to the
+    /// last known data (degraded mode).
+    #[arg(long, env = "REDRIVE_MANAGEMENT_TIMEOUT", default_value = "5", value_parser = secs)]
+    pub management_timeout: Duration,
+
+    /// Comma-separated vhosts to watch; empty means every vhost the management user sees.
+    #[arg(long, env = "REDRIVE_VHOSTS", value_delimiter = ',', default_value = "")]
+    pub vhosts: Vec<String>,
+}
+
+/// The database, and how long what it holds is kept.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Storage")]
+pub struct StoreConfig {
     /// Database URL: `sqlite://…` (one instance; a relative path is created
     /// in the working directory) or `postgres://user:password@host/db`
     /// (several instances on one existing database).
     #[arg(
         long,
         env = "REDRIVE_DATABASE_URL",
+        value_parser = SecretUrls::parse,
         default_value = "sqlite://redrive.db?mode=rwc"
     )]
-    pub database_url: String,
+    pub database_url: SecretUrls,
 
     /// This instance's name on the leases and replay claims it holds (a
     /// random suffix keeps two instances of one name apart), so an operator
@@ -69,10 +118,23 @@ pub struct Config {
     #[arg(long, env = "REDRIVE_INSTANCE_NAME", default_value = "redrive")]
     pub instance_name: String,
 
-    /// Address the HTTP server listens on (port 0 picks a free port).
-    #[arg(long, env = "REDRIVE_LISTEN", default_value = "127.0.0.1:3000")]
-    pub listen: SocketAddr,
+    /// Days a discarded message stays restorable before it is purged.
+    #[arg(long, env = "REDRIVE_RETENTION_DAYS", default_value_t = 14.0)]
+    pub retention_days: f64,
 
+    /// Seconds between purges of expired discarded messages.
+    #[arg(long, env = "REDRIVE_PURGE_INTERVAL", default_value = "3600", value_parser = secs)]
+    pub purge_interval: Duration,
+
+    /// Days audit entries are kept; older ones are deleted (and that is logged).
+    #[arg(long, env = "REDRIVE_AUDIT_RETENTION_DAYS", default_value_t = 365.0)]
+    pub audit_retention_days: f64,
+}
+
+/// Which queues are captured, and how deliveries are committed then acked.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Capture")]
+pub struct CaptureConfig {
     /// Regex over queue names: matching queues are captured. Queues bound to
     /// an error exchange and dead-letter queues are captured whatever their name.
     #[arg(long, env = "REDRIVE_WATCH", default_value = DEFAULT_WATCH)]
@@ -92,47 +154,6 @@ pub struct Config {
     /// (an operator's switch on the Queues page still wins). Empty: none.
     #[arg(long, env = "REDRIVE_IGNORE", default_value = "", value_parser = optional_regex)]
     pub ignore: OptionalRegex,
-
-    /// Comma-separated vhosts to watch; empty means every vhost the management user sees.
-    #[arg(long, env = "REDRIVE_VHOSTS", value_delimiter = ',', default_value = "")]
-    pub vhosts: Vec<String>,
-
-    /// Seconds a sign-in session may sit unused before it ends.
-    #[arg(long, env = "REDRIVE_SESSION_IDLE", default_value = "3600", value_parser = secs)]
-    pub session_idle: Duration,
-
-    /// Seconds a password check and a user's tags and permissions are cached:
-    /// how long a user the broker revoked can still act.
-    #[arg(long, env = "REDRIVE_AUTH_CACHE", default_value = "30", value_parser = secs)]
-    pub auth_cache: Duration,
-
-    /// Refuse every state change (replay, discard, jobs, policies, alerts), for everyone.
-    #[arg(long, env = "REDRIVE_READ_ONLY", default_value_t = false, action = clap::ArgAction::Set)]
-    pub read_only: bool,
-
-    /// Comma-separated host names Redrive is reached by (the `Host` header).
-    /// Empty: the loopback names when listening on loopback, else any.
-    #[arg(
-        long,
-        env = "REDRIVE_ALLOWED_HOSTS",
-        value_delimiter = ',',
-        default_value = ""
-    )]
-    pub allowed_hosts: Vec<String>,
-
-    /// Comma-separated origins (`https://redrive.example.com`) allowed to
-    /// send state changes besides Redrive's own, e.g. a TLS proxy's. Empty: none.
-    #[arg(
-        long,
-        env = "REDRIVE_ALLOWED_ORIGINS",
-        value_delimiter = ',',
-        default_value = ""
-    )]
-    pub allowed_origins: Vec<String>,
-
-    /// Days audit entries are kept; older ones are deleted (and that is logged).
-    #[arg(long, env = "REDRIVE_AUDIT_RETENTION_DAYS", default_value_t = 365.0)]
-    pub audit_retention_days: f64,
 
     /// How often watched queues are re-discovered, in seconds.
     #[arg(long, env = "REDRIVE_DISCOVERY_INTERVAL", default_value = "15", value_parser = secs)]
@@ -161,7 +182,12 @@ pub struct Config {
     /// duplicates (an ack lost in a crash). The broker's consumer timeout.
     #[arg(long, env = "REDRIVE_REDELIVERY_WINDOW", default_value = "1800", value_parser = secs)]
     pub redelivery_window: Duration,
+}
 
+/// Republishing: confirms and the replay-loop guard.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Replay")]
+pub struct ReplayConfig {
     /// Seconds to wait for the broker's confirm of a replay before reporting it lost.
     #[arg(long, env = "REDRIVE_CONFIRM_TIMEOUT", default_value = "10", value_parser = secs)]
     pub confirm_timeout: Duration,
@@ -174,20 +200,12 @@ pub struct Config {
     /// Window of the replay-loop check, in seconds.
     #[arg(long, env = "REDRIVE_LOOP_WINDOW", default_value = "60", value_parser = secs)]
     pub loop_window: Duration,
+}
 
-    /// Days a discarded message stays restorable before it is purged.
-    #[arg(long, env = "REDRIVE_RETENTION_DAYS", default_value_t = 14.0)]
-    pub retention_days: f64,
-
-    /// Seconds between purges of expired discarded messages.
-    #[arg(long, env = "REDRIVE_PURGE_INTERVAL", default_value = "3600", value_parser = secs)]
-    pub purge_interval: Duration,
-
-    /// Seconds the management API may take before pages fall back to the
-    /// last known data (degraded mode).
-    #[arg(long, env = "REDRIVE_MANAGEMENT_TIMEOUT", default_value = "5", value_parser = secs)]
-    pub management_timeout: Duration,
-
+/// Queue sampling and the advisor.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Monitoring")]
+pub struct MonitorConfig {
     /// Seconds between samples of every queue's counters.
     #[arg(long, env = "REDRIVE_SAMPLE_INTERVAL", default_value = "10", value_parser = secs)]
     pub sample_interval: Duration,
@@ -210,20 +228,52 @@ pub struct Config {
     /// Redeliveries per second, with almost no acks, that count as a requeue loop.
     #[arg(long, env = "REDRIVE_ADVISOR_REDELIVER_RATE", default_value_t = 1.0)]
     pub advisor_redeliver_rate: f64,
+}
 
-    /// Seconds a stop (SIGTERM/SIGINT) may take: in-flight batches are
-    /// committed and acked, confirms awaited; then the process exits anyway.
-    #[arg(long, env = "REDRIVE_SHUTDOWN_GRACE", default_value = "20", value_parser = secs)]
-    pub shutdown_grace: Duration,
-
-    /// Log lines as text for people (`text`) or one JSON object per line
-    /// for a log pipeline (`json`). Levels come from `RUST_LOG`.
-    #[arg(long, env = "REDRIVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+/// The HTTP server, its defences and sign-in sessions.
+#[derive(Clone, Debug, clap::Args)]
+#[command(next_help_heading = "Web and sign-in")]
+pub struct WebConfig {
+    /// Address the HTTP server listens on (port 0 picks a free port).
+    #[arg(long, env = "REDRIVE_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
 
     /// Directory with the compiled UI assets (`pkg/redrive.js`, `.wasm`, `.css`).
     #[arg(long, env = "REDRIVE_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+
+    /// Comma-separated host names Redrive is reached by (the `Host` header).
+    /// Empty: the loopback names when listening on loopback, else any.
+    #[arg(
+        long,
+        env = "REDRIVE_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Comma-separated origins (`https://redrive.example.com`) allowed to
+    /// send state changes besides Redrive's own, e.g. a TLS proxy's. Empty: none.
+    #[arg(
+        long,
+        env = "REDRIVE_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Seconds a sign-in session may sit unused before it ends.
+    #[arg(long, env = "REDRIVE_SESSION_IDLE", default_value = "3600", value_parser = secs)]
+    pub session_idle: Duration,
+
+    /// Seconds a password check and a user's tags and permissions are cached:
+    /// how long a user the broker revoked can still act.
+    #[arg(long, env = "REDRIVE_AUTH_CACHE", default_value = "30", value_parser = secs)]
+    pub auth_cache: Duration,
+
+    /// Refuse every state change (replay, discard, jobs, policies, alerts), for everyone.
+    #[arg(long, env = "REDRIVE_READ_ONLY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub read_only: bool,
 }
 
 /// How log lines are written.
@@ -231,34 +281,6 @@ pub struct Config {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// The `redrive` command line: serving is the default, tools are subcommands.
-#[derive(Parser)]
-#[command(
-    name = "redrive",
-    version,
-    about = "RabbitMQ dead-letter triage: capture, inspect, replay."
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Option<Command>,
-    #[command(flatten)]
-    pub config: Config,
-}
-
-#[derive(clap::Subcommand)]
-pub enum Command {
-    /// Run the server (the default).
-    Serve,
-    /// Publish a JSON Lines export back into the broker.
-    Import(crate::import::ImportArgs),
-    /// Create a vhost with Spring-style services that fail in every way
-    /// Redrive handles, to see it work (`--clean` removes it).
-    Demo(crate::demo::DemoArgs),
-    /// Exit 0 when the Redrive listening on REDRIVE_LISTEN answers
-    /// `/healthz`, 1 otherwise (a container's HEALTHCHECK).
-    Healthcheck,
 }
 
 /// A regex that may be empty (meaning: no pattern).
@@ -288,7 +310,7 @@ pub(crate) fn secs(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{s}` is not a positive number of seconds"))
 }
 
-impl Config {
+impl CaptureConfig {
     /// Error exchanges given, without blanks.
     pub fn error_exchange_names(&self) -> impl Iterator<Item = &str> {
         self.error_exchanges
@@ -296,7 +318,9 @@ impl Config {
             .map(|e| e.trim())
             .filter(|e| !e.is_empty())
     }
+}
 
+impl BrokerConfig {
     /// Vhosts given explicitly, without blanks.
     pub fn explicit_vhosts(&self) -> Vec<String> {
         self.vhosts
@@ -307,34 +331,32 @@ impl Config {
     }
 }
 
-impl std::fmt::Debug for Config {
-    /// Hand-written so secrets (the management password, the AMQP URL's
-    /// password) never reach a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("amqp_url", &redact_urls(&self.amqp_url))
-            .field("management_url", &redact_urls(&self.management_url))
-            .field("management_user", &self.management_user)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("instance_name", &self.instance_name)
-            .field("listen", &self.listen)
-            .field("watch", &self.watch.as_str())
-            .field("error_exchanges", &self.error_exchanges)
-            .field("ignore", &self.ignore.0.as_ref().map(Regex::as_str))
-            .field("vhosts", &self.vhosts)
-            .field("discovery_interval", &self.discovery_interval)
-            .field("prefetch", &self.prefetch)
-            .field("inflight_bytes", &self.inflight_bytes)
-            .field("batch_size", &self.batch_size)
-            .field("sample_interval", &self.sample_interval)
-            .field("advisor_window", &self.advisor_window)
-            .field("session_idle", &self.session_idle)
-            .field("read_only", &self.read_only)
-            .field("log_format", &self.log_format)
-            .field("allowed_hosts", &self.allowed_hosts)
-            .field("allowed_origins", &self.allowed_origins)
-            .finish_non_exhaustive()
+/// A URL, or a comma-separated list of them (cluster nodes), that may carry
+/// a password. `Debug` shows it redacted ([`redact_urls`]); the raw text is
+/// read with [`ExposeSecret`] only where a connection is made.
+#[derive(Clone)]
+pub struct SecretUrls(SecretString);
+
+impl SecretUrls {
+    fn parse(raw: &str) -> Result<Self, std::convert::Infallible> {
+        Ok(Self(SecretString::from(raw)))
     }
+}
+
+impl ExposeSecret<str> for SecretUrls {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for SecretUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_urls(self.0.expose_secret()))
+    }
+}
+
+fn secret(raw: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(raw))
 }
 
 /// `amqp://user:secret@host` → `amqp://user:***@host`, read with a URL
@@ -387,18 +409,6 @@ pub fn mask_webhook(raw: &str) -> String {
     }
 }
 
-impl Cli {
-    /// Parses flags and `REDRIVE_*` variables. `--help` shows each variable's
-    /// name and default, never its current value (passwords live there).
-    pub fn from_env() -> Self {
-        use clap::{CommandFactory, FromArgMatches};
-        let command = Self::command()
-            .mut_args(|a| a.hide_env_values(true))
-            .mut_subcommands(|c| c.mut_args(|a| a.hide_env_values(true)));
-        Self::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,19 +416,22 @@ mod tests {
     #[test]
     fn defaults_match_the_readme() {
         let c = Config::try_parse_from(["redrive"]).unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
-        assert_eq!(c.database_url, "sqlite://redrive.db?mode=rwc");
-        assert!(c.explicit_vhosts().is_empty());
+        assert_eq!(c.web.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(
+            c.store.database_url.expose_secret(),
+            "sqlite://redrive.db?mode=rwc"
+        );
+        assert!(c.broker.explicit_vhosts().is_empty());
         for q in [
             "error.queue",
             "orders.error.queue",
             "payments.dlq",
             "billing_error",
         ] {
-            assert!(c.watch.is_match(q), "{q}");
+            assert!(c.capture.watch.is_match(q), "{q}");
         }
         for q in ["orders", "orders.error", "dlq.orders", "xerror.queue"] {
-            assert!(!c.watch.is_match(q), "{q}");
+            assert!(!c.capture.watch.is_match(q), "{q}");
         }
     }
 
@@ -430,13 +443,17 @@ mod tests {
             "amqp://u:topsecret@h:5672/v",
             "--management-password",
             "hunter2",
+            "--database-url",
+            "postgres://redrive:pgsecret@db/redrive",
         ])
         .unwrap();
         let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("topsecret") && !shown.contains("hunter2"),
-            "{shown}"
-        );
+        for secret in ["topsecret", "hunter2", "pgsecret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        // What is not secret is still there to read.
+        assert!(shown.contains("amqp://u:***@h:5672/v"), "{shown}");
+        assert!(shown.contains("management_user"), "{shown}");
     }
 
     #[test]

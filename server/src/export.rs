@@ -1,17 +1,20 @@
 //! Export of the current filter: JSON Lines (lossless, re-importable) or CSV
 //! (summary columns), streamed in batches so a large export holds no memory.
 
-use axum::body::{Body, Bytes};
-use futures::stream;
+use axum::body::Bytes;
+use futures::{stream, Stream};
 
 use crate::store::{Filter, Store, StoredMessage};
 
 const BATCH: i64 = 200;
 pub const CSV_HEADER: &str = "id,status,received_at,vhost,queue,service,exchange,routing_key,reason\n";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `format` an export is asked for, by its file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
 pub enum Format {
+    #[strum(serialize = "jsonl")]
     JsonLines,
+    #[strum(serialize = "csv")]
     Csv,
 }
 
@@ -24,10 +27,7 @@ impl Format {
     }
 
     pub fn extension(self) -> &'static str {
-        match self {
-            Format::JsonLines => "jsonl",
-            Format::Csv => "csv",
-        }
+        self.into()
     }
 
     fn render(self, m: &StoredMessage, out: &mut String) {
@@ -57,8 +57,12 @@ pub fn csv_field(v: &str) -> String {
     }
 }
 
-/// The response body: batches fetched one after another as the client reads.
-pub fn body(store: Store, filter: Filter, format: Format) -> Body {
+/// The export's bytes: batches fetched one after another as the client reads.
+pub fn stream(
+    store: Store,
+    filter: Filter,
+    format: Format,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     struct State {
         before: Option<i64>,
         header: bool,
@@ -69,7 +73,7 @@ pub fn body(store: Store, filter: Filter, format: Format) -> Body {
         header: format == Format::Csv,
         done: false,
     };
-    let s = stream::unfold(start, move |mut st| {
+    stream::unfold(start, move |mut st| {
         let (store, filter) = (store.clone(), filter.clone());
         async move {
             if st.done {
@@ -97,13 +101,20 @@ pub fn body(store: Store, filter: Filter, format: Format) -> Body {
                 }
             }
         }
-    });
-    Body::from_stream(s)
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::csv_field;
+    use super::{csv_field, Format};
+
+    #[test]
+    fn formats_are_named_by_their_extension() {
+        assert_eq!("jsonl".parse::<Format>(), Ok(Format::JsonLines));
+        assert_eq!("csv".parse::<Format>(), Ok(Format::Csv));
+        assert!("xml".parse::<Format>().is_err());
+        assert_eq!(Format::Csv.extension(), "csv");
+    }
 
     #[test]
     fn csv_quoting_and_formula_defusing() {

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use app::{shell, App};
-use axum::extract::FromRef;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,17 +14,10 @@ use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 
 use crate::api;
-use crate::auth::web::{CspNonce, Surface};
-use crate::auth::{self, Auth, Caller};
+use crate::auth::web::CspNonce;
+use crate::auth::{self, Caller};
 use crate::service::{handle, Redrive};
-
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub leptos_options: LeptosOptions,
-    pub redrive: Redrive,
-    pub auth: Auth,
-    pub surface: Surface,
-}
+use crate::state::AppState;
 
 /// What each page render and server function gets in context: the signed-in
 /// user's backend, their session's CSRF token for the page to echo, and the
@@ -69,6 +61,7 @@ pub fn router(state: AppState, site_root: &Path) -> Router {
                 .precompressed_gzip(),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(rpc_status))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_user,
@@ -81,6 +74,28 @@ pub fn router(state: AppState, site_root: &Path) -> Router {
         ))
         .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+/// server_fn answers every server function error with 500. The error is
+/// Redrive's typed `ApiError`, so its kind's status is set here, once for
+/// all of them (arguments that do not decode included): an unknown id is a
+/// 404 and a refusal a 403, as in the REST API.
+async fn rpc_status(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let rpc = req.uri().path().starts_with("/rpc/");
+    let res = next.run(req).await;
+    if !rpc || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 256 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Ok(e) = serde_json::from_slice::<app::model::ApiError>(&bytes) {
+        parts.status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 /// The icon at the address browsers try when a page names none.

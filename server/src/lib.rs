@@ -4,8 +4,10 @@
 pub mod api;
 pub mod auth;
 pub mod broker;
+pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod export;
 pub mod fields;
 pub mod healthcheck;
@@ -20,13 +22,17 @@ pub mod monitor;
 pub mod policy;
 pub mod replay;
 pub mod retention;
+pub mod retry;
 pub mod service;
+pub mod state;
 pub mod store;
 pub mod supervise;
+pub mod topology;
 
 #[cfg(test)]
 mod layers;
 
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -80,12 +86,12 @@ impl Running {
 /// `shutdown` is cancelled.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let config = Arc::new(config);
-    let instance = instance::InstanceLock::acquire(&config.database_url)?;
-    let store = store::connect(&config.database_url).await?;
+    let instance = instance::InstanceLock::acquire(config.store.database_url.expose_secret())?;
+    let store = store::connect(config.store.database_url.expose_secret()).await?;
     // This instance's name on its leases and replay claims.
     let holder: Arc<str> = format!(
         "{}-{}",
-        config.instance_name,
+        config.store.instance_name,
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
     .into();
@@ -93,7 +99,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // database): the holders of any leases left are processes that died,
     // and their work resumes now rather than when the leases expire. On
     // PostgreSQL other holders may be alive; their leases run out instead.
-    if store::Backend::of(&config.database_url) == Some(store::Backend::Sqlite) {
+    if store::Backend::of(config.store.database_url.expose_secret()) == Some(store::Backend::Sqlite) {
         let ended = store.clear_leases_except(&holder).await?;
         if ended > 0 {
             tracing::info!(ended, "leases of a previous run ended; its jobs resume");
@@ -108,7 +114,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         );
     }
     let released = store
-        .sweep_abandoned_replays(store::now_ms() - jobs::replay_lease(&config).as_millis() as i64)
+        .sweep_abandoned_replays(domain::now_ms() - jobs::replay_lease(&config).as_millis() as i64)
         .await?;
     if released > 0 {
         tracing::warn!(
@@ -118,14 +124,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let metrics = metrics::Metrics::default();
     let management = Management::new(
-        &config.management_url,
-        &config.management_user,
-        &config.management_password,
+        &config.broker.management_url,
+        &config.broker.management_user,
+        config.broker.management_password.expose_secret(),
     )
     .with_metrics(metrics.clone());
     let publisher = Publisher::new(
-        AmqpPool::new(&config.amqp_url, "replay")?.with_metrics(metrics.clone()),
-        config.confirm_timeout,
+        AmqpPool::new(config.broker.amqp_url.expose_secret(), "replay")?.with_metrics(metrics.clone()),
+        config.replay.confirm_timeout,
     );
     let capture = CaptureStatus::default();
     let indexer = ingest::indexer::IndexerWake::default();
@@ -133,7 +139,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         config: config.clone(),
         store: store.clone(),
         management: management.clone(),
-        amqp: AmqpPool::new(&config.amqp_url, "ingest")?.with_metrics(metrics.clone()),
+        amqp: AmqpPool::new(config.broker.amqp_url.expose_secret(), "ingest")?.with_metrics(metrics.clone()),
         status: capture.clone(),
         indexer: indexer.clone(),
         metrics: metrics.clone(),
@@ -155,13 +161,22 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         metrics,
     };
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(config.web.listen)
         .await
-        .with_context(|| format!("binding {}", config.listen))?;
+        .with_context(|| format!("binding {}", config.web.listen))?;
     let addr = listener.local_addr()?;
-    let (r, stop) = (redrive.clone(), shutdown.clone());
+    let runner = jobs::Jobs {
+        config: config.clone(),
+        store: redrive.store.clone(),
+        publisher: redrive.publisher.clone(),
+        instance: redrive.instance.clone(),
+        leases: leases.clone(),
+        indexer: indexer.clone(),
+        metrics: redrive.metrics.clone(),
+    };
+    let stop = shutdown.clone();
     let jobs = supervise::spawn("jobs", tasks.clone(), shutdown.clone(), move || {
-        jobs::run(r.clone(), stop.clone())
+        jobs::run(runner.clone(), stop.clone())
     });
     let (st, c, stop) = (redrive.store.clone(), config.clone(), shutdown.clone());
     let l = leases.clone();
@@ -182,18 +197,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         ingest::indexer::run(st.clone(), indexer.clone(), stop.clone())
     });
     let auth = auth::Auth {
-        directory: auth::Directory::new(redrive.management.clone(), config.auth_cache),
+        directory: auth::Directory::new(redrive.management.clone(), config.web.auth_cache),
         throttle: auth::Throttle::default(),
         store: redrive.store.clone(),
-        idle: config.session_idle,
+        idle: config.web.session_idle,
     };
-    let state = http::AppState {
-        leptos_options: http::leptos_options(&config.site_root),
+    let state = state::AppState {
+        leptos_options: http::leptos_options(&config.web.site_root),
         redrive,
         auth,
-        surface: auth::web::Surface::new(&config.allowed_hosts, &config.allowed_origins, addr),
+        surface: auth::web::Surface::new(&config.web.allowed_hosts, &config.web.allowed_origins, addr),
     };
-    let router = http::router(state, &config.site_root);
+    let router = http::router(state, &config.web.site_root);
     // The peer address feeds sign-in throttling and the audit log.
     let serve = axum::serve(
         listener,

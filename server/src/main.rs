@@ -1,7 +1,9 @@
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use server::config::{Cli, Command, LogFormat};
+use secrecy::ExposeSecret;
+use server::cli::{Cli, Command};
+use server::config::LogFormat;
 
 fn main() -> anyhow::Result<()> {
     // Before the runtime: arenas are made by threads as they first allocate.
@@ -50,13 +52,13 @@ async fn run() -> anyhow::Result<()> {
     }
     if let Some(Command::Healthcheck) = command {
         // No log line on success: a health check runs every 30 s.
-        return server::healthcheck::probe(config.listen).await;
+        return server::healthcheck::probe(config.web.listen).await;
     }
     if let Some(Command::Demo(args)) = command {
         return server::demo::run(&config, &args).await;
     }
     if let Some(Command::Import(args)) = command {
-        let n = server::import::run(&config.amqp_url, &args).await?;
+        let n = server::import::run(config.broker.amqp_url.expose_secret(), &args).await?;
         println!(
             "imported {n} message(s) into {} / {}",
             args.exchange, args.routing_key

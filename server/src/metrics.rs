@@ -22,7 +22,8 @@ pub struct QueueLabels {
     pub queue: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum ReplayPath {
     /// An operator's replay of one message (edited or not).
     Single,
@@ -30,7 +31,8 @@ pub enum ReplayPath {
     Job,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
 pub enum ReplayOutcome {
     /// Confirmed by the broker.
     Replayed,
@@ -47,25 +49,6 @@ impl From<crate::store::Settlement> for ReplayOutcome {
             Settlement::Replayed => Self::Replayed,
             Settlement::Failed => Self::Failed,
             Settlement::Unknown => Self::Unknown,
-        }
-    }
-}
-
-impl ReplayPath {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Single => "single",
-            Self::Job => "job",
-        }
-    }
-}
-
-impl ReplayOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Replayed => "replayed",
-            Self::Failed => "failed",
-            Self::Unknown => "unknown",
         }
     }
 }
@@ -230,8 +213,8 @@ impl Metrics {
         self.0
             .replays
             .get_or_create(&ReplayLabels {
-                path: path.as_str(),
-                outcome: outcome.as_str(),
+                path: path.into(),
+                outcome: outcome.into(),
             })
             .inc();
     }

@@ -1,7 +1,7 @@
 //! Policies: validation before anything reaches the broker, and the preview
 //! of which queues a policy matches and which policy wins for each.
 
-use app::model::{ApiError, Policy, PolicyMatch, PolicyPreview, PolicyRequest, APPLY_TO};
+use app::model::{ApiError, Policy, PolicyMatch, PolicyPreview, PolicyRequest, QueueKind, APPLY_TO};
 use fancy_regex::Regex;
 
 use crate::broker::QueueStats;
@@ -70,12 +70,12 @@ const LOWER_WINS: [&str; 5] = [
     "delivery-limit",
 ];
 
-fn applies_to(apply_to: &str, queue_kind: &str) -> bool {
+fn applies_to(apply_to: &str, queue_kind: QueueKind) -> bool {
     match apply_to {
         "queues" | "all" => true,
-        "classic_queues" => queue_kind == "classic",
-        "quorum_queues" => queue_kind == "quorum",
-        "streams" => queue_kind == "stream",
+        "classic_queues" => queue_kind == QueueKind::Classic,
+        "quorum_queues" => queue_kind == QueueKind::Quorum,
+        "streams" => queue_kind == QueueKind::Stream,
         _ => false,
     }
 }
@@ -104,11 +104,7 @@ pub fn preview(
     }
     let mut matches = Vec::new();
     for q in queues {
-        let kind = if q.kind.is_empty() {
-            "classic"
-        } else {
-            q.kind.as_str()
-        };
+        let kind = q.kind;
         if !(pattern_matches(&pattern, &q.name) && applies_to(&proposed.apply_to, kind)) {
             continue;
         }
@@ -134,7 +130,7 @@ pub fn preview(
         }
         if let Some(def) = proposed.definition.as_object() {
             if def.contains_key("queue-mode") {
-                if kind != "classic" {
+                if kind != QueueKind::Classic {
                     queue_notes.push(format!("queue-mode does not apply to {kind} queues"));
                 } else if !lazy_mode_matters {
                     queue_notes.push(
@@ -194,9 +190,10 @@ mod tests {
     }
 
     fn queue(name: &str, kind: &str) -> QueueStats {
+        let kind = QueueKind::parse(kind).unwrap();
         QueueStats {
             name: name.into(),
-            kind: kind.into(),
+            kind,
             ..QueueStats::default()
         }
     }

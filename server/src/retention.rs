@@ -14,7 +14,10 @@ use crate::store::{now_ms, NewAudit, Store};
 const DAY_MS: f64 = 86_400_000.0;
 
 pub async fn run(store: Store, config: std::sync::Arc<Config>, leases: Leases, shutdown: CancellationToken) {
-    let every = config.purge_interval.min(std::time::Duration::from_secs(600));
+    let every = config
+        .store
+        .purge_interval
+        .min(std::time::Duration::from_secs(600));
     loop {
         // Held across the pause, so one instance keeps purging; idempotent
         // anyway, but a purge is audited, and once is the truth.
@@ -32,18 +35,18 @@ pub async fn run(store: Store, config: std::sync::Arc<Config>, leases: Leases, s
 }
 
 async fn purge(store: &Store, config: &Config) {
-    let cutoff = now_ms() - (config.retention_days * DAY_MS) as i64;
+    let cutoff = now_ms() - (config.store.retention_days * DAY_MS) as i64;
     match store.purge_discarded(cutoff).await {
         Ok(0) => {}
         Ok(n) => {
             tracing::info!(
                 purged = n,
-                days = config.retention_days,
+                days = config.store.retention_days,
                 "purged expired discarded messages"
             );
             let detail = format!(
                 "{n} discarded message(s) older than {} days (REDRIVE_RETENTION_DAYS)",
-                config.retention_days
+                config.store.retention_days
             );
             let entry = NewAudit::attempt("redrive", None, AuditAction::Purge, AuditResult::Ok, Some(detail));
             if let Err(e) = store.append_audit(&entry).await {
@@ -52,17 +55,17 @@ async fn purge(store: &Store, config: &Config) {
         }
         Err(e) => tracing::warn!(error = %e, "purge of discarded messages failed; retrying later"),
     }
-    let cutoff = now_ms() - (config.audit_retention_days * DAY_MS) as i64;
+    let cutoff = now_ms() - (config.store.audit_retention_days * DAY_MS) as i64;
     match store.purge_audit(cutoff).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(
             deleted = n,
-            days = config.audit_retention_days,
+            days = config.store.audit_retention_days,
             "deleted audit entries past their retention (REDRIVE_AUDIT_RETENTION_DAYS)"
         ),
         Err(e) => tracing::warn!(error = %e, "audit retention failed; retrying later"),
     }
-    let idle = i64::try_from(config.session_idle.as_millis()).unwrap_or(i64::MAX);
+    let idle = i64::try_from(config.web.session_idle.as_millis()).unwrap_or(i64::MAX);
     if let Err(e) = store.expire_sessions(idle).await {
         tracing::warn!(error = %e, "expiring idle sessions failed; retrying later");
     }

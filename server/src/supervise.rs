@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::now_ms;
+use crate::domain::now_ms;
 
 /// Pause before a dead task is started again.
 const RESTART_AFTER: Duration = Duration::from_secs(1);

@@ -12,110 +12,104 @@ pub use client::{csrf_token, CsrfClient, CsrfMeta, CsrfToken, CSRF_FIELD, CSRF_H
 pub use monitoring::*;
 
 use crate::model::{
-    AnnotationChange, AnnotationTarget, Annotations, AuditPage, AuditQuery, GroupQuery, GroupSummary, Job,
-    JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery, ReplayTarget,
+    AnnotationChange, AnnotationTarget, Annotations, ApiError, AuditPage, AuditQuery, GroupQuery,
+    GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage,
+    MessageQuery, ReplayTarget,
 };
 
 /// How much of a body the message page shows; the rest is a download away.
 pub const SHOWN_BODY_BYTES: usize = 256 * 1024;
 
+/// The signed-in user's backend. Missing only when a request skipped the
+/// sign-in middleware, which is a bug, not the user's doing.
 #[cfg(feature = "ssr")]
-pub(crate) fn backend() -> Result<crate::backend::BackendHandle, ServerFnError> {
-    use_context::<crate::backend::BackendHandle>()
-        .ok_or_else(|| ServerFnError::new("backend missing from context"))
-}
-
-#[cfg(feature = "ssr")]
-pub(crate) fn fail(e: crate::model::ApiError) -> ServerFnError {
-    ServerFnError::new(e.to_string())
+pub(crate) fn backend() -> Result<crate::backend::BackendHandle, ApiError> {
+    use_context::<crate::backend::BackendHandle>().ok_or_else(|| {
+        leptos::logging::error!("server function called without a backend in context");
+        ApiError::Internal
+    })
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn list_messages(query: MessageQuery) -> Result<MessagePage, ServerFnError> {
-    backend()?.list_messages(query).await.map_err(fail)
+pub async fn list_messages(query: MessageQuery) -> Result<MessagePage, ApiError> {
+    backend()?.list_messages(query).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn get_message(id: i64) -> Result<MessageDetail, ServerFnError> {
-    let detail = backend()?.message(id).await.map_err(fail)?;
+pub async fn get_message(id: i64) -> Result<MessageDetail, ApiError> {
+    let detail = backend()?.message(id).await?;
     Ok(detail.truncate_body(SHOWN_BODY_BYTES))
 }
 
 /// JSON in: the target may carry an edit with nested headers.
 #[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
-pub async fn replay_message(id: i64, target: ReplayTarget) -> Result<MessageDetail, ServerFnError> {
-    backend()?.replay(id, target).await.map_err(fail)
+pub async fn replay_message(id: i64, target: ReplayTarget) -> Result<MessageDetail, ApiError> {
+    backend()?.replay(id, target).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn discard_message(id: i64) -> Result<MessageDetail, ServerFnError> {
-    backend()?.discard(id).await.map_err(fail)
+pub async fn discard_message(id: i64) -> Result<MessageDetail, ApiError> {
+    backend()?.discard(id).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn restore_message(id: i64) -> Result<MessageDetail, ServerFnError> {
-    backend()?.restore(id).await.map_err(fail)
+pub async fn restore_message(id: i64) -> Result<MessageDetail, ApiError> {
+    backend()?.restore(id).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn list_groups(query: GroupQuery) -> Result<Vec<GroupSummary>, ServerFnError> {
-    backend()?.groups(query).await.map_err(fail)
+pub async fn list_groups(query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
+    backend()?.groups(query).await
 }
 
 /// JSON in: a job request nests a filter and a list of ids.
 #[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
-pub async fn create_job(request: JobRequest) -> Result<JobCreated, ServerFnError> {
-    backend()?.create_job(request).await.map_err(fail)
+pub async fn create_job(request: JobRequest) -> Result<JobCreated, ApiError> {
+    backend()?.create_job(request).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn get_job(id: i64) -> Result<Job, ServerFnError> {
-    backend()?.job(id).await.map_err(fail)
+pub async fn get_job(id: i64) -> Result<Job, ApiError> {
+    backend()?.job(id).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn job_problems(id: i64) -> Result<Vec<JobItem>, ServerFnError> {
-    backend()?.job_problems(id).await.map_err(fail)
+pub async fn job_problems(id: i64) -> Result<Vec<JobItem>, ApiError> {
+    backend()?.job_problems(id).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn list_jobs() -> Result<Vec<Job>, ServerFnError> {
-    backend()?.jobs().await.map_err(fail)
+pub async fn list_jobs() -> Result<Vec<Job>, ApiError> {
+    backend()?.jobs().await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
-pub async fn control_job(id: i64, command: JobCommand) -> Result<Job, ServerFnError> {
-    backend()?.control_job(id, command).await.map_err(fail)
+pub async fn control_job(id: i64, command: JobCommand) -> Result<Job, ApiError> {
+    backend()?.control_job(id, command).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
-pub async fn get_annotations(target: AnnotationTarget) -> Result<Annotations, ServerFnError> {
-    backend()?.annotations(target).await.map_err(fail)
+pub async fn get_annotations(target: AnnotationTarget) -> Result<Annotations, ApiError> {
+    backend()?.annotations(target).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
-pub async fn annotate(
-    target: AnnotationTarget,
-    change: AnnotationChange,
-) -> Result<Annotations, ServerFnError> {
-    backend()?.annotate(target, change).await.map_err(fail)
+pub async fn annotate(target: AnnotationTarget, change: AnnotationChange) -> Result<Annotations, ApiError> {
+    backend()?.annotate(target, change).await
 }
 
 /// The signed-in user and what they may do; the UI hides the rest.
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn whoami() -> Result<Me, ServerFnError> {
-    backend()?.me().await.map_err(fail)
+pub async fn whoami() -> Result<Me, ApiError> {
+    backend()?.me().await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
-pub async fn list_audit(query: AuditQuery) -> Result<AuditPage, ServerFnError> {
-    backend()?.audit(query).await.map_err(fail)
+pub async fn list_audit(query: AuditQuery) -> Result<AuditPage, ApiError> {
+    backend()?.audit(query).await
 }
 
 /// The operator-facing text of a server function error.
-pub fn error_text(e: &ServerFnError) -> String {
-    match e {
-        ServerFnError::ServerError(msg) => msg.clone(),
-        other => other.to_string(),
-    }
+pub fn error_text(e: &ApiError) -> String {
+    e.to_string()
 }

@@ -2,8 +2,8 @@
 
 use leptos::prelude::*;
 
-use crate::api::{error_text, Annotate};
-use crate::components::ErrorBox;
+use super::ApiErrorBox;
+use crate::api::Annotate;
 use crate::format::short_time;
 use crate::model::{AnnotationChange, AnnotationTarget, Annotations};
 
@@ -58,7 +58,7 @@ pub fn AnnotationsPanel(target: AnnotationTarget, initial: Annotations) -> impl 
                     new_note.set(String::new());
                 }>"Add note"</button>
             </div>
-            {move || action.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+            {move || action.value().get().and_then(Result::err).map(|e| view! { <ApiErrorBox error=e.clone()/> })}
         </section>
     }
 }

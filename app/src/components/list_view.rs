@@ -2,14 +2,14 @@
 
 use leptos::prelude::*;
 
-use crate::api::error_text;
-use crate::components::ErrorBox;
+use super::ApiErrorBox;
+use crate::model::ApiError;
 
 /// Renders a list resource: a loading line, the error, `empty` when there
 /// are no rows, else `render(rows)`. Keeps the previous rows while refreshing.
 #[component]
 pub fn ListView<T, V, F>(
-    resource: Resource<Result<Vec<T>, ServerFnError>>,
+    resource: Resource<Result<Vec<T>, ApiError>>,
     empty: &'static str,
     render: F,
 ) -> impl IntoView
@@ -25,7 +25,7 @@ where
                 move || {
                     let render = render.clone();
                     resource.get().map(move |res| match res {
-                        Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                        Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                         Ok(list) if list.is_empty() => view! { <p class="empty">{empty}</p> }.into_any(),
                         Ok(list) => render(list).into_any(),
                     })

@@ -15,7 +15,7 @@ mod vhost_name;
 pub use annotations::AnnotationsPanel;
 pub use body_view::BodyView;
 pub use chart::{LineChart, Series};
-pub use error_box::ErrorBox;
+pub use error_box::{ApiErrorBox, ErrorBox};
 pub use freshness::FreshnessBanner;
 pub use getting_started::GettingStarted;
 pub use list_view::ListView;

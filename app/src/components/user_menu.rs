@@ -5,9 +5,10 @@
 use leptos::prelude::*;
 
 use crate::api::{csrf_token, whoami, CSRF_FIELD};
+use crate::model::ApiError;
 use crate::model::Me;
 
-type MeResource = Resource<Result<Me, ServerFnError>>;
+type MeResource = Resource<Result<Me, ApiError>>;
 
 /// Loads the signed-in user once per page; call at the root.
 pub fn provide_me() {

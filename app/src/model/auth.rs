@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::word::word;
+
 /// `GET /api/v1/me`: the signed-in user as the broker describes them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Me {
@@ -35,8 +37,11 @@ pub struct VhostAccess {
 }
 
 /// What an audit entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum AuditAction {
     SignIn,
     SignInFailed,
@@ -64,67 +69,14 @@ pub enum AuditAction {
     ForgedRequest,
 }
 
-impl AuditAction {
-    pub const ALL: [AuditAction; 22] = [
-        Self::SignIn,
-        Self::SignInFailed,
-        Self::SignOut,
-        Self::Replay,
-        Self::EditReplay,
-        Self::Discard,
-        Self::Restore,
-        Self::Purge,
-        Self::JobStart,
-        Self::JobPause,
-        Self::JobResume,
-        Self::JobCancel,
-        Self::JobReplay,
-        Self::PolicyPut,
-        Self::PolicyDelete,
-        Self::AdvisorFix,
-        Self::AlertRuleCreate,
-        Self::AlertRuleDelete,
-        Self::AlertRuleTest,
-        Self::WatchChange,
-        Self::Annotate,
-        Self::ForgedRequest,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SignIn => "sign_in",
-            Self::SignInFailed => "sign_in_failed",
-            Self::SignOut => "sign_out",
-            Self::Replay => "replay",
-            Self::EditReplay => "edit_replay",
-            Self::Discard => "discard",
-            Self::Restore => "restore",
-            Self::Purge => "purge",
-            Self::JobStart => "job_start",
-            Self::JobPause => "job_pause",
-            Self::JobResume => "job_resume",
-            Self::JobCancel => "job_cancel",
-            Self::JobReplay => "job_replay",
-            Self::PolicyPut => "policy_put",
-            Self::PolicyDelete => "policy_delete",
-            Self::AdvisorFix => "advisor_fix",
-            Self::AlertRuleCreate => "alert_rule_create",
-            Self::AlertRuleDelete => "alert_rule_delete",
-            Self::AlertRuleTest => "alert_rule_test",
-            Self::WatchChange => "watch_change",
-            Self::Annotate => "annotate",
-            Self::ForgedRequest => "forged_request",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
+word!(AuditAction, "audit action");
 
 /// How an audited attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum AuditResult {
     Ok,
     Failed,
@@ -132,21 +84,7 @@ pub enum AuditResult {
     Refused,
 }
 
-impl AuditResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Failed => "failed",
-            Self::Refused => "refused",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Ok, Self::Failed, Self::Refused]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-}
+word!(AuditResult, "audit result");
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

@@ -2,69 +2,27 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::word::word;
+
 use super::MessageQuery;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum JobAction {
     Replay,
     Discard,
 }
 
-impl JobAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobAction::Replay => "replay",
-            JobAction::Discard => "discard",
-        }
-    }
+word!(JobAction, "job action");
 
-    pub fn parse(s: &str) -> Option<Self> {
-        [JobAction::Replay, JobAction::Discard]
-            .into_iter()
-            .find(|a| a.as_str() == s)
-    }
-}
-
-/// How a stored action or state is read back (`#[sqlx(try_from = "String")]`
-/// in the server's store): an unknown word is an error, never a guess.
-impl TryFrom<String> for JobAction {
-    type Error = UnknownWord;
-    fn try_from(s: String) -> Result<Self, UnknownWord> {
-        Self::parse(&s).ok_or(UnknownWord {
-            kind: "job action",
-            word: s,
-        })
-    }
-}
-
-impl TryFrom<String> for JobState {
-    type Error = UnknownWord;
-    fn try_from(s: String) -> Result<Self, UnknownWord> {
-        Self::parse(&s).ok_or(UnknownWord {
-            kind: "job state",
-            word: s,
-        })
-    }
-}
-
-/// A stored word that names no known variant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownWord {
-    pub kind: &'static str,
-    pub word: String,
-}
-
-impl std::fmt::Display for UnknownWord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unknown {} {:?}", self.kind, self.word)
-    }
-}
-
-impl std::error::Error for UnknownWord {}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum JobState {
     Running,
     Paused,
@@ -73,29 +31,9 @@ pub enum JobState {
     Failed,
 }
 
+word!(JobState, "job state");
+
 impl JobState {
-    pub const ALL: [JobState; 5] = [
-        JobState::Running,
-        JobState::Paused,
-        JobState::Completed,
-        JobState::Cancelled,
-        JobState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Running => "running",
-            JobState::Paused => "paused",
-            JobState::Completed => "completed",
-            JobState::Cancelled => "cancelled",
-            JobState::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
     pub fn is_final(self) -> bool {
         matches!(self, JobState::Completed | JobState::Cancelled | JobState::Failed)
     }

@@ -3,14 +3,20 @@
 mod auth;
 mod jobs;
 mod monitor;
+mod word;
 
 pub use auth::*;
 pub use jobs::{Destination, DryRun, Job, JobAction, JobCommand, JobCreated, JobItem, JobRequest, JobState};
 pub use monitor::*;
 use serde::{Deserialize, Serialize};
+use word::word;
+pub use word::UnknownWord;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum MessageStatus {
     Failed,
     /// A replay is in flight: claimed, published, waiting for the broker's confirm.
@@ -19,53 +25,35 @@ pub enum MessageStatus {
     Discarded,
 }
 
-impl MessageStatus {
-    pub const ALL: [MessageStatus; 4] = [
-        MessageStatus::Failed,
-        MessageStatus::Replaying,
-        MessageStatus::Replayed,
-        MessageStatus::Discarded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageStatus::Failed => "failed",
-            MessageStatus::Replaying => "replaying",
-            MessageStatus::Replayed => "replayed",
-            MessageStatus::Discarded => "discarded",
-        }
-    }
-}
+word!(MessageStatus, "message status");
 
 impl std::str::FromStr for MessageStatus {
     type Err = ApiError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MessageStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "unknown status `{s}` (expected failed, replaying, replayed or discarded)"
-                ))
-            })
+        Self::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "unknown status `{s}` (expected failed, replaying, replayed or discarded)"
+            ))
+        })
     }
 }
 
-/// How the store decodes its `status` column: an unknown word is an error,
-/// never read as some status.
-impl TryFrom<String> for MessageStatus {
-    type Error = ApiError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
+/// What was done to a message, as its history lists it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum HistoryAction {
+    /// Edited before a replay (the diff is the entry's detail).
+    Edit,
+    Replay,
+    Discard,
+    Restore,
 }
 
-impl std::fmt::Display for MessageStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+word!(HistoryAction, "history action");
 
 /// One row of the messages list. `exchange`/`routing_key` are the original
 /// route the message was published to before it failed.
@@ -88,7 +76,7 @@ pub struct MessageSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub at: String,
-    pub action: String,
+    pub action: HistoryAction,
     pub actor: String,
     pub target: Option<String>,
     /// `ok` or `error`.
@@ -322,6 +310,55 @@ pub enum ApiError {
     Internal,
 }
 
+impl ApiError {
+    /// The HTTP status each kind is answered with, by the REST API and by
+    /// server functions alike: what the caller got wrong is a 4xx, what the
+    /// broker or the server could not do a 5xx.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) => 400,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::Conflict(_) => 409,
+            ApiError::Broker(_) => 502,
+            ApiError::Unavailable(_) => 503,
+            ApiError::OutcomeUnknown(_) => 504,
+            ApiError::Internal => 500,
+        }
+    }
+
+    /// The operator-facing text without the kind's prefix (the UI shows the
+    /// kind as a heading of its own).
+    pub fn detail(&self) -> &str {
+        match self {
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::Forbidden(m)
+            | ApiError::Broker(m)
+            | ApiError::Unavailable(m)
+            | ApiError::OutcomeUnknown(m) => m,
+            ApiError::Internal => "see the server log",
+        }
+    }
+}
+
+/// Server functions return `ApiError` itself, so the UI can tell forbidden
+/// from not found from outcome unknown. A failure of the call itself (the
+/// network, an answer that does not decode, such as a sign-in that expired)
+/// is `Unavailable`; arguments the server cannot read are a bad request.
+impl leptos::server_fn::error::FromServerFnError for ApiError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(e: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        use leptos::server_fn::error::ServerFnErrorErr as E;
+        match e {
+            E::Args(m) | E::MissingArg(m) => ApiError::BadRequest(m),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,7 +366,7 @@ mod tests {
 
     #[test]
     fn a_stored_status_word_is_known_or_an_error() {
-        for status in MessageStatus::ALL {
+        for &status in MessageStatus::ALL {
             assert_eq!(MessageStatus::try_from(status.as_str().to_owned()), Ok(status));
         }
         assert!(MessageStatus::try_from("archived".to_owned()).is_err());

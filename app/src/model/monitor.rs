@@ -3,14 +3,46 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::word::word;
+
+/// A queue's type, as the broker names it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum QueueKind {
+    /// Also what a broker that leaves the type out means.
+    #[default]
+    #[serde(alias = "")]
+    Classic,
+    Quorum,
+    /// Listed, never consumed: a stream keeps its messages for every reader.
+    Stream,
+    /// A type this Redrive does not know (a newer broker's or a plugin's),
+    /// so one unfamiliar queue does not make a whole listing unreadable.
+    #[serde(other)]
+    Other,
+}
+
+word!(QueueKind, "queue type");
+
 /// One queue as the management UI shows it, plus what Redrive knows about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueInfo {
     pub vhost: String,
     pub name: String,
-    /// `classic`, `quorum` or `stream`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: QueueKind,
     pub durable: bool,
     pub auto_delete: bool,
     pub exclusive: bool,
@@ -46,23 +78,18 @@ pub struct QueueInfo {
 }
 
 /// Where one of Redrive's consumers stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ConsumerState {
     Starting,
     Connected,
     Reconnecting,
 }
 
-impl ConsumerState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Connected => "connected",
-            Self::Reconnecting => "reconnecting",
-        }
-    }
-}
+word!(ConsumerState, "consumer state");
 
 /// A consumer's state, since when (unix ms), and the error that made it
 /// reconnect.
@@ -271,7 +298,7 @@ pub struct PolicyPreview {
 pub struct PolicyMatch {
     pub queue: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: QueueKind,
     /// The policy in force now.
     pub current: Option<String>,
     /// The policy that would win with the proposed one saved.
@@ -280,32 +307,29 @@ pub struct PolicyMatch {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Severity {
     Info,
     Warning,
     Critical,
 }
 
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Severity> {
-        match s {
-            "info" => Some(Severity::Info),
-            "warning" => Some(Severity::Warning),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-}
+word!(Severity, "severity");
 
 /// A one-click fix the advisor offers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -455,13 +479,29 @@ pub struct AlertRule {
     pub firing: Vec<String>,
 }
 
+/// What a notification says happened.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum AlertEvent {
+    /// A rule's condition started to hold for a key.
+    Firing,
+    /// It stopped holding.
+    Resolved,
+    /// An operator asked for a test notification.
+    Test,
+}
+
+word!(AlertEvent, "alert event");
+
 /// One webhook POST, queued durably and retried with backoff.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertDelivery {
     pub id: i64,
     pub rule_id: i64,
-    /// `firing`, `resolved` or `test`.
-    pub event: String,
+    pub event: AlertEvent,
     pub key: String,
     pub payload: serde_json::Value,
     pub attempts: i64,

@@ -7,9 +7,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::queues::queue_href;
-use crate::api::{apply_fix, error_text, get_advisor};
-use crate::components::{use_ticker, ErrorBox, FreshnessBanner, VhostName};
+use crate::api::{apply_fix, get_advisor};
+use crate::components::ApiErrorBox;
+use crate::components::{use_ticker, FreshnessBanner, VhostName};
 use crate::format::{ms_time, non_empty};
+use crate::model::ApiError;
 use crate::model::{Finding, FixAction};
 
 fn action_label(a: &FixAction) -> String {
@@ -32,10 +34,10 @@ pub fn AdvisorPage() -> impl IntoView {
     view! {
         <Title text="Advisor"/>
         <div class="page-head"><h1>"Reliability advisor"</h1></div>
-        {move || fix.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        {move || fix.value().get().and_then(Result::err).map(|e| view! { <ApiErrorBox error=e.clone()/> })}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || report.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(r) => {
                     let (open, resolved): (Vec<Finding>, Vec<Finding>) =
                         r.findings.into_iter().partition(|f| f.resolved_at.is_none());
@@ -67,7 +69,7 @@ pub fn AdvisorPage() -> impl IntoView {
 }
 
 /// One finding with its fix button; also listed on the queue's own page.
-pub fn finding(f: Finding, fix: Action<i64, Result<(), ServerFnError>>) -> impl IntoView {
+pub fn finding(f: Finding, fix: Action<i64, Result<(), ApiError>>) -> impl IntoView {
     let object = if f.object_type == "queue" {
         let href = queue_href(&f.vhost, &f.object);
         view! { <a href=href><VhostName vhost=f.vhost.clone() name=f.object.clone()/></a> }.into_any()

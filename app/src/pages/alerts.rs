@@ -5,9 +5,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::{
-    create_alert_rule, delete_alert_rule, error_text, list_alert_deliveries, list_alert_rules,
-    test_alert_rule,
+    create_alert_rule, delete_alert_rule, list_alert_deliveries, list_alert_rules, test_alert_rule,
 };
+use crate::components::ApiErrorBox;
 use crate::components::{can_edit_alerts, ErrorBox, ListView};
 use crate::format::{ms_time, non_empty};
 use crate::model::{AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, QueueMetric, Severity};
@@ -192,7 +192,7 @@ pub fn AlertsPage() -> impl IntoView {
             </fieldset>
         </form>
         {move || form_error.get().map(|e| view! { <ErrorBox message=e/> })}
-        {move || create.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        {move || create.value().get().and_then(Result::err).map(|e| view! { <ApiErrorBox error=e.clone()/> })}
         <h2>"Deliveries"</h2>
         <ListView resource=deliveries empty="Nothing sent yet." render={|list: Vec<AlertDelivery>| view! {
             <table class="grid">
@@ -208,7 +208,7 @@ pub fn AlertsPage() -> impl IntoView {
                             <tr>
                                 <td class="nowrap">{ms_time(d.created_at)}</td>
                                 <td class="num">{d.rule_id}</td>
-                                <td>{non_empty(d.event)}</td>
+                                <td>{d.event.as_str()}</td>
                                 <td>{non_empty(d.key)}</td>
                                 <td class="num">{d.attempts}</td>
                                 <td>{state}{d.last_error.map(|e| view! { <span class="muted">" — "{e}</span> })}</td>

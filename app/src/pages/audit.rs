@@ -6,8 +6,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{error_text, list_audit};
-use crate::components::ErrorBox;
+use crate::api::list_audit;
+use crate::components::ApiErrorBox;
 use crate::format::{non_empty, short_time};
 use crate::model::{AuditAction, AuditEntry, AuditQuery};
 
@@ -68,7 +68,7 @@ pub fn AuditPage() -> impl IntoView {
             <input name="user" placeholder="user" value=move || query.get().user.unwrap_or_default()/>
             <select name="action">
                 <option value="">"any action"</option>
-                {AuditAction::ALL.into_iter().map(|a| view! {
+                {AuditAction::ALL.iter().copied().map(|a| view! {
                     <option value=a.as_str() selected=move || query.get().action.as_deref() == Some(a.as_str())>{a.as_str()}</option>
                 }).collect_view()}
             </select>
@@ -78,7 +78,7 @@ pub fn AuditPage() -> impl IntoView {
         </form>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || page.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(p) if p.items.is_empty() => view! { <p class="empty">"No audit entries match."</p> }.into_any(),
                 Ok(p) => {
                     let next = p.next_cursor.clone().map(|c| format!("/audit?{}", query_string(&query.get_untracked(), Some(&c))));

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use crate::api::{create_job, error_text};
-use crate::components::ErrorBox;
+use crate::api::create_job;
+use crate::components::ApiErrorBox;
 use crate::format::exchange_label;
 use crate::model::{JobAction, JobCreated, JobRequest, MessageQuery};
 
@@ -139,7 +139,7 @@ pub fn BulkBar(
             <button class="btn btn-ghost" on:click=move |_| selection.set(Selection::None)>"Clear selection"</button>
         </div>
         {move || preview.value().get().map(|res| match res {
-            Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+            Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
             Ok(JobCreated::DryRun(dry)) => {
                 let action = dry.action;
                 let routes = dry.destinations.iter().map(|d| format!("{} × {} / {}",
@@ -159,7 +159,7 @@ pub fn BulkBar(
             }
             Ok(JobCreated::Job(_)) => ().into_any(),
         })}
-        {move || start.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        {move || start.value().get().and_then(Result::err).map(|e| view! { <ApiErrorBox error=e.clone()/> })}
     }
 }
 

@@ -4,9 +4,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
-use crate::api::{error_text, get_job, job_problems, list_jobs, ControlJob};
-use crate::components::{percent, ErrorBox, ListView, ProgressBar};
+use crate::api::{get_job, job_problems, list_jobs, ControlJob};
+use crate::components::ApiErrorBox;
+use crate::components::{percent, ListView, ProgressBar};
 use crate::format::{non_empty, short_time};
+use crate::model::ApiError;
 use crate::model::{Job, JobCommand, JobState};
 
 /// A signal that ticks every `ms` in the browser (never during SSR), to
@@ -70,7 +72,7 @@ pub fn JobPage() -> impl IntoView {
         |(id, ..)| async move {
             match id {
                 Some(id) => get_job(id).await,
-                None => Err(ServerFnError::new("not a job id")),
+                None => Err(ApiError::BadRequest("not a job id".into())),
             }
         },
     );
@@ -78,11 +80,11 @@ pub fn JobPage() -> impl IntoView {
         <Title text=move || id.get().map(|i| format!("Job {i}")).unwrap_or_default()/>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || job.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(j) => view! { <JobView job=j control/> }.into_any(),
             })}
         </Transition>
-        {move || control.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        {move || control.value().get().and_then(Result::err).map(|e| view! { <ApiErrorBox error=e.clone()/> })}
         <Problems id tick/>
     }
 }

@@ -5,8 +5,10 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
+use crate::components::ApiErrorBox;
 use crate::components::{can_write, AnnotationsPanel, BodyView, ErrorBox, StatusBadge};
 use crate::format::{exchange_label, non_empty, short_time, typed_value};
+use crate::model::ApiError;
 use crate::model::{AnnotationTarget, HistoryEntry, MessageDetail, MessageEdit, MessageStatus, ReplayTarget};
 
 #[component]
@@ -28,7 +30,7 @@ pub fn MessagePage() -> impl IntoView {
         |(id, ..)| async move {
             match id {
                 Some(id) => get_message(id).await,
-                None => Err(ServerFnError::new("not a message id")),
+                None => Err(ApiError::BadRequest("not a message id".into())),
             }
         },
     );
@@ -51,7 +53,7 @@ pub fn MessagePage() -> impl IntoView {
         <Title text=move || id.get().map(|i| format!("Message {i}")).unwrap_or_default()/>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || message.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(m) => view! {
                     <MessageView m=m replay discard restore pending action_error/>
                 }.into_any(),
@@ -248,7 +250,7 @@ fn History(entries: Vec<HistoryEntry>) -> impl IntoView {
                                 view! {
                                 <tr class=row_class>
                                     <td class="nowrap">{short_time(&e.at)}</td>
-                                    <td>{non_empty(e.action)}</td>
+                                    <td>{e.action.as_str()}</td>
                                     <td>{non_empty(e.actor)}</td>
                                     <td class="mono">{e.target}</td>
                                     <td>{e.result}</td>

@@ -6,8 +6,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use super::bulk::{BulkBar, Selection};
-use crate::api::{error_text, get_annotations, list_messages};
-use crate::components::{AnnotationsPanel, ErrorBox, GettingStarted, StatusBadge};
+use crate::api::{get_annotations, list_messages};
+use crate::components::ApiErrorBox;
+use crate::components::{AnnotationsPanel, GettingStarted, StatusBadge};
 use crate::format::{exchange_label, non_empty, query_string, short_time};
 use crate::model::{AnnotationTarget, MessageQuery, MessageStatus, MessageSummary};
 
@@ -97,7 +98,7 @@ pub fn MessagesPage() -> impl IntoView {
                     <label>"Status"
                         <select name="status">
                             <option value="" selected=q.status.is_none()>"any"</option>
-                            {MessageStatus::ALL.into_iter().map(|s| view! {
+                            {MessageStatus::ALL.iter().copied().map(|s| view! {
                                 <option value=s.as_str() selected=q.status.as_deref() == Some(s.as_str())>{s.as_str()}</option>
                             }).collect_view()}
                         </select>
@@ -114,7 +115,7 @@ pub fn MessagesPage() -> impl IntoView {
         </form>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || page.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(p) if p.items.is_empty() && query.with_untracked(|q| q.cursor.is_none() && filters(q).iter().all(|(_, v)| v.is_none())) => view! {
                     <GettingStarted
                         title="No failed messages yet"

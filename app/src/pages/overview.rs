@@ -7,8 +7,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use super::queues::queue_href;
-use crate::api::{error_text, get_overview};
-use crate::components::{use_ticker, ErrorBox, FreshnessBanner, GettingStarted, VhostName};
+use crate::api::get_overview;
+use crate::components::ApiErrorBox;
+use crate::components::{use_ticker, FreshnessBanner, GettingStarted, VhostName};
 use crate::format::{human_bytes, non_empty, url_encode};
 use crate::model::{NodeInfo, Overview};
 
@@ -21,7 +22,7 @@ pub fn OverviewPage() -> impl IntoView {
         <div class="page-head"><h1>"Overview"</h1></div>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || overview.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(o) => overview_body(o).into_any(),
             })}
         </Transition>

@@ -5,9 +5,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::{
-    delete_policy, error_text, get_overview, list_policies, list_vhosts, preview_policy, save_policy,
-};
+use crate::api::{delete_policy, get_overview, list_policies, list_vhosts, preview_policy, save_policy};
+use crate::components::ApiErrorBox;
 use crate::components::{can_edit_policies, ErrorBox, ListView};
 use crate::format::non_empty;
 use crate::model::{BrokerVersion, Policy, PolicyPreview, PolicyRequest};
@@ -255,7 +254,7 @@ pub fn PoliciesPage() -> impl IntoView {
                 </tbody>
             </table>
         }}/>
-        {move || remove.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        {move || remove.value().get().and_then(Result::err).map(|e| view! { <ApiErrorBox error=e.clone()/> })}
 
         <h2>"Set a policy"</h2>
         <Show when=move || !can_edit.get()>
@@ -308,7 +307,7 @@ pub fn PoliciesPage() -> impl IntoView {
         {move || form_error.get().map(|e| view! { <ErrorBox message=e/> })}
         {move || save.value().get().map(|res| match res {
             Ok(p) => view! { <p class="ok" role="status">{format!("Saved policy {} in {}.", p.name, p.vhost)}</p> }.into_any(),
-            Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+            Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
         })}
         <PreviewPanel form/>
     }
@@ -330,7 +329,7 @@ fn PreviewPanel(form: Form) -> impl IntoView {
         <h2>"Preview"</h2>
         <Transition fallback=|| view! { <p class="muted">"…"</p> }>
             {move || preview.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(None) => view! { <p class="muted">"Type a pattern to see which queues it matches."</p> }.into_any(),
                 Ok(Some(p)) => preview_table(p).into_any(),
             })}
@@ -354,7 +353,7 @@ fn preview_table(p: PolicyPreview) -> impl IntoView {
                     {p.matches.into_iter().map(|m| { let row = m.queue.clone(); view! {
                         <tr data-preview=row>
                             <td>{non_empty(m.queue)}</td>
-                            <td>{non_empty(m.kind)}</td>
+                            <td>{m.kind.as_str()}</td>
                             <td>{m.current.and_then(non_empty)}</td>
                             <td>{m.winner.and_then(non_empty)}</td>
                             <td>{m.note.and_then(non_empty)}</td>

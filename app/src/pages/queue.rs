@@ -7,8 +7,9 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use std::time::Duration;
 
 use super::advisor::finding;
-use crate::api::{apply_fix, error_text, get_advisor, get_queue_history, list_queues};
-use crate::components::{use_ticker, ErrorBox, FreshnessBanner, LineChart, Series, VhostName};
+use crate::api::{apply_fix, get_advisor, get_queue_history, list_queues};
+use crate::components::ApiErrorBox;
+use crate::components::{use_ticker, FreshnessBanner, LineChart, Series, VhostName};
 use crate::format::{rate, url_encode};
 use crate::model::{window_secs, QueueHistory, QueueInfo, WINDOWS};
 
@@ -131,7 +132,7 @@ pub fn QueuePage() -> impl IntoView {
         </div>
         <Transition fallback=|| ()>
             {move || queues.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(view) => {
                     let (vhost, name) = (vhost(), name());
                     match view.queues.into_iter().find(|q| q.vhost == vhost && q.name == name) {
@@ -143,15 +144,15 @@ pub fn QueuePage() -> impl IntoView {
         </Transition>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || history.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(h) => queue_chart(h).into_any(),
             })}
         </Transition>
         <h2>"Advisor findings"</h2>
-        {move || fix.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        {move || fix.value().get().and_then(Result::err).map(|e| view! { <ApiErrorBox error=e.clone()/> })}
         <Transition fallback=|| ()>
             {move || report.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(r) => {
                     let (vhost, name) = (vhost(), name());
                     let open: Vec<_> = r.findings.into_iter()

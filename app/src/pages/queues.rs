@@ -7,8 +7,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use crate::api::{error_text, list_queues, SetWatch};
-use crate::components::{use_ticker, ErrorBox, FreshnessBanner};
+use crate::api::{list_queues, SetWatch};
+use crate::components::ApiErrorBox;
+use crate::components::{use_ticker, FreshnessBanner};
 use crate::format::{non_empty, rate, url_encode};
 use crate::model::{ConsumerState, QueueInfo};
 
@@ -76,10 +77,10 @@ pub fn QueuesPage() -> impl IntoView {
                 <button class="btn btn-ghost" type="submit">"Filter"</button>
             </form>
         </div>
-        {move || switch.value().get().and_then(Result::err).map(|e| view! { <ErrorBox message=error_text(&e)/> })}
+        {move || switch.value().get().and_then(Result::err).map(|e| view! { <ApiErrorBox error=e.clone()/> })}
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || queues.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(view) => {
                     let sort = param("sort");
                     let desc = param("desc") == "1";
@@ -174,7 +175,7 @@ fn CaptureCell(q: QueueInfo, switch: ServerAction<SetWatch>) -> impl IntoView {
     let reset = q.watch_override.is_some();
     // Streams are never consumed (the server refuses the switch): no button
     // that can only fail.
-    let switchable = q.kind != "stream";
+    let switchable = q.kind != crate::model::QueueKind::Stream;
     let (vhost, name) = (q.vhost.clone(), q.name.clone());
     let (vhost2, name2) = (q.vhost.clone(), q.name.clone());
     view! {
@@ -219,7 +220,7 @@ fn QueueRow(q: QueueInfo, switch: ServerAction<SetWatch>) -> impl IntoView {
                 {q.policy.and_then(non_empty)}
                 {q.operator_policy.map(|p| view! { <span class="muted" title="operator policy">" op: "{p}</span> })}
             </td>
-            <td>{non_empty(q.kind)}</td>
+            <td>{q.kind.as_str()}</td>
             <td class="features">{features}</td>
             <td class="capture"><CaptureCell q=capture switch/></td>
         </tr>
@@ -235,7 +236,7 @@ mod tests {
         QueueInfo {
             vhost: "v".into(),
             name: name.into(),
-            kind: "classic".into(),
+            kind: crate::model::QueueKind::Classic,
             durable: true,
             auto_delete: false,
             exclusive: false,

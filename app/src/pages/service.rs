@@ -5,8 +5,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::queue::{window_param, WindowPicker};
-use crate::api::{error_text, get_service_history};
-use crate::components::{ErrorBox, LineChart, Series};
+use crate::api::get_service_history;
+use crate::components::ApiErrorBox;
+use crate::components::{LineChart, Series};
 use crate::format::url_encode;
 use crate::model::window_secs;
 
@@ -28,7 +29,7 @@ pub fn ServicePage() -> impl IntoView {
         </div>
         <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || history.get().map(|res| match res {
-                Err(e) => view! { <ErrorBox message=error_text(&e)/> }.into_any(),
+                Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(h) => {
                     let span = window_secs(&h.window).unwrap_or(3600) * 1000;
                     let to = h.until;

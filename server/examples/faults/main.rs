@@ -4,7 +4,7 @@
 //!
 //! Scenarios that stop the broker's application disturb everything else on
 //! it, so this is not part of the test suite; the suite covers each fault in
-//! isolation (server/tests/capture.rs, crash.rs, replay.rs).
+//! isolation (server/tests/it/capture.rs, crash.rs, replay.rs).
 
 mod harness;
 mod scenarios;

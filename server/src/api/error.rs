@@ -16,16 +16,7 @@ impl From<ApiError> for HttpError {
 }
 
 pub fn status_of(e: &ApiError) -> StatusCode {
-    match e {
-        ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-        ApiError::Conflict(_) => StatusCode::CONFLICT,
-        ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-        ApiError::Broker(_) => StatusCode::BAD_GATEWAY,
-        ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ApiError::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
-        ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl IntoResponse for HttpError {

@@ -20,10 +20,9 @@ use app::model::{
 pub use error::HttpError;
 
 use crate::auth::Caller;
-use crate::export::{self, Format};
-use crate::http::AppState;
+use crate::export::Format;
 use crate::service::UserBackend;
-use crate::store::Filter;
+use crate::state::AppState;
 
 /// The signed-in user's view of Redrive, for a handler.
 pub struct User(pub UserBackend);
@@ -99,28 +98,15 @@ struct ExportParams {
 /// `GET /api/v1/messages/export?format=jsonl|csv&<messages filter>`: only
 /// the vhosts the user can see.
 async fn export(
-    State(s): State<AppState>,
     User(u): User,
     params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, HttpError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let format = match params.format.as_deref().unwrap_or("jsonl") {
-        "jsonl" => Format::JsonLines,
-        "csv" => Format::Csv,
-        other => {
-            return Err(
-                ApiError::BadRequest(format!("unknown export format `{other}` (jsonl or csv)")).into(),
-            )
-        }
-    };
-    let mut filter = Filter::try_from(&params.query).map_err(ApiError::from)?;
-    filter.visible = Some(u.visible_vhosts());
-    // An export selected by a search covers every stored match.
-    s.redrive
-        .store
-        .searchable(&filter, None)
-        .await
-        .map_err(ApiError::from)?;
+    let asked = params.format.as_deref().unwrap_or("jsonl");
+    let format: Format = asked
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("unknown export format `{asked}` (jsonl or csv)")))?;
+    let bytes = u.export(&params.query, format).await?;
     let disposition = format!("attachment; filename=\"redrive-export.{}\"", format.extension());
     Ok((
         [
@@ -133,7 +119,7 @@ async fn export(
                 HeaderValue::from_str(&disposition).expect("ascii header"),
             ),
         ],
-        export::body(s.redrive.store.clone(), filter, format),
+        axum::body::Body::from_stream(bytes),
     )
         .into_response())
 }
@@ -394,52 +380,38 @@ async fn audit_export(
         .into_response())
 }
 
-/// Ready when both the database and the broker answer.
 /// Process up and no background task crash-looping.
 async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let looping = s.redrive.tasks.crash_looping();
-    let restarts = s.redrive.tasks.restarts();
-    if looping.is_empty() {
+    let health = s.redrive.health();
+    if health.problems.is_empty() {
         return (
             StatusCode::OK,
-            Json(json!({"status": "ok", "restarts": restarts})),
+            Json(json!({"status": "ok", "restarts": health.restarts})),
         );
     }
-    let error = looping
-        .iter()
-        .map(|(task, n)| format!("background task {task} died {n} times in 5 minutes"))
-        .collect::<Vec<_>>()
-        .join("; ");
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"status": "unhealthy", "error": error, "restarts": restarts})),
+        Json(
+            json!({"status": "unhealthy", "error": health.problems.join("; "), "restarts": health.restarts}),
+        ),
     )
 }
 
 /// Database, broker and every capture consumer working; the consumers'
 /// states are listed either way.
 async fn ready(State(s): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let mut problems = s.redrive.capture.problems();
-    if let Err(e) = s.redrive.store.ping().await {
-        tracing::warn!(error = %e, "readiness: database");
-        problems.push("database unreachable".to_owned());
-    }
-    if let Err(e) = s.redrive.management.ping().await {
-        problems.push(format!("broker: {e}"));
-    }
-    if let Err(e) = s.redrive.publisher.ping().await {
-        problems.push(format!("broker (AMQP): {e}"));
-    }
-    let consumers = s.redrive.capture.consumers();
-    if problems.is_empty() {
+    let ready = s.redrive.readiness().await;
+    if ready.problems.is_empty() {
         (
             StatusCode::OK,
-            Json(json!({"status": "ready", "consumers": consumers})),
+            Json(json!({"status": "ready", "consumers": ready.consumers})),
         )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "error": problems.join("; "), "consumers": consumers})),
+            Json(
+                json!({"status": "unavailable", "error": ready.problems.join("; "), "consumers": ready.consumers}),
+            ),
         )
     }
 }

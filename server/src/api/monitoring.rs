@@ -14,7 +14,7 @@ use app::model::{
 };
 
 use super::{HttpError, User};
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// `GET /metrics`: Prometheus text format, for a signed-in `monitoring` or
 /// `administrator` user (Prometheus sends Basic credentials).

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::principal::{Pattern, Principal, Tag, VhostPermissions};
 use crate::broker::users::Verdict;
 use crate::broker::{Management, ManagementError};
+use crate::domain::access::{Pattern, Principal, Tag, VhostPermissions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

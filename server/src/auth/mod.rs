@@ -9,7 +9,6 @@
 
 pub mod directory;
 mod pages;
-pub mod principal;
 pub mod throttle;
 pub mod web;
 
@@ -24,13 +23,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
+pub use crate::domain::access::{Caller, Principal};
 pub use directory::{AuthError, Directory};
 pub use pages::{sign_in_form, sign_in_submit, sign_out};
-pub use principal::Principal;
 pub use throttle::Throttle;
 
 use crate::broker::ManagementError;
-use crate::http::AppState;
 use crate::store::{NewAudit, Store};
 
 pub const SESSION_COOKIE: &str = "redrive_session";
@@ -43,23 +41,6 @@ pub struct Auth {
     pub store: Store,
     /// A session unused this long is over.
     pub idle: Duration,
-}
-
-/// The signed-in user of one request, with where the request came from.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    pub principal: Arc<Principal>,
-    pub source: Option<String>,
-    /// The session's CSRF token when the caller signed in through the form;
-    /// `None` for HTTP Basic, which no other site can make a browser send
-    /// with a state change unless it also passes the `Origin` check.
-    pub csrf: Option<String>,
-}
-
-impl Caller {
-    pub fn user(&self) -> &str {
-        &self.principal.user
-    }
 }
 
 /// Paths anyone may fetch.
@@ -290,15 +271,15 @@ async fn refuse_forged(auth: &Auth, caller: &Caller, path: &str) -> Response {
 /// Lets a request through with its [`Caller`], or answers 401 (API and
 /// server functions), a redirect to the sign-in page (pages), 403 (a
 /// session's state change without its CSRF token), 429 or 503.
-pub async fn require_user(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn require_user(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if is_public(&path) {
         return next.run(req).await;
     }
     let from = source_of(&req);
-    match state.auth.identify(req.headers(), from).await {
+    match auth.identify(req.headers(), from).await {
         Ok(caller) if !csrf_ok(&caller, req.method(), &path, req.headers()) => {
-            refuse_forged(&state.auth, &caller, &path).await
+            refuse_forged(&auth, &caller, &path).await
         }
         Ok(caller) => {
             req.extensions_mut().insert(caller);

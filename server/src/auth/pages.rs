@@ -9,7 +9,6 @@ use axum::Form;
 use base64::Engine;
 
 use super::{safe_next, session_token, source_of, Auth, Refusal, SESSION_COOKIE};
-use crate::http::AppState;
 use crate::store::NewAudit;
 
 #[derive(Debug, serde::Deserialize, Default)]
@@ -86,10 +85,10 @@ fn behind_tls(req: &Request) -> bool {
 
 /// `POST /login` (a form): checks the password with the broker, starts a
 /// session, and goes back to where the user was headed.
-pub async fn sign_in_submit(State(state): State<AppState>, req: Request) -> Response {
+pub async fn sign_in_submit(State(auth): State<Auth>, req: Request) -> Response {
     let from = source_of(&req);
     let secure = behind_tls(&req);
-    let form = match Form::<SignInForm>::from_request(req, &state).await {
+    let form = match Form::<SignInForm>::from_request(req, &auth).await {
         Ok(Form(f)) => f,
         Err(_) => {
             return (
@@ -100,7 +99,6 @@ pub async fn sign_in_submit(State(state): State<AppState>, req: Request) -> Resp
         }
     };
     let next = safe_next(form.next.as_deref());
-    let auth: &Auth = &state.auth;
     let user = form.user.trim();
     let principal = match auth.check_password(user, &form.password, from).await {
         Ok(p) => p,
@@ -160,7 +158,7 @@ fn posted_token(body: &[u8]) -> Option<String> {
 /// `POST /logout`: ends the session on the server, not only in the browser.
 /// The form carries the session's CSRF token, so another site cannot sign
 /// the user out.
-pub async fn sign_out(State(state): State<AppState>, req: Request) -> Response {
+pub async fn sign_out(State(auth): State<Auth>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let caller = parts.extensions.get::<super::Caller>().cloned();
     if let Some(caller) = &caller {
@@ -168,26 +166,24 @@ pub async fn sign_out(State(state): State<AppState>, req: Request) -> Response {
             let body = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
             let sent = posted_token(&body).unwrap_or_default();
             if !super::same_secret(&sent, expected) {
-                return super::refuse_forged(&state.auth, caller, "/logout").await;
+                return super::refuse_forged(&auth, caller, "/logout").await;
             }
         }
     }
     if let Some(token) = session_token(&parts.headers) {
-        if let Err(e) = state.auth.store.delete_session(&token).await {
+        if let Err(e) = auth.store.delete_session(&token).await {
             tracing::error!(error = %e, "could not end a session");
         }
     }
     if let Some(caller) = caller {
-        state
-            .auth
-            .audit(NewAudit::attempt(
-                caller.user(),
-                caller.source.clone(),
-                AuditAction::SignOut,
-                AuditResult::Ok,
-                None,
-            ))
-            .await;
+        auth.audit(NewAudit::attempt(
+            caller.user(),
+            caller.source.clone(),
+            AuditAction::SignOut,
+            AuditResult::Ok,
+            None,
+        ))
+        .await;
     }
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     (

@@ -12,8 +12,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
-use crate::http::AppState;
-
 /// The nonce of one response's inline scripts, for the Leptos renderer.
 #[derive(Debug, Clone)]
 pub struct CspNonce(pub String);
@@ -143,8 +141,8 @@ fn fresh_nonce() -> String {
 }
 
 /// Host and origin checks, then the response headers.
-pub async fn harden(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if let Err(refused) = check(&state.surface, req.method(), req.headers()) {
+pub async fn harden(State(surface): State<Surface>, mut req: Request, next: Next) -> Response {
+    if let Err(refused) = check(&surface, req.method(), req.headers()) {
         return with_headers(refused.into_response(), None);
     }
     let nonce = fresh_nonce();

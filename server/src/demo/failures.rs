@@ -163,7 +163,7 @@ pub fn published(app: &str, message_id: String) -> BasicProperties {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::fingerprint::exception_type_from_trace;
+    use crate::domain::fingerprint::exception_type_from_trace;
 
     #[test]
     fn every_trace_names_its_cause_and_the_shared_one_groups_across_services() {

@@ -9,6 +9,7 @@ pub mod failures;
 mod services;
 pub mod topology;
 
+use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -41,17 +42,17 @@ pub struct DemoArgs {
 
 pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
     let management = Management::new(
-        &config.management_url,
-        &config.management_user,
-        &config.management_password,
+        &config.broker.management_url,
+        &config.broker.management_user,
+        config.broker.management_password.expose_secret(),
     );
     if args.clean {
         return clean(config, &management, args).await;
     }
     let created = prepare_vhost(&management, args).await?;
     if created {
-        let amqp_user = amqp_user(&config.amqp_url)?;
-        let mut users = vec![config.management_user.as_str(), amqp_user.as_str()];
+        let amqp_user = amqp_user(config.broker.amqp_url.expose_secret())?;
+        let mut users = vec![config.broker.management_user.as_str(), amqp_user.as_str()];
         users.dedup();
         for user in users {
             management
@@ -60,7 +61,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("allowing {user} into vhost {}", args.vhost))?;
         }
     }
-    let pool = AmqpPool::new(&config.amqp_url, "demo")?;
+    let pool = AmqpPool::new(config.broker.amqp_url.expose_secret(), "demo")?;
     let channel = pool
         .channel(&args.vhost)
         .await
@@ -85,7 +86,7 @@ pub async fn run(config: &Config, args: &DemoArgs) -> anyhow::Result<()> {
             Some(d) => format!("for {} s", d.as_secs()),
             None => "until Ctrl-C".into(),
         },
-        config.listen,
+        config.web.listen,
         vhost_flag(args),
     );
     let stop = CancellationToken::new();
@@ -197,7 +198,7 @@ async fn clean(config: &Config, management: &Management, args: &DemoArgs) -> any
         println!("redrive demo --clean: deleted vhost {:?}", args.vhost);
         return Ok(());
     }
-    let pool = AmqpPool::new(&config.amqp_url, "demo")?;
+    let pool = AmqpPool::new(config.broker.amqp_url.expose_secret(), "demo")?;
     let channel = pool.channel(&args.vhost).await?;
     topology::delete(&channel).await?;
     pool.close_all().await;

@@ -222,8 +222,8 @@ mod tests {
     use super::*;
     use crate::broker::management::BindingInfo;
     use crate::broker::QueueStats;
-    use crate::ingest::classify::{classify, WatchRules};
-    use crate::monitor::snapshot::VhostState;
+    use crate::topology::VhostState;
+    use crate::topology::{classify, WatchRules};
     use app::model::Policy;
 
     /// The demo's vhost as the management API would describe it: every
@@ -249,7 +249,7 @@ mod tests {
                 QueueStats {
                     vhost: "demo".into(),
                     name: q.name.into(),
-                    kind: "classic".into(),
+                    kind: app::model::QueueKind::Classic,
                     durable: true,
                     arguments,
                     policy: policy.map(|(name, ..)| (*name).into()),
@@ -298,7 +298,7 @@ mod tests {
         let config = <crate::config::Config as clap::Parser>::try_parse_from(["redrive"]).unwrap();
         let verdicts = classify(
             &as_listed(),
-            &WatchRules::from_config(&config),
+            &WatchRules::from_config(&config.capture),
             &Default::default(),
         );
         let captured: Vec<&str> = QUEUES

@@ -7,13 +7,10 @@ use anyhow::Context;
 use lapin::options::{BasicAckOptions, BasicQosOptions};
 use tokio_util::sync::CancellationToken;
 
-use super::consumer::{jittered, Batch};
+use super::consumer::Batch;
 use super::Ingest;
 use crate::store::AckState;
 
-/// First and longest wait between attempts to commit a batch.
-const COMMIT_RETRY_FIRST: Duration = Duration::from_millis(100);
-const COMMIT_RETRY_CAP: Duration = Duration::from_secs(10);
 /// Longest wait for the broker's answer to a method (the `basic.qos` that
 /// confirms an ack). lapin has left such a future pending for good when its
 /// channel was torn down under it; past this, the channel counts as lost
@@ -42,7 +39,7 @@ impl Ingest {
             return Ok(());
         }
         let held = batch.messages.len();
-        let window = self.config.redelivery_window;
+        let window = self.config.capture.redelivery_window;
         let started = std::time::Instant::now();
         let committed = self
             .durably(held, stop, || self.store.insert_batch(&batch.messages, window))
@@ -104,7 +101,7 @@ impl Ingest {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, crate::store::StoreError>>,
     {
-        let mut wait = COMMIT_RETRY_FIRST;
+        let mut waits = crate::retry::Waits::new(crate::retry::capture_commit());
         loop {
             match write().await {
                 Ok(done) => {
@@ -126,9 +123,8 @@ impl Ingest {
                 _ = stop.cancelled() => anyhow::bail!(
                     "stopping while the database fails: {held} deliveries go back to the queue unacked"
                 ),
-                _ = tokio::time::sleep(jittered(wait)) => {}
+                _ = tokio::time::sleep(waits.next_wait()) => {}
             }
-            wait = (wait * 2).min(COMMIT_RETRY_CAP);
         }
     }
 }

@@ -7,7 +7,6 @@
 //! requeue counts towards a quorum queue's delivery-limit, so a loop of them
 //! would drop messages. It holds the deliveries and retries the commit.
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,28 +19,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::classify::CONSUMER_TAG_PREFIX;
 use super::commit::STOP_TIMEOUT;
-use super::decode::{decode, Incoming, NewMessage};
+use super::decode::{decode, Incoming};
 use super::window::Window;
 use super::Ingest;
+use crate::domain::NewMessage;
+use crate::topology::CONSUMER_TAG_PREFIX;
 
 /// How long a partial batch may wait for more deliveries before it is committed.
 const LINGER: Duration = Duration::from_millis(25);
-/// First reconnect delay, and the cap the delay doubles up to.
-const RECONNECT_FIRST: Duration = Duration::from_millis(200);
-const RECONNECT_CAP: Duration = Duration::from_secs(5);
 /// A consumer that ran this long before failing starts its backoff afresh.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
-
-/// `base` ± 25 %, so consumers of one vhost do not reconnect in lockstep.
-pub(crate) fn jittered(base: Duration) -> Duration {
-    let r = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let factor = 0.75 + (r % 1000) as f64 / 2000.0;
-    base.mul_f64(factor)
-}
 
 /// Batches handed to the committing side and not yet taken: one commits
 /// while one waits and a third fills, so the prefetch window must hold
@@ -143,7 +131,7 @@ async fn subscribe(
 impl Ingest {
     /// Keeps a consumer on `vhost`/`queue` until `stop`.
     pub(super) async fn supervise(self, vhost: String, queue: String, stop: CancellationToken) {
-        let mut delay = RECONNECT_FIRST;
+        let mut waits = crate::retry::Waits::new(crate::retry::reconnect());
         self.status.set(&vhost, &queue, ConsumerState::Starting, None);
         loop {
             let started = Instant::now();
@@ -155,9 +143,9 @@ impl Ingest {
                 return;
             }
             if started.elapsed() >= HEALTHY_AFTER {
-                delay = RECONNECT_FIRST;
+                waits = crate::retry::Waits::new(crate::retry::reconnect());
             }
-            let wait = jittered(delay);
+            let wait = waits.next_wait();
             tracing::warn!(%vhost, %queue, %error, retry_in_ms = wait.as_millis() as u64, "capture interrupted; reconnecting");
             self.status
                 .set(&vhost, &queue, ConsumerState::Reconnecting, Some(error));
@@ -166,7 +154,6 @@ impl Ingest {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            delay = (delay * 2).min(RECONNECT_CAP);
         }
     }
 
@@ -225,10 +212,10 @@ impl Ingest {
         to_commit: mpsc::Sender<Work>,
         stop: &CancellationToken,
     ) -> anyhow::Result<(String, Ended)> {
-        let mut window = Window::new(self.config.prefetch, self.config.inflight_bytes);
+        let mut window = Window::new(self.config.capture.prefetch, self.config.capture.inflight_bytes);
         let (mut tag, mut consumer) = subscribe(channel, queue, window.current()).await?;
         self.status.set(vhost, queue, ConsumerState::Connected, None);
-        let mut batch = Batch::new(window.current(), self.config.batch_size);
+        let mut batch = Batch::new(window.current(), self.config.capture.batch_size);
         // Set when a batch gets its first message, so a trickle cannot delay a commit.
         let mut deadline = Instant::now();
         loop {
@@ -247,8 +234,8 @@ impl Ingest {
                         }
                         let resize = window.observe(delivery.data.len());
                         batch.push(delivery, vhost, queue);
-                        if batch.messages.len() >= batch_limit(self.config.batch_size, window.current())
-                            || batch.bytes >= self.config.batch_bytes
+                        if batch.messages.len() >= batch_limit(self.config.capture.batch_size, window.current())
+                            || batch.bytes >= self.config.capture.batch_bytes
                         {
                             batch.hand_over(&to_commit).await?;
                         }
@@ -311,7 +298,7 @@ impl Ingest {
             .context("basic.cancel")?;
         while let Some(delivery) = consumer.next().await {
             batch.push(delivery.context("delivery")?, vhost, queue);
-            if batch.bytes >= self.config.batch_bytes {
+            if batch.bytes >= self.config.capture.batch_bytes {
                 batch.hand_over(to_commit).await?;
             }
         }

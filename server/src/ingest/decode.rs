@@ -6,9 +6,10 @@ use lapin::BasicProperties;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
+use crate::domain::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
+use crate::domain::NewMessage;
 use crate::fields::{properties_to_json, table_to_json};
-use crate::store::{take_trace, trace_template, TraceTemplate};
+use crate::store::{take_trace, trace_template};
 
 /// What the broker handed us, without the channel-bound acker.
 #[derive(Debug, Clone)]
@@ -20,47 +21,6 @@ pub struct Incoming {
     pub redelivered: bool,
     pub properties: BasicProperties,
     pub body: Vec<u8>,
-}
-
-/// A failed message ready to be inserted.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub vhost: String,
-    pub queue: String,
-    pub received_at: OffsetDateTime,
-    pub body: Vec<u8>,
-    /// `delivery_mode` 2.
-    pub persistent: bool,
-    /// The properties as stored (JSON text, see [`properties_to_json`]).
-    pub properties: String,
-    /// The headers as stored: JSON text with the stack trace left to its
-    /// own column (see [`take_trace`]). Serialised here, once, on the
-    /// runtime's threads, not on the database's.
-    pub headers: String,
-    pub delivery_exchange: String,
-    pub delivery_routing_key: String,
-    pub original_exchange: Option<String>,
-    pub original_routing_key: Option<String>,
-    pub reason: Option<String>,
-    pub stack_trace: Option<String>,
-    /// How the trace is stored: once per template (see `store::contents`).
-    pub trace_template: Option<TraceTemplate>,
-    pub death_count: i64,
-    pub service: Option<String>,
-    pub message_id: Option<String>,
-    pub exception_type: Option<String>,
-    /// Failure group (see [`fingerprint`](super::fingerprint)).
-    pub group_id: String,
-    pub group_title: String,
-    /// `x-redrive-replay-id` when this is a replayed copy that failed again.
-    pub replay_id: Option<String>,
-    /// Identity of the delivery's content, used to recognise a redelivery of a
-    /// message stored just before a crash (commit done, ack lost): BLAKE3
-    /// over what is stored of it, which determines everything received.
-    /// (Rows stored before 0021 hashed the headers differently: a copy of
-    /// one redelivered across that upgrade is kept as a row of its own.)
-    pub content_hash: Vec<u8>,
-    pub redelivered: bool,
 }
 
 /// Header names Redrive itself adds to replayed copies.

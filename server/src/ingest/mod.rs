@@ -9,11 +9,9 @@
 //! and discovery (through the management API, when it answers) adds and
 //! removes queues. Capture never waits for discovery to recover.
 
-pub mod classify;
 mod commit;
 mod consumer;
 pub mod decode;
-pub mod fingerprint;
 pub mod indexer;
 pub mod status;
 mod window;
@@ -27,9 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{AmqpPool, Management};
 use crate::config::Config;
-use crate::monitor::snapshot::VhostState;
 use crate::store::Store;
-use classify::{classify, WatchRules};
+use crate::topology::{classify, VhostState, WatchRules};
 pub use status::CaptureStatus;
 
 #[derive(Clone)]
@@ -71,7 +68,7 @@ impl Ingest {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(self.config.discovery_interval) => {}
+                _ = tokio::time::sleep(self.config.capture.discovery_interval) => {}
             }
         }
         for (_, running) in consumers {
@@ -103,7 +100,7 @@ impl Ingest {
         consumers: &mut HashMap<QueueKey, Running>,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let explicit = self.config.explicit_vhosts();
+        let explicit = self.config.broker.explicit_vhosts();
         let listed = explicit.is_empty();
         let vhosts = self
             .management
@@ -121,7 +118,7 @@ impl Ingest {
                 keep
             });
         }
-        let rules = WatchRules::from_config(&self.config);
+        let rules = WatchRules::from_config(&self.config.capture);
         let mut failed = Vec::new();
         for vhost in &vhosts {
             match self.watched_in(vhost, &rules).await {

@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use app::model::{ConsumerHealth, ConsumerState};
 
-use crate::store::now_ms;
+use crate::domain::now_ms;
 
 type QueueKey = (String, String);
 

@@ -20,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use super::bucket::TokenBucket;
 use super::loops::{LoopWatch, MIN_SAMPLE};
 use super::step::{self, Item, Ready, StepInput, Stepped};
+use super::Jobs;
 use crate::replay::pipeline::{Pipeline, Verdict};
 use crate::replay::FailureKind;
-use crate::service::Redrive;
 use crate::store::{ClaimRequest, JobReplayOutcome, JobSpec, Settlement};
 
 /// Publishes awaiting their confirm at most.
@@ -53,7 +53,7 @@ enum Stop {
 }
 
 /// Marks a job completed.
-pub(super) async fn complete(r: &Redrive, id: i64) -> anyhow::Result<()> {
+pub(super) async fn complete(r: &Jobs, id: i64) -> anyhow::Result<()> {
     r.store
         .set_job_state(id, &[JobState::Running], JobState::Completed, None)
         .await?;
@@ -74,7 +74,7 @@ async fn step_done(step: &mut Option<JoinHandle<anyhow::Result<Stepped>>>) -> an
 /// Runs a replay job until it is done, stopped, or cannot go on.
 #[tracing::instrument(name = "replay_job", skip_all, fields(job = spec.id))]
 pub(super) async fn run(
-    r: &Redrive,
+    r: &Jobs,
     spec: &JobSpec,
     shutdown: &CancellationToken,
     mut retrying: bool,
@@ -161,7 +161,7 @@ pub(super) async fn run(
 
 /// One run of a replay job: what is claimed, in flight and to record.
 struct Run<'a> {
-    r: &'a Redrive,
+    r: &'a Jobs,
     id: i64,
     user: &'a str,
     target: ReplayTarget,
@@ -185,7 +185,7 @@ struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(r: &'a Redrive, spec: &'a JobSpec) -> Self {
+    fn new(r: &'a Jobs, spec: &'a JobSpec) -> Self {
         let bucket = spec
             .rate_per_sec
             .map(|rate| TokenBucket::new(rate, Instant::now()));
@@ -214,7 +214,7 @@ impl<'a> Run<'a> {
             rescan_at: None,
             outcomes: Vec::new(),
             oldest_outcome: None,
-            loops: LoopWatch::new(r.config.loop_window, r.config.loop_threshold),
+            loops: LoopWatch::new(r.config.replay.loop_window, r.config.replay.loop_threshold),
         }
     }
 

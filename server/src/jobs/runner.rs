@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::replay_lease;
+use super::Jobs;
 use crate::lease::{Lease, RENEW_EVERY};
-use crate::service::Redrive;
 
 /// How often the runner looks for jobs to start or resume.
 const POLL: Duration = Duration::from_millis(250);
@@ -35,7 +35,7 @@ struct Driven {
 /// A job that stops on an error (database or broker unreachable) keeps its
 /// place: its current message stays pending and the job is retried with
 /// backoff, its note telling the operator what it waits for.
-pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
+pub async fn run(jobs: Jobs, shutdown: CancellationToken) {
     let mut driven: HashMap<i64, Driven> = HashMap::new();
     let mut backoff: HashMap<i64, (u32, Instant)> = HashMap::new();
     // Jobs another instance holds, and when their lease was last tried.
@@ -44,15 +44,15 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
     loop {
         if last_sweep.elapsed() >= SWEEP_EVERY {
             last_sweep = Instant::now();
-            let stale = crate::store::now_ms() - replay_lease(&redrive.config).as_millis() as i64;
-            match redrive.store.sweep_abandoned_replays(stale).await {
+            let stale = crate::store::now_ms() - replay_lease(&jobs.config).as_millis() as i64;
+            match jobs.store.sweep_abandoned_replays(stale).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(settled = n, "abandoned replays flagged: outcome unknown"),
                 Err(e) => tracing::warn!(error = %e, "sweeping abandoned replays failed"),
             }
         }
         for (id, done) in driven.extract_if(|_, d| d.task.is_finished()) {
-            redrive.leases.release(Lease::Job(id)).await;
+            jobs.leases.release(Lease::Job(id)).await;
             match done.task.await {
                 Ok(Ok(())) => {
                     backoff.remove(&id);
@@ -62,7 +62,7 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
                     let wait = retry_delay(attempts);
                     tracing::warn!(job = id, error = ?e, retry_in = ?wait, "job interrupted; it resumes on its own");
                     let note = format!("waiting: {e:#}; retrying in {}s", wait.as_secs());
-                    if let Err(e) = redrive.store.set_job_note(id, Some(&note)).await {
+                    if let Err(e) = jobs.store.set_job_note(id, Some(&note)).await {
                         tracing::warn!(job = id, error = %e, "recording why the job waits failed");
                     }
                     backoff.insert(id, (attempts, Instant::now() + wait));
@@ -70,8 +70,8 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
                 Err(e) => tracing::error!(job = id, error = %e, "job task panicked"),
             }
         }
-        renew(&redrive, &mut driven).await;
-        match redrive.store.running_jobs().await {
+        renew(&jobs, &mut driven).await;
+        match jobs.store.running_jobs().await {
             Ok(ids) => {
                 foreign.retain(|id, _| ids.contains(id));
                 for id in ids {
@@ -80,7 +80,7 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
                     if driven.contains_key(&id) || waiting || tried_lately {
                         continue;
                     }
-                    if !redrive.leases.hold(Lease::Job(id)).await {
+                    if !jobs.leases.hold(Lease::Job(id)).await {
                         foreign.insert(id, Instant::now());
                         continue;
                     }
@@ -91,7 +91,7 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
                         );
                     }
                     let stop = shutdown.child_token();
-                    let (r, token, retry) = (redrive.clone(), stop.clone(), backoff.contains_key(&id));
+                    let (r, token, retry) = (jobs.clone(), stop.clone(), backoff.contains_key(&id));
                     let task = tokio::spawn(async move { drive(&r, id, &token, retry).await });
                     driven.insert(
                         id,
@@ -113,19 +113,19 @@ pub async fn run(redrive: Redrive, shutdown: CancellationToken) {
     for (id, d) in driven {
         let _ = d.task.await;
         // Another instance resumes the job at once instead of after the expiry.
-        redrive.leases.release(Lease::Job(id)).await;
+        jobs.leases.release(Lease::Job(id)).await;
     }
 }
 
 /// Renews the lease of every job driven here; a job whose lease cannot be
 /// renewed is stopped, since another instance may take it over once it
 /// expires (its claims keep what was done from being done twice).
-async fn renew(redrive: &Redrive, driven: &mut HashMap<i64, Driven>) {
+async fn renew(jobs: &Jobs, driven: &mut HashMap<i64, Driven>) {
     for (id, d) in driven.iter_mut() {
         if d.renewed.elapsed() < RENEW_EVERY || d.stop.is_cancelled() {
             continue;
         }
-        if redrive.leases.hold(Lease::Job(*id)).await {
+        if jobs.leases.hold(Lease::Job(*id)).await {
             d.renewed = Instant::now();
         } else {
             tracing::warn!(job = id, "lost the job's lease; stopping it here");
@@ -134,13 +134,14 @@ async fn renew(redrive: &Redrive, driven: &mut HashMap<i64, Driven>) {
     }
 }
 
-/// 1 s, 2 s, 4 s … capped at 30 s.
-pub(super) fn retry_delay(attempts: u32) -> Duration {
-    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(5)).min(Duration::from_secs(30))
+/// The wait before a failed job's `attempts`-th restart.
+fn retry_delay(attempts: u32) -> Duration {
+    let policy = crate::retry::job_restart();
+    crate::retry::delay(policy, attempts.saturating_sub(1) as usize).unwrap_or(Duration::from_secs(30))
 }
 
 /// Works through one job until it is done, paused, cancelled or Redrive stops.
-async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken, retrying: bool) -> anyhow::Result<()> {
+async fn drive(r: &Jobs, id: i64, shutdown: &CancellationToken, retrying: bool) -> anyhow::Result<()> {
     let spec = r.store.job_spec(id).await?;
     if spec.action == JobAction::Discard {
         return discard(r, id, &spec.actor, shutdown, retrying).await;
@@ -151,7 +152,7 @@ async fn drive(r: &Redrive, id: i64, shutdown: &CancellationToken, retrying: boo
 /// A discard job: batches of transitions, checking for pause and cancel
 /// between them.
 async fn discard(
-    r: &Redrive,
+    r: &Jobs,
     id: i64,
     user: &str,
     shutdown: &CancellationToken,

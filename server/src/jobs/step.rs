@@ -3,9 +3,9 @@
 //! waits for the disk and the disk syncs once per step, not per message.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use app::model::ReplayTarget;
+use backon::Retryable;
 use tokio::task::JoinHandle;
 
 use crate::replay::{prepare, Outgoing};
@@ -55,29 +55,19 @@ pub fn spawn(input: StepInput) -> JoinHandle<anyhow::Result<Stepped>> {
 /// one write failed. Past a minute the job stops; the lease sweep flags what
 /// stays unrecorded.
 async fn run(input: StepInput) -> anyhow::Result<Stepped> {
-    const RETRY_FOR: Duration = Duration::from_secs(60);
-    let started = std::time::Instant::now();
-    let mut wait = Duration::from_millis(50);
-    let mut new_id = || uuid::Uuid::now_v7().to_string();
-    let batch = loop {
-        let step = input.store.job_step(
-            input.job_id,
-            &input.owner,
-            &input.user,
-            &input.outcomes,
-            input.claim,
-            &mut new_id,
-        );
-        match step.await {
-            Ok(batch) => break batch,
-            Err(e) if started.elapsed() < RETRY_FOR => {
-                tracing::warn!(job = input.job_id, error = %e, "a replay job's database step failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let step = || async {
+        let mut new_id = || uuid::Uuid::now_v7().to_string();
+        let i = &input;
+        i.store
+            .job_step(i.job_id, &i.owner, &i.user, &i.outcomes, i.claim, &mut new_id)
+            .await
     };
+    let batch = step
+        .retry(crate::retry::recorded_write())
+        .notify(|e, wait| {
+            tracing::warn!(job = input.job_id, error = %e, retry_in = ?wait, "a replay job's database step failed; retrying");
+        })
+        .await?;
     let replayed = input
         .outcomes
         .iter()

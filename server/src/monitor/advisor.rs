@@ -4,15 +4,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use app::model::{BrokerVersion, FixAction, PolicyRequest, Severity};
+use app::model::{BrokerVersion, FixAction, PolicyRequest, QueueKind, Severity};
 use serde_json::{json, Map, Value};
 
-use super::snapshot::{Snapshot, VhostState};
+use super::snapshot::Snapshot;
 use crate::broker::QueueStats;
-use crate::ingest::classify::Role;
 use crate::ingest::decode::service_of;
 use crate::store::findings::Observed;
 use crate::store::samples::TimedSample;
+use crate::topology::Role;
+use crate::topology::VhostState;
 
 /// Tunables; defaults come from the configuration.
 pub struct Thresholds {
@@ -311,7 +312,7 @@ impl VhostAdvisor<'_, '_> {
     }
 
     fn deep_not_lazy(&mut self, q: &QueueStats) {
-        let classic = q.kind == "classic" || q.kind.is_empty();
+        let classic = q.kind == QueueKind::Classic;
         if !self.version.lazy_mode_matters()
             || !classic
             || q.mode() == "lazy"

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
-use app::model::{AlertCondition, AlertRule, Finding, QueueInfo, QueueMetric};
+use app::model::{AlertCondition, AlertEvent, AlertRule, Finding, QueueInfo, QueueMetric};
 use regex::Regex;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -86,7 +86,7 @@ pub fn evaluate(
 
 pub fn payload(
     rule: &AlertRule,
-    event: &str,
+    event: AlertEvent,
     key: &str,
     value: Option<f64>,
     summary: &str,
@@ -106,14 +106,14 @@ pub fn payload(
 /// Applies a rule's evaluation: new keys fire, vanished keys resolve.
 pub async fn apply(store: &Store, rule: &AlertRule, firing: Firing, now: i64) -> anyhow::Result<()> {
     for (key, (value, summary)) in &firing {
-        let body = payload(rule, "firing", key, Some(*value), summary, now);
+        let body = payload(rule, AlertEvent::Firing, key, Some(*value), summary, now);
         store.fire_alert(rule.id, key, *value, now, &body).await?;
     }
     for (key, _) in store.firing_keys(rule.id).await? {
         if !firing.contains_key(&key) {
             let body = payload(
                 rule,
-                "resolved",
+                AlertEvent::Resolved,
                 &key,
                 None,
                 &format!("{key}: back to normal"),
@@ -123,11 +123,6 @@ pub async fn apply(store: &Store, rule: &AlertRule, firing: Firing, now: i64) ->
         }
     }
     Ok(())
-}
-
-/// Delay before attempt `attempts + 1`: 1 s, 2 s, 4 s … capped at 10 minutes.
-pub fn backoff(attempts: i64) -> Duration {
-    Duration::from_secs(1u64 << attempts.clamp(0, 20)).min(Duration::from_secs(600))
 }
 
 /// Sends due webhook deliveries until `shutdown`.
@@ -182,24 +177,14 @@ async fn deliver_due(store: &Store, leases: &Leases, http: &reqwest::Client) -> 
             None => store.delivery_succeeded(d.id, now_ms()).await?,
             Some(error) => {
                 let attempts = d.attempts + 1;
-                let retry_at =
-                    (attempts < MAX_ATTEMPTS).then(|| now_ms() + backoff(attempts - 1).as_millis() as i64);
+                let wait = crate::retry::delay(crate::retry::webhook(), (attempts - 1) as usize);
+                let retry_at = wait
+                    .filter(|_| attempts < MAX_ATTEMPTS)
+                    .map(|w| now_ms() + w.as_millis() as i64);
                 tracing::warn!(delivery = d.id, attempts, %error, "alert webhook failed");
                 store.delivery_failed(d.id, &error, retry_at).await?;
             }
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(0), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(8));
-        assert_eq!(backoff(30), Duration::from_secs(600));
-    }
 }

@@ -15,11 +15,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::Management;
 use crate::config::Config;
-use crate::ingest::classify::WatchRules;
 use crate::ingest::CaptureStatus;
 use crate::lease::{Lease, Leases, TTL};
 use crate::store::samples::Sample;
 use crate::store::{now_ms, Store};
+use crate::topology::WatchRules;
 use snapshot::{Cached, Snapshot};
 
 /// How often samples are compacted and aged out.
@@ -65,7 +65,7 @@ impl Monitor {
         match &self.leases {
             None => true,
             Some(l) => {
-                l.hold_for(Lease::Monitor, self.config.sample_interval * 3 + TTL)
+                l.hold_for(Lease::Monitor, self.config.monitor.sample_interval * 3 + TTL)
                     .await
             }
         }
@@ -101,19 +101,19 @@ impl Monitor {
             tracing::warn!(error = %e, "reading watch switches; classifying by the rules alone");
             Default::default()
         });
-        let rules = WatchRules::from_config(&self.config);
+        let rules = WatchRules::from_config(&self.config.capture);
         let fetch = Snapshot::fetch(
             &self.management,
-            self.config.explicit_vhosts(),
+            self.config.broker.explicit_vhosts(),
             &rules,
             &overrides,
         );
-        let result = match tokio::time::timeout(self.config.management_timeout, fetch).await {
+        let result = match tokio::time::timeout(self.config.broker.management_timeout, fetch).await {
             Ok(Ok(snapshot)) => Ok(snapshot),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!(
                 "management API did not answer within {} s",
-                self.config.management_timeout.as_secs_f64()
+                self.config.broker.management_timeout.as_secs_f64()
             )),
         };
         let mut cache = self.cache.write().expect("monitor cache lock");
@@ -137,7 +137,7 @@ impl Monitor {
     /// Samples, advises and evaluates alerts every `REDRIVE_SAMPLE_INTERVAL`
     /// until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut interval = tokio::time::interval(self.config.sample_interval);
+        let mut interval = tokio::time::interval(self.config.monitor.sample_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_compaction = tokio::time::Instant::now();
         loop {
@@ -153,7 +153,7 @@ impl Monitor {
             }
             if last_compaction.elapsed() >= COMPACT_EVERY {
                 last_compaction = tokio::time::Instant::now();
-                let retention = (self.config.sample_retention_days * 86_400_000.0) as i64;
+                let retention = (self.config.monitor.sample_retention_days * 86_400_000.0) as i64;
                 if let Err(e) = self.store.compact_samples(now_ms(), retention).await {
                     tracing::warn!(error = %e, "compacting queue samples failed");
                 }
@@ -223,14 +223,14 @@ impl Monitor {
                 }
             })
             .collect();
-        let resolution = self.config.sample_interval.as_secs().max(1) as i64;
+        let resolution = self.config.monitor.sample_interval.as_secs().max(1) as i64;
         self.store
             .insert_samples(now, resolution, &samples)
             .await
             .context("storing samples")?;
 
-        let window_ms = self.config.advisor_window.as_millis() as i64;
-        let lookback = window_ms + 3 * self.config.sample_interval.as_millis() as i64;
+        let window_ms = self.config.monitor.advisor_window.as_millis() as i64;
+        let lookback = window_ms + 3 * self.config.monitor.sample_interval.as_millis() as i64;
         let history = self.store.samples_since(now - lookback).await?;
         let facts = advisor::Facts {
             now,
@@ -239,8 +239,8 @@ impl Monitor {
         };
         let thresholds = advisor::Thresholds {
             window_ms,
-            deep_queue: self.config.advisor_deep_queue,
-            redeliver_rate: self.config.advisor_redeliver_rate,
+            deep_queue: self.config.monitor.advisor_deep_queue,
+            redeliver_rate: self.config.monitor.advisor_redeliver_rate,
         };
         let observed = advisor::advise(snapshot, &facts, &thresholds);
         let vhosts: Vec<String> = snapshot.vhosts.iter().map(|v| v.name.clone()).collect();

@@ -3,62 +3,12 @@
 
 use std::collections::HashMap;
 
-use app::model::{BrokerVersion, Freshness, NodeInfo, Policy, QueueInfo, Rates, Totals};
+use app::model::{BrokerVersion, Freshness, NodeInfo, QueueInfo, Rates, Totals};
 
-use crate::broker::management::{
-    BindingInfo, ChannelInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo, NodeStats, OverviewInfo,
-};
+use crate::broker::management::{NodeStats, OverviewInfo};
 use crate::broker::{Management, ManagementError, QueueStats};
-use crate::ingest::classify::{classify, Verdict, WatchRules};
 use crate::ingest::CaptureStatus;
-
-/// The operator's watch switches: vhost → queue → capture.
-pub type Overrides = HashMap<String, HashMap<String, bool>>;
-
-#[derive(Debug, Clone, Default)]
-pub struct VhostState {
-    pub name: String,
-    pub queues: Vec<QueueStats>,
-    pub exchanges: Vec<ExchangeInfo>,
-    pub bindings: Vec<BindingInfo>,
-    pub policies: Vec<Policy>,
-    pub consumers: Vec<ConsumerInfo>,
-    pub channels: Vec<ChannelInfo>,
-    pub connections: Vec<ConnectionInfo>,
-    /// Every queue's classification (captured or not, and why).
-    pub verdicts: HashMap<String, Verdict>,
-    /// The operator's switches in this vhost.
-    pub overrides: HashMap<String, bool>,
-}
-
-impl VhostState {
-    /// What capture needs to classify a vhost's queues, and nothing more.
-    pub async fn fetch_for_capture(management: &Management, name: &str) -> Result<Self, ManagementError> {
-        let (queues, bindings, policies, consumers) = tokio::try_join!(
-            management.queues(name),
-            management.bindings(name),
-            management.policies(name),
-            management.consumers(name),
-        )?;
-        Ok(Self {
-            name: name.to_owned(),
-            queues,
-            bindings,
-            policies,
-            consumers,
-            ..Self::default()
-        })
-    }
-
-    /// The queue's classification; a queue unknown to it is a work queue.
-    pub fn verdict(&self, queue: &str) -> Option<&Verdict> {
-        self.verdicts.get(queue)
-    }
-
-    pub fn is_watched(&self, queue: &str) -> bool {
-        self.verdict(queue).is_some_and(|v| v.watched)
-    }
-}
+use crate::topology::{classify, Overrides, VhostState, WatchRules};
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -179,11 +129,7 @@ pub fn queue_info(q: &QueueStats, v: &VhostState, capture: &CaptureStatus) -> Qu
     QueueInfo {
         vhost: q.vhost.clone(),
         name: q.name.clone(),
-        kind: if q.kind.is_empty() {
-            "classic".into()
-        } else {
-            q.kind.clone()
-        },
+        kind: q.kind,
         durable: q.durable,
         auto_delete: q.auto_delete,
         exclusive: q.exclusive,

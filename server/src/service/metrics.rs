@@ -3,8 +3,8 @@
 use app::model::{ApiError, JobState, MessageStatus};
 
 use super::Redrive;
+use crate::domain::now_ms;
 use crate::metrics::Scraped;
-use crate::store::now_ms;
 
 /// Unfinished jobs are few; finished ones are history, not state.
 const JOBS_LOOKED_AT: i64 = 200;

@@ -1,6 +1,8 @@
 //! Redrive's operations, shared by the REST API and the UI's server functions.
 
 mod errors;
+mod health;
+mod jobs;
 mod metrics;
 mod monitoring;
 mod scoped;
@@ -9,9 +11,11 @@ pub use scoped::{handle, UserBackend};
 
 use std::sync::Arc;
 
+use backon::Retryable;
+
 use app::model::{
-    AlertRule, AnnotationChange, AnnotationTarget, Annotations, ApiError, AuditPage, Job, JobItem,
-    MessageDetail, MessageStatus, ReplayTarget,
+    AlertRule, AnnotationChange, AnnotationTarget, Annotations, ApiError, AuditPage, HistoryAction, Job,
+    JobItem, MessageDetail, MessageStatus, ReplayTarget,
 };
 
 use crate::broker::Management;
@@ -62,7 +66,7 @@ impl Redrive {
         // write must not leave a claimed message behind, nor an edit that was
         // never sent.
         let edit = out.edit_diff.as_ref().map(|diff| Event {
-            action: "edit",
+            action: HistoryAction::Edit,
             actor,
             target: None,
             ok: true,
@@ -79,7 +83,7 @@ impl Redrive {
             Err(_) => Settlement::Failed,
         };
         let event = Event {
-            action: "replay",
+            action: HistoryAction::Replay,
             actor,
             target: Some(out.target()),
             ok: result.is_ok(),
@@ -119,29 +123,18 @@ impl Redrive {
 
     /// Writes a replay's verdict, retrying while the database fails: a
     /// confirmed replay must not stay `replaying` because one write failed.
-    /// Past `SETTLE_FOR`, the lease sweep settles it (as unknown) instead.
+    /// Past the policy's minute, the lease sweep settles it (as unknown).
     async fn settle(&self, id: i64, settlement: Settlement, event: &Event<'_>) -> Result<(), ApiError> {
-        const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(60);
-        let started = std::time::Instant::now();
-        let mut wait = std::time::Duration::from_millis(50);
-        loop {
-            match self
-                .store
-                .settle_replay(id, &self.instance, settlement, event)
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(e) if started.elapsed() < SETTLE_FOR => {
-                    tracing::warn!(id, error = %e, ?settlement, "recording a replay's outcome failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
-                }
-                Err(e) => {
-                    tracing::error!(id, error = %e, ?settlement, "could not record a replay's outcome; the lease sweep will flag it");
-                    return Err(e.into());
-                }
-            }
-        }
+        (|| self.store.settle_replay(id, &self.instance, settlement, event))
+            .retry(crate::retry::recorded_write())
+            .notify(|e, wait| {
+                tracing::warn!(id, error = %e, ?settlement, retry_in = ?wait, "recording a replay's outcome failed; retrying");
+            })
+            .await
+            .map_err(|e| {
+                tracing::error!(id, error = %e, ?settlement, "could not record a replay's outcome; the lease sweep will flag it");
+                e.into()
+            })
     }
 
     /// A status change that needs no broker: recorded with its action in history.
@@ -150,7 +143,7 @@ impl Redrive {
         id: i64,
         from: MessageStatus,
         to: MessageStatus,
-        action: &str,
+        action: HistoryAction,
         actor: &str,
     ) -> Result<MessageDetail, ApiError> {
         let event = Event {
@@ -193,7 +186,7 @@ impl Redrive {
             id,
             MessageStatus::Failed,
             MessageStatus::Discarded,
-            "discard",
+            HistoryAction::Discard,
             actor,
         )
         .await
@@ -204,7 +197,7 @@ impl Redrive {
             id,
             MessageStatus::Discarded,
             MessageStatus::Failed,
-            "restore",
+            HistoryAction::Restore,
             actor,
         )
         .await

@@ -4,17 +4,17 @@
 use std::time::Duration;
 
 use app::model::{
-    window_secs, AdvisorReport, AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, ApiError,
-    FixAction, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ServiceHistory,
-    ServiceInflow, WatchSwitch, WINDOWS,
+    window_secs, AdvisorReport, AlertCondition, AlertDelivery, AlertEvent, AlertRule, AlertRuleRequest,
+    ApiError, FixAction, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView,
+    ServiceHistory, ServiceInflow, WatchSwitch, WINDOWS,
 };
 
 use super::Redrive;
 use crate::broker::ManagementError;
+use crate::domain::now_ms;
 use crate::monitor::alerts;
 use crate::monitor::snapshot::Cached;
 use crate::policy;
-use crate::store::now_ms;
 
 /// Pages refresh at most this often; within it they share one API call.
 const MAX_AGE: Duration = Duration::from_secs(4);
@@ -150,7 +150,7 @@ impl Redrive {
         queue: &str,
         window: &str,
     ) -> Result<QueueHistory, ApiError> {
-        let (span, bucket) = bucket_ms(window, self.config.sample_interval)?;
+        let (span, bucket) = bucket_ms(window, self.config.monitor.sample_interval)?;
         let until = now_ms();
         let points = self
             .store
@@ -331,7 +331,14 @@ impl Redrive {
     pub(super) async fn send_test_alert(&self, id: i64) -> Result<(), ApiError> {
         let rule = self.alert_rule(id).await?;
         let now = now_ms();
-        let body = alerts::payload(&rule, "test", "test", None, "Test notification from Redrive", now);
+        let body = alerts::payload(
+            &rule,
+            AlertEvent::Test,
+            "test",
+            None,
+            "Test notification from Redrive",
+            now,
+        );
         Ok(self.store.queue_test_delivery(id, &body, now).await?)
     }
 

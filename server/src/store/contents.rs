@@ -19,6 +19,8 @@
 
 use serde_json::{Map, Value};
 
+pub use crate::domain::TraceTemplate;
+
 /// Stands for the message's `reason` in a trace template. Control
 /// characters, so that real traces never contain it (one that does is
 /// stored whole).
@@ -37,13 +39,6 @@ macro_rules! stored_trace {
     };
 }
 pub(super) use stored_trace;
-
-/// A stack trace as stored: its template, and the template's identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceTemplate {
-    pub hash: Vec<u8>,
-    pub text: String,
-}
 
 /// Reasons shorter than this are not looked for in the trace: replacing a
 /// word that short would not make two traces alike, only odd to read.

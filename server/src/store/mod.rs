@@ -39,8 +39,7 @@ mod watched;
 
 use std::sync::Arc;
 
-use app::model::MessageStatus;
-use time::OffsetDateTime;
+use app::model::{HistoryAction, MessageStatus};
 
 pub use access::Scope;
 pub use api::{
@@ -221,7 +220,7 @@ impl From<sqlx::Error> for StoreError {
 /// One entry of a message's history, as written.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
-    pub action: &'a str,
+    pub action: HistoryAction,
     pub actor: &'a str,
     pub target: Option<String>,
     pub ok: bool,
@@ -236,9 +235,7 @@ pub const MAX_PAGE: u32 = 500;
 const SEARCH_CATCH_UP: usize = 2000;
 const DEFAULT_PAGE: u32 = 50;
 
-pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
+pub use crate::domain::now_ms;
 
 pub(crate) fn expected_label(from: &[MessageStatus]) -> &'static str {
     match from {

@@ -8,7 +8,7 @@ use app::model::MessageQuery;
 /// from service `pay`, three groups, a few replayed and discarded, a tag on
 /// a group and on two single messages. `hash` is the backend's expression
 /// for 16 random bytes. Planning reads only the counts, so no text is
-/// indexed (`tests/browse.rs` checks the pages' contents).
+/// indexed (`tests/it/browse.rs` checks the pages' contents).
 pub(crate) fn skewed(hash: &str) -> [String; 2] {
     [
         format!(

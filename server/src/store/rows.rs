@@ -1,6 +1,6 @@
 //! Row types and their conversion to the shared API model.
 
-use app::model::{HistoryEntry, MessageDetail, MessageStatus, MessageSummary};
+use app::model::{HistoryAction, HistoryEntry, MessageDetail, MessageStatus, MessageSummary};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -177,7 +177,8 @@ impl StoredMessage {
 #[derive(sqlx::FromRow)]
 pub(super) struct EventRow {
     at: i64,
-    action: String,
+    #[sqlx(try_from = "String")]
+    action: HistoryAction,
     actor: String,
     target: Option<String>,
     result: String,

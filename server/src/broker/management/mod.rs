@@ -1,5 +1,6 @@
 //! Client for the RabbitMQ management HTTP API.
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ pub struct Management {
     /// The node that answered last is asked first.
     order: super::NodeOrder,
     user: String,
-    password: String,
+    password: secrecy::SecretString,
     /// Where each call's time and outcome are counted, when anywhere.
     metrics: Option<crate::metrics::Metrics>,
 }
@@ -93,7 +94,7 @@ impl Management {
             bases: list.into(),
             order: super::NodeOrder::default(),
             user: user.to_owned(),
-            password: password.to_owned(),
+            password: password.into(),
             metrics: None,
         }
     }
@@ -186,7 +187,7 @@ impl Management {
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, ManagementError> {
         let res = self
-            .request(method, path, (&self.user, &self.password), body)
+            .request(method, path, (&self.user, self.password.expose_secret()), body)
             .await?;
         let status = res.status();
         if status.is_success() {

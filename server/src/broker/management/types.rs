@@ -2,6 +2,7 @@
 //! Fields Redrive can do without have defaults: a broker version that
 //! leaves one out must not make a whole listing unreadable.
 
+use app::model::QueueKind;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -15,7 +16,7 @@ pub struct QueueStats {
     pub vhost: String,
     pub name: String,
     #[serde(rename = "type", default)]
-    pub kind: String,
+    pub kind: QueueKind,
     #[serde(default)]
     pub durable: bool,
     #[serde(default)]
@@ -56,7 +57,7 @@ impl QueueStats {
     /// `lazy` or `default`; quorum queues and streams have no mode.
     pub fn mode(&self) -> &'static str {
         match self.setting("queue-mode").and_then(|v| v.as_str()) {
-            Some("lazy") if self.kind == "classic" || self.kind.is_empty() => "lazy",
+            Some("lazy") if self.kind == QueueKind::Classic => "lazy",
             _ => "default",
         }
     }
@@ -67,7 +68,7 @@ impl QueueStats {
 
     /// A stream: listed, never consumed (see `ingest::classify`).
     pub fn is_stream(&self) -> bool {
-        self.kind == "stream"
+        self.kind == QueueKind::Stream
     }
 
     pub fn has_ttl(&self) -> bool {

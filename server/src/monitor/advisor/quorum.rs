@@ -1,7 +1,7 @@
 //! Checks that only quorum queues need: a poison message requeued for ever,
 //! dead-lettering that can drop, and a delivery-limit that drops failures.
 
-use app::model::Severity;
+use app::model::{QueueKind, Severity};
 use serde_json::{json, Map, Value};
 
 use super::VhostAdvisor;
@@ -14,7 +14,7 @@ impl VhostAdvisor<'_, '_> {
         if redeliver < self.t.redeliver_rate || stats.ack_details.rate > redeliver * 0.05 {
             return;
         }
-        let action = (q.kind == "quorum").then(|| {
+        let action = (q.kind == QueueKind::Quorum).then(|| {
             let mut extra = Map::new();
             extra.insert("delivery-limit".into(), json!(20));
             self.policy_fix(q, "delivery-limit", extra)
@@ -28,7 +28,7 @@ impl VhostAdvisor<'_, '_> {
                  being rejected with requeue=true over and over.",
                 q.name
             ),
-            if q.kind == "quorum" {
+            if q.kind == QueueKind::Quorum {
                 "Set a delivery-limit so the message is dead-lettered after N attempts, and reject without \
                  requeue (AmqpRejectAndDontRequeueException) in the consumer."
                     .into()
@@ -53,7 +53,7 @@ impl VhostAdvisor<'_, '_> {
         let Some(limit) = limit.filter(|l| *l >= 0) else {
             return;
         };
-        if q.kind != "quorum" || q.dead_letter_exchange().is_some() {
+        if q.kind != QueueKind::Quorum || q.dead_letter_exchange().is_some() {
             return;
         }
         let from_policy = !q.arguments.contains_key("x-delivery-limit");
@@ -86,7 +86,7 @@ impl VhostAdvisor<'_, '_> {
         let at_least_once =
             q.setting("dead-letter-strategy").and_then(Value::as_str) == Some("at-least-once");
         let reject_publish = q.setting("overflow").and_then(Value::as_str) == Some("reject-publish");
-        if q.kind != "quorum"
+        if q.kind != QueueKind::Quorum
             || q.dead_letter_exchange().is_none()
             || !self.version.at_least_once_dead_lettering()
             || (at_least_once && reject_publish)

@@ -11,7 +11,7 @@ fn queue(name: &str) -> QueueStats {
     QueueStats {
         vhost: "v".into(),
         name: name.into(),
-        kind: "classic".into(),
+        kind: app::model::QueueKind::Classic,
         durable: true,
         ..QueueStats::default()
     }
@@ -38,12 +38,14 @@ fn observe(
     now: i64,
 ) -> Vec<Observed> {
     // Classified as capture classifies them, with the default rules.
-    let rules = crate::ingest::classify::WatchRules::from_config(
-        &<crate::config::Config as clap::Parser>::try_parse_from(["redrive"]).unwrap(),
+    let rules = crate::topology::WatchRules::from_config(
+        &<crate::config::Config as clap::Parser>::try_parse_from(["redrive"])
+            .unwrap()
+            .capture,
     );
     let mut snapshot = snapshot.clone();
     for v in &mut snapshot.vhosts {
-        v.verdicts = crate::ingest::classify::classify(v, &rules, &v.overrides);
+        v.verdicts = crate::topology::classify(v, &rules, &v.overrides);
     }
     let snapshot = &snapshot;
     let unhandled = HashMap::new();
@@ -222,7 +224,7 @@ fn service_membership() {
 fn quorum_dead_lettering_must_be_at_least_once_with_reject_publish() {
     let quorum = |args: serde_json::Value| {
         let mut q = queue("ledger");
-        q.kind = "quorum".into();
+        q.kind = app::model::QueueKind::Quorum;
         q.arguments = args.as_object().cloned().unwrap();
         q
     };
@@ -331,7 +333,7 @@ fn publishers_without_confirms_are_grouped_by_application() {
 fn a_delivery_limit_on_a_quorum_failure_queue_without_dead_lettering_is_reported() {
     let error_queue = |args: serde_json::Value| {
         let mut q = queue("orders.error.queue");
-        q.kind = "quorum".into();
+        q.kind = app::model::QueueKind::Quorum;
         q.arguments = args.as_object().cloned().unwrap();
         q
     };
@@ -353,7 +355,7 @@ fn a_delivery_limit_on_a_quorum_failure_queue_without_dead_lettering_is_reported
     from_policy.effective_policy_definition = json!({"delivery-limit": 5}).as_object().cloned();
     assert!(found(from_policy), "a policy's limit counts too");
     let mut work = queue("orders");
-    work.kind = "quorum".into();
+    work.kind = app::model::QueueKind::Quorum;
     work.arguments = json!({"x-delivery-limit": 3}).as_object().cloned().unwrap();
     let on_work = kinds(&snapshot("3.10.8", vec![work]), &HashMap::new(), 0);
     assert!(

@@ -12,8 +12,8 @@ use app::model::{
 };
 
 use super::{forbidden, Target, UserBackend};
-use crate::auth::principal::{Access, Denied};
-use crate::auth::Principal;
+use crate::domain::access::{Access, Denied};
+use crate::domain::Principal;
 
 impl UserBackend {
     /// A queue rule shows queues of its vhost (of every vhost when none is
@@ -52,8 +52,8 @@ impl Backend for UserBackend {
                     read: perms.read.as_str().to_owned(),
                 })
                 .collect(),
-            can_edit_policies: !self.redrive.config.read_only && p.require_policymaker().is_ok(),
-            can_edit_alerts: !self.redrive.config.read_only && p.require_management().is_ok(),
+            can_edit_policies: !self.redrive.config.web.read_only && p.require_policymaker().is_ok(),
+            can_edit_alerts: !self.redrive.config.web.read_only && p.require_management().is_ok(),
             can_audit_all: p.is_admin(),
             read_only: self.writer().is_err(),
         })

@@ -14,8 +14,8 @@ use app::model::{
 };
 
 use super::Redrive;
-use crate::auth::principal::{Access, Denied, Tag};
-use crate::auth::{Caller, Principal};
+use crate::domain::access::{Access, Denied, Tag};
+use crate::domain::{Caller, Principal};
 use crate::store::NewAudit;
 
 /// What an audited action touched.
@@ -76,7 +76,7 @@ impl UserBackend {
 
     /// A state change at all: not in read-only mode, not monitoring-only.
     fn writer(&self) -> Result<(), ApiError> {
-        if self.redrive.config.read_only {
+        if self.redrive.config.web.read_only {
             return Err(forbidden(Denied::ReadOnly));
         }
         self.who().require_writer().map_err(forbidden)
@@ -105,6 +105,22 @@ impl UserBackend {
     /// The vhosts this user can see (exports filter by them).
     pub fn visible_vhosts(&self) -> Vec<String> {
         self.vhosts()
+    }
+
+    /// Every message of `query` the user can see, as an export streams it.
+    pub async fn export(
+        &self,
+        query: &app::model::MessageQuery,
+        format: crate::export::Format,
+    ) -> Result<
+        impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> + Send + 'static,
+        ApiError,
+    > {
+        let mut filter = crate::store::Filter::try_from(query)?;
+        filter.visible = Some(self.vhosts());
+        // An export selected by a search covers every stored match.
+        self.redrive.store.searchable(&filter, None).await?;
+        Ok(crate::export::stream(self.redrive.store.clone(), filter, format))
     }
 
     /// A stored message, body and all, when the user may see it.
@@ -172,8 +188,8 @@ impl UserBackend {
     }
 
     async fn check_job(&self, req: &JobRequest) -> Result<crate::store::Filter, ApiError> {
-        crate::jobs::validate(req)?;
-        let mut filter = crate::jobs::selection(req)?;
+        super::jobs::validate(req)?;
+        let mut filter = super::jobs::selection(req)?;
         filter.visible = Some(self.vhosts());
         if !req.dry_run {
             self.writer()?;

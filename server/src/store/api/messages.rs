@@ -7,7 +7,7 @@ use std::time::Duration;
 use app::model::{MessageDetail, MessagePage, MessageQuery, MessageStatus};
 use async_trait::async_trait;
 
-use crate::ingest::decode::NewMessage;
+use crate::domain::NewMessage;
 use crate::store::{AckState, Committed, Event, Filter, Scope, Settlement, StoreError, StoredMessage};
 
 /// Failed messages as operators read and move them: pages and counts,

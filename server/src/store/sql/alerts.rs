@@ -4,7 +4,7 @@ use super::{Conn, Engine};
 use crate::store::alerts::DueDelivery;
 use crate::store::api::*;
 use crate::store::StoreError;
-use app::model::{AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest};
+use app::model::{AlertCondition, AlertDelivery, AlertEvent, AlertRule, AlertRuleRequest};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -103,7 +103,7 @@ impl AlertStore for Engine {
         .rows_affected()
             == 1;
         if new {
-            enqueue(&mut tx, rule_id, "firing", key, payload, now).await?;
+            enqueue(&mut tx, rule_id, AlertEvent::Firing, key, payload, now).await?;
         }
         tx.commit().await?;
         Ok(new)
@@ -125,7 +125,7 @@ impl AlertStore for Engine {
             .rows_affected()
             == 1;
         if was {
-            enqueue(&mut tx, rule_id, "resolved", key, payload, now).await?;
+            enqueue(&mut tx, rule_id, AlertEvent::Resolved, key, payload, now).await?;
         }
         tx.commit().await?;
         Ok(was)
@@ -142,7 +142,7 @@ impl AlertStore for Engine {
 
     async fn queue_test_delivery(&self, rule_id: i64, payload: &Value, now: i64) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        enqueue(&mut tx, rule_id, "test", "test", payload, now).await?;
+        enqueue(&mut tx, rule_id, AlertEvent::Test, "test", payload, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -206,8 +206,7 @@ impl AlertStore for Engine {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(
                 |(
                     id,
@@ -221,7 +220,9 @@ impl AlertStore for Engine {
                     next_attempt_at,
                     last_error,
                 )| {
-                    AlertDelivery {
+                    let event = AlertEvent::try_from(event)
+                        .map_err(|e| StoreError::from(sqlx::Error::Decode(Box::new(e))))?;
+                    Ok(AlertDelivery {
                         id,
                         rule_id,
                         event,
@@ -232,17 +233,17 @@ impl AlertStore for Engine {
                         delivered_at,
                         next_attempt_at,
                         last_error,
-                    }
+                    })
                 },
             )
-            .collect())
+            .collect()
     }
 }
 
 async fn enqueue(
     tx: &mut Conn,
     rule_id: i64,
-    event: &str,
+    event: AlertEvent,
     key: &str,
     payload: &Value,
     now: i64,
@@ -252,7 +253,7 @@ async fn enqueue(
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(rule_id)
-    .bind(event)
+    .bind(event.as_str())
     .bind(key)
     .bind(payload.to_string())
     .bind(now)

@@ -3,7 +3,7 @@
 //! backend (see `store`).
 
 use super::{Db, Engine};
-use crate::ingest::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
+use crate::domain::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
 use crate::store::api::*;
 use crate::store::rows::GroupRow;
 use crate::store::{now_ms, StoreError};

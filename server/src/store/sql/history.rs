@@ -55,7 +55,7 @@ pub(super) async fn insert_event(tx: &mut Conn, id: i64, e: &Event<'_>) -> Resul
     )
     .bind(id)
     .bind(now_ms())
-    .bind(e.action)
+    .bind(e.action.as_str())
     .bind(e.actor)
     .bind(&e.target)
     .bind(if e.ok { "ok" } else { "error" })

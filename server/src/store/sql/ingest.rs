@@ -8,7 +8,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::{Conn, Db, Engine};
-use crate::ingest::decode::NewMessage;
+use crate::domain::NewMessage;
 use crate::store::api::*;
 use crate::store::{now_ms, AckState, Committed, StoreError};
 

@@ -7,7 +7,7 @@ use crate::store::api::*;
 use crate::store::job_batches::*;
 use crate::store::rows::{StoredMessage, REPLAY_SELECT};
 use crate::store::{now_ms, Event, NewAudit, Settlement, StoreError};
-use app::model::{AuditAction, AuditResult, MessageStatus};
+use app::model::{AuditAction, AuditResult, HistoryAction, MessageStatus};
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 
@@ -110,7 +110,7 @@ impl JobSteps for Engine {
                 continue;
             };
             let event = Event {
-                action: "discard",
+                action: HistoryAction::Discard,
                 actor: &actor,
                 target: None,
                 ok: true,
@@ -270,7 +270,7 @@ async fn settle_in(
             let ok = o.settlement == Settlement::Replayed;
             row.push_bind(o.replay.message_id)
                 .push_bind(now)
-                .push_bind("replay")
+                .push_bind(HistoryAction::Replay.as_str())
                 .push_bind(&actor)
                 .push_bind(&o.replay.target)
                 .push_bind(if ok { "ok" } else { "error" })

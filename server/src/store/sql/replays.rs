@@ -4,7 +4,7 @@ use super::{history::insert_event, Conn, Db, Engine};
 use crate::store::api::*;
 use crate::store::replays::*;
 use crate::store::{expected_label, now_ms, Event, StoreError};
-use app::model::MessageStatus;
+use app::model::{HistoryAction, MessageStatus};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -95,7 +95,7 @@ impl ReplayStore for Engine {
                 replay_id.as_deref().unwrap_or("unknown")
             );
             let event = Event {
-                action: "replay",
+                action: HistoryAction::Replay,
                 actor: "redrive",
                 target: None,
                 ok: false,

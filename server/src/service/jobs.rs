@@ -1,0 +1,189 @@
+//! Creating and controlling bulk jobs: a request checked and turned into
+//! the selection it covers (or a dry run of it), and pause, resume, cancel.
+//! The runner in `jobs` carries them out.
+
+use app::model::{
+    ApiError, DryRun, Job, JobAction, JobCommand, JobCreated, JobRequest, JobState, MessageQuery,
+};
+
+use super::Redrive;
+use crate::store::{Filter, NewJob, SELECTABLE};
+
+/// The highest rate cap accepted; above it "unlimited" is the honest setting.
+const MAX_RATE: f64 = 10_000.0;
+
+/// Validates a request into the filter that selects its messages.
+/// The messages a job request selects (failed ones only).
+pub(crate) fn selection(req: &JobRequest) -> Result<Filter, ApiError> {
+    let mut filter = match (&req.ids, &req.group, &req.filter) {
+        (Some(ids), None, None) => {
+            if ids.is_empty() || ids.len() > 100_000 {
+                return Err(ApiError::BadRequest(
+                    "`ids` must list 1 to 100000 message ids".into(),
+                ));
+            }
+            Filter {
+                ids: Some(ids.clone()),
+                ..Default::default()
+            }
+        }
+        (None, Some(group), None) => Filter::try_from(&MessageQuery {
+            group: Some(group.clone()),
+            ..Default::default()
+        })?,
+        (None, None, Some(q)) => Filter::try_from(q)?,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "select messages with exactly one of `ids`, `group` or `filter`".into(),
+            ))
+        }
+    };
+    // Only failed messages can be replayed or discarded.
+    filter.status = Some(SELECTABLE);
+    Ok(filter)
+}
+
+pub(crate) fn validate(req: &JobRequest) -> Result<(), ApiError> {
+    if let Some(rate) = req.rate_per_sec {
+        if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+            return Err(ApiError::BadRequest(format!(
+                "`rate_per_sec` must be above 0 and at most {MAX_RATE}"
+            )));
+        }
+    }
+    if req.action == JobAction::Discard && (req.exchange.is_some() || req.routing_key.is_some()) {
+        return Err(ApiError::BadRequest(
+            "a discard job takes no `exchange` or `routing_key`".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Redrive {
+    /// Creates (or previews) a job over `filter`, which the caller built
+    /// with [`selection`] and narrowed to what the user may touch.
+    pub async fn create_job_over(
+        &self,
+        req: JobRequest,
+        actor: &str,
+        filter: Filter,
+    ) -> Result<JobCreated, ApiError> {
+        validate(&req)?;
+        // A job selected by a search covers every stored match.
+        self.store.searchable(&filter, None).await?;
+        if req.dry_run {
+            let mut destinations = self.store.destinations(&filter).await?;
+            let total = destinations.iter().map(|d| d.count).sum();
+            if req.action == JobAction::Replay && (req.exchange.is_some() || req.routing_key.is_some()) {
+                for d in &mut destinations {
+                    d.exchange = req.exchange.clone().or(d.exchange.take());
+                    d.routing_key = req.routing_key.clone().or(d.routing_key.take());
+                }
+            }
+            if req.action == JobAction::Discard {
+                destinations.clear();
+            }
+            return Ok(JobCreated::DryRun(DryRun {
+                dry_run: true,
+                action: req.action,
+                total,
+                destinations,
+            }));
+        }
+        let selection = serde_json::json!({ "ids": req.ids, "group": req.group, "filter": req.filter });
+        let new = NewJob {
+            action: req.action,
+            actor,
+            selection,
+            exchange: req.exchange.clone(),
+            routing_key: req.routing_key.clone(),
+            rate_per_sec: req.rate_per_sec,
+        };
+        let id = self
+            .store
+            .create_job(new, &filter)
+            .await?
+            .ok_or_else(|| ApiError::BadRequest("no failed message matches this selection".into()))?;
+        tracing::info!(job = id, actor, action = req.action.as_str(), "job created");
+        Ok(JobCreated::Job(Box::new(self.store.job(id).await?)))
+    }
+
+    pub async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError> {
+        let job = self.store.job(id).await?;
+        let (from, to): (&[JobState], JobState) = match command {
+            JobCommand::Pause => (&[JobState::Running], JobState::Paused),
+            JobCommand::Resume => (&[JobState::Paused], JobState::Running),
+            JobCommand::Cancel => (&[JobState::Running, JobState::Paused], JobState::Cancelled),
+        };
+        if !self.store.set_job_state(id, from, to, None).await? {
+            return Err(ApiError::Conflict(format!(
+                "job {id} is {}; cannot {command:?}",
+                job.state.as_str()
+            )));
+        }
+        Ok(self.store.job(id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> JobRequest {
+        JobRequest {
+            action: JobAction::Replay,
+            ids: None,
+            group: Some("g".into()),
+            filter: None,
+            rate_per_sec: None,
+            dry_run: false,
+            exchange: None,
+            routing_key: None,
+        }
+    }
+
+    #[test]
+    fn exactly_one_selection() {
+        assert!(selection(&req()).is_ok());
+        assert!(selection(&JobRequest { group: None, ..req() }).is_err());
+        assert!(selection(&JobRequest {
+            ids: Some(vec![1]),
+            ..req()
+        })
+        .is_err());
+        assert!(selection(&JobRequest {
+            group: None,
+            ids: Some(vec![]),
+            ..req()
+        })
+        .is_err());
+        let f = selection(&req()).unwrap();
+        assert_eq!(f.status, Some(SELECTABLE));
+        assert_eq!(f.group.as_deref(), Some("g"));
+    }
+
+    #[test]
+    fn rates_and_targets_are_checked() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e9] {
+            assert!(
+                validate(&JobRequest {
+                    rate_per_sec: Some(bad),
+                    ..req()
+                })
+                .is_err(),
+                "{bad}"
+            );
+        }
+        assert!(validate(&JobRequest {
+            rate_per_sec: Some(50.0),
+            ..req()
+        })
+        .is_ok());
+        let discard = JobRequest {
+            action: JobAction::Discard,
+            exchange: Some("x".into()),
+            ..req()
+        };
+        assert!(validate(&discard).is_err());
+    }
+}

@@ -1,0 +1,682 @@
+//! Test support: a random vhost on the real broker, a fresh SQLite database,
+//! and Redrive started in-process on port 0.
+
+mod browser;
+mod receiver;
+mod users;
+#[allow(unused_imports)]
+pub use browser::*;
+#[allow(unused_imports)]
+pub use receiver::*;
+#[allow(unused_imports)]
+pub use users::*;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use server::config::Config;
+
+pub const MGMT: &str = "http://127.0.0.1:15672";
+
+pub fn random_name(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+pub fn enc(s: &str) -> String {
+    server::broker::management::enc(s)
+}
+
+/// A vhost of its own for one test; deleted on drop.
+pub struct TestVhost {
+    pub name: String,
+    pub http: reqwest::Client,
+    conn: Option<Connection>,
+}
+
+impl TestVhost {
+    pub async fn new() -> Self {
+        Self::named(random_name("redrive-test")).await
+    }
+
+    /// A vhost of its own under `name`, which must be unique.
+    pub async fn named(name: String) -> Self {
+        let http = reqwest::Client::new();
+        let put = |path: String, body: Value| {
+            http.put(format!("{MGMT}/api{path}"))
+                .basic_auth("guest", Some("guest"))
+                .json(&body)
+                .send()
+        };
+        let r = put(format!("/vhosts/{}", enc(&name)), json!({}))
+            .await
+            .expect("management API up");
+        assert!(r.status().is_success(), "create vhost: {}", r.status());
+        let r = put(
+            format!("/permissions/{}/guest", enc(&name)),
+            json!({"configure": ".*", "write": ".*", "read": ".*"}),
+        )
+        .await
+        .unwrap();
+        assert!(r.status().is_success(), "permissions: {}", r.status());
+        Self {
+            name,
+            http,
+            conn: None,
+        }
+    }
+
+    pub fn amqp_url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", enc(&self.name))
+    }
+
+    pub async fn channel(&mut self) -> Channel {
+        if self.conn.as_ref().is_none_or(|c| !c.status().connected()) {
+            self.conn = Some(
+                Connection::connect(&self.amqp_url(), ConnectionProperties::default())
+                    .await
+                    .expect("amqp connect"),
+            );
+        }
+        self.conn.as_ref().unwrap().create_channel().await.unwrap()
+    }
+
+    pub async fn declare_exchange(&mut self, name: &str, kind: ExchangeKind) {
+        let ch = self.channel().await;
+        ch.exchange_declare(
+            name.into(),
+            kind,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn declare_queue(&mut self, name: &str, args: FieldTable) {
+        let ch = self.channel().await;
+        ch.queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn bind(&mut self, queue: &str, exchange: &str, key: &str) {
+        let ch = self.channel().await;
+        ch.queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Publishes with confirms, so the message is in the queue on return.
+    pub async fn publish(&mut self, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
+        let ch = self.channel().await;
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        let confirm = ch
+            .basic_publish(
+                exchange.into(),
+                key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(
+            confirm.is_ack() && confirm.take_message().is_none(),
+            "test publish not routed"
+        );
+        let _ = ch.close(200, "done".into()).await;
+    }
+
+    /// Takes the next message from `queue`, unacked: the caller settles it,
+    /// and dropping it hands it back to the queue.
+    pub async fn next_delivery(&mut self, queue: &str) -> lapin::message::Delivery {
+        let ch = self.channel().await;
+        let mut consumer = ch
+            .basic_consume(
+                queue.into(),
+                random_name("test-consumer").as_str().into(),
+                lapin::options::BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut consumer))
+            .await
+            .expect("a delivery within 10 s")
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Takes `n` messages off `queue` (auto-acked), in queue order.
+    pub async fn drain(&mut self, queue: &str, n: usize) -> Vec<lapin::message::Delivery> {
+        let ch = self.channel().await;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let got = ch
+                .basic_get(queue.into(), lapin::options::BasicGetOptions { no_ack: true })
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{queue} has only {} of {n} messages", out.len()));
+            out.push(got.delivery);
+        }
+        out
+    }
+
+    pub async fn queue_info(&self, queue: &str) -> Value {
+        self.mgmt(&format!("queues/{}/{}", enc(&self.name), enc(queue)))
+            .await
+            .1
+    }
+
+    /// `GET /api/{path}` on the management API, as the broker answers it.
+    pub async fn mgmt(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{MGMT}/api/{path}"))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Messages in the queue according to the broker (ready + unacked), read
+    /// with AMQP passive declare so it is exact, not a sampled statistic.
+    pub async fn depth(&mut self, queue: &str) -> u32 {
+        let ch = self.channel().await;
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        q.message_count()
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        mgmt_delete_blocking(format!("vhosts/{}", enc(&self.name)));
+    }
+}
+
+/// `DELETE /api/{path}` on the management API from a `Drop`, which cannot
+/// be async: a short-lived thread with its own runtime sends it.
+pub fn mgmt_delete_blocking(path: String) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let _ = reqwest::Client::new()
+                .delete(format!("{MGMT}/api/{path}"))
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await;
+        });
+    })
+    .join();
+}
+
+pub fn headers(entries: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in entries {
+        t.insert((*k).into(), v.clone());
+    }
+    t
+}
+
+pub fn s(v: &str) -> AMQPValue {
+    AMQPValue::LongString(v.into())
+}
+
+/// The environment variable that runs the suite on PostgreSQL: the URL of a
+/// database to connect to as a role that may create databases (each test
+/// creates its own and drops it afterwards), e.g.
+/// `postgres://postgres@127.0.0.1:5432/postgres`. Unset: SQLite files.
+pub const POSTGRES_ENV: &str = "REDRIVE_TEST_POSTGRES";
+
+/// A database of the test's own: a SQLite file in a directory of its own,
+/// or a PostgreSQL database when [`POSTGRES_ENV`] is set. Removed on drop.
+pub struct TestDb {
+    /// The SQLite file (for a PostgreSQL database, a path nothing uses).
+    pub path: PathBuf,
+    postgres: Option<PgDb>,
+}
+
+struct PgDb {
+    admin: String,
+    name: String,
+}
+
+/// Runs `f` to completion on a runtime of its own, on another thread, so
+/// sync code (constructors, `Drop`) can wait for the database from inside a
+/// test's runtime.
+fn block_on_side<F>(f: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f)
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+async fn admin_execute(admin: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .unwrap_or_else(|e| panic!("{POSTGRES_ENV}={admin} must reach PostgreSQL: {e}"));
+    sqlx::query(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
+
+impl TestDb {
+    /// The suite's database: PostgreSQL when [`POSTGRES_ENV`] is set.
+    pub fn new() -> Self {
+        match std::env::var(POSTGRES_ENV).ok().filter(|u| !u.is_empty()) {
+            Some(admin) => Self::postgres(admin),
+            None => Self::sqlite(),
+        }
+    }
+
+    /// A SQLite file, whatever the suite runs on: for what only SQLite has
+    /// (the instance lock, a file on a full disk).
+    pub fn sqlite() -> Self {
+        let dir = std::env::temp_dir().join(random_name("redrive-db"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            path: dir.join("redrive.db"),
+            postgres: None,
+        }
+    }
+
+    fn postgres(admin: String) -> Self {
+        let name = random_name("redrive_test").replace('-', "_");
+        block_on_side(admin_execute(&admin, &format!("CREATE DATABASE \"{name}\"")));
+        Self {
+            path: std::env::temp_dir().join(&name),
+            postgres: Some(PgDb { admin, name }),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    pub fn url(&self) -> String {
+        match &self.postgres {
+            Some(pg) => {
+                let mut url = url::Url::parse(&pg.admin).expect("a postgres URL");
+                url.set_path(&pg.name);
+                url.to_string()
+            }
+            None => format!("sqlite://{}?mode=rwc", self.path.display()),
+        }
+    }
+
+    /// Whether Redrive has created the database yet (a PostgreSQL database
+    /// exists from the start).
+    pub fn exists(&self) -> bool {
+        self.is_postgres() || self.path.exists()
+    }
+
+    /// A connection of the test's own, as another process would hold one.
+    /// Statements on it use `$1`-style parameters (both backends take them).
+    pub async fn raw_connection(&self) -> sqlx::AnyConnection {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(&self.url()).await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.postgres {
+            Some(pg) => block_on_side(admin_execute(
+                &pg.admin,
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", pg.name),
+            )),
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+        }
+    }
+}
+
+/// Redrive as a process of its own (one to SIGKILL), on the vhost and the
+/// database, with `extra` environment on top.
+pub fn spawn_redrive(vh: &TestVhost, db: &TestDb, extra: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_redrive"))
+        .env("REDRIVE_AMQP_URL", vh.amqp_url())
+        .env("REDRIVE_DATABASE_URL", db.url())
+        .env("REDRIVE_LISTEN", "127.0.0.1:0")
+        .env("REDRIVE_VHOSTS", &vh.name)
+        .env("REDRIVE_DISCOVERY_INTERVAL", "0.2")
+        .env("REDRIVE_SITE_ROOT", site_root())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .envs(extra.iter().copied())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redrive binary starts")
+}
+
+pub fn site_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"))
+}
+
+pub fn config(vhost: &TestVhost, db: &TestDb, extra: &[&str]) -> Config {
+    let mut args = vec![
+        "redrive".to_owned(),
+        format!("--amqp-url={}", vhost.amqp_url()),
+        format!("--database-url={}", db.url()),
+        "--listen=127.0.0.1:0".into(),
+        format!("--vhosts={}", vhost.name),
+        "--discovery-interval=0.3".into(),
+        format!("--site-root={}", site_root().display()),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Config::try_parse_from(args).unwrap()
+}
+
+/// `redrive demo` with the local broker's settings and `args`.
+pub fn demo_command(args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_redrive"));
+    c.arg("demo")
+        .args(args)
+        .env("REDRIVE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+        .env("REDRIVE_MANAGEMENT_URL", MGMT)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    c
+}
+
+/// Redrive on `vhost` of the local broker (it need not exist yet).
+pub fn config_on_vhost(vhost: &str, db: &TestDb) -> Config {
+    Config::try_parse_from([
+        "redrive".to_owned(),
+        "--amqp-url=amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+        format!("--database-url={}", db.url()),
+        "--listen=127.0.0.1:0".into(),
+        format!("--vhosts={vhost}"),
+        "--discovery-interval=0.5".into(),
+        format!("--site-root={}", site_root().display()),
+    ])
+    .unwrap()
+}
+
+/// A client that sends Basic credentials on every request, as API users do.
+pub fn client_as(user: &str, password: &str) -> reqwest::Client {
+    use base64::Engine;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Requests to a running Redrive as one user; answers as status and JSON.
+pub struct TestClient {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl TestClient {
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+}
+
+/// Redrive running in this process.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    running: Option<server::Running>,
+}
+
+impl TestApp {
+    pub async fn start(config: Config) -> Self {
+        let running = server::start(config, CancellationToken::new())
+            .await
+            .expect("redrive starts");
+        Self {
+            base: format!("http://{}", running.addr),
+            http: client_as("guest", "guest"),
+            running: Some(running),
+        }
+    }
+
+    /// The same Redrive, asked as another broker user (or nobody: `None`).
+    pub fn as_user(&self, credentials: Option<(&str, &str)>) -> TestClient {
+        TestClient {
+            base: self.base.clone(),
+            http: match credentials {
+                Some((user, password)) => client_as(user, password),
+                None => reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap(),
+            },
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A page as the server renders it (before any JavaScript runs).
+    pub async fn html(&self, path: &str) -> String {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until `count` messages of `queue` are stored and returns the page.
+    pub async fn wait_for_messages(&self, queue: &str, count: usize) -> Vec<Value> {
+        let path = format!("/api/v1/messages?queue={}&limit=500", enc(queue));
+        let start = Instant::now();
+        loop {
+            let (_, page) = self.get(&path).await;
+            let items = page["items"].as_array().cloned().unwrap_or_default();
+            if items.len() >= count || start.elapsed() > Duration::from_secs(20) {
+                assert_eq!(items.len(), count, "stored messages of {queue}");
+                return items;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The queue as `GET /api/v1/queues` shows it, once it is listed.
+    pub async fn queue_row(&self, vhost: &str, name: &str) -> Value {
+        wait_for(Duration::from_secs(15), || async {
+            let (_, q) = self.get("/api/v1/queues").await;
+            q["queues"]
+                .as_array()?
+                .iter()
+                .find(|q| q["vhost"] == vhost && q["name"] == name)
+                .cloned()
+        })
+        .await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+    }
+}
+
+/// Polls `check` until it holds; panics after `timeout`.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < timeout, "condition not met within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `probe` until it yields a value; panics after `timeout`.
+pub async fn wait_for<T, F, Fut>(timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "nothing within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A fresh vhost with `queues` declared (durable, no arguments), a fresh
+/// database, and Redrive started on both with `extra` flags.
+pub async fn with_queues(queues: &[&str], extra: &[&str]) -> (TestVhost, TestDb, TestApp) {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    for q in queues {
+        vh.declare_queue(q, FieldTable::default()).await;
+    }
+    let app = TestApp::start(config(&vh, &db, extra)).await;
+    (vh, db, app)
+}
+
+/// A TCP forwarder to the management API that a test can cut, to see
+/// Redrive run on without it.
+pub struct MgmtProxy {
+    pub url: String,
+    cut: CancellationToken,
+}
+
+impl MgmtProxy {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let cut = CancellationToken::new();
+        let token = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = tokio::select! {
+                    _ = token.cancelled() => return,
+                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => return },
+                };
+                let token = token.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:15672").await {
+                        tokio::select! {
+                            _ = token.cancelled() => {}
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, cut }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.cancel();
+    }
+}
+
+impl Drop for MgmtProxy {
+    fn drop(&mut self) {
+        self.cut.cancel();
+    }
+}

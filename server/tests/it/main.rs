@@ -1,0 +1,36 @@
+//! Redrive's integration tests, in one binary so the suite links once.
+//! Each module is one area; each test makes its own vhost, queues and
+//! database (`common`) and removes them, so tests run in parallel and twice
+//! in a row. Tests that need PostgreSQL are `#[ignore]`d with the reason on
+//! SQLite (reported as ignored, never as passed); `scripts/test` runs them
+//! in its PostgreSQL pass.
+
+mod common;
+
+mod advisor;
+mod alerts;
+mod api;
+mod browse;
+mod browser;
+mod capture;
+mod cluster;
+mod crash;
+mod degraded;
+mod demo;
+mod export;
+mod groups;
+mod hostile;
+mod ingest;
+mod instances;
+mod jobs;
+mod loops;
+mod malformed;
+mod pipeline;
+mod policies;
+mod replay;
+mod search_index;
+mod security;
+mod sessions;
+mod store;
+mod takeover;
+mod tour;
