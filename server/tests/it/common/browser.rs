@@ -23,6 +23,9 @@ fn free_port() -> u16 {
 pub struct Browser {
     pub client: fantoccini::Client,
     driver: tokio::process::Child,
+    /// chromedriver's process group, which the Chromium it starts joins:
+    /// killed whole on drop, so a test that panics leaves no browser behind.
+    group: Option<u32>,
     profile: std::path::PathBuf,
 }
 
@@ -34,8 +37,10 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            .process_group(0)
             .spawn()
             .expect("chromedriver is installed (scripts/test-services installs it)");
+        let group = driver.id();
         let profile = std::env::temp_dir().join(random_name("redrive-chromium"));
         let caps = json!({
             // Console messages, for `console_errors`.
@@ -67,6 +72,7 @@ impl Browser {
         Self {
             client: client.expect("chromedriver session"),
             driver,
+            group,
             profile,
         }
     }
@@ -133,8 +139,20 @@ impl Browser {
         }
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill().await;
-        let _ = std::fs::remove_dir_all(&self.profile);
         result.expect("browser flow");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(group) = self.group {
+            // `kill -KILL -- -PGID`: the whole group, without unsafe code.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
