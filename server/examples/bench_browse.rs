@@ -16,7 +16,6 @@
 use std::time::{Duration, Instant};
 
 mod support;
-use support::process::RedriveProcess;
 use support::{declare, fill, fill_range, BenchVhost};
 
 const QUEUE: &str = "orders.dlq";
@@ -143,7 +142,7 @@ async fn main() {
     let baseline = management_get(&bench).await;
 
     declare(&bench.channel, QUEUE).await;
-    let redrive = RedriveProcess::start(&bench).await;
+    let redrive = bench.redrive_process().await;
     let client = Client {
         http: reqwest::Client::new(),
         base: redrive.base.clone(),
@@ -214,9 +213,9 @@ async fn main() {
     let bytes = db_bytes(&bench.dir) as f64 / stored as f64;
     // Peak RSS would count memory-mapped files as well as the heap; the
     // split at the end shows which is which.
-    let status = |field| redrive.status_mb(field);
+    let status = |field| redrive.status_kb(field) as f64 / 1024.0;
     let (rss, anon, file) = (status("VmHWM:"), status("RssAnon:"), status("RssFile:"));
-    redrive.stop().await;
+    let _ = redrive.sigterm().await;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(

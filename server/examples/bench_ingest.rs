@@ -111,10 +111,11 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let mut bench = BenchVhost::create().await;
-    let (conn, ch) = (&bench.conn, &bench.channel);
+    let raw_channel = bench.conn().await.create_channel().await.unwrap();
+    let ch = &bench.channel;
 
     fill(ch, "baseline.dlq", n as usize).await;
-    let raw = raw_consume(&conn.create_channel().await.unwrap(), "baseline.dlq", n).await;
+    let raw = raw_consume(&raw_channel, "baseline.dlq", n).await;
 
     fill(ch, "bench.dlq", n as usize).await;
     let config = bench.config();

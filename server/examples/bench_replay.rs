@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use lapin::options::{QueueBindOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::options::{QueueBindOptions, QueuePurgeOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, ExchangeKind};
 use serde_json::{json, Value};
@@ -19,17 +19,7 @@ mod support;
 use support::{declare, fill, spring, BenchVhost};
 
 async fn depth(ch: &Channel, queue: &str) -> u32 {
-    ch.queue_declare(
-        queue.into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .unwrap()
-    .message_count()
+    testkit::depth(ch, queue).await.unwrap()
 }
 
 async fn wait_for_depth(ch: &Channel, queue: &str, n: u32) {

@@ -4,64 +4,40 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use serde_json::{json, Value};
+use anyhow::bail;
+use lapin::options::BasicGetOptions;
+use lapin::Channel;
+use serde_json::Value;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection as _};
-use tokio::process::{Child, Command};
+use testkit::process::RedriveProcess;
+use testkit::spring::{self, Failure};
+use testkit::{enc, Vhost};
 
-pub const MGMT: &str = "http://127.0.0.1:15672";
+pub use testkit::until;
+pub use testkit::MGMT;
+
 /// Spring's error topology, as the course's services declare it.
 pub const ERROR_EXCHANGE: &str = "error.direct";
 pub const ERROR_QUEUE: &str = "error.queue";
 /// Where replays go: the exchange and queue the failures came from.
-pub const WORK_EXCHANGE: &str = "orders";
+pub const WORK_EXCHANGE: &str = spring::EXCHANGE;
 pub const WORK_QUEUE: &str = "orders.work";
-pub const WORK_KEY: &str = "order.created";
-
-fn enc(s: &str) -> String {
-    server::broker::management::enc(s)
-}
-
-fn random(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
-}
+pub const WORK_KEY: &str = spring::ROUTING_KEY;
 
 /// A vhost of the scenario's own, deleted by `cleanup`.
 pub struct Broker {
     pub vhost: String,
-    http: reqwest::Client,
-    conn: Option<Connection>,
+    scratch: Vhost,
 }
 
 /// Deletes vhosts an interrupted earlier run left behind.
 pub async fn remove_stale_vhosts() -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let vhosts: Vec<Value> = http
-        .get(format!("{MGMT}/api/vhosts"))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .context("management API (is rabbitmq_management enabled?)")?
-        .json()
+    testkit::Mgmt::default()
+        .remove_vhosts_named("redrive-faults-")
         .await?;
-    for v in vhosts {
-        if let Some(name) = v["name"].as_str().filter(|n| n.starts_with("redrive-faults-")) {
-            http.delete(format!("{MGMT}/api/vhosts/{}", enc(name)))
-                .basic_auth("guest", Some("guest"))
-                .send()
-                .await?;
-        }
-    }
     Ok(())
 }
 
@@ -69,124 +45,36 @@ impl Broker {
     /// A fresh vhost with `error.direct` → `error.queue` (key `error`) and
     /// `orders` → `orders.work`.
     pub async fn new() -> anyhow::Result<Self> {
-        let vhost = random("redrive-faults");
-        let http = reqwest::Client::new();
-        let mut b = Self {
-            vhost,
-            http,
-            conn: None,
-        };
-        b.mgmt_put(&format!("vhosts/{}", enc(&b.vhost)), json!({}))
+        let mut scratch = Vhost::create("redrive-faults").await?;
+        scratch
+            .declare_route(ERROR_EXCHANGE, ERROR_QUEUE, "error")
             .await?;
-        b.mgmt_put(
-            &format!("permissions/{}/guest", enc(&b.vhost)),
-            json!({"configure": ".*", "write": ".*", "read": ".*"}),
-        )
-        .await?;
-        let ch = b.channel().await?;
-        for (exchange, queue, key) in [
-            (ERROR_EXCHANGE, ERROR_QUEUE, "error"),
-            (WORK_EXCHANGE, WORK_QUEUE, WORK_KEY),
-        ] {
-            let durable = ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            };
-            ch.exchange_declare(
-                exchange.into(),
-                ExchangeKind::Direct,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
-            let durable = QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            };
-            ch.queue_declare(queue.into(), durable, FieldTable::default())
-                .await?;
-            ch.queue_bind(
-                queue.into(),
-                exchange.into(),
-                key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        }
-        Ok(b)
+        scratch.declare_route(WORK_EXCHANGE, WORK_QUEUE, WORK_KEY).await?;
+        Ok(Self {
+            vhost: scratch.name.clone(),
+            scratch,
+        })
     }
 
     pub fn amqp_url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:5672/{}", enc(&self.vhost))
-    }
-
-    async fn mgmt_put(&self, path: &str, body: Value) -> anyhow::Result<()> {
-        let r = self
-            .http
-            .put(format!("{MGMT}/api/{path}"))
-            .basic_auth("guest", Some("guest"))
-            .json(&body)
-            .send()
-            .await
-            .context("management API (is rabbitmq_management enabled?)")?;
-        if !r.status().is_success() {
-            bail!("PUT {path}: {}", r.status());
-        }
-        Ok(())
+        self.scratch.amqp_url()
     }
 
     pub async fn channel(&mut self) -> anyhow::Result<Channel> {
-        if self.conn.as_ref().is_none_or(|c| !c.status().connected()) {
-            let conn = Connection::connect(&self.amqp_url(), ConnectionProperties::default()).await?;
-            self.conn = Some(conn);
-        }
-        Ok(self
-            .conn
-            .as_ref()
-            .expect("just connected")
-            .create_channel()
-            .await?)
+        self.scratch.channel().await
     }
 
     /// Publishes `count` Spring failures numbered `first..`, persistent and
     /// confirmed, to `error.direct`.
-    pub async fn publish_failures(&mut self, first: u32, count: u32, body_pad: usize) -> anyhow::Result<()> {
-        let ch = self.channel().await?;
-        ch.confirm_select(ConfirmSelectOptions::default()).await?;
-        for seq in first..first + count {
-            let (body, props) = spring_failure(Some(seq), body_pad);
-            ch.basic_publish(
-                ERROR_EXCHANGE.into(),
-                "error".into(),
-                BasicPublishOptions::default(),
-                &body,
-                props,
-            )
-            .await?;
-            if seq % 500 == 0 && !ch.wait_for_confirms().await?.is_empty() {
-                bail!("a test publish was returned");
-            }
-        }
-        if !ch.wait_for_confirms().await?.is_empty() {
-            bail!("a test publish was returned");
-        }
-        let _ = ch.close(200, "published".into()).await;
-        Ok(())
+    pub async fn publish_failures(&mut self, first: u32, count: u32, body_len: usize) -> anyhow::Result<()> {
+        let failures =
+            (first..first + count).map(|seq| Failure::numbered(u64::from(seq)).body_len(body_len).build());
+        self.scratch.publish_all(ERROR_EXCHANGE, "error", failures).await
     }
 
     /// Messages in `queue` (ready and unacked), exact, by passive declare.
     pub async fn depth(&mut self, queue: &str) -> anyhow::Result<u32> {
-        let ch = self.channel().await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let q = ch
-            .queue_declare(queue.into(), passive, FieldTable::default())
-            .await?;
-        let _ = ch.close(200, "depth".into()).await;
-        Ok(q.message_count())
+        self.scratch.depth(queue).await
     }
 
     /// Takes every message off `queue` and counts copies per sequence number.
@@ -197,7 +85,7 @@ impl Broker {
             .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await?
         {
-            if let Some(seq) = seq_of(&msg.delivery.data) {
+            if let Some(seq) = spring::seq_of(&msg.delivery.data).and_then(|n| u32::try_from(n).ok()) {
                 *seen.entry(seq).or_insert(0) += 1;
             }
         }
@@ -209,17 +97,11 @@ impl Broker {
     /// management API lists a new connection after a moment, so this waits
     /// (up to 10 s) until it sees one.
     pub async fn close_redrive_connections(&self) -> anyhow::Result<usize> {
-        let url = format!("{MGMT}/api/vhosts/{}/connections", enc(&self.vhost));
+        let url = format!("vhosts/{}/connections", enc(&self.vhost));
         let started = Instant::now();
         loop {
-            let conns: Vec<Value> = self
-                .http
-                .get(&url)
-                .basic_auth("guest", Some("guest"))
-                .send()
-                .await?
-                .json()
-                .await?;
+            let (_, conns) = self.scratch.mgmt.get(&url).await?;
+            let conns: Vec<Value> = serde_json::from_value(conns).unwrap_or_default();
             let mut closed = 0;
             for c in conns {
                 let client = c["client_properties"]["connection_name"]
@@ -229,11 +111,9 @@ impl Broker {
                 if !client.starts_with("redrive-") || name.is_empty() {
                     continue;
                 }
-                self.http
-                    .delete(format!("{MGMT}/api/connections/{}", enc(name)))
-                    .basic_auth("guest", Some("guest"))
-                    .header("X-Reason", "fault injection")
-                    .send()
+                self.scratch
+                    .mgmt
+                    .delete(&format!("connections/{}", enc(name)))
                     .await?;
                 closed += 1;
             }
@@ -248,56 +128,18 @@ impl Broker {
     }
 
     pub async fn cleanup(self) {
-        if let Some(c) = &self.conn {
-            let _ = c.close(200, "done".into()).await;
-        }
-        let _ = self
-            .http
-            .delete(format!("{MGMT}/api/vhosts/{}", enc(&self.vhost)))
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await;
+        self.scratch.remove().await;
     }
 }
 
-/// A 2 KB stack trace, as Spring's `x-exception-stacktrace` carries one.
-fn stack_trace() -> String {
-    let mut t = String::from(
-        "org.springframework.amqp.rabbit.support.ListenerExecutionFailedException: Listener method threw exception\n",
-    );
-    for i in 0..24 {
-        t.push_str(&format!(
-            "\tat com.example.orders.OrderListener.handle{i}(OrderListener.java:{})\n",
-            40 + i
-        ));
-    }
-    t.push_str("Caused by: java.lang.IllegalStateException: inventory service unavailable\n");
-    t
-}
-
-/// A Spring RepublishMessageRecoverer failure. `seq` numbers it in the body;
-/// `None` makes every copy identical (Spring sets no message id).
-pub fn spring_failure(seq: Option<u32>, pad: usize) -> (Vec<u8>, BasicProperties) {
-    let body = json!({"seq": seq, "orderId": "A-1001", "pad": "x".repeat(pad)});
-    let mut headers = FieldTable::default();
-    let s = |v: &str| AMQPValue::LongString(v.into());
-    headers.insert(
-        "x-exception-message".into(),
-        s("Listener method threw exception: inventory service unavailable"),
-    );
-    headers.insert("x-exception-stacktrace".into(), s(&stack_trace()));
-    headers.insert("x-original-exchange".into(), s(WORK_EXCHANGE));
-    headers.insert("x-original-routingKey".into(), s(WORK_KEY));
-    let props = BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_headers(headers);
-    (serde_json::to_vec(&body).expect("json"), props)
-}
-
-fn seq_of(body: &[u8]) -> Option<u32> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    v["seq"].as_u64().and_then(|n| u32::try_from(n).ok())
+/// A Spring failure numbered `seq` (`None`: every copy the same bytes) with
+/// a body of about `body_len` bytes.
+pub fn spring_failure(seq: Option<u32>, body_len: usize) -> (Vec<u8>, lapin::BasicProperties) {
+    let failure = match seq {
+        Some(seq) => Failure::numbered(u64::from(seq)),
+        None => Failure::anonymous(),
+    };
+    failure.body_len(body_len).build()
 }
 
 /// Redrive's database, read through a connection of its own.
@@ -399,10 +241,9 @@ impl Db {
 
 /// Redrive as a child process on a port of its own.
 pub struct Redrive {
-    child: Child,
+    process: RedriveProcess,
     pub base: String,
     pub http: reqwest::Client,
-    peak_rss_kb: u64,
 }
 
 /// Environment of one Redrive process.
@@ -415,79 +256,35 @@ pub struct Launch<'a> {
 
 impl Redrive {
     pub async fn start(launch: Launch<'_>) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let exe = std::env::current_exe()?
-            .parent()
-            .and_then(Path::parent)
-            .context("examples directory")?
-            .join("redrive");
-        let mut cmd = Command::new(&exe);
-        cmd.env("REDRIVE_AMQP_URL", launch.broker.amqp_url())
-            .env("REDRIVE_DATABASE_URL", launch.db.url())
-            .env("REDRIVE_MANAGEMENT_URL", launch.management_url)
-            .env("REDRIVE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("REDRIVE_VHOSTS", &launch.broker.vhost)
-            .env("REDRIVE_DISCOVERY_INTERVAL", "1")
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .kill_on_drop(true);
-        for (k, v) in launch.extra {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        let me = Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            peak_rss_kb: 0,
-        };
-        let start = Instant::now();
-        while me.http.get(format!("{}/healthz", me.base)).send().await.is_err() {
-            if start.elapsed() > Duration::from_secs(30) {
-                bail!("redrive did not answer /healthz within 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(me)
+        let exe = testkit::process::beside_examples()?;
+        let mut env = vec![
+            ("REDRIVE_AMQP_URL", launch.broker.amqp_url()),
+            ("REDRIVE_DATABASE_URL", launch.db.url()),
+            ("REDRIVE_MANAGEMENT_URL", launch.management_url.to_owned()),
+            ("REDRIVE_VHOSTS", launch.broker.vhost.clone()),
+            ("REDRIVE_DISCOVERY_INTERVAL", "1".to_owned()),
+        ];
+        env.extend(launch.extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let process = RedriveProcess::start(&exe, &env).await?;
+        Ok(Self {
+            base: process.base.clone(),
+            http: process.http.clone(),
+            process,
+        })
     }
 
-    /// Records the process's peak resident memory so far (VmHWM).
+    /// The process's peak resident memory so far, in kB.
     pub fn sample_rss(&mut self) -> u64 {
-        if let Some(pid) = self.child.id() {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            let hwm = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0);
-            self.peak_rss_kb = self.peak_rss_kb.max(hwm);
-        }
-        self.peak_rss_kb
+        self.process.sample_rss()
     }
 
-    pub async fn sigkill(mut self) -> u64 {
-        let rss = self.sample_rss();
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
-        rss
+    pub async fn sigkill(self) -> u64 {
+        self.process.sigkill().await
     }
 
     /// SIGTERM, then the exit status and how long the exit took.
-    pub async fn sigterm(mut self) -> anyhow::Result<(u64, Option<i32>, Duration)> {
-        let rss = self.sample_rss();
-        let pid = self.child.id().context("already exited")?;
-        let started = Instant::now();
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .await?;
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .context("no exit within 60 s of SIGTERM")??;
-        Ok((rss, status.code(), started.elapsed()))
+    pub async fn sigterm(self) -> anyhow::Result<(u64, Option<i32>, Duration)> {
+        self.process.sigterm().await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
@@ -515,23 +312,5 @@ impl Redrive {
             .await?
             .json()
             .await?)
-    }
-}
-
-/// Polls until `check` holds or `timeout` passes; the time it took, if it held.
-pub async fn until<F, Fut>(timeout: Duration, mut check: F) -> Option<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return Some(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,32 +1,22 @@
-//! What the benchmarks share: a throwaway vhost on the local broker, with a
-//! confirming channel and a scratch directory, removed when the run ends.
-
-#[allow(
-    dead_code,
-    reason = "each benchmark compiles this module; not all publish failures"
-)]
-pub mod spring;
-
-#[allow(
-    dead_code,
-    reason = "each benchmark compiles this module; not all run Redrive in a process of its own"
-)]
-pub mod process;
+//! What the benchmarks share beyond `testkit`: a throwaway vhost with a
+//! confirming channel, a scratch directory and a database for Redrive,
+//! removed when the run ends.
 
 use std::path::PathBuf;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties};
-use server::broker::management::enc;
+use lapin::{Channel, Connection};
+use testkit::postgres::ScratchDatabase;
+use testkit::{enc, Vhost};
 
-const MGMT: &str = "http://127.0.0.1:15672/api";
+pub use testkit::process::RedriveProcess;
+pub use testkit::spring;
 
 pub struct BenchVhost {
     pub name: String,
     pub amqp_url: String,
     pub http: reqwest::Client,
-    pub conn: Connection,
+    vhost: Vhost,
     /// In confirm mode, so fills can wait until the broker has every message.
     #[allow(dead_code, reason = "each benchmark compiles this module; not all publish")]
     pub channel: Channel,
@@ -36,7 +26,7 @@ pub struct BenchVhost {
     /// (an admin URL such as `postgres://postgres@127.0.0.1:5432/postgres`).
     pub database_url: String,
     /// PostgreSQL databases this run created, dropped by `remove`.
-    databases: Vec<String>,
+    databases: Vec<ScratchDatabase>,
 }
 
 /// The admin URL the benchmarks create PostgreSQL databases through.
@@ -46,59 +36,17 @@ fn postgres_admin() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
-async fn admin_execute(sql: &str) {
-    use sqlx::Connection;
-    let admin = postgres_admin().expect("REDRIVE_BENCH_POSTGRES");
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL reachable");
-    sqlx::query(sql).execute(&mut conn).await.unwrap();
-    let _ = conn.close().await;
-}
-
 impl BenchVhost {
     pub async fn create() -> Self {
-        let name = format!(
-            "redrive-bench-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        );
-        let http = reqwest::Client::new();
-        let bench = |req: reqwest::RequestBuilder| req.basic_auth("guest", Some("guest")).send();
-        let created = bench(http.put(api(&format!("vhosts/{}", enc(&name)))))
-            .await
-            .expect("management API reachable");
-        assert!(
-            created.status().is_success(),
-            "creating vhost: {}",
-            created.status()
-        );
-        let granted = bench(
-            http.put(api(&format!("permissions/{}/guest", enc(&name))))
-                .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"})),
-        )
-        .await
-        .expect("management API reachable");
-        assert!(
-            granted.status().is_success(),
-            "granting permissions: {}",
-            granted.status()
-        );
-        let amqp_url = format!("amqp://guest:guest@127.0.0.1:5672/{}", enc(&name));
-        let conn = Connection::connect(&amqp_url, ConnectionProperties::default())
-            .await
-            .expect("broker reachable");
-        let channel = conn.create_channel().await.unwrap();
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        let dir = std::env::temp_dir().join(&name);
+        let mut vhost = Vhost::create("redrive-bench").await.expect("a scratch vhost");
+        let channel = vhost.confirming_channel().await.expect("broker reachable");
+        let dir = std::env::temp_dir().join(&vhost.name);
         std::fs::create_dir_all(&dir).unwrap();
         let mut bench = Self {
-            name,
-            amqp_url,
-            http,
-            conn,
+            name: vhost.name.clone(),
+            amqp_url: vhost.amqp_url(),
+            http: vhost.mgmt.http.clone(),
+            vhost,
             channel,
             dir,
             database_url: String::new(),
@@ -106,6 +54,12 @@ impl BenchVhost {
         };
         bench.database_url = bench.scratch_database("bench").await;
         bench
+    }
+
+    /// The vhost's AMQP connection.
+    #[allow(dead_code, reason = "each benchmark compiles this module; not all consume")]
+    pub async fn conn(&mut self) -> &Connection {
+        self.vhost.connection().await.expect("broker reachable")
     }
 
     /// A fresh, empty database for this run: a SQLite file in `dir`, or a
@@ -118,11 +72,12 @@ impl BenchVhost {
             );
         };
         let db = format!("{}_{name}", self.name.replace('-', "_"));
-        admin_execute(&format!("CREATE DATABASE \"{db}\"")).await;
-        self.databases.push(db.clone());
-        let mut url = url::Url::parse(&admin).expect("a postgres URL");
-        url.set_path(&db);
-        url.to_string()
+        let db = ScratchDatabase::create(&admin, &db)
+            .await
+            .expect("REDRIVE_BENCH_POSTGRES reachable");
+        let url = db.url();
+        self.databases.push(db);
+        url
     }
 
     #[allow(
@@ -132,7 +87,7 @@ impl BenchVhost {
     /// A management API GET on this vhost's `path` (e.g. `queues`), as guest.
     pub fn get(&self, path: &str, query: &str) -> reqwest::RequestBuilder {
         self.http
-            .get(api(&format!("{path}/{}{query}", enc(&self.name))))
+            .get(format!("{}/api/{path}/{}{query}", testkit::MGMT, enc(&self.name)))
             .basic_auth("guest", Some("guest"))
     }
 
@@ -141,7 +96,11 @@ impl BenchVhost {
     /// `parameters/shovel` with `suffix` `/name`), as guest.
     pub fn put(&self, path: &str, suffix: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
         self.http
-            .put(api(&format!("{path}/{}{suffix}", enc(&self.name))))
+            .put(format!(
+                "{}/api/{path}/{}{suffix}",
+                testkit::MGMT,
+                enc(&self.name)
+            ))
             .basic_auth("guest", Some("guest"))
             .json(&body)
     }
@@ -165,23 +124,34 @@ impl BenchVhost {
         .unwrap()
     }
 
+    #[allow(
+        dead_code,
+        reason = "each benchmark compiles this module; not all run Redrive in a process of its own"
+    )]
+    /// Starts the release `redrive` built beside this example on this
+    /// vhost, storing into `database_url`.
+    pub async fn redrive_process(&self) -> RedriveProcess {
+        let exe = testkit::process::beside_examples().expect("own path");
+        RedriveProcess::start(
+            &exe,
+            &[
+                ("REDRIVE_AMQP_URL", self.amqp_url.clone()),
+                ("REDRIVE_DATABASE_URL", self.database_url.clone()),
+                ("REDRIVE_VHOSTS", self.name.clone()),
+                ("REDRIVE_DISCOVERY_INTERVAL", "0.05".into()),
+            ],
+        )
+        .await
+        .expect("redrive starts")
+    }
+
     pub async fn remove(self) {
-        let _ = self.conn.close(200, "bench done".into()).await;
-        let _ = self
-            .http
-            .delete(api(&format!("vhosts/{}", enc(&self.name))))
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await;
+        self.vhost.remove().await;
         let _ = std::fs::remove_dir_all(&self.dir);
         for db in &self.databases {
-            admin_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")).await;
+            let _ = db.drop_database().await;
         }
     }
-}
-
-fn api(path: &str) -> String {
-    format!("{MGMT}/{path}")
 }
 
 /// Declares a durable queue.
@@ -190,7 +160,7 @@ fn api(path: &str) -> String {
     reason = "each benchmark compiles this module; not all fill queues"
 )]
 pub async fn declare(ch: &Channel, queue: &str) {
-    let durable = QueueDeclareOptions {
+    let durable = lapin::options::QueueDeclareOptions {
         durable: true,
         ..Default::default()
     };
@@ -216,17 +186,7 @@ pub async fn fill(ch: &Channel, queue: &str, n: usize) {
     reason = "each benchmark compiles this module; not all fill queues"
 )]
 pub async fn fill_range(ch: &Channel, queue: &str, range: std::ops::Range<usize>) {
-    for i in range {
-        let (body, props) = spring::failure(i);
-        ch.basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            &body,
-            props,
-        )
+    testkit::publish_all(ch, "", queue, range.map(spring::failure))
         .await
-        .unwrap();
-    }
-    assert!(ch.wait_for_confirms().await.unwrap().is_empty());
+        .expect("every fill confirmed");
 }

@@ -16,31 +16,22 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
-use serde_json::{json, Value};
+use lapin::{BasicProperties, Channel, ExchangeKind};
+use serde_json::Value;
+use testkit::postgres::ScratchDatabase;
 use tokio_util::sync::CancellationToken;
 
 use server::config::Config;
 
-pub const MGMT: &str = "http://127.0.0.1:15672";
+pub use testkit::{enc, random_name, MGMT};
 
-pub fn random_name(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
-}
-
-pub fn enc(s: &str) -> String {
-    server::broker::management::enc(s)
-}
-
-/// A vhost of its own for one test; deleted on drop.
+/// A vhost of its own for one test (`testkit::Vhost`, whose failures a
+/// test does not handle: they panic here); deleted on drop.
 pub struct TestVhost {
     pub name: String,
     pub http: reqwest::Client,
-    conn: Option<Connection>,
+    inner: testkit::Vhost,
 }
 
 impl TestVhost {
@@ -50,112 +41,45 @@ impl TestVhost {
 
     /// A vhost of its own under `name`, which must be unique.
     pub async fn named(name: String) -> Self {
-        let http = reqwest::Client::new();
-        let put = |path: String, body: Value| {
-            http.put(format!("{MGMT}/api{path}"))
-                .basic_auth("guest", Some("guest"))
-                .json(&body)
-                .send()
-        };
-        let r = put(format!("/vhosts/{}", enc(&name)), json!({}))
+        let inner = testkit::Vhost::named(name)
             .await
-            .expect("management API up");
-        assert!(r.status().is_success(), "create vhost: {}", r.status());
-        let r = put(
-            format!("/permissions/{}/guest", enc(&name)),
-            json!({"configure": ".*", "write": ".*", "read": ".*"}),
-        )
-        .await
-        .unwrap();
-        assert!(r.status().is_success(), "permissions: {}", r.status());
+            .expect("a vhost of the test's own");
         Self {
-            name,
-            http,
-            conn: None,
+            name: inner.name.clone(),
+            http: inner.mgmt.http.clone(),
+            inner,
         }
     }
 
     pub fn amqp_url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:5672/{}", enc(&self.name))
+        self.inner.amqp_url()
     }
 
     pub async fn channel(&mut self) -> Channel {
-        if self.conn.as_ref().is_none_or(|c| !c.status().connected()) {
-            self.conn = Some(
-                Connection::connect(&self.amqp_url(), ConnectionProperties::default())
-                    .await
-                    .expect("amqp connect"),
-            );
-        }
-        self.conn.as_ref().unwrap().create_channel().await.unwrap()
+        self.inner.channel().await.expect("an AMQP channel")
     }
 
     pub async fn declare_exchange(&mut self, name: &str, kind: ExchangeKind) {
-        let ch = self.channel().await;
-        ch.exchange_declare(
-            name.into(),
-            kind,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+        self.inner
+            .declare_exchange(name, kind)
+            .await
+            .expect("exchange declared");
     }
 
     pub async fn declare_queue(&mut self, name: &str, args: FieldTable) {
-        let ch = self.channel().await;
-        ch.queue_declare(
-            name.into(),
-            QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            args,
-        )
-        .await
-        .unwrap();
+        self.inner
+            .declare_queue(name, args)
+            .await
+            .expect("queue declared");
     }
 
     pub async fn bind(&mut self, queue: &str, exchange: &str, key: &str) {
-        let ch = self.channel().await;
-        ch.queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+        self.inner.bind(queue, exchange, key).await.expect("queue bound");
     }
 
-    /// Publishes with confirms, so the message is in the queue on return.
+    /// Publishes `mandatory` with confirms, so the message is in a queue on return.
     pub async fn publish(&mut self, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
-        let ch = self.channel().await;
-        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-        let confirm = ch
-            .basic_publish(
-                exchange.into(),
-                key.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                body,
-                props,
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-        assert!(
-            confirm.is_ack() && confirm.take_message().is_none(),
-            "test publish not routed"
-        );
-        let _ = ch.close(200, "done".into()).await;
+        self.inner.publish(exchange, key, body, props).await.unwrap();
     }
 
     /// Takes the next message from `queue`, unacked: the caller settles it,
@@ -180,53 +104,24 @@ impl TestVhost {
 
     /// Takes `n` messages off `queue` (auto-acked), in queue order.
     pub async fn drain(&mut self, queue: &str, n: usize) -> Vec<lapin::message::Delivery> {
-        let ch = self.channel().await;
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let got = ch
-                .basic_get(queue.into(), lapin::options::BasicGetOptions { no_ack: true })
-                .await
-                .unwrap()
-                .unwrap_or_else(|| panic!("{queue} has only {} of {n} messages", out.len()));
-            out.push(got.delivery);
-        }
+        let out = self.inner.take(queue, n).await.unwrap();
+        assert_eq!(out.len(), n, "{queue} has only {} of {n} messages", out.len());
         out
     }
 
     pub async fn queue_info(&self, queue: &str) -> Value {
-        self.mgmt(&format!("queues/{}/{}", enc(&self.name), enc(queue)))
-            .await
-            .1
+        self.inner.queue_info(queue).await.unwrap()
     }
 
     /// `GET /api/{path}` on the management API, as the broker answers it.
     pub async fn mgmt(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{MGMT}/api/{path}"))
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        self.inner.mgmt.get(path).await.unwrap()
     }
 
     /// Messages in the queue according to the broker (ready + unacked), read
     /// with AMQP passive declare so it is exact, not a sampled statistic.
     pub async fn depth(&mut self, queue: &str) -> u32 {
-        let ch = self.channel().await;
-        let q = ch
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        q.message_count()
+        self.inner.depth(queue).await.unwrap()
     }
 }
 
@@ -236,23 +131,9 @@ impl Drop for TestVhost {
     }
 }
 
-/// `DELETE /api/{path}` on the management API from a `Drop`, which cannot
-/// be async: a short-lived thread with its own runtime sends it.
+/// `DELETE /api/{path}` on the management API from a `Drop`.
 pub fn mgmt_delete_blocking(path: String) {
-    let _ = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let _ = reqwest::Client::new()
-                .delete(format!("{MGMT}/api/{path}"))
-                .basic_auth("guest", Some("guest"))
-                .send()
-                .await;
-        });
-    })
-    .join();
+    testkit::Mgmt::delete_blocking(path);
 }
 
 pub fn headers(entries: &[(&str, AMQPValue)]) -> FieldTable {
@@ -278,12 +159,7 @@ pub const POSTGRES_ENV: &str = "REDRIVE_TEST_POSTGRES";
 pub struct TestDb {
     /// The SQLite file (for a PostgreSQL database, a path nothing uses).
     pub path: PathBuf,
-    postgres: Option<PgDb>,
-}
-
-struct PgDb {
-    admin: String,
-    name: String,
+    postgres: Option<ScratchDatabase>,
 }
 
 /// Runs `f` to completion on a runtime of its own, on another thread, so
@@ -305,15 +181,6 @@ where
         .join()
         .unwrap()
     })
-}
-
-async fn admin_execute(admin: &str, sql: &str) {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .unwrap_or_else(|e| panic!("{POSTGRES_ENV}={admin} must reach PostgreSQL: {e}"));
-    sqlx::query(sql).execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
 }
 
 impl TestDb {
@@ -338,10 +205,11 @@ impl TestDb {
 
     fn postgres(admin: String) -> Self {
         let name = random_name("redrive_test").replace('-', "_");
-        block_on_side(admin_execute(&admin, &format!("CREATE DATABASE \"{name}\"")));
+        let db = block_on_side(ScratchDatabase::create(&admin, &name))
+            .unwrap_or_else(|e| panic!("{POSTGRES_ENV}={admin}: {e:#}"));
         Self {
             path: std::env::temp_dir().join(&name),
-            postgres: Some(PgDb { admin, name }),
+            postgres: Some(db),
         }
     }
 
@@ -351,11 +219,7 @@ impl TestDb {
 
     pub fn url(&self) -> String {
         match &self.postgres {
-            Some(pg) => {
-                let mut url = url::Url::parse(&pg.admin).expect("a postgres URL");
-                url.set_path(&pg.name);
-                url.to_string()
-            }
+            Some(pg) => pg.url(),
             None => format!("sqlite://{}?mode=rwc", self.path.display()),
         }
     }
@@ -378,10 +242,11 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         match &self.postgres {
-            Some(pg) => block_on_side(admin_execute(
-                &pg.admin,
-                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", pg.name),
-            )),
+            Some(pg) => {
+                if let Err(e) = block_on_side(pg.drop_database()) {
+                    eprintln!("dropping test database {}: {e:#}", pg.name);
+                }
+            }
             None => {
                 if let Some(dir) = self.path.parent() {
                     let _ = std::fs::remove_dir_all(dir);
@@ -596,16 +461,15 @@ impl TestApp {
 }
 
 /// Polls `check` until it holds; panics after `timeout`.
-pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F)
+pub async fn wait_until<F, Fut>(timeout: Duration, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < timeout, "condition not met within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert!(
+        testkit::until(timeout, check).await.is_some(),
+        "condition not met within {timeout:?}"
+    );
 }
 
 /// Polls `probe` until it yields a value; panics after `timeout`.
