@@ -1,5 +1,10 @@
 //! Notes and tags on messages and failure groups.
 
+use app::model::AnnotationChange;
+use app::model::Annotations;
+use async_trait::async_trait;
+use std::collections::HashMap;
+
 use app::model::AnnotationTarget;
 
 use super::StoreError;
@@ -23,4 +28,20 @@ pub fn clean_tag(tag: &str) -> Result<String, StoreError> {
         )));
     }
     Ok(t.to_owned())
+}
+
+/// Notes and tags on messages and groups.
+#[async_trait]
+pub trait AnnotationStore: Send + Sync {
+    async fn annotations(&self, target: &AnnotationTarget) -> Result<Annotations, StoreError>;
+
+    /// Tags of many groups at once (for the groups list).
+    async fn group_tags(&self) -> Result<HashMap<String, Vec<String>>, StoreError>;
+
+    async fn annotate(
+        &self,
+        target: &AnnotationTarget,
+        change: &AnnotationChange,
+        actor: &str,
+    ) -> Result<(), StoreError>;
 }

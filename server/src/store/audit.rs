@@ -1,5 +1,8 @@
 //! The audit log: append-only, filtered by user, action and time, newest first.
 
+use app::model::AuditEntry;
+use async_trait::async_trait;
+
 use app::model::{AuditAction, AuditResult};
 
 use super::StoreError;
@@ -88,4 +91,16 @@ impl TryFrom<&app::model::AuditQuery> for AuditFilter {
             limit: page_limit(q.limit, 100)?,
         })
     }
+}
+
+/// The append-only audit log.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn append_audit(&self, entry: &NewAudit) -> Result<(), StoreError>;
+
+    /// A page of entries, newest first, and whether more follow.
+    async fn audit(&self, f: &AuditFilter) -> Result<(Vec<AuditEntry>, bool), StoreError>;
+
+    /// Deletes entries older than `before_ms` (the retention setting); returns how many.
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
 }

@@ -24,7 +24,7 @@
 //! matches few. PostgreSQL's index cannot yield matches newest first, so
 //! there the filter's newest messages are probed in windows sized by the
 //! hit rate, and a text the windows find rare is read from the index's
-//! match set (see `sql::walk`).
+//! match set (see `browse/walk.rs`).
 
 use super::Filter;
 
@@ -152,7 +152,7 @@ fn selects(f: &Filter, b: &Bucket, tag_groups: Option<&[String]>) -> bool {
 /// Plans the arms for a page of `page` rows of `f` over `buckets` (all of
 /// `message_counts`).
 /// `tag_groups` are the groups tagged with the filter's tag; the tag's
-/// individually tagged messages are read apart (see `sql::browse`).
+/// individually tagged messages are read apart (see `browse/sql.rs`).
 pub fn plan(f: &Filter, buckets: &[Bucket], tag_groups: Option<&[String]>, page: i64) -> Plan {
     let stored: i64 = buckets.iter().map(|b| b.messages).sum();
     let chosen: Vec<&Bucket> = buckets
@@ -233,7 +233,7 @@ pub const FIRST_WINDOW: usize = 512;
 /// window reads, in percent (a margin so one more window is rarely needed).
 const WINDOW_MARGIN_PERCENT: usize = 150;
 
-/// A search walked in windows (PostgreSQL's, see `sql::walk`): the window
+/// A search walked in windows (PostgreSQL's, see `browse/walk.rs`): the window
 /// after one that tested `probed` messages and found `hits`
 /// matches in total, `need` short of what is wanted: `None` when the rate
 /// says the budget would not be enough (or nothing matched yet).

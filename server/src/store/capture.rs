@@ -20,6 +20,11 @@
 //! row, so an operator sees the doubt instead of a silent duplicate or a
 //! silent merge.
 
+use crate::domain::NewMessage;
+use crate::store::StoreError;
+use async_trait::async_trait;
+use std::time::Duration;
+
 use std::ops::RangeInclusive;
 
 /// How far a stored row's delivery got in being acked; decides what a
@@ -54,4 +59,38 @@ pub struct Committed {
     /// Rows stored with a doubt: redelivered twins of a row whose ack was in
     /// flight.
     pub possible_copies: usize,
+}
+
+/// What ingest writes: batches committed before their ack, and ack
+/// markers after it.
+#[async_trait]
+pub trait CaptureStore: Send + Sync {
+    /// Stores a batch in one transaction, `Unsent`, and says what it wrote.
+    ///
+    /// A redelivered delivery (`redelivered` set by the broker) is matched
+    /// with an identical row of the same queue, preferring an `Unsent` one,
+    /// that
+    /// - is `Unsent` (absorbs the delivery) or `InFlight` (the delivery is
+    ///   stored, flagged as its possible copy);
+    /// - was committed by an earlier transaction (rows of this batch never match:
+    ///   three identical messages in one batch are three failures),
+    /// - has not answered for another copy already (each row stands for exactly
+    ///   one delivery, so N identical messages redelivered N times stay N rows),
+    /// - was received within `window` (the broker redelivers an unacked message
+    ///   within its consumer timeout of the crash; an older twin is a new failure).
+    ///
+    /// When Redrive stays down longer than `window`, a lost ack shows up as a
+    /// duplicate row: a duplicate an operator can discard beats a lost failure.
+    async fn insert_batch(&self, batch: &[NewMessage], window: Duration) -> Result<Committed, StoreError>;
+
+    /// Records how far the ack of the batch `ids` (a range `insert_batch`
+    /// returned) got: one row, not one per message. Written through the
+    /// no-fsync connection, so marking costs no disk flush and lands at once.
+    /// It takes the process's write turn like every writer: without it, a
+    /// marker meeting the indexer's open transaction would sleep in SQLite's
+    /// busy handler (1, 2, 5, 10… ms) while capture waits on it.
+    async fn set_ack_state(&self, ids: &RangeInclusive<i64>, state: AckState) -> Result<(), StoreError>;
+
+    /// The row a message may be a redelivered copy of (see [`AckState::InFlight`]).
+    async fn possible_copy_of(&self, id: i64) -> Result<Option<i64>, StoreError>;
 }

@@ -1,6 +1,10 @@
 //! Advisor findings: opened when a check first fails, kept current while it
 //! keeps failing, resolved (not deleted) when it passes again.
 
+use crate::store::StoreError;
+use app::model::SeverityCounts;
+use async_trait::async_trait;
+
 use app::model::{Finding, FixAction, Severity};
 
 /// A finding as the advisor computes it from one look at the broker.
@@ -76,4 +80,23 @@ pub(super) fn to_finding(r: FindingRow) -> Finding {
         last_seen,
         resolved_at,
     }
+}
+
+/// The advisor's findings, opened and resolved as conditions come and go.
+#[async_trait]
+pub trait FindingStore: Send + Sync {
+    /// Records what the advisor sees now in `vhosts`: new findings open,
+    /// present ones are refreshed, open ones no longer seen are resolved.
+    /// Findings in other vhosts are left alone (another Redrive may own them).
+    async fn sync_findings(
+        &self,
+        now: i64,
+        vhosts: &[String],
+        observed: &[Observed],
+    ) -> Result<(), StoreError>;
+
+    /// Open findings, most severe first, then those resolved since `resolved_since`.
+    async fn findings(&self, resolved_since: i64) -> Result<Vec<Finding>, StoreError>;
+
+    async fn open_finding_counts(&self) -> Result<SeverityCounts, StoreError>;
 }

@@ -4,6 +4,8 @@
 //! or discard gives it: a claim under the replay lease, its history event,
 //! its job item's outcome and an audit entry under the job owner's name.
 
+use async_trait::async_trait;
+
 use app::model::MessageStatus;
 
 use super::rows::StoredMessage;
@@ -76,4 +78,35 @@ pub(super) fn skip_reason(status: Option<String>, id: i64) -> String {
 pub struct ClaimRequest {
     pub after: i64,
     pub limit: usize,
+}
+
+/// The steps a job runner takes: settle the last batch and claim the next
+/// in one transaction, release claims, watch for copies coming back.
+#[async_trait]
+pub trait JobSteps: Send + Sync {
+    /// One step of a replay job, in one transaction (one fsync): records
+    /// `outcomes`, then claims the next messages for `owner` when asked.
+    /// `new_id` supplies fresh replay ids.
+    async fn job_step(
+        &self,
+        job_id: i64,
+        owner: &str,
+        user: &str,
+        outcomes: &[JobReplayOutcome],
+        claim: Option<ClaimRequest>,
+        new_id: &mut (dyn FnMut() -> String + Send),
+    ) -> Result<ClaimBatch, StoreError>;
+
+    /// Gives back messages claimed but never published (the job paused or
+    /// Redrive stopped first): `failed` again, any earlier uncertainty kept.
+    async fn release_claims(&self, owner: &str, ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Discards up to `limit` of a discard job's pending messages in one
+    /// transaction; returns how many items were looked at (0: none left).
+    async fn discard_job_batch(&self, job_id: i64, user: &str, limit: usize) -> Result<usize, StoreError>;
+
+    /// How many copies of the job's replays settled since `since_ms` have
+    /// come back to an error queue (loop detection). Looks only at copies
+    /// received since then, through a partial index of returned copies.
+    async fn job_copies_back(&self, job_id: i64, since_ms: i64) -> Result<i64, StoreError>;
 }

@@ -1,6 +1,12 @@
 //! Persistence of bulk jobs. Progress is counted from `job_items`, never kept
 //! as separate counters, so it cannot drift from what was actually done.
 
+use crate::store::Filter;
+use crate::store::StoreError;
+use app::model::Destination;
+use app::model::JobItem;
+use async_trait::async_trait;
+
 use app::model::{Job, JobAction, JobState, MessageStatus};
 
 use super::rows::rfc3339;
@@ -75,3 +81,39 @@ pub struct NewJob<'a> {
 
 /// The status a message must have to be taken into a job.
 pub const SELECTABLE: MessageStatus = MessageStatus::Failed;
+
+/// Bulk jobs: creation over a selection, state, and progress counted
+/// from their items.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Where the `failed` messages matching `filter` would be replayed.
+    async fn destinations(&self, filter: &Filter) -> Result<Vec<Destination>, StoreError>;
+
+    /// Creates a running job over the messages matching `filter` right now.
+    /// Returns `None` (and writes nothing) when nothing matches.
+    async fn create_job(&self, job: NewJob<'_>, filter: &Filter) -> Result<Option<i64>, StoreError>;
+
+    async fn job(&self, id: i64) -> Result<Job, StoreError>;
+
+    /// Items that failed or were skipped, oldest message first (at most `limit`).
+    async fn job_problems(&self, id: i64, limit: i64) -> Result<Vec<JobItem>, StoreError>;
+
+    async fn jobs(&self, limit: i64) -> Result<Vec<Job>, StoreError>;
+
+    async fn job_spec(&self, id: i64) -> Result<JobSpec, StoreError>;
+
+    async fn running_jobs(&self) -> Result<Vec<i64>, StoreError>;
+
+    /// Moves a job between states; `Ok(false)` when it was not in `from`.
+    async fn set_job_state(
+        &self,
+        id: i64,
+        from: &[JobState],
+        to: JobState,
+        note: Option<&str>,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets or clears the note of a running job without changing its state,
+    /// e.g. why it is waiting for the broker.
+    async fn set_job_note(&self, id: i64, note: Option<&str>) -> Result<(), StoreError>;
+}

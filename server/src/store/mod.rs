@@ -1,31 +1,37 @@
 //! Durable storage of failed messages and their history.
 //!
-//! The rest of Redrive sees the traits of [`api`], one per aggregate, through
-//! a [`Store`]. Two backends implement them: SQLite (the default, one
-//! instance) and PostgreSQL (several instances on one database).
+//! The rest of Redrive sees one trait per aggregate ([`Database`] is all of
+//! them) through a [`Store`]. Two backends implement them: SQLite (the
+//! default, one instance) and PostgreSQL (several instances on one
+//! database).
 //!
-//! Most of the SQL is the same on both, so it is written once, in `sql/`,
-//! and compiled into each backend (`#[path]` modules), where `Db`, `Conn`
-//! and `Engine` name that backend's sqlx database, connection and store.
-//! Each backend supplies the rest itself: connecting and migrating, its
-//! write turn, the full-text index, and a few dialect items (how ids are
-//! allocated and passed as a list). Types and pure logic live here, once.
+//! Each aggregate is a file pair found by its name: `store/jobs.rs` holds
+//! its types and its trait, `store/jobs/` its SQL. The SQL is the same on
+//! both backends, so it is written once and compiled into each by
+//! `shared_sql!`. What a backend must
+//! provide for it (its pool and write discipline, the few places its
+//! dialect differs, its full-text index) is one trait,
+//! [`backend::SqlBackend`]. Types and pure logic live here, once.
 
 mod access;
 mod alerts;
 mod annotations;
-mod api;
 mod audit;
+mod backend;
 pub mod browse;
 mod capture;
 mod contents;
+mod database;
 mod filter;
 pub mod findings;
+mod groups;
 mod job_batches;
 mod jobs;
+mod leases;
+mod messages;
 #[cfg(test)]
 mod plan_matrix;
-// Both backends compile the files of `sql/` (see above): intended.
+// Both backends compile the aggregates' SQL (see above): intended.
 #[allow(clippy::duplicate_mod)]
 mod postgres;
 mod replays;
@@ -42,21 +48,26 @@ use std::sync::Arc;
 use app::model::{HistoryAction, MessageStatus};
 
 pub use access::Scope;
-pub use api::{
-    AlertStore, AnnotationStore, AuditLog, CaptureStore, Database, FindingStore, GroupStore, JobSteps,
-    JobStore, LeaseStore, MessageStore, ReplayStore, SampleStore, SearchIndex, SessionStore, VhostAccess,
-    WatchStore,
-};
-pub use audit::{AuditFilter, NewAudit};
-pub use capture::{AckState, Committed};
+pub use access::VhostAccess;
+pub use alerts::AlertStore;
+pub use annotations::AnnotationStore;
+pub use audit::{AuditFilter, AuditLog, NewAudit};
+pub use capture::{AckState, CaptureStore, Committed};
 pub use contents::{take_trace, trace_template, TraceTemplate};
+pub use database::Database;
 pub use filter::Filter;
-pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOutcome};
-pub use jobs::{JobSpec, NewJob, SELECTABLE};
-pub use replays::Settlement;
+pub use findings::FindingStore;
+pub use groups::GroupStore;
+pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOutcome, JobSteps};
+pub use jobs::{JobSpec, JobStore, NewJob, SELECTABLE};
+pub use leases::LeaseStore;
+pub use messages::MessageStore;
+pub use replays::{ReplayStore, Settlement};
 pub use rows::StoredMessage;
-pub use sessions::Session;
-pub use watched::WatchedQueue;
+pub use samples::SampleStore;
+pub use search::SearchIndex;
+pub use sessions::{Session, SessionStore};
+pub use watched::{WatchStore, WatchedQueue};
 
 /// The store as the rest of Redrive holds it: every aggregate of one
 /// database, cheap to clone.
@@ -95,50 +106,58 @@ pub async fn connect(url: &str) -> anyhow::Result<Store> {
     }
 }
 
-/// Declares the modules of `sql/` inside a backend (see the module
-/// comment); each then names that backend's `Db`, `Conn` and `Engine`.
-/// The paths are relative to the backend's directory.
+/// Compiles the aggregates' SQL for one backend: `shared_sql!(Store)` in
+/// the backend's module, where `Store` implements
+/// [`backend::SqlBackend`], the whole contract. Inside the shared files,
+/// `Engine` is that store, `Db` and `Conn` its sqlx database and
+/// connection, and `Search` its full-text index. The paths are relative
+/// to the backend's directory.
 macro_rules! shared_sql {
-    () => {
-        #[path = "../sql/access.rs"]
+    ($backend:ty) => {
+        type Engine = $backend;
+        type Db = <$backend as $crate::store::backend::SqlBackend>::Db;
+        type Conn = $crate::store::backend::ConnOf<$backend>;
+        type Search = <$backend as $crate::store::backend::SqlBackend>::Search;
+
+        #[path = "../access/sql.rs"]
         mod access;
-        #[path = "../sql/alerts.rs"]
+        #[path = "../alerts/sql.rs"]
         mod alerts;
-        #[path = "../sql/annotations.rs"]
+        #[path = "../annotations/sql.rs"]
         mod annotations;
-        #[path = "../sql/audit.rs"]
+        #[path = "../audit/sql.rs"]
         mod audit;
-        #[path = "../sql/browse.rs"]
+        #[path = "../browse/sql.rs"]
         mod browse;
-        #[path = "../sql/findings.rs"]
+        #[path = "../findings/sql.rs"]
         mod findings;
-        #[path = "../sql/groups.rs"]
+        #[path = "../groups/sql.rs"]
         mod groups;
-        #[path = "../sql/history.rs"]
+        #[path = "../messages/history.rs"]
         mod history;
-        #[path = "../sql/indexer.rs"]
+        #[path = "../search/sql.rs"]
         mod indexer;
-        #[path = "../sql/ingest.rs"]
+        #[path = "../capture/sql.rs"]
         mod ingest;
-        #[path = "../sql/job_batches.rs"]
+        #[path = "../job_batches/sql.rs"]
         mod job_batches;
-        #[path = "../sql/jobs.rs"]
+        #[path = "../jobs/sql.rs"]
         mod jobs;
-        #[path = "../sql/leases.rs"]
+        #[path = "../leases/sql.rs"]
         mod leases;
-        #[path = "../sql/messages.rs"]
+        #[path = "../messages/sql.rs"]
         mod messages;
-        #[path = "../sql/replays.rs"]
+        #[path = "../replays/sql.rs"]
         mod replays;
-        #[path = "../sql/samples.rs"]
+        #[path = "../samples/sql.rs"]
         mod samples;
-        #[path = "../sql/select.rs"]
+        #[path = "../filter/sql.rs"]
         mod select;
-        #[path = "../sql/sessions.rs"]
+        #[path = "../sessions/sql.rs"]
         mod sessions;
-        #[path = "../sql/walk.rs"]
+        #[path = "../browse/walk.rs"]
         mod walk;
-        #[path = "../sql/watched.rs"]
+        #[path = "../watched/sql.rs"]
         mod watched;
     };
 }

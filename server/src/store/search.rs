@@ -2,6 +2,10 @@
 //! message's reason, id, body (when text and not huge), stack trace and
 //! header values.
 
+use crate::store::Filter;
+use crate::store::StoreError;
+use async_trait::async_trait;
+
 use serde_json::Value;
 
 /// Bodies larger than this are not indexed (still searchable by their other fields).
@@ -71,6 +75,31 @@ impl Pending {
         }
         headers
     }
+}
+
+/// The full-text index, built behind capture, and how much of a
+/// selection it covers yet.
+#[async_trait]
+pub trait SearchIndex: Send + Sync {
+    /// Indexes up to `limit` messages the index does not cover yet, oldest
+    /// first, in one transaction; returns how many it indexed.
+    ///
+    /// Capture commits a batch without indexing it (tokenising a Spring
+    /// failure's stack trace cost more than storing it), so this runs
+    /// beside it. The write lock makes the watermark exact: no batch can
+    /// commit between reading the pending rows and moving the mark.
+    async fn index_pending(&self, limit: u32) -> Result<usize, StoreError>;
+
+    /// Before a query with search text: indexes what capture stored since
+    /// the indexer's last pass, at most `bound` messages (all with `None`),
+    /// so the query sees every stored message. A page of results passes a
+    /// bound (it stays quick in a burst and says what it cannot see yet);
+    /// a job or an export selected by a search does not. Returns how many
+    /// messages stay unsearchable.
+    async fn searchable(&self, filter: &Filter, bound: Option<usize>) -> Result<i64, StoreError>;
+
+    /// Messages stored but not searchable yet (the indexer's backlog).
+    async fn unindexed(&self) -> Result<i64, StoreError>;
 }
 
 #[cfg(test)]

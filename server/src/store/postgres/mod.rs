@@ -1,5 +1,5 @@
 //! The PostgreSQL backend: several Redrive instances on one database. The
-//! SQL shared with SQLite is in `store::sql`.
+//! SQL shared with SQLite is in the aggregates' folders (see `store`).
 //!
 //! Writes take one turn across every instance: a transaction-scoped
 //! advisory lock (see [`PgStore::write_tx`]). The shared SQL was written for
@@ -13,87 +13,20 @@ mod plans;
 mod search;
 mod statistics;
 
-super::shared_sql!();
+super::shared_sql!(PgStore);
 
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions};
+use sqlx::query::Query;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
-use super::api::*;
+use super::backend::SqlBackend;
 use super::StoreError;
-
-/// This backend's sqlx database, connection and store, as the shared SQL
-/// modules name them.
-type Db = Postgres;
-type Conn = PgConnection;
-type Engine = PgStore;
-
-/// The messages list's vhost column (SQLite needs a planner hint here).
-const VISIBLE_VHOST: &str = "vhost";
-
-/// Where a list arm (see `store::browse`) reads: PostgreSQL's planner picks
-/// the index whose key is the arm's columns and `id`.
-fn arm_source(_index: Option<&str>) -> String {
-    "messages".to_owned()
-}
-
-/// ` AND {column} = ANY(ids)`: one array bind, whatever its length.
-fn push_id_set(b: &mut QueryBuilder<'_, Postgres>, column: &str, ids: &[i64]) {
-    b.push(format_args!(" AND {column} = ANY("))
-        .push_bind(ids.to_vec())
-        .push(")");
-}
-
-/// Rows a redelivered delivery may stand for (see `store::capture` and the
-/// shared `ingest`): those of batches whose ack is not settled, `Unsent`
-/// before `InFlight`, oldest first. Each batch is a range of the primary key.
-const TWINS: &str = "SELECT m.id, b.state, m.content_hash FROM ack_batches b
-     JOIN messages m ON m.id BETWEEN b.first_id AND b.last_id
-     WHERE b.committed_at >= $1 AND m.vhost = $2 AND m.queue = $3
-       AND m.absorbed_redelivery = 0 AND m.received_at >= $1
-     ORDER BY b.state, m.id";
-
-/// Around a multi-row insert into `messages`: its ids come back summed up
-/// in one row (see [`run_counted`]).
-const COUNTED_INSERT: (&str, &str) = (
-    "WITH inserted AS (",
-    " RETURNING id) SELECT COUNT(*), COALESCE(MAX(id), 0) FROM inserted",
-);
-
-/// Runs a multi-row insert; returns how many rows it wrote and the last id.
-async fn run_counted(
-    tx: &mut PgConnection,
-    mut b: QueryBuilder<'_, Postgres>,
-) -> Result<(u64, i64), StoreError> {
-    let (count, last): (i64, i64) = b.build_query_as().fetch_one(&mut *tx).await?;
-    Ok((count as u64, last))
-}
-
-/// The highest id `messages` handed out. Exact under the write turn: every
-/// insert into `messages` holds it, so nothing else draws from the sequence.
-async fn last_message_id(tx: &mut PgConnection) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM messages_id_seq",
-    )
-    .fetch_one(&mut *tx)
-    .await?)
-}
-
-/// Publisher text as PostgreSQL can store it: `TEXT` refuses the NUL
-/// character, which AMQP strings may carry, so it becomes U+FFFD (the body,
-/// stored as bytes, and the headers, stored as JSON with escapes, keep every
-/// byte). Without this one such header would stop capture of its queue.
-fn text(value: &str) -> Cow<'_, str> {
-    if value.contains('\0') {
-        Cow::Owned(value.replace('\0', "\u{fffd}"))
-    } else {
-        Cow::Borrowed(value)
-    }
-}
+use super::*;
 
 /// The advisory lock that is the write turn (any fixed number; "redrive").
 const WRITE_TURN: i64 = 0x0072_6564_7269_7665;
@@ -113,23 +46,6 @@ pub struct PgStore {
 type WriteTx = super::WriteTx<Postgres>;
 
 impl PgStore {
-    /// Starts a transaction that writes, once the write turn is this one's.
-    /// The lock is released by COMMIT or ROLLBACK, or by PostgreSQL when the
-    /// connection (or the instance) dies: a crash never leaves it taken.
-    async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
-        self.turn_tx(WRITE_TURN).await
-    }
-
-    /// The search indexer's transaction. It does not wait for the write
-    /// turn: capture allocates and commits ids in order under that turn, so
-    /// the rows the indexer sees pending are all the rows below the ones in
-    /// flight, and tokenising a thousand stack traces never holds capture
-    /// up. The indexers of several instances take turns on a lock of their
-    /// own, so the watermark only moves forward.
-    async fn index_tx(&self) -> Result<WriteTx, sqlx::Error> {
-        self.turn_tx(INDEX_TURN).await
-    }
-
     async fn turn_tx(&self, turn: i64) -> Result<WriteTx, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -137,20 +53,6 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         Ok(WriteTx::new(tx, ()))
-    }
-
-    /// Writes an ack marker (see [`CaptureStore::set_ack_state`]): one
-    /// statement that does not wait for the disk, as a marker must land the
-    /// instant before or after an ack (one lost with the database server
-    /// only makes a redelivered copy a flagged duplicate, never a loss). It
-    /// needs no write turn: a marker is committed before its ack is sent,
-    /// so a redelivery that could read the row's old state cannot exist yet.
-    async fn mark<'q>(
-        &self,
-        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<(), StoreError> {
-        query.execute(&self.acks).await?;
-        Ok(())
     }
 
     /// Connects and applies migrations. The database must exist (a
@@ -211,4 +113,102 @@ impl Database for PgStore {
     async fn refresh_statistics(&self) -> Result<Vec<String>, StoreError> {
         statistics::refresh(&self.pool).await
     }
+}
+
+impl SqlBackend for PgStore {
+    type Db = Postgres;
+    type Turn = ();
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Once the write turn is this one's. The lock is released by COMMIT or
+    /// ROLLBACK, or by PostgreSQL when the connection (or the instance)
+    /// dies: a crash never leaves it taken.
+    async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        self.turn_tx(WRITE_TURN).await
+    }
+
+    /// It does not wait for the write turn: capture allocates and commits
+    /// ids in order under that turn, so the rows the indexer sees pending
+    /// are all the rows below the ones in flight, and tokenising a thousand
+    /// stack traces never holds capture up. The indexers of several
+    /// instances take turns on a lock of their own, so the watermark only
+    /// moves forward.
+    async fn index_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        self.turn_tx(INDEX_TURN).await
+    }
+
+    /// One statement that does not wait for the disk, as a marker must land
+    /// the instant before or after an ack (one lost with the database
+    /// server only makes a redelivered copy a flagged duplicate, never a
+    /// loss). It needs no write turn: a marker is committed before its ack
+    /// is sent, so a redelivery that could read the row's old state cannot
+    /// exist yet.
+    async fn mark<'q>(&self, query: Query<'q, Postgres, PgArguments>) -> Result<(), StoreError> {
+        query.execute(&self.acks).await?;
+        Ok(())
+    }
+
+    /// PostgreSQL's planner needs no hint here.
+    const VISIBLE_VHOST: &'static str = "vhost";
+
+    /// Each batch is a range of the primary key.
+    const TWINS: &'static str = "SELECT m.id, b.state, m.content_hash FROM ack_batches b
+     JOIN messages m ON m.id BETWEEN b.first_id AND b.last_id
+     WHERE b.committed_at >= $1 AND m.vhost = $2 AND m.queue = $3
+       AND m.absorbed_redelivery = 0 AND m.received_at >= $1
+     ORDER BY b.state, m.id";
+
+    /// The inserted ids come back summed up in one row.
+    const COUNTED_INSERT: (&'static str, &'static str) = (
+        "WITH inserted AS (",
+        " RETURNING id) SELECT COUNT(*), COALESCE(MAX(id), 0) FROM inserted",
+    );
+
+    /// `TEXT` refuses the NUL character, which AMQP strings may carry, so
+    /// it becomes U+FFFD (the body, stored as bytes, and the headers, stored
+    /// as JSON with escapes, keep every byte). Without this one such header
+    /// would stop capture of its queue.
+    fn text(value: &str) -> Cow<'_, str> {
+        if value.contains('\0') {
+            Cow::Owned(value.replace('\0', "\u{fffd}"))
+        } else {
+            Cow::Borrowed(value)
+        }
+    }
+
+    /// PostgreSQL's planner picks the index whose key is the arm's columns
+    /// and `id`.
+    fn arm_source(_index: Option<&str>) -> String {
+        "messages".to_owned()
+    }
+
+    /// One array bind, whatever its length.
+    fn push_id_set(b: &mut QueryBuilder<'_, Postgres>, column: &str, ids: &[i64]) {
+        b.push(format_args!(" AND {column} = ANY("))
+            .push_bind(ids.to_vec())
+            .push(")");
+    }
+
+    async fn run_counted<'a>(
+        tx: &'a mut PgConnection,
+        mut b: QueryBuilder<'a, Postgres>,
+    ) -> Result<(u64, i64), StoreError> {
+        let (count, last): (i64, i64) = b.build_query_as().fetch_one(&mut *tx).await?;
+        Ok((count as u64, last))
+    }
+
+    /// Exact under the write turn: every insert into `messages` holds it,
+    /// so nothing else draws from the sequence.
+    async fn last_message_id(tx: &mut PgConnection) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM messages_id_seq",
+        )
+        .fetch_one(&mut *tx)
+        .await?)
+    }
+
+    type Search = search::TsVector;
 }

@@ -134,7 +134,9 @@ async fn every_filter_combination_reads_through_its_planned_index() {
                     reading.push_matches(&mut b, text, cursor, Some(51), ordered);
                     // As the walk reads it: after the match set's setup.
                     let mut tx = store.pool.begin().await.unwrap();
-                    if let Some(setup) = super::search::MATCH_SET_SETUP {
+                    if let Some(setup) =
+                        <super::search::TsVector as crate::store::backend::FullText>::MATCH_SET_SETUP
+                    {
                         sqlx::query(setup).execute(&mut *tx).await.unwrap();
                     }
                     let plan: Vec<String> = b.build_query_scalar().fetch_all(&mut *tx).await.unwrap();
@@ -154,7 +156,7 @@ async fn every_filter_combination_reads_through_its_planned_index() {
 
 #[tokio::test]
 async fn statistics_are_refreshed_once_a_tenth_of_a_table_changed() {
-    use crate::store::api::Database;
+    use crate::store::Database;
     let Some((store, admin_url, database)) = scratch("redrive_stats").await else {
         return;
     };

@@ -10,29 +10,9 @@
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
+use crate::store::backend::FullText;
 use crate::store::search::Pending;
 use crate::store::StoreError;
-
-/// The index's table and key, for retention's purge.
-pub(super) const INDEX_TABLE: &str = "message_search";
-pub(super) const INDEX_KEY: &str = "message_id";
-
-/// The column a search page is ordered by.
-pub(super) const MATCH_ID: &str = "message_search.message_id";
-
-/// Whether the full-text index yields its matches newest first. GIN
-/// returns an unordered set (all of a common word's matches, each
-/// document read to check a phrase), so a page walks the filter's newest
-/// messages instead (see `sql::walk`).
-pub(super) const IN_ID_ORDER: bool = false;
-
-/// Run before a statement that reads the index's match set (in its
-/// transaction): the set is read through the GIN index, never by scanning
-/// the documents. The planner prices a scan by the table's pages, but the
-/// documents are stored apart (TOAST) and each is read to test it: a scan
-/// of 100,000 took half a second where the index answers a rare word in one
-/// millisecond.
-pub(super) const MATCH_SET_SETUP: Option<&str> = Some("SET LOCAL enable_seqscan = off");
 
 /// Text indexed per message, at most: a `tsvector` is limited to 1 MB, and
 /// the first quarter megabyte of a document holds what operators search for.
@@ -87,19 +67,6 @@ fn document(m: &Pending) -> String {
     tokens(clip(&doc, MAX_DOCUMENT))
 }
 
-pub(super) async fn insert_index_rows(tx: &mut PgConnection, rows: &[Pending]) -> Result<(), StoreError> {
-    let mut b = QueryBuilder::<Postgres>::new("INSERT INTO message_search (message_id, document) ");
-    b.push_values(rows, |mut row, m| {
-        row.push_bind(m.id)
-            .push("to_tsvector('simple', ")
-            .push_bind_unseparated(document(m))
-            .push_unseparated(")");
-    });
-    b.push(" ON CONFLICT (message_id) DO NOTHING");
-    b.build().execute(&mut *tx).await?;
-    Ok(())
-}
-
 /// `tsquery && tsquery …`, one phrase per word of `text` (which has words).
 /// A word without letters or digits (`*`) asks for nothing; text of such
 /// words alone matches nothing.
@@ -123,56 +90,100 @@ fn push_query(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
     b.push(")");
 }
 
-/// `messages` joined to the documents matching `text`, then ` WHERE` the
-/// match; `false` (nothing pushed) when the text has no words.
-pub(super) fn push_search_from(b: &mut QueryBuilder<'_, Postgres>, text: &str) -> bool {
-    if text.split_whitespace().next().is_none() {
-        return false;
+/// The index: one `tsvector` per message in `message_search`, GIN-indexed.
+pub(crate) struct TsVector;
+
+impl FullText for TsVector {
+    type Db = Postgres;
+
+    /// The index's table and key, for retention's purge.
+    const INDEX_TABLE: &'static str = "message_search";
+
+    const INDEX_KEY: &'static str = "message_id";
+
+    /// The column a search page is ordered by.
+    const MATCH_ID: &'static str = "message_search.message_id";
+
+    /// Whether the full-text index yields its matches newest first. GIN
+    /// returns an unordered set (all of a common word's matches, each
+    /// document read to check a phrase), so a page walks the filter's newest
+    /// messages instead (see `browse/walk.rs`).
+    const IN_ID_ORDER: bool = false;
+
+    /// Run before a statement that reads the index's match set (in its
+    /// transaction): the set is read through the GIN index, never by scanning
+    /// the documents. The planner prices a scan by the table's pages, but the
+    /// documents are stored apart (TOAST) and each is read to test it: a scan
+    /// of 100,000 took half a second where the index answers a rare word in one
+    /// millisecond.
+    const MATCH_SET_SETUP: Option<&'static str> = Some("SET LOCAL enable_seqscan = off");
+
+    async fn insert_index_rows<'a>(tx: &'a mut PgConnection, rows: &'a [Pending]) -> Result<(), StoreError> {
+        let mut b = QueryBuilder::<Postgres>::new("INSERT INTO message_search (message_id, document) ");
+        b.push_values(rows, |mut row, m| {
+            row.push_bind(m.id)
+                .push("to_tsvector('simple', ")
+                .push_bind_unseparated(document(m))
+                .push_unseparated(")");
+        });
+        b.push(" ON CONFLICT (message_id) DO NOTHING");
+        b.build().execute(&mut *tx).await?;
+        Ok(())
     }
-    b.push(
-        "message_search JOIN messages ON messages.id = message_search.message_id \
+
+    /// `messages` joined to the documents matching `text`, then ` WHERE` the
+    /// match; `false` (nothing pushed) when the text has no words.
+    fn push_search_from(b: &mut QueryBuilder<'_, Postgres>, text: &str) -> bool {
+        if text.split_whitespace().next().is_none() {
+            return false;
+        }
+        b.push(
+            "message_search JOIN messages ON messages.id = message_search.message_id \
          WHERE message_search.document @@ ",
-    );
-    push_query(b, text);
-    true
-}
-
-/// ` AND` the row matches `text`: one lookup of its document, for the few
-/// rows a selective filter reads (see `sql::browse`).
-pub(super) fn push_probe(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
-    if text.split_whitespace().next().is_none() {
-        return;
+        );
+        push_query(b, text);
+        true
     }
-    b.push(" AND ");
-    push_hit(b, text);
-}
 
-/// Whether the row `messages.id` matches `text` (which has words), by one
-/// lookup of its document. A scalar subquery, not `EXISTS`: the planner
-/// may turn an `EXISTS` into one hash of every matching document (half a
-/// second for a common word at 100,000), where a window needs a few
-/// hundred lookups.
-pub(super) fn push_hit(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
-    b.push("COALESCE((SELECT message_search.document @@ ");
-    push_query(b, text);
-    b.push(" FROM message_search WHERE message_search.message_id = messages.id), FALSE)");
-}
-
-/// `SELECT id FROM` the index `WHERE` the document matches `text` (which
-/// has words): the match set, for conditions on [`MATCH_ID`] to follow.
-pub(super) fn push_matched_ids(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
-    b.push("SELECT message_search.message_id AS id FROM message_search WHERE message_search.document @@ ");
-    push_query(b, text);
-}
-
-/// ` AND id IN (matches)` for a search text.
-pub(super) fn push_match(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
-    if text.split_whitespace().next().is_none() {
-        return;
+    /// ` AND` the row matches `text`: one lookup of its document, for the few
+    /// rows a selective filter reads (see `browse/sql.rs`).
+    fn push_probe(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
+        if text.split_whitespace().next().is_none() {
+            return;
+        }
+        b.push(" AND ");
+        Self::push_hit(b, text);
     }
-    b.push(" AND messages.id IN (SELECT message_id FROM message_search WHERE document @@ ");
-    push_query(b, text);
-    b.push(")");
+
+    /// Whether the row `messages.id` matches `text` (which has words), by one
+    /// lookup of its document. A scalar subquery, not `EXISTS`: the planner
+    /// may turn an `EXISTS` into one hash of every matching document (half a
+    /// second for a common word at 100,000), where a window needs a few
+    /// hundred lookups.
+    fn push_hit(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
+        b.push("COALESCE((SELECT message_search.document @@ ");
+        push_query(b, text);
+        b.push(" FROM message_search WHERE message_search.message_id = messages.id), FALSE)");
+    }
+
+    /// `SELECT id FROM` the index `WHERE` the document matches `text` (which
+    /// has words): the match set, for conditions on [`MATCH_ID`] to follow.
+    fn push_matched_ids(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
+        b.push(
+            "SELECT message_search.message_id AS id FROM message_search WHERE message_search.document @@ ",
+        );
+        push_query(b, text);
+    }
+
+    /// ` AND id IN (matches)` for a search text.
+    fn push_match(b: &mut QueryBuilder<'_, Postgres>, text: &str) {
+        if text.split_whitespace().next().is_none() {
+            return;
+        }
+        b.push(" AND messages.id IN (SELECT message_id FROM message_search WHERE document @@ ");
+        push_query(b, text);
+        b.push(")");
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! The SQLite backend: one file, one instance (see `instance`), one writer
-//! at a time. The SQL shared with PostgreSQL is in `store::sql`.
+//! at a time. The SQL shared with PostgreSQL is in the aggregates' folders (see `store`).
 
 #[cfg(test)]
 mod plans;
 mod search;
 
-super::shared_sql!();
+super::shared_sql!(SqliteStore);
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -13,87 +13,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::api::*;
+use super::backend::SqlBackend;
 use super::StoreError;
-
-/// This backend's sqlx database, connection and store, as the shared SQL
-/// modules name them.
-type Db = Sqlite;
-type Conn = SqliteConnection;
-type Engine = SqliteStore;
-
-/// The messages list's vhost column: the unary `+` keeps SQLite from
-/// answering it with the (vhost, queue) index. Every page carries the
-/// caller's visible vhosts, and reading them through that index meant
-/// sorting every visible message by id for one page (226 ms at 100,000
-/// stored). Read in id order instead, a page stops after its rows; a queue
-/// filter still uses the index through `vhost = ?`.
-const VISIBLE_VHOST: &str = "+vhost";
-
-/// Where a list arm (see `store::browse`) reads: its index, named, since
-/// SQLite's planner (without statistics) would rather read another index
-/// and sort; the primary key alone when it has none.
-fn arm_source(index: Option<&str>) -> String {
-    match index {
-        Some(index) => format!("messages INDEXED BY {index}"),
-        None => "messages NOT INDEXED".to_owned(),
-    }
-}
-
-/// ` AND {column} IN (ids)`: one bind of a JSON array, whatever its length
-/// (a bind per id would pass SQLite's limit of 32,766 parameters).
-fn push_id_set(b: &mut QueryBuilder<'_, Sqlite>, column: &str, ids: &[i64]) {
-    let list = serde_json::to_string(ids).expect("integers serialise");
-    b.push(format_args!(" AND {column} IN (SELECT value FROM json_each("))
-        .push_bind(list)
-        .push("))");
-}
-
-/// Rows a redelivered delivery may stand for: those of batches whose ack
-/// is not settled (see `insert_batch`), in the order they answer for a
-/// copy (`Unsent` before `InFlight`, oldest first). Only a few batches are
-/// ever unsettled, each read as a range of the primary key (checked in
-/// `plans`): `CROSS JOIN` keeps the batches the outer loop, and the
-/// unary `+` keeps the planner off other indexes (the queue's would read
-/// every row of the queue) and from building one of its own.
-pub(super) const TWINS: &str = "SELECT m.id, b.state, m.content_hash FROM ack_batches b
-     CROSS JOIN messages m ON m.id BETWEEN b.first_id AND b.last_id
-     WHERE b.committed_at >= $1 AND +m.vhost = $2 AND +m.queue = $3
-       AND +m.absorbed_redelivery = 0 AND +m.received_at >= $1
-     ORDER BY b.state, m.id";
-
-/// Publisher text as stored: SQLite keeps every character (PostgreSQL's
-/// backend has to replace NUL).
-fn text(value: &str) -> Cow<'_, str> {
-    Cow::Borrowed(value)
-}
-
-/// Around a multi-row insert into `messages`: nothing, since the statement's
-/// result carries its count and last id (see [`run_counted`]).
-const COUNTED_INSERT: (&str, &str) = ("", "");
-
-/// Runs a multi-row insert; returns how many rows it wrote and the last id.
-async fn run_counted(
-    tx: &mut SqliteConnection,
-    mut b: QueryBuilder<'_, Sqlite>,
-) -> Result<(u64, i64), StoreError> {
-    let done = b.build().execute(&mut *tx).await?;
-    Ok((done.rows_affected(), done.last_insert_rowid()))
-}
-
-/// The highest id `messages` ever handed out (`AUTOINCREMENT` keeps it in
-/// `sqlite_sequence`): the next row gets the one after it.
-async fn last_message_id(tx: &mut SqliteConnection) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)")
-            .fetch_one(&mut *tx)
-            .await?,
-    )
-}
+use super::*;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -131,38 +60,6 @@ fn sound(
 }
 
 impl SqliteStore {
-    /// Writes an ack marker (see [`CaptureStore::set_ack_state`]) through
-    /// the no-fsync connection. It takes the process's write turn like every
-    /// writer: without it, a marker meeting the indexer's open transaction
-    /// would sleep in SQLite's busy handler (1, 2, 5, 10… ms) while capture
-    /// waits on it.
-    async fn mark<'q>(
-        &self,
-        query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> Result<(), StoreError> {
-        let _turn = self.turn.lock().await;
-        query.execute(&self.acks).await?;
-        Ok(())
-    }
-
-    /// Starts a transaction that writes. `BEGIN IMMEDIATE` takes SQLite's
-    /// write lock up front, waiting up to the busy timeout for it; a deferred
-    /// transaction that reads first and then writes fails at once with
-    /// `SQLITE_BUSY` when another connection committed in between, which the
-    /// busy timeout does not cover.
-    async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
-        let turn = self.turn.clone().lock_owned().await;
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx::new(tx, turn))
-    }
-
-    /// The search indexer's transaction: the write turn, as every writer
-    /// (SQLite has one), so no capture batch commits between reading the
-    /// pending rows and moving the watermark.
-    async fn index_tx(&self) -> Result<WriteTx, sqlx::Error> {
-        self.write_tx().await
-    }
-
     /// Opens (creating if missing) the database and applies migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
@@ -231,8 +128,110 @@ impl Database for SqliteStore {
         Ok(())
     }
 
-    /// None to keep: every page names its index (see [`arm_source`]).
+    /// None to keep: every page names its index (see `SqlBackend::arm_source`).
     async fn refresh_statistics(&self) -> Result<Vec<String>, StoreError> {
         Ok(Vec::new())
     }
+}
+
+impl SqlBackend for SqliteStore {
+    type Db = Sqlite;
+    type Turn = OwnedMutexGuard<()>;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// `BEGIN IMMEDIATE` takes SQLite's write lock up front, waiting up to
+    /// the busy timeout for it; a deferred transaction that reads first and
+    /// then writes fails at once with `SQLITE_BUSY` when another connection
+    /// committed in between, which the busy timeout does not cover.
+    async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        let turn = self.turn.clone().lock_owned().await;
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx::new(tx, turn))
+    }
+
+    /// The write turn, as every writer (SQLite has one), so no capture
+    /// batch commits between reading the pending rows and moving the
+    /// watermark.
+    async fn index_tx(&self) -> Result<WriteTx, sqlx::Error> {
+        self.write_tx().await
+    }
+
+    /// Through the no-fsync connection. It takes the process's write turn
+    /// like every writer: without it, a marker meeting the indexer's open
+    /// transaction would sleep in SQLite's busy handler (1, 2, 5, 10… ms)
+    /// while capture waits on it.
+    async fn mark<'q>(&self, query: Query<'q, Sqlite, SqliteArguments<'q>>) -> Result<(), StoreError> {
+        let _turn = self.turn.lock().await;
+        query.execute(&self.acks).await?;
+        Ok(())
+    }
+
+    /// The unary `+` keeps SQLite from answering the vhost condition with
+    /// the (vhost, queue) index. Every page carries the caller's visible
+    /// vhosts, and reading them through that index meant sorting every
+    /// visible message by id for one page (226 ms at 100,000 stored). Read
+    /// in id order instead, a page stops after its rows; a queue filter
+    /// still uses the index through `vhost = ?`.
+    const VISIBLE_VHOST: &'static str = "+vhost";
+
+    /// Only a few batches are ever unsettled, each read as a range of the
+    /// primary key (checked in `plans`): `CROSS JOIN` keeps the batches the
+    /// outer loop, and the unary `+` keeps the planner off other indexes
+    /// (the queue's would read every row of the queue) and from building
+    /// one of its own.
+    const TWINS: &'static str = "SELECT m.id, b.state, m.content_hash FROM ack_batches b
+     CROSS JOIN messages m ON m.id BETWEEN b.first_id AND b.last_id
+     WHERE b.committed_at >= $1 AND +m.vhost = $2 AND +m.queue = $3
+       AND +m.absorbed_redelivery = 0 AND +m.received_at >= $1
+     ORDER BY b.state, m.id";
+
+    /// Nothing: the statement's result carries its count and last id.
+    const COUNTED_INSERT: (&'static str, &'static str) = ("", "");
+
+    /// SQLite keeps every character (PostgreSQL's backend has to replace NUL).
+    fn text(value: &str) -> Cow<'_, str> {
+        Cow::Borrowed(value)
+    }
+
+    /// The arm's index, named, since SQLite's planner (without statistics)
+    /// would rather read another index and sort; the primary key alone when
+    /// it has none.
+    fn arm_source(index: Option<&str>) -> String {
+        match index {
+            Some(index) => format!("messages INDEXED BY {index}"),
+            None => "messages NOT INDEXED".to_owned(),
+        }
+    }
+
+    /// One bind of a JSON array, whatever its length (a bind per id would
+    /// pass SQLite's limit of 32,766 parameters).
+    fn push_id_set(b: &mut QueryBuilder<'_, Sqlite>, column: &str, ids: &[i64]) {
+        let list = serde_json::to_string(ids).expect("integers serialise");
+        b.push(format_args!(" AND {column} IN (SELECT value FROM json_each("))
+            .push_bind(list)
+            .push("))");
+    }
+
+    async fn run_counted<'a>(
+        tx: &'a mut SqliteConnection,
+        mut b: QueryBuilder<'a, Sqlite>,
+    ) -> Result<(u64, i64), StoreError> {
+        let done = b.build().execute(&mut *tx).await?;
+        Ok((done.rows_affected(), done.last_insert_rowid()))
+    }
+
+    /// `AUTOINCREMENT` keeps it in `sqlite_sequence`: the next row gets
+    /// the one after it.
+    async fn last_message_id(tx: &mut SqliteConnection) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)",
+        )
+        .fetch_one(&mut *tx)
+        .await?)
+    }
+
+    type Search = search::Fts5;
 }

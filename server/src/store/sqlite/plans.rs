@@ -8,11 +8,11 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::browse::{Reading, PROBE_LIMIT};
 use super::SqliteStore;
-use crate::store::api::MessageStore;
 use crate::store::browse::Level;
 use crate::store::filter::Filter;
 use crate::store::plan_matrix;
 use crate::store::rows;
+use crate::store::MessageStore;
 
 fn text(v: &str) -> Option<String> {
     Some(v.to_owned())
@@ -197,7 +197,10 @@ async fn every_filter_combination_reads_through_its_planned_index() {
 #[tokio::test]
 async fn a_redelivered_copy_reads_only_the_rows_of_unsettled_batches() {
     let (store, dir) = fresh().await;
-    let explain = format!("EXPLAIN QUERY PLAN {}", super::TWINS);
+    let explain = format!(
+        "EXPLAIN QUERY PLAN {}",
+        <super::SqliteStore as crate::store::backend::SqlBackend>::TWINS
+    );
     let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&explain)
         .bind(0_i64)
         .bind("v")

@@ -1,0 +1,229 @@
+//! Writing captured batches (see `store::capture` for what makes a
+//! redelivered delivery a copy), compiled once per backend.
+
+use crate::store::backend::SqlBackend;
+use async_trait::async_trait;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use super::{Conn, Db, Engine};
+use crate::domain::NewMessage;
+use crate::store::*;
+use crate::store::{now_ms, AckState, Committed, StoreError};
+
+/// A delivery to insert, and the row it may be a copy of.
+type Fresh<'a> = (&'a NewMessage, Option<i64>);
+
+/// Stored rows that may answer for redelivered copies, by content hash,
+/// each used at most once.
+type Candidates = HashMap<Vec<u8>, VecDeque<(i64, i64)>>;
+
+#[async_trait]
+impl CaptureStore for Engine {
+    async fn insert_batch(&self, batch: &[NewMessage], window: Duration) -> Result<Committed, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let oldest = now_ms() - window.as_millis() as i64;
+        // Batches past the window can answer for no copy any more.
+        sqlx::query("DELETE FROM ack_batches WHERE committed_at < $1")
+            .bind(oldest)
+            .execute(&mut *tx)
+            .await?;
+        let mut candidates: HashMap<(&str, &str), Candidates> = HashMap::new();
+        let mut fresh: Vec<Fresh<'_>> = Vec::with_capacity(batch.len());
+        for m in batch {
+            if !m.redelivered {
+                fresh.push((m, None));
+                continue;
+            }
+            let queue = match candidates.entry((m.vhost.as_str(), m.queue.as_str())) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(first) => {
+                    let found = twins(&mut tx, *first.key(), oldest).await?;
+                    first.insert(found)
+                }
+            };
+            let twin = queue.get_mut(&m.content_hash).and_then(VecDeque::pop_front);
+            let Some((twin, state)) = twin else {
+                fresh.push((m, None));
+                continue;
+            };
+            sqlx::query("UPDATE messages SET absorbed_redelivery = 1 WHERE id = $1")
+                .bind(twin)
+                .execute(&mut *tx)
+                .await?;
+            if state != AckState::Unsent.code() {
+                fresh.push((m, Some(twin)));
+            }
+        }
+        let templates = template_ids(&mut tx, &fresh).await?;
+        let mut ids: Option<RangeInclusive<i64>> = None;
+        let mut last = Engine::last_message_id(&mut tx).await?;
+        for chunk in fresh.chunks(ROWS_PER_INSERT) {
+            let range = insert_rows(&mut tx, chunk, last, &templates).await?;
+            last = *range.end();
+            ids = Some(ids.map_or(range.clone(), |r| *r.start()..=*range.end()));
+        }
+        if let Some(ids) = &ids {
+            sqlx::query(
+                "INSERT INTO ack_batches (first_id, last_id, state, committed_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(ids.start())
+            .bind(ids.end())
+            .bind(AckState::Unsent.code())
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Committed {
+            stored: fresh.len(),
+            ids,
+            possible_copies: fresh.iter().filter(|(_, twin)| twin.is_some()).count(),
+        })
+    }
+
+    async fn set_ack_state(&self, ids: &RangeInclusive<i64>, state: AckState) -> Result<(), StoreError> {
+        let query = match state {
+            AckState::Settled => sqlx::query("DELETE FROM ack_batches WHERE first_id = $1 AND last_id = $2"),
+            _ => sqlx::query("UPDATE ack_batches SET state = $3 WHERE first_id = $1 AND last_id = $2"),
+        };
+        self.mark(query.bind(ids.start()).bind(ids.end()).bind(state.code()))
+            .await?;
+        Ok(())
+    }
+
+    async fn possible_copy_of(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        let row: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT possible_copy_of FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        row.ok_or(StoreError::NotFound(id))
+    }
+}
+
+/// The rows of `queue` in unsettled batches (see the backend's `TWINS`), by content hash.
+async fn twins(tx: &mut Conn, (vhost, queue): (&str, &str), oldest: i64) -> Result<Candidates, StoreError> {
+    let rows: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(Engine::TWINS)
+        .bind(oldest)
+        .bind(vhost)
+        .bind(queue)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut found = Candidates::new();
+    for (id, state, hash) in rows {
+        found.entry(hash).or_default().push_back((id, state));
+    }
+    Ok(found)
+}
+
+/// Template ids by hash.
+type Templates<'a> = HashMap<&'a [u8], i64>;
+
+/// The id of every distinct trace template of `rows`, stored first when new
+/// (a batch of one failure group has one: one lookup per batch).
+async fn template_ids<'a>(tx: &mut Conn, rows: &[Fresh<'a>]) -> Result<Templates<'a>, StoreError> {
+    let mut ids = Templates::new();
+    for template in rows.iter().filter_map(|(m, _)| m.trace_template.as_ref()) {
+        let Entry::Vacant(slot) = ids.entry(template.hash.as_slice()) else {
+            continue;
+        };
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM stack_traces WHERE hash = $1")
+            .bind(&template.hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let id = match known {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar("INSERT INTO stack_traces (hash, template) VALUES ($1, $2) RETURNING id")
+                    .bind(&template.hash)
+                    .bind(Engine::text(&template.text))
+                    .fetch_one(&mut *tx)
+                    .await?
+            }
+        };
+        slot.insert(id);
+    }
+    Ok(ids)
+}
+
+/// Rows per multi-row statement: one statement per table per chunk instead
+/// of one per message (each is a round trip to the database), well under
+/// either backend's limit of bound parameters.
+const ROWS_PER_INSERT: usize = 400;
+
+/// Inserts `rows` into `messages` and `message_contents` (the search index
+/// follows: `Store::index_pending`) and returns their ids. The id sequence
+/// hands one statement's rows the ids after `last` in their order, and this
+/// transaction is the only writer (the backend's write turn); the count and
+/// the last id of the statement prove it (on SQLite, a `RETURNING` of every
+/// id cost a row object per message).
+async fn insert_rows(
+    tx: &mut Conn,
+    rows: &[Fresh<'_>],
+    last: i64,
+    templates: &Templates<'_>,
+) -> Result<RangeInclusive<i64>, StoreError> {
+    let mut b = sqlx::QueryBuilder::<Db>::new(Engine::COUNTED_INSERT.0);
+    b.push(
+        "INSERT INTO messages (vhost, queue, received_at, persistent,
+            delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
+            reason, death_count, service, message_id, replay_id, content_hash,
+            exception_type, group_id, group_title, possible_copy_of) ",
+    );
+    b.push_values(rows, |mut row, (m, twin)| {
+        row.push_bind(Engine::text(&m.vhost))
+            .push_bind(Engine::text(&m.queue))
+            .push_bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
+            .push_bind(i64::from(m.persistent))
+            .push_bind(Engine::text(&m.delivery_exchange))
+            .push_bind(Engine::text(&m.delivery_routing_key))
+            .push_bind(m.original_exchange.as_deref().map(Engine::text))
+            .push_bind(m.original_routing_key.as_deref().map(Engine::text))
+            .push_bind(m.reason.as_deref().map(Engine::text))
+            .push_bind(m.death_count)
+            .push_bind(m.service.as_deref().map(Engine::text))
+            .push_bind(m.message_id.as_deref().map(Engine::text))
+            .push_bind(m.replay_id.as_deref().map(Engine::text))
+            .push_bind(&m.content_hash)
+            .push_bind(m.exception_type.as_deref().map(Engine::text))
+            .push_bind(Engine::text(&m.group_id))
+            .push_bind(Engine::text(&m.group_title))
+            .push_bind(*twin);
+    });
+    b.push(Engine::COUNTED_INSERT.1);
+    let (inserted, newest) = Engine::run_counted(&mut *tx, b).await?;
+    let first = last + 1;
+    let ids = first..=newest;
+    if inserted != rows.len() as u64 || ids.end() - last != rows.len() as i64 {
+        // Cannot happen with one writer; refuse rather than mismatch rows.
+        return Err(StoreError::Database(sqlx::Error::Protocol(
+            "inserted message ids are not consecutive".into(),
+        )));
+    }
+    let numbered = || rows.iter().map(|(m, _)| *m).zip(first..);
+    let mut b = sqlx::QueryBuilder::<Db>::new(
+        "INSERT INTO message_contents (message_id, body, properties, headers, stack_trace, trace_id) ",
+    );
+    b.push_values(numbered(), |mut row, (m, id)| {
+        let template = m
+            .trace_template
+            .as_ref()
+            .and_then(|t| templates.get(t.hash.as_slice()).copied());
+        row.push_bind(id)
+            .push_bind(&m.body)
+            .push_bind(&m.properties)
+            .push_bind(&m.headers)
+            .push_bind(
+                template
+                    .is_none()
+                    .then(|| m.stack_trace.as_deref().map(Engine::text))
+                    .flatten(),
+            )
+            .push_bind(template);
+    });
+    b.build().execute(&mut *tx).await?;
+    Ok(ids)
+}

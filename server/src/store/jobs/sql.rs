@@ -1,0 +1,173 @@
+//! SQL for `store::jobs`, compiled once per backend (see `store`).
+
+use crate::store::backend::SqlBackend;
+use super::{select::FilterSql, Db, Engine};
+use crate::store::*;
+use crate::store::filter::Filter;
+use crate::store::jobs::*;
+use crate::store::{now_ms, StoreError};
+use app::model::{Destination, Job, JobItem, JobState};
+use async_trait::async_trait;
+use sqlx::QueryBuilder;
+
+#[async_trait]
+impl JobStore for Engine {
+    async fn destinations(&self, filter: &Filter) -> Result<Vec<Destination>, StoreError> {
+        let mut b =
+            QueryBuilder::<Db>::new("SELECT original_exchange, original_routing_key, COUNT(*) FROM messages");
+        filter.push_where(&mut b);
+        b.push(" GROUP BY original_exchange, original_routing_key ORDER BY COUNT(*) DESC");
+        let rows: Vec<(Option<String>, Option<String>, i64)> =
+            b.build_query_as().fetch_all(self.pool()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(exchange, routing_key, count)| Destination {
+                exchange,
+                routing_key,
+                count,
+            })
+            .collect())
+    }
+
+    async fn create_job(&self, job: NewJob<'_>, filter: &Filter) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO jobs (action, state, actor, selection, target_exchange, target_routing_key,
+                rate_per_sec, total, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9) RETURNING id",
+        )
+        .bind(job.action.as_str())
+        .bind(JobState::Running.as_str())
+        .bind(job.actor)
+        .bind(job.selection.to_string())
+        .bind(&job.exchange)
+        .bind(&job.routing_key)
+        .bind(job.rate_per_sec)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut b = QueryBuilder::<Db>::new("INSERT INTO job_items (job_id, message_id) SELECT ");
+        b.push_bind(id).push(", id FROM messages");
+        filter.push_where(&mut b);
+        let total = b.build().execute(&mut *tx).await?.rows_affected();
+        if total == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        // Read on every view of the job (who may see it), so kept apart
+        // rather than joined from a hundred thousand items each time.
+        sqlx::query(
+            "INSERT INTO job_vhosts (job_id, vhost)
+             SELECT DISTINCT $1, m.vhost FROM job_items i JOIN messages m ON m.id = i.message_id
+             WHERE i.job_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE jobs SET total = $1 WHERE id = $2")
+            .bind(total as i64)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    async fn job(&self, id: i64) -> Result<Job, StoreError> {
+        let row: Option<JobRow> = sqlx::query_as(&format!("{JOB_SELECT} WHERE j.id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(Job::from)
+            .ok_or_else(|| StoreError::Missing(format!("job {id}")))
+    }
+
+    async fn job_problems(&self, id: i64, limit: i64) -> Result<Vec<JobItem>, StoreError> {
+        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT message_id, state, error FROM job_items
+             WHERE job_id = $1 AND state IN ('failed', 'skipped') ORDER BY message_id LIMIT $2",
+        )
+        .bind(id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(message_id, state, error)| JobItem {
+                message_id,
+                state,
+                error,
+            })
+            .collect())
+    }
+
+    async fn jobs(&self, limit: i64) -> Result<Vec<Job>, StoreError> {
+        let rows: Vec<JobRow> = sqlx::query_as(&format!("{JOB_SELECT} ORDER BY j.id DESC LIMIT $1"))
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.into_iter().map(Job::from).collect())
+    }
+
+    async fn job_spec(&self, id: i64) -> Result<JobSpec, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, action, state, actor, target_exchange, target_routing_key, rate_per_sec
+             FROM jobs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    async fn running_jobs(&self) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM jobs WHERE state = $1 ORDER BY id")
+                .bind(JobState::Running.as_str())
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    async fn set_job_state(
+        &self,
+        id: i64,
+        from: &[JobState],
+        to: JobState,
+        note: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut b = QueryBuilder::<Db>::new("UPDATE jobs SET state = ");
+        b.push_bind(to.as_str())
+            .push(", updated_at = ")
+            .push_bind(now_ms());
+        if to.is_final() {
+            b.push(", finished_at = ").push_bind(now_ms());
+        }
+        if let Some(n) = note {
+            b.push(", note = ").push_bind(n.to_owned());
+        }
+        if to == JobState::Running {
+            // A resumed job starts its replay-loop check afresh.
+            b.push(", note = NULL, loop_check_from = ").push_bind(now_ms());
+        }
+        b.push(" WHERE id = ").push_bind(id).push(" AND state IN (");
+        let mut list = b.separated(", ");
+        for s in from {
+            list.push_bind(s.as_str());
+        }
+        b.push(")");
+        Ok(b.build().execute(self.pool()).await?.rows_affected() == 1)
+    }
+
+    async fn set_job_note(&self, id: i64, note: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET note = $1, updated_at = $2 WHERE id = $3 AND state = $4")
+            .bind(note)
+            .bind(now_ms())
+            .bind(id)
+            .bind(JobState::Running.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

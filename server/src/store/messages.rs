@@ -1,0 +1,60 @@
+//! Failed messages as operators read and move them. Their SQL is in
+//! `store/messages/`, compiled once per backend.
+
+use crate::store::Event;
+use crate::store::Filter;
+use crate::store::StoreError;
+use crate::store::StoredMessage;
+use app::model::MessageDetail;
+use app::model::MessagePage;
+use app::model::MessageQuery;
+use app::model::MessageStatus;
+use async_trait::async_trait;
+
+/// Failed messages as operators read and move them: pages and counts,
+/// detail with history, status transitions, exports and retention.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// A page of messages in `visible` vhosts (all when `None`).
+    async fn list_within(
+        &self,
+        q: &MessageQuery,
+        visible: Option<&[String]>,
+    ) -> Result<MessagePage, StoreError>;
+
+    /// Messages matching `filter`; with a `cap`, counting stops after `cap + 1`
+    /// so a page never pays for counting a million rows.
+    async fn count_matching(&self, filter: &Filter, cap: Option<i64>) -> Result<i64, StoreError>;
+
+    /// One batch of an export, newest first, below `before` (an id).
+    async fn export_batch(
+        &self,
+        filter: &Filter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+
+    async fn get(&self, id: i64) -> Result<StoredMessage, StoreError>;
+
+    async fn detail(&self, id: i64) -> Result<MessageDetail, StoreError>;
+
+    /// Moves a message from one status to another and records the event, atomically.
+    /// Fails with `WrongState` (nothing written) when the message is not in `from`.
+    async fn transition(
+        &self,
+        id: i64,
+        from: &[MessageStatus],
+        to: MessageStatus,
+        event: Option<Event<'_>>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes messages discarded before `cutoff_ms` (with their history and
+    /// job items). Returns how many were purged.
+    async fn purge_discarded(&self, cutoff_ms: i64) -> Result<u64, StoreError>;
+
+    /// Stored messages per status (`/metrics`): one pass over the
+    /// `(status, id)` index, tens of milliseconds at a million.
+    async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
+    async fn count(&self) -> Result<i64, StoreError>;
+}

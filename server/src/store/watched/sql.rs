@@ -1,0 +1,142 @@
+//! SQL for `store::watched`, compiled once per backend (see `store`).
+
+use crate::store::backend::SqlBackend;
+use super::Engine;
+use crate::store::*;
+use crate::store::{now_ms, StoreError};
+use async_trait::async_trait;
+use std::collections::HashMap;
+
+#[async_trait]
+impl WatchStore for Engine {
+    async fn watched_queues(&self) -> Result<Vec<WatchedQueue>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT vhost, name, reason FROM watched_queues ORDER BY vhost, name")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    async fn sync_watched(&self, vhost: &str, queues: &HashMap<String, String>) -> Result<(), StoreError> {
+        // Discovery runs every few seconds and rarely changes anything: a
+        // plain read first, so it takes the write turn only for a change.
+        let current: HashMap<String, String> =
+            sqlx::query_as("SELECT name, reason FROM watched_queues WHERE vhost = $1")
+                .bind(vhost)
+                .fetch_all(self.pool())
+                .await?
+                .into_iter()
+                .collect();
+        if &current == queues {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        let stored: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, reason FROM watched_queues WHERE vhost = $1")
+                .bind(vhost)
+                .fetch_all(&mut *tx)
+                .await?;
+        for (name, reason) in &stored {
+            match queues.get(name) {
+                None => {
+                    sqlx::query("DELETE FROM watched_queues WHERE vhost = $1 AND name = $2")
+                        .bind(vhost)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Some(now) if now != reason => {
+                    sqlx::query("UPDATE watched_queues SET reason = $1 WHERE vhost = $2 AND name = $3")
+                        .bind(now)
+                        .bind(vhost)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, reason) in queues {
+            if stored.iter().all(|(n, _)| n != name) {
+                sqlx::query(
+                    "INSERT INTO watched_queues (vhost, name, reason, since) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(vhost)
+                .bind(name)
+                .bind(reason)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn forget_watched_vhosts_except(&self, vhosts: &[String]) -> Result<(), StoreError> {
+        let stored: Vec<String> = sqlx::query_scalar("SELECT DISTINCT vhost FROM watched_queues")
+            .fetch_all(self.pool())
+            .await?;
+        for gone in stored.iter().filter(|v| !vhosts.contains(v)) {
+            sqlx::query("DELETE FROM watched_queues WHERE vhost = $1")
+                .bind(gone)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn watch_overrides(&self, vhost: &str) -> Result<HashMap<String, bool>, StoreError> {
+        let rows: Vec<(String, bool)> =
+            sqlx::query_as("SELECT name, watch FROM watch_overrides WHERE vhost = $1")
+                .bind(vhost)
+                .fetch_all(self.pool())
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn all_watch_overrides(&self) -> Result<HashMap<String, HashMap<String, bool>>, StoreError> {
+        let rows: Vec<(String, String, bool)> =
+            sqlx::query_as("SELECT vhost, name, watch FROM watch_overrides")
+                .fetch_all(self.pool())
+                .await?;
+        let mut out: HashMap<String, HashMap<String, bool>> = HashMap::new();
+        for (vhost, name, watch) in rows {
+            out.entry(vhost).or_default().insert(name, watch);
+        }
+        Ok(out)
+    }
+
+    async fn set_watch_override(
+        &self,
+        vhost: &str,
+        name: &str,
+        watch: Option<bool>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        match watch {
+            Some(w) => {
+                sqlx::query(
+                    "INSERT INTO watch_overrides (vhost, name, watch, actor, at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (vhost, name) DO UPDATE SET watch = excluded.watch,
+                        actor = excluded.actor, at = excluded.at",
+                )
+                .bind(vhost)
+                .bind(name)
+                .bind(w)
+                .bind(actor)
+                .bind(now_ms())
+                .execute(self.pool())
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM watch_overrides WHERE vhost = $1 AND name = $2")
+                    .bind(vhost)
+                    .bind(name)
+                    .execute(self.pool())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
