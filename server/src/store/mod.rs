@@ -106,6 +106,21 @@ pub async fn connect(url: &str) -> anyhow::Result<Store> {
     }
 }
 
+/// Refuses a database whose schema is newer than this build's
+/// migrations (`applied` is the highest version it records): migrating
+/// would be a no-op, and the newer columns' meaning unknown.
+fn refuse_newer_schema(migrator: &sqlx::migrate::Migrator, applied: Option<i64>) -> anyhow::Result<()> {
+    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(newer) = applied.filter(|v| *v > known) {
+        anyhow::bail!(
+            "this database was written by a newer Redrive (schema version {newer}; this build knows up to \
+             {known}). Run the newer Redrive, or point REDRIVE_DATABASE_URL at another database; nothing \
+             was changed."
+        );
+    }
+    Ok(())
+}
+
 /// Compiles the aggregates' SQL for one backend: `shared_sql!(Store)` in
 /// the backend's module, where `Store` implements
 /// [`backend::SqlBackend`], the whole contract. Inside the shared files,

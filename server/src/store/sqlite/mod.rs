@@ -90,20 +90,13 @@ impl SqliteStore {
             .before_acquire(sound)
             .connect_lazy_with(options.clone().synchronous(SqliteSynchronous::Normal));
         let migrator = sqlx::migrate!("../migrations/sqlite");
-        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
         // A table that does not exist yet (a fresh database) reads as None.
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
                 .fetch_one(&pool)
                 .await
                 .unwrap_or(None);
-        if let Some(newer) = applied.filter(|v| *v > known) {
-            anyhow::bail!(
-                "this database was written by a newer Redrive (schema version {newer}; this build knows up to \
-                 {known}). Run the newer Redrive, or point REDRIVE_DATABASE_URL at another database; nothing \
-                 was changed."
-            );
-        }
+        super::refuse_newer_schema(&migrator, applied)?;
         migrator.run(&pool).await.context("applying migrations")?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
