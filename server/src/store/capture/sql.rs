@@ -44,15 +44,14 @@ impl CaptureStore for Engine {
                     first.insert(found)
                 }
             };
-            let twin = queue.get_mut(&m.content_hash).and_then(VecDeque::pop_front);
+            let twin = match queue.get_mut(&m.content_hash) {
+                Some(twins) => claim_twin(&mut tx, twins).await?,
+                None => None,
+            };
             let Some((twin, state)) = twin else {
                 fresh.push((m, None));
                 continue;
             };
-            sqlx::query("UPDATE messages SET absorbed_redelivery = 1 WHERE id = $1")
-                .bind(twin)
-                .execute(&mut *tx)
-                .await?;
             if state != AckState::Unsent.code() {
                 fresh.push((m, Some(twin)));
             }
@@ -119,6 +118,23 @@ async fn twins(tx: &mut Conn, (vhost, queue): (&str, &str), oldest: i64) -> Resu
     Ok(found)
 }
 
+/// Takes the first of `twins` no other delivery answered for yet: marks it
+/// absorbed, conditionally, so that a concurrent writer which took the same
+/// row first makes this one try the next (one stored row answers for one
+/// redelivered copy at most).
+async fn claim_twin(tx: &mut Conn, twins: &mut VecDeque<(i64, i64)>) -> Result<Option<(i64, i64)>, StoreError> {
+    while let Some((id, state)) = twins.pop_front() {
+        let taken = sqlx::query("UPDATE messages SET absorbed_redelivery = 1 WHERE id = $1 AND absorbed_redelivery = 0")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if taken.rows_affected() == 1 {
+            return Ok(Some((id, state)));
+        }
+    }
+    Ok(None)
+}
+
 /// Template ids by hash.
 type Templates<'a> = HashMap<&'a [u8], i64>;
 
@@ -137,9 +153,15 @@ async fn template_ids<'a>(tx: &mut Conn, rows: &[Fresh<'a>]) -> Result<Templates
         let id = match known {
             Some(id) => id,
             None => {
-                sqlx::query_scalar("INSERT INTO stack_traces (hash, template) VALUES ($1, $2) RETURNING id")
+                // Another writer may store the same template meanwhile: its
+                // row wins (`DO NOTHING`), and is read back.
+                sqlx::query("INSERT INTO stack_traces (hash, template) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING")
                     .bind(&template.hash)
                     .bind(Engine::text(&template.text))
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query_scalar("SELECT id FROM stack_traces WHERE hash = $1")
+                    .bind(&template.hash)
                     .fetch_one(&mut *tx)
                     .await?
             }

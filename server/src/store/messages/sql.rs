@@ -163,25 +163,32 @@ impl MessageStore for Engine {
         event: Option<Event<'_>>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let current = current.ok_or(StoreError::NotFound(id))?;
-        let current = MessageStatus::from_str(&current)
-            .map_err(|_| StoreError::Database(sqlx::Error::Decode(format!("bad status {current}").into())))?;
-        if !from.contains(&current) {
+        // One conditional statement, so a concurrent writer (another
+        // instance) can never slip between the check and the change.
+        let mut b = QueryBuilder::<Db>::new("UPDATE messages SET status = ");
+        b.push_bind(to.as_str())
+            .push(" WHERE id = ")
+            .push_bind(id)
+            .push(" AND status IN (");
+        let mut allowed = b.separated(", ");
+        for status in from {
+            allowed.push_bind(status.as_str());
+        }
+        b.push(")");
+        if b.build().execute(&mut *tx).await?.rows_affected() == 0 {
+            let current: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let current = current.ok_or(StoreError::NotFound(id))?;
+            let current = MessageStatus::from_str(&current)
+                .map_err(|_| StoreError::Database(sqlx::Error::Decode(format!("bad status {current}").into())))?;
             return Err(StoreError::WrongState {
                 id,
                 status: current,
                 expected: expected_label(from),
             });
         }
-        sqlx::query("UPDATE messages SET status = $1 WHERE id = $2")
-            .bind(to.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         if let Some(event) = event {
             insert_event(&mut tx, id, &event).await?;
         }

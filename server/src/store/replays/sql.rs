@@ -80,15 +80,23 @@ impl ReplayStore for Engine {
         .bind(stale_before)
         .fetch_all(&mut *tx)
         .await?;
+        let mut swept = 0;
         for (id, replay_id) in &ids {
-            sqlx::query(
+            // Conditional: a replay settled (or a heartbeat renewed) since
+            // the read above is not swept.
+            let flagged = sqlx::query(
                 "UPDATE messages SET status = 'failed', replay_uncertain = 1, replay_owner = NULL,
                     replay_heartbeat = NULL
-                 WHERE id = $1",
+                 WHERE id = $1 AND status = 'replaying' AND COALESCE(replay_heartbeat, 0) < $2",
             )
             .bind(id)
+            .bind(stale_before)
             .execute(&mut *tx)
             .await?;
+            if flagged.rows_affected() == 0 {
+                continue;
+            }
+            swept += 1;
             let detail = format!(
                 "Redrive stopped before the broker confirmed this replay (replay id {}); it may or may not \
                  have been delivered. A retry reuses that replay id.",
@@ -112,7 +120,7 @@ impl ReplayStore for Engine {
             .await?;
         }
         tx.commit().await?;
-        Ok(ids.len() as u64)
+        Ok(swept)
     }
 }
 
