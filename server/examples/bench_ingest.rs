@@ -106,6 +106,41 @@ async fn raw_consume(ch: &Channel, queue: &str, n: u32) -> Duration {
     start.elapsed()
 }
 
+/// Rows stored so far.
+async fn count(pool: &sqlx::AnyPool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// `n` failures captured by `k` Redrive processes on one fresh database,
+/// started together on a full queue: messages a second from the first
+/// commit to the last.
+async fn instances(bench: &mut BenchVhost, n: u32, k: usize) -> f64 {
+    let queue = format!("instances{k}.dlq");
+    fill(&bench.channel, &queue, n as usize).await;
+    let url = bench.scratch_database(&format!("instances{k}")).await;
+    let processes = futures::future::join_all((0..k).map(|_| bench.redrive_process_on(&url))).await;
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let first_at = loop {
+        let now = count(&pool).await;
+        if now > 0 {
+            break (Instant::now(), now);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    while count(&pool).await < i64::from(n) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rate = (i64::from(n) - first_at.1) as f64 / first_at.0.elapsed().as_secs_f64();
+    for p in processes {
+        let _ = p.sigterm().await;
+    }
+    pool.close().await;
+    rate
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -148,6 +183,11 @@ async fn main() {
     while stored().await < i64::from(n) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // The highest id can run ahead of the rows committed (PostgreSQL
+    // writers commit side by side, out of id order): the count settles it.
+    while count(&ids).await < i64::from(n) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let redrive = start.elapsed();
     let steady = Duration::from_secs_f64(
         (redrive - first_at).as_secs_f64() * f64::from(n) / (i64::from(n) - first) as f64,
@@ -163,6 +203,16 @@ async fn main() {
     }
     let searchable = start.elapsed();
     running.stop().await.unwrap();
+    // Several instances on one database (PostgreSQL only: SQLite is one
+    // instance's by design), each as a process of its own.
+    let instances = if std::env::var_os("REDRIVE_BENCH_POSTGRES").is_some() {
+        Some((
+            instances(&mut bench, n, 1).await,
+            instances(&mut bench, n, 2).await,
+        ))
+    } else {
+        None
+    };
     let alone_url = bench.scratch_database("alone").await;
     let alone = store_alone(&alone_url, n).await;
 
@@ -189,11 +239,27 @@ async fn main() {
         rate(steady)
     );
     println!(
-        "{:<34} {:>10.2} {:>12.0}",
+        "{:<34} {:>10.2} {:>12.0}   ({:.2} s after the last commit)",
         "  … and all searchable",
         searchable.as_secs_f64(),
-        rate(searchable)
+        rate(searchable),
+        (searchable - redrive).as_secs_f64()
     );
+    if let Some((one, two)) = instances {
+        println!(
+            "{:<34} {:>10} {:>12.0}   (a process of its own, first commit to last)",
+            "one instance, steady state", "", one
+        );
+        println!(
+            "{:<34} {:>10} {:>12.0}   ({:.2}x one instance)",
+            "two instances, one database",
+            "",
+            two,
+            two / one
+        );
+        println!("RESULT instances {one:.0} {two:.0} {:.2}", two / one);
+    }
+    println!("RESULT search_lag {:.2}", (searchable - redrive).as_secs_f64());
     println!(
         "{:<34} {:>10.2} {:>12.0}   ({:.2}x the baseline: capture's ceiling here)",
         "store alone: commit 500 at a time",

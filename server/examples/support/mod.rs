@@ -131,12 +131,22 @@ impl BenchVhost {
     /// Starts the release `redrive` built beside this example on this
     /// vhost, storing into `database_url`.
     pub async fn redrive_process(&self) -> RedriveProcess {
+        self.redrive_process_on(&self.database_url).await
+    }
+
+    #[allow(
+        dead_code,
+        reason = "each benchmark compiles this module; not all run Redrive in a process of its own"
+    )]
+    /// As [`Self::redrive_process`], storing into `database_url` (several
+    /// instances on one PostgreSQL database).
+    pub async fn redrive_process_on(&self, database_url: &str) -> RedriveProcess {
         let exe = testkit::process::beside_examples().expect("own path");
         RedriveProcess::start(
             &exe,
             &[
                 ("REDRIVE_AMQP_URL", self.amqp_url.clone()),
-                ("REDRIVE_DATABASE_URL", self.database_url.clone()),
+                ("REDRIVE_DATABASE_URL", database_url.to_owned()),
                 ("REDRIVE_VHOSTS", self.name.clone()),
                 ("REDRIVE_DISCOVERY_INTERVAL", "0.05".into()),
             ],

@@ -58,19 +58,21 @@ impl Ingest {
         self.indexer.wake();
         batch.messages.clear();
         batch.bytes = 0;
-        // No ids: every delivery was a copy already stored, nothing to mark.
-        let ids = committed.ids.as_ref();
-        if let Some(ids) = ids {
-            self.durably(held, stop, || self.store.set_ack_state(ids, AckState::InFlight))
-                .await?;
+        // No batch: every delivery was a copy already stored, nothing to mark.
+        let stored = committed.batch;
+        if let Some(stored) = stored {
+            self.durably(held, stop, || {
+                self.store.set_ack_state(stored, AckState::InFlight)
+            })
+            .await?;
         }
         if let Err(e) = channel
             .basic_ack(batch.last_tag, BasicAckOptions { multiple: true })
             .await
         {
             // lapin refuses to send on a closed channel: the broker never saw it.
-            if let Some(ids) = ids {
-                if let Err(e) = self.store.set_ack_state(ids, AckState::Unsent).await {
+            if let Some(stored) = stored {
+                if let Err(e) = self.store.set_ack_state(stored, AckState::Unsent).await {
                     tracing::warn!(error = %e, "could not mark an unsent ack; its redelivered copies will be flagged, not absorbed");
                 }
             }
@@ -79,8 +81,8 @@ impl Ingest {
         confirm_acked(channel, batch.prefetch, stop)
             .await
             .context("confirming an ack (redelivered twins of the batch will be flagged)")?;
-        if let Some(ids) = ids {
-            if let Err(e) = self.store.set_ack_state(ids, AckState::Settled).await {
+        if let Some(stored) = stored {
+            if let Err(e) = self.store.set_ack_state(stored, AckState::Settled).await {
                 // Left in flight: a later identical redelivery is stored and flagged.
                 tracing::warn!(error = %e, "could not mark a confirmed ack");
             }

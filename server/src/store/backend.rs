@@ -62,10 +62,6 @@ pub(crate) trait SqlBackend: Clone + Send + Sync + 'static {
     /// before `InFlight`, oldest first.
     const TWINS: &'static str;
 
-    /// Text around a multi-row insert into `messages` so that
-    /// [`Self::run_counted`] can read its count and last id.
-    const COUNTED_INSERT: (&'static str, &'static str);
-
     /// Publisher text as the database can store it.
     fn text(value: &str) -> Cow<'_, str>;
 
@@ -75,15 +71,20 @@ pub(crate) trait SqlBackend: Clone + Send + Sync + 'static {
     /// ` AND {column} IN (ids)`, as one bind whatever the list's length.
     fn push_id_set(b: &mut QueryBuilder<'_, Self::Db>, column: &str, ids: &[i64]);
 
-    /// Runs a multi-row insert built between [`Self::COUNTED_INSERT`];
-    /// returns how many rows it wrote and the last id.
-    fn run_counted<'a>(
-        tx: &'a mut ConnOf<Self>,
-        b: QueryBuilder<'a, Self::Db>,
-    ) -> impl Future<Output = Result<(u64, i64), StoreError>> + Send + 'a;
+    /// Draws `n` ids for new rows of `messages`, ascending. They need not
+    /// be consecutive: on PostgreSQL another instance draws from the same
+    /// sequence meanwhile, and an id drawn by a transaction that rolls back
+    /// is never used.
+    fn allocate_message_ids(
+        tx: &mut ConnOf<Self>,
+        n: usize,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
 
-    /// The highest id `messages` handed out.
-    fn last_message_id(tx: &mut ConnOf<Self>) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// Statements the search indexer runs on each pass, under its turn,
+    /// before it indexes: on PostgreSQL they fold the counters' deltas
+    /// (written by every instance without waiting for one another) into
+    /// the tables only this turn updates.
+    const FOLD: &'static [&'static str];
 
     // --- Full-text index ---
 

@@ -25,8 +25,6 @@ use crate::store::StoreError;
 use async_trait::async_trait;
 use std::time::Duration;
 
-use std::ops::RangeInclusive;
-
 /// How far a stored row's delivery got in being acked; decides what a
 /// redelivered twin of it is (see the module comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +47,21 @@ impl AckState {
     }
 }
 
+/// A committed capture batch, as its ack markers address it: its lowest
+/// id. Its ids need not be one range (on PostgreSQL another instance may
+/// draw ids between them), so it is named rather than bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureBatch(pub(super) i64);
+
 /// What a committed batch wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
     /// Rows inserted (deliveries not absorbed as redelivered copies).
     pub stored: usize,
-    /// Their ids (one transaction writes a contiguous range), to settle.
-    pub ids: Option<RangeInclusive<i64>>,
+    /// The batch, to mark its ack; `None` when it stored nothing.
+    pub batch: Option<CaptureBatch>,
+    /// The ids it stored, ascending.
+    pub ids: Vec<i64>,
     /// Rows stored with a doubt: redelivered twins of a row whose ack was in
     /// flight.
     pub possible_copies: usize,
@@ -83,13 +89,13 @@ pub trait CaptureStore: Send + Sync {
     /// duplicate row: a duplicate an operator can discard beats a lost failure.
     async fn insert_batch(&self, batch: &[NewMessage], window: Duration) -> Result<Committed, StoreError>;
 
-    /// Records how far the ack of the batch `ids` (a range `insert_batch`
-    /// returned) got: one row, not one per message. Written through the
+    /// Records how far the ack of `batch` (as `insert_batch` returned it)
+    /// got: a row per run of its ids, not one per message. Written through the
     /// no-fsync connection, so marking costs no disk flush and lands at once.
     /// It takes the process's write turn like every writer: without it, a
     /// marker meeting the indexer's open transaction would sleep in SQLite's
     /// busy handler (1, 2, 5, 10… ms) while capture waits on it.
-    async fn set_ack_state(&self, ids: &RangeInclusive<i64>, state: AckState) -> Result<(), StoreError>;
+    async fn set_ack_state(&self, batch: CaptureBatch, state: AckState) -> Result<(), StoreError>;
 
     /// The row a message may be a redelivered copy of (see [`AckState::InFlight`]).
     async fn possible_copy_of(&self, id: i64) -> Result<Option<i64>, StoreError>;

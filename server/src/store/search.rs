@@ -86,8 +86,9 @@ pub trait SearchIndex: Send + Sync {
     ///
     /// Capture commits a batch without indexing it (tokenising a Spring
     /// failure's stack trace cost more than storing it), so this runs
-    /// beside it. The write lock makes the watermark exact: no batch can
-    /// commit between reading the pending rows and moving the mark.
+    /// beside it. Ids may commit out of order (several instances on
+    /// PostgreSQL): the ones the watermark passed before they committed
+    /// are kept as gaps and indexed on a later pass.
     async fn index_pending(&self, limit: u32) -> Result<usize, StoreError>;
 
     /// Before a query with search text: indexes what capture stored since

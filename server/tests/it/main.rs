@@ -34,3 +34,4 @@ mod sessions;
 mod store;
 mod takeover;
 mod tour;
+mod writers;

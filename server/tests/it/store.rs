@@ -3,7 +3,7 @@
 use crate::common::TestDb;
 use lapin::BasicProperties;
 use server::ingest::decode::{decode, Incoming};
-use server::store::{AckState, Store};
+use server::store::{AckState, CaptureBatch, Store};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -59,16 +59,16 @@ async fn a_redelivery_of_a_committed_message_is_not_stored_twice() {
 }
 
 /// Two identical failures committed in one batch, their ack then in `state`.
-async fn two_identical_rows(db: &TestDb, state: AckState) -> (Store, std::ops::RangeInclusive<i64>) {
+async fn two_identical_rows(db: &TestDb, state: AckState) -> (Store, CaptureBatch, Vec<i64>) {
     let store = server::store::connect(&db.url()).await.unwrap();
     let first = store
         .insert_batch(&[at(b"same", false), at(b"same", false)], WINDOW)
         .await
         .unwrap();
-    let ids = first.ids.clone().unwrap();
-    assert_eq!((first.stored, ids.end() - ids.start()), (2, 1));
-    store.set_ack_state(&ids, state).await.unwrap();
-    (store, ids)
+    assert_eq!((first.stored, first.ids.len()), (2, 2));
+    let batch = first.batch.unwrap();
+    store.set_ack_state(batch, state).await.unwrap();
+    (store, batch, first.ids)
 }
 
 /// Another consumer took identical failures and gave them back: they come
@@ -78,7 +78,7 @@ async fn two_identical_rows(db: &TestDb, state: AckState) -> (Store, std::ops::R
 #[tokio::test]
 async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
     let db = TestDb::new();
-    let (store, ids) = two_identical_rows(&db, AckState::Settled).await;
+    let (store, batch, _) = two_identical_rows(&db, AckState::Settled).await;
     let requeued = [at(b"same", true), at(b"same", true)];
     assert_eq!(
         store.insert_batch(&requeued, WINDOW).await.unwrap().stored,
@@ -86,7 +86,7 @@ async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
         "settled rows absorb nothing"
     );
     // The ack of the first batch failed after all: its copies are recognised.
-    store.set_ack_state(&ids, AckState::Unsent).await.unwrap();
+    store.set_ack_state(batch, AckState::Unsent).await.unwrap();
     assert_eq!(store.insert_batch(&requeued, WINDOW).await.unwrap().stored, 0);
     assert_eq!(store.count().await.unwrap(), 4);
 }
@@ -97,7 +97,7 @@ async fn only_rows_whose_ack_never_went_out_absorb_redelivered_twins() {
 #[tokio::test]
 async fn twins_of_rows_whose_ack_was_in_flight_are_stored_and_flagged() {
     let db = TestDb::new();
-    let (store, ids) = two_identical_rows(&db, AckState::InFlight).await;
+    let (store, _, ids) = two_identical_rows(&db, AckState::InFlight).await;
     let requeued = [at(b"same", true), at(b"same", true), at(b"same", true)];
     let again = store.insert_batch(&requeued, WINDOW).await.unwrap();
     assert_eq!(
@@ -105,15 +105,14 @@ async fn twins_of_rows_whose_ack_was_in_flight_are_stored_and_flagged() {
         (3, 2),
         "two rows in flight, three twins"
     );
-    let new = again.ids.unwrap();
     let mut flagged = Vec::new();
-    for id in new.clone() {
-        flagged.push(store.possible_copy_of(id).await.unwrap());
+    for id in &again.ids {
+        flagged.push(store.possible_copy_of(*id).await.unwrap());
     }
-    assert_eq!(flagged, vec![Some(*ids.start()), Some(*ids.end()), None]);
-    assert_eq!(store.possible_copy_of(*ids.start()).await.unwrap(), None);
+    assert_eq!(flagged, vec![Some(ids[0]), Some(ids[1]), None]);
+    assert_eq!(store.possible_copy_of(ids[0]).await.unwrap(), None);
     assert!(
-        store.possible_copy_of(*new.end() + 1).await.is_err(),
+        store.possible_copy_of(again.ids[2] + 1).await.is_err(),
         "unknown id"
     );
     assert_eq!(store.count().await.unwrap(), 5);

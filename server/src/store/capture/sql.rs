@@ -5,13 +5,12 @@ use crate::store::backend::SqlBackend;
 use async_trait::async_trait;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
-use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::{Conn, Db, Engine};
 use crate::domain::NewMessage;
 use crate::store::*;
-use crate::store::{now_ms, AckState, Committed, StoreError};
+use crate::store::{id_runs, now_ms, AckState, CaptureBatch, Committed, StoreError};
 
 /// A delivery to insert, and the row it may be a copy of.
 type Fresh<'a> = (&'a NewMessage, Option<i64>);
@@ -57,39 +56,40 @@ impl CaptureStore for Engine {
             }
         }
         let templates = template_ids(&mut tx, &fresh).await?;
-        let mut ids: Option<RangeInclusive<i64>> = None;
-        let mut last = Engine::last_message_id(&mut tx).await?;
-        for chunk in fresh.chunks(ROWS_PER_INSERT) {
-            let range = insert_rows(&mut tx, chunk, last, &templates).await?;
-            last = *range.end();
-            ids = Some(ids.map_or(range.clone(), |r| *r.start()..=*range.end()));
+        let ids = Engine::allocate_message_ids(&mut tx, fresh.len()).await?;
+        for (chunk, ids) in fresh.chunks(ROWS_PER_INSERT).zip(ids.chunks(ROWS_PER_INSERT)) {
+            insert_rows(&mut tx, chunk, ids, &templates).await?;
         }
-        if let Some(ids) = &ids {
-            sqlx::query(
-                "INSERT INTO ack_batches (first_id, last_id, state, committed_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(ids.start())
-            .bind(ids.end())
-            .bind(AckState::Unsent.code())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        let batch = ids.first().map(|first| CaptureBatch(*first));
+        if let Some(batch) = batch {
+            let committed_at = now_ms();
+            let mut b = sqlx::QueryBuilder::<Db>::new(
+                "INSERT INTO ack_batches (first_id, last_id, batch, state, committed_at) ",
+            );
+            b.push_values(id_runs::runs(&ids), |mut row, (first, last)| {
+                row.push_bind(first)
+                    .push_bind(last)
+                    .push_bind(batch.0)
+                    .push_bind(AckState::Unsent.code())
+                    .push_bind(committed_at);
+            });
+            b.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Committed {
             stored: fresh.len(),
+            batch,
             ids,
             possible_copies: fresh.iter().filter(|(_, twin)| twin.is_some()).count(),
         })
     }
 
-    async fn set_ack_state(&self, ids: &RangeInclusive<i64>, state: AckState) -> Result<(), StoreError> {
+    async fn set_ack_state(&self, batch: CaptureBatch, state: AckState) -> Result<(), StoreError> {
         let query = match state {
-            AckState::Settled => sqlx::query("DELETE FROM ack_batches WHERE first_id = $1 AND last_id = $2"),
-            _ => sqlx::query("UPDATE ack_batches SET state = $3 WHERE first_id = $1 AND last_id = $2"),
+            AckState::Settled => sqlx::query("DELETE FROM ack_batches WHERE batch = $1"),
+            _ => sqlx::query("UPDATE ack_batches SET state = $2 WHERE batch = $1"),
         };
-        self.mark(query.bind(ids.start()).bind(ids.end()).bind(state.code()))
-            .await?;
+        self.mark(query.bind(batch.0).bind(state.code())).await?;
         Ok(())
     }
 
@@ -177,26 +177,26 @@ async fn template_ids<'a>(tx: &mut Conn, rows: &[Fresh<'a>]) -> Result<Templates
 const ROWS_PER_INSERT: usize = 400;
 
 /// Inserts `rows` into `messages` and `message_contents` (the search index
-/// follows: `Store::index_pending`) and returns their ids. The id sequence
-/// hands one statement's rows the ids after `last` in their order, and this
-/// transaction is the only writer (the backend's write turn); the count and
-/// the last id of the statement prove it (on SQLite, a `RETURNING` of every
-/// id cost a row object per message).
+/// follows: `Store::index_pending`) with the ids drawn for them, in order.
+/// The ids are bound rather than left to the table's default so that the
+/// contents and the ack markers name the rows without a `RETURNING` of
+/// every id (on SQLite that cost a row object per message).
 async fn insert_rows(
     tx: &mut Conn,
     rows: &[Fresh<'_>],
-    last: i64,
+    ids: &[i64],
     templates: &Templates<'_>,
-) -> Result<RangeInclusive<i64>, StoreError> {
-    let mut b = sqlx::QueryBuilder::<Db>::new(Engine::COUNTED_INSERT.0);
-    b.push(
-        "INSERT INTO messages (vhost, queue, received_at, persistent,
+) -> Result<(), StoreError> {
+    let numbered = || rows.iter().map(|(m, twin)| (*m, *twin)).zip(ids.iter().copied());
+    let mut b = sqlx::QueryBuilder::<Db>::new(
+        "INSERT INTO messages (id, vhost, queue, received_at, persistent,
             delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
             reason, death_count, service, message_id, replay_id, content_hash,
             exception_type, group_id, group_title, possible_copy_of) ",
     );
-    b.push_values(rows, |mut row, (m, twin)| {
-        row.push_bind(Engine::text(&m.vhost))
+    b.push_values(numbered(), |mut row, ((m, twin), id)| {
+        row.push_bind(id)
+            .push_bind(Engine::text(&m.vhost))
             .push_bind(Engine::text(&m.queue))
             .push_bind((m.received_at.unix_timestamp_nanos() / 1_000_000) as i64)
             .push_bind(i64::from(m.persistent))
@@ -213,23 +213,19 @@ async fn insert_rows(
             .push_bind(m.exception_type.as_deref().map(Engine::text))
             .push_bind(Engine::text(&m.group_id))
             .push_bind(Engine::text(&m.group_title))
-            .push_bind(*twin);
+            .push_bind(twin);
     });
-    b.push(Engine::COUNTED_INSERT.1);
-    let (inserted, newest) = Engine::run_counted(&mut *tx, b).await?;
-    let first = last + 1;
-    let ids = first..=newest;
-    if inserted != rows.len() as u64 || ids.end() - last != rows.len() as i64 {
-        // Cannot happen with one writer; refuse rather than mismatch rows.
-        return Err(StoreError::Database(sqlx::Error::Protocol(
-            "inserted message ids are not consecutive".into(),
-        )));
+    let inserted = b.build().execute(&mut *tx).await?.rows_affected();
+    if inserted != rows.len() as u64 {
+        return Err(StoreError::Database(sqlx::Error::Protocol(format!(
+            "{inserted} of {} message rows inserted",
+            rows.len()
+        ))));
     }
-    let numbered = || rows.iter().map(|(m, _)| *m).zip(first..);
     let mut b = sqlx::QueryBuilder::<Db>::new(
         "INSERT INTO message_contents (message_id, body, properties, headers, stack_trace, trace_id) ",
     );
-    b.push_values(numbered(), |mut row, (m, id)| {
+    b.push_values(numbered(), |mut row, ((m, _), id)| {
         let template = m
             .trace_template
             .as_ref()
@@ -247,5 +243,5 @@ async fn insert_rows(
             .push_bind(template);
     });
     b.build().execute(&mut *tx).await?;
-    Ok(ids)
+    Ok(())
 }

@@ -202,7 +202,9 @@ impl MessageStore for Engine {
         let mut tx = self.write_tx().await?;
         sqlx::query(&format!(
             "DELETE FROM {table} WHERE {key} IN (SELECT id FROM messages WHERE status = 'discarded'
-               AND id <= (SELECT indexed_through FROM search_progress) AND id IN ({expired}))",
+               AND id <= (SELECT indexed_through FROM search_progress)
+               AND NOT EXISTS (SELECT 1 FROM search_gaps g WHERE id BETWEEN g.first_id AND g.last_id)
+               AND id IN ({expired}))",
             table = Search::INDEX_TABLE,
             key = Search::INDEX_KEY,
         ))

@@ -1,12 +1,15 @@
 //! The PostgreSQL backend: several Redrive instances on one database. The
 //! SQL shared with SQLite is in the aggregates' folders (see `store`).
 //!
-//! Writes take one turn across every instance: a transaction-scoped
-//! advisory lock (see [`PgStore::write_tx`]). The shared SQL was written for
-//! SQLite's single writer and relies on it: a capture batch's ids are one
-//! range (`ack_batches`), ids commit in order (the search indexer's
-//! watermark), and a status is read and then changed in one transaction.
-//! Reads, sessions and single-statement updates do not wait for the turn.
+//! Writers of every instance run side by side; none waits for a turn the
+//! others hold. What one writer (SQLite's) gave the shared SQL for free is
+//! made explicit there: a capture batch draws its ids from the sequence and
+//! is named by its lowest (`ack_batches.batch`), the search indexer keeps
+//! the ids its watermark passed before they committed (`search_gaps`), a
+//! status changes only in a statement that checks it, and the browse
+//! counters are appended as deltas (folded by the indexer) instead of
+//! updated in place. Only the search indexers take turns (a lock of their
+//! own), so what one marks indexed is never marked twice.
 
 #[cfg(test)]
 mod plans;
@@ -28,10 +31,9 @@ use super::backend::SqlBackend;
 use super::StoreError;
 use super::*;
 
-/// The advisory lock that is the write turn (any fixed number; "redrive").
-const WRITE_TURN: i64 = 0x0072_6564_7269_7665;
-/// The advisory lock the search indexers of every instance take turns on.
-const INDEX_TURN: i64 = WRITE_TURN + 1;
+/// The advisory lock the search indexers of every instance take turns on
+/// (any fixed number: "redrive" and one).
+const INDEX_TURN: i64 = 0x0072_6564_7269_7666;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -41,20 +43,10 @@ pub struct PgStore {
     acks: PgPool,
 }
 
-/// A write transaction holding the write turn (the advisory lock, which
-/// the transaction's end releases).
+/// A write transaction (it holds no turn of its own).
 type WriteTx = super::WriteTx<Postgres>;
 
 impl PgStore {
-    async fn turn_tx(&self, turn: i64) -> Result<WriteTx, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(turn)
-            .execute(&mut *tx)
-            .await?;
-        Ok(WriteTx::new(tx, ()))
-    }
-
     /// Connects and applies migrations. The database must exist (a
     /// PostgreSQL role that may create databases is not assumed).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
@@ -62,7 +54,7 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .with_context(|| "REDRIVE_DATABASE_URL is not a valid postgres URL")?
             // As SQLite's busy timeout: a write that cannot get its locks
-            // (the write turn, a table someone locked) fails after 10 s and
+            // (a row another writer holds, the indexers' turn, a table someone locked) fails after 10 s and
             // is reported ("database commits failing" on /readyz, the
             // deliveries held unacked) instead of hanging unseen.
             .options([("lock_timeout", "10s")])
@@ -116,29 +108,30 @@ impl SqlBackend for PgStore {
         &self.pool
     }
 
-    /// Once the write turn is this one's. The lock is released by COMMIT or
-    /// ROLLBACK, or by PostgreSQL when the connection (or the instance)
-    /// dies: a crash never leaves it taken.
+    /// A plain transaction: the shared SQL locks only the rows it changes.
     async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
-        self.turn_tx(WRITE_TURN).await
+        Ok(WriteTx::new(self.pool.begin().await?, ()))
     }
 
-    /// It does not wait for the write turn: capture allocates and commits
-    /// ids in order under that turn, so the rows the indexer sees pending
-    /// are all the rows below the ones in flight, and tokenising a thousand
-    /// stack traces never holds capture up. The indexers of several
-    /// instances take turns on a lock of their own, so the watermark only
-    /// moves forward.
+    /// Once the indexers' turn is this one's: the watermark and the gaps
+    /// then move only forward, and the counters' deltas are folded by one
+    /// instance at a time. The lock is released by COMMIT or ROLLBACK, or
+    /// by PostgreSQL when the connection (or the instance) dies: a crash
+    /// never leaves it taken. Capture never waits for it.
     async fn index_tx(&self) -> Result<WriteTx, sqlx::Error> {
-        self.turn_tx(INDEX_TURN).await
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(INDEX_TURN)
+            .execute(&mut *tx)
+            .await?;
+        Ok(WriteTx::new(tx, ()))
     }
 
     /// One statement that does not wait for the disk, as a marker must land
     /// the instant before or after an ack (one lost with the database
     /// server only makes a redelivered copy a flagged duplicate, never a
-    /// loss). It needs no write turn: a marker is committed before its ack
-    /// is sent, so a redelivery that could read the row's old state cannot
-    /// exist yet.
+    /// loss). A marker is committed before its ack is sent, so a
+    /// redelivery that could read the row's old state cannot exist yet.
     async fn mark<'q>(&self, query: Query<'q, Postgres, PgArguments>) -> Result<(), StoreError> {
         query.execute(&self.acks).await?;
         Ok(())
@@ -147,18 +140,12 @@ impl SqlBackend for PgStore {
     /// PostgreSQL's planner needs no hint here.
     const VISIBLE_VHOST: &'static str = "vhost";
 
-    /// Each batch is a range of the primary key.
+    /// Each run of a batch is a range of the primary key.
     const TWINS: &'static str = "SELECT m.id, b.state, m.content_hash FROM ack_batches b
      JOIN messages m ON m.id BETWEEN b.first_id AND b.last_id
      WHERE b.committed_at >= $1 AND m.vhost = $2 AND m.queue = $3
        AND m.absorbed_redelivery = 0 AND m.received_at >= $1
      ORDER BY b.state, m.id";
-
-    /// The inserted ids come back summed up in one row.
-    const COUNTED_INSERT: (&'static str, &'static str) = (
-        "WITH inserted AS (",
-        " RETURNING id) SELECT COUNT(*), COALESCE(MAX(id), 0) FROM inserted",
-    );
 
     /// `TEXT` refuses the NUL character, which AMQP strings may carry, so
     /// it becomes U+FFFD (the body, stored as bytes, and the headers, stored
@@ -185,23 +172,35 @@ impl SqlBackend for PgStore {
             .push(")");
     }
 
-    async fn run_counted<'a>(
-        tx: &'a mut PgConnection,
-        mut b: QueryBuilder<'a, Postgres>,
-    ) -> Result<(u64, i64), StoreError> {
-        let (count, last): (i64, i64) = b.build_query_as().fetch_one(&mut *tx).await?;
-        Ok((count as u64, last))
+    /// From the table's sequence, which hands each caller its own ids
+    /// whatever the others draw, without waiting for their transactions.
+    async fn allocate_message_ids(tx: &mut PgConnection, n: usize) -> Result<Vec<i64>, StoreError> {
+        let mut ids: Vec<i64> =
+            sqlx::query_scalar("SELECT nextval('messages_id_seq') FROM generate_series(1, $1)")
+                .bind(n as i64)
+                .fetch_all(&mut *tx)
+                .await?;
+        ids.sort_unstable();
+        Ok(ids)
     }
 
-    /// Exact under the write turn: every insert into `messages` holds it,
-    /// so nothing else draws from the sequence.
-    async fn last_message_id(tx: &mut PgConnection) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM messages_id_seq",
-        )
-        .fetch_one(&mut *tx)
-        .await?)
-    }
+    /// Each statement moves every delta to its folded row in one step, so
+    /// a count read through the views is never counted twice or missed.
+    const FOLD: &'static [&'static str] = &[
+        "WITH moved AS (DELETE FROM message_count_deltas
+                        RETURNING vhost, queue, service, group_id, status, messages, transient)
+         INSERT INTO message_counts_folded AS c
+         SELECT vhost, queue, service, group_id, status, SUM(messages), SUM(transient) FROM moved
+         GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+         ON CONFLICT (vhost, queue, service, group_id, status) DO UPDATE
+         SET messages = c.messages + excluded.messages, transient = c.transient + excluded.transient",
+        "WITH moved AS (DELETE FROM received_block_deltas RETURNING block, min_received_at, max_received_at)
+         INSERT INTO received_blocks_folded AS r
+         SELECT block, MIN(min_received_at), MAX(max_received_at) FROM moved GROUP BY 1 ORDER BY 1
+         ON CONFLICT (block) DO UPDATE SET
+             min_received_at = LEAST(r.min_received_at, excluded.min_received_at),
+             max_received_at = GREATEST(r.max_received_at, excluded.max_received_at)",
+    ];
 
     type Search = search::TsVector;
 }

@@ -13,7 +13,12 @@ use sqlx::PgPool;
 use crate::store::StoreError;
 
 /// The tables whose statistics steer a page's plan.
-const TABLES: [&str; 4] = ["messages", "message_search", "message_counts", "annotations"];
+const TABLES: [&str; 4] = [
+    "messages",
+    "message_search",
+    "message_counts_folded",
+    "annotations",
+];
 
 /// Analyzes those of [`TABLES`] that changed by more than autovacuum's
 /// default threshold (50 rows and a tenth of the table) since they were

@@ -1,15 +1,18 @@
 //! The search indexer, compiled once per backend: capture commits a batch
 //! without indexing it (tokenising a Spring failure's stack trace cost more
 //! than storing it), and this covers new messages behind it, in id order,
-//! moving the watermark `search_progress.indexed_through`.
+//! moving the watermark `search_progress.indexed_through`. Ids need not
+//! commit in order (several instances write side by side on PostgreSQL),
+//! so the runs of ids the watermark passed before they were committed are
+//! kept in `search_gaps` and looked at again on every pass.
 
 use crate::store::backend::{FullText, SqlBackend};
 use async_trait::async_trait;
 
-use super::{Engine, Search};
+use super::{Conn, Db, Engine, Search};
 use crate::store::*;
 use crate::store::search::Pending;
-use crate::store::{Filter, StoreError};
+use crate::store::{id_runs, now_ms, Filter, StoreError};
 
 /// Messages indexed per transaction when a query catches the index up.
 const CATCH_UP_CHUNK: u32 = 1000;
@@ -17,34 +20,67 @@ const CATCH_UP_CHUNK: u32 = 1000;
 /// Rows per multi-row insert into the index.
 const ROWS_PER_INSERT: usize = 400;
 
-#[async_trait]
-impl SearchIndex for Engine {
-    async fn index_pending(&self, limit: u32) -> Result<usize, StoreError> {
-        // The indexer's turn (see the backends' `index_tx`) keeps the
-        // watermark exact: ids commit in order, and nothing moves the mark
-        // between reading the pending rows and writing it.
-        let mut tx = self.index_tx().await?;
-        let rows: Vec<Pending> = sqlx::query_as(concat!(
+/// How long the indexer looks again at ids its watermark passed before
+/// they were committed: an id drawn by a transaction that rolled back is
+/// never committed, and no capture transaction stays open this long
+/// (`lock_timeout` and the commit's retry end it well before).
+const GAP_KEPT_MS: i64 = 3_600_000;
+
+/// The stored messages `WHERE` … (a condition on `m.id`), oldest first,
+/// at most `LIMIT` ….
+macro_rules! pending {
+    ($where:literal, $limit:literal) => {
+        concat!(
             "SELECT m.id, m.reason, m.message_id, c.body, c.headers, ",
             crate::store::contents::stored_trace!(),
             " AS stack_trace
              FROM messages m JOIN message_contents c ON c.message_id = m.id
-             WHERE m.id > (SELECT indexed_through FROM search_progress)
-             ORDER BY m.id LIMIT $1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        let Some(last) = rows.last().map(|r| r.id) else {
+             WHERE ",
+            $where,
+            " ORDER BY m.id LIMIT ",
+            $limit
+        )
+    };
+}
+
+#[async_trait]
+impl SearchIndex for Engine {
+    async fn index_pending(&self, limit: u32) -> Result<usize, StoreError> {
+        // The indexers' turn (see the backends' `index_tx`): nothing else
+        // moves the watermark or the gaps between reading and writing them.
+        let mut tx = self.index_tx().await?;
+        for fold in Engine::FOLD {
+            sqlx::query(fold).execute(&mut *tx).await?;
+        }
+        let now = now_ms();
+        let mut rows = late_commits(&mut tx, limit, now).await?;
+        let watermark: i64 = sqlx::query_scalar("SELECT indexed_through FROM search_progress")
+            .fetch_one(&mut *tx)
+            .await?;
+        let left = limit.saturating_sub(rows.len() as u32);
+        let new: Vec<Pending> = sqlx::query_as(pending!("m.id > $1", "$2"))
+            .bind(watermark)
+            .bind(i64::from(left))
+            .fetch_all(&mut *tx)
+            .await?;
+        if let Some(last) = new.last().map(|r| r.id) {
+            // Ids below the newest one seen that were not there are open
+            // transactions' (or rolled back): looked at again next pass.
+            let ids: Vec<i64> = new.iter().map(|r| r.id).collect();
+            insert_gaps(&mut tx, &id_runs::holes(watermark + 1, last, &ids), now).await?;
+            sqlx::query("UPDATE search_progress SET indexed_through = $1")
+                .bind(last)
+                .execute(&mut *tx)
+                .await?;
+        }
+        rows.extend(new);
+        if rows.is_empty() {
+            tx.commit().await?;
             return Ok(0);
-        };
+        }
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             Search::insert_index_rows(&mut tx, chunk).await?;
         }
-        sqlx::query("UPDATE search_progress SET indexed_through = $1")
-            .bind(last)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(rows.len())
     }
@@ -66,9 +102,64 @@ impl SearchIndex for Engine {
 
     async fn unindexed(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM messages WHERE id > (SELECT indexed_through FROM search_progress)",
+            "SELECT (SELECT COUNT(*) FROM messages WHERE id > (SELECT indexed_through FROM search_progress))
+                  + (SELECT COUNT(*) FROM search_gaps g JOIN messages m ON m.id BETWEEN g.first_id AND g.last_id)",
         )
         .fetch_one(self.pool())
         .await?)
     }
+}
+
+/// Messages committed in a gap since it was recorded (up to `limit`): the
+/// gap is replaced by what is still missing of it, or dropped once it is
+/// older than [`GAP_KEPT_MS`].
+async fn late_commits(tx: &mut Conn, limit: u32, now: i64) -> Result<Vec<Pending>, StoreError> {
+    let gaps: Vec<(i64, i64, i64)> =
+        sqlx::query_as("SELECT first_id, last_id, seen_at FROM search_gaps ORDER BY first_id")
+            .fetch_all(&mut *tx)
+            .await?;
+    let mut found = Vec::new();
+    for (first, last, seen_at) in gaps {
+        let left = limit.saturating_sub(found.len() as u32);
+        if left == 0 {
+            break;
+        }
+        let rows: Vec<Pending> = sqlx::query_as(pending!("m.id BETWEEN $1 AND $2", "$3"))
+            .bind(first)
+            .bind(last)
+            .bind(i64::from(left))
+            .fetch_all(&mut *tx)
+            .await?;
+        let expired = seen_at < now - GAP_KEPT_MS;
+        if rows.is_empty() && !expired {
+            continue;
+        }
+        // Only the part read is known; a full read leaves the rest as it was.
+        let read_to = if rows.len() as u32 == left { rows.last().map_or(last, |r| r.id) } else { last };
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut still = if expired { Vec::new() } else { id_runs::holes(first, read_to, &ids) };
+        if read_to < last {
+            still.push((read_to + 1, last));
+        }
+        sqlx::query("DELETE FROM search_gaps WHERE first_id = $1")
+            .bind(first)
+            .execute(&mut *tx)
+            .await?;
+        insert_gaps(tx, &still, seen_at).await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Records runs of ids not committed yet, as seen at `seen_at`.
+async fn insert_gaps(tx: &mut Conn, gaps: &[(i64, i64)], seen_at: i64) -> Result<(), StoreError> {
+    if gaps.is_empty() {
+        return Ok(());
+    }
+    let mut b = sqlx::QueryBuilder::<Db>::new("INSERT INTO search_gaps (first_id, last_id, seen_at) ");
+    b.push_values(gaps, |mut row, (first, last)| {
+        row.push_bind(*first).push_bind(*last).push_bind(seen_at);
+    });
+    b.build().execute(&mut *tx).await?;
+    Ok(())
 }

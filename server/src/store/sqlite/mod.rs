@@ -170,7 +170,7 @@ impl SqlBackend for SqliteStore {
     /// still uses the index through `vhost = ?`.
     const VISIBLE_VHOST: &'static str = "+vhost";
 
-    /// Only a few batches are ever unsettled, each read as a range of the
+    /// Only a few batches are ever unsettled, each run read as a range of the
     /// primary key (checked in `plans`): `CROSS JOIN` keeps the batches the
     /// outer loop, and the unary `+` keeps the planner off other indexes
     /// (the queue's would read every row of the queue) and from building
@@ -180,9 +180,6 @@ impl SqlBackend for SqliteStore {
      WHERE b.committed_at >= $1 AND +m.vhost = $2 AND +m.queue = $3
        AND +m.absorbed_redelivery = 0 AND +m.received_at >= $1
      ORDER BY b.state, m.id";
-
-    /// Nothing: the statement's result carries its count and last id.
-    const COUNTED_INSERT: (&'static str, &'static str) = ("", "");
 
     /// SQLite keeps every character (PostgreSQL's backend has to replace NUL).
     fn text(value: &str) -> Cow<'_, str> {
@@ -208,23 +205,20 @@ impl SqlBackend for SqliteStore {
             .push("))");
     }
 
-    async fn run_counted<'a>(
-        tx: &'a mut SqliteConnection,
-        mut b: QueryBuilder<'a, Sqlite>,
-    ) -> Result<(u64, i64), StoreError> {
-        let done = b.build().execute(&mut *tx).await?;
-        Ok((done.rows_affected(), done.last_insert_rowid()))
-    }
-
-    /// `AUTOINCREMENT` keeps it in `sqlite_sequence`: the next row gets
-    /// the one after it.
-    async fn last_message_id(tx: &mut SqliteConnection) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
+    /// The ones after the last `sqlite_sequence` records (`AUTOINCREMENT`
+    /// never hands out an id twice), consecutive: SQLite has one writer,
+    /// whose turn the caller holds.
+    async fn allocate_message_ids(tx: &mut SqliteConnection, n: usize) -> Result<Vec<i64>, StoreError> {
+        let last: i64 = sqlx::query_scalar(
             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)",
         )
         .fetch_one(&mut *tx)
-        .await?)
+        .await?;
+        Ok((last + 1..=last + n as i64).collect())
     }
+
+    /// Nothing: the counters' triggers update them in place (one writer).
+    const FOLD: &'static [&'static str] = &[];
 
     type Search = search::Fts5;
 }

@@ -19,7 +19,7 @@ impl WatchStore for Engine {
 
     async fn sync_watched(&self, vhost: &str, queues: &HashMap<String, String>) -> Result<(), StoreError> {
         // Discovery runs every few seconds and rarely changes anything: a
-        // plain read first, so it takes the write turn only for a change.
+        // plain read first, so it opens a write transaction only for a change.
         let current: HashMap<String, String> =
             sqlx::query_as("SELECT name, reason FROM watched_queues WHERE vhost = $1")
                 .bind(vhost)
@@ -59,7 +59,9 @@ impl WatchStore for Engine {
         for (name, reason) in queues {
             if stored.iter().all(|(n, _)| n != name) {
                 sqlx::query(
-                    "INSERT INTO watched_queues (vhost, name, reason, since) VALUES ($1, $2, $3, $4)",
+                    // Another instance's discovery may have just added it.
+                    "INSERT INTO watched_queues (vhost, name, reason, since) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (vhost, name) DO NOTHING",
                 )
                 .bind(vhost)
                 .bind(name)
