@@ -30,20 +30,9 @@ CREATE TABLE search_gaps (
 ALTER TABLE message_counts RENAME TO message_counts_folded;
 ALTER TABLE received_blocks RENAME TO received_blocks_folded;
 
-CREATE TABLE message_count_deltas (
-    vhost     TEXT   NOT NULL,
-    queue     TEXT   NOT NULL,
-    service   TEXT   NOT NULL,
-    group_id  TEXT   NOT NULL,
-    status    TEXT   NOT NULL,
-    messages  BIGINT NOT NULL,
-    transient BIGINT NOT NULL
-);
-CREATE TABLE received_block_deltas (
-    block           BIGINT NOT NULL,
-    min_received_at BIGINT NOT NULL,
-    max_received_at BIGINT NOT NULL
-);
+-- The same columns, without the key: rows are only appended and folded.
+CREATE TABLE message_count_deltas (LIKE message_counts_folded);
+CREATE TABLE received_block_deltas (LIKE received_blocks_folded);
 
 CREATE VIEW message_counts AS
 SELECT vhost, queue, service, group_id, status,
