@@ -23,7 +23,7 @@ const WINDOW: Duration = Duration::from_secs(1800);
 fn failure(writer: usize, n: usize) -> server::domain::NewMessage {
     let incoming = Incoming {
         vhost: "v".into(),
-        queue: format!("q{}.dlq", writer % 2).into(),
+        queue: format!("q{}.dlq", writer % 2),
         exchange: "".into(),
         routing_key: "q.dlq".into(),
         redelivered: false,
