@@ -123,7 +123,7 @@ async fn instances(bench: &mut BenchVhost, n: u32, k: usize) -> f64 {
     let url = bench.scratch_database(&format!("instances{k}")).await;
     let processes = futures::future::join_all((0..k).map(|_| bench.redrive_process_on(&url))).await;
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-    let first_at = loop {
+    let (first_at, first) = loop {
         let now = count(&pool).await;
         if now > 0 {
             break (Instant::now(), now);
@@ -133,7 +133,7 @@ async fn instances(bench: &mut BenchVhost, n: u32, k: usize) -> f64 {
     while count(&pool).await < i64::from(n) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let rate = (i64::from(n) - first_at.1) as f64 / first_at.0.elapsed().as_secs_f64();
+    let rate = (i64::from(n) - first) as f64 / first_at.elapsed().as_secs_f64();
     for p in processes {
         let _ = p.sigterm().await;
     }

@@ -54,9 +54,10 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .with_context(|| "REDRIVE_DATABASE_URL is not a valid postgres URL")?
             // As SQLite's busy timeout: a write that cannot get its locks
-            // (a row another writer holds, the indexers' turn, a table someone locked) fails after 10 s and
-            // is reported ("database commits failing" on /readyz, the
-            // deliveries held unacked) instead of hanging unseen.
+            // (a row another writer holds, the indexers' turn, a table
+            // someone locked) fails after 10 s and is reported ("database
+            // commits failing" on /readyz, the deliveries held unacked)
+            // instead of hanging unseen.
             .options([("lock_timeout", "10s")])
             // Planned for the values bound, every time: a list's filter
             // values are skewed (a vhost with half the store, a queue with
