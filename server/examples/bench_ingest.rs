@@ -41,6 +41,18 @@ fn broker_pid() -> Option<String> {
     })
 }
 
+/// CPU seconds used so far by the database server's processes (PostgreSQL
+/// runs one per connection; none for SQLite, which runs inside Redrive).
+fn database_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(|e| cpu_seconds(&e.file_name().to_string_lossy()))
+        .sum()
+}
+
 /// The store alone: decodes `n` Spring failures and commits them in
 /// batches of 500 (as capture does, each a durable commit) into a fresh
 /// database, without a broker. Returns the time of the commits alone.
@@ -106,12 +118,53 @@ async fn raw_consume(ch: &Channel, queue: &str, n: u32) -> Duration {
     start.elapsed()
 }
 
-/// Rows stored so far.
+/// Rows stored so far. A `COUNT(*)` of 50,000 rows costs the database
+/// milliseconds of the CPU it shares with what is measured: polled, it is
+/// preceded by [`highest_id`].
 async fn count(pool: &sqlx::AnyPool) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM messages")
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+/// The highest id stored so far (one index lookup). It can run ahead of
+/// the rows committed: PostgreSQL writers commit side by side, out of id
+/// order.
+async fn highest_id(pool: &sqlx::AnyPool) -> i64 {
+    sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until all `n` messages are committed: the highest id first, then
+/// the count settles it.
+async fn wait_stored(pool: &sqlx::AnyPool, n: u32) {
+    while highest_id(pool).await < i64::from(n) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    while count(pool).await < i64::from(n) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until every stored message is searchable: the indexer's
+/// watermark past the highest id first (one row read), then the store's
+/// exact backlog, whose count costs the database milliseconds a call.
+async fn wait_searchable(pool: &sqlx::AnyPool, store: &server::store::Store) {
+    loop {
+        let watermark: i64 = sqlx::query_scalar(
+            "SELECT (SELECT indexed_through FROM search_progress) - (SELECT COALESCE(MAX(id), 0) FROM messages)",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if watermark >= 0 && store.unindexed().await.unwrap() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// `n` failures captured by `k` Redrive processes on one fresh database,
@@ -124,15 +177,13 @@ async fn instances(bench: &mut BenchVhost, n: u32, k: usize) -> f64 {
     let processes = futures::future::join_all((0..k).map(|_| bench.redrive_process_on(&url))).await;
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
     let (first_at, first) = loop {
-        let now = count(&pool).await;
+        let now = highest_id(&pool).await;
         if now > 0 {
             break (Instant::now(), now);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
-    while count(&pool).await < i64::from(n) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_stored(&pool, n).await;
     let rate = (i64::from(n) - first) as f64 / first_at.elapsed().as_secs_f64();
     for p in processes {
         let _ = p.sigterm().await;
@@ -155,7 +206,7 @@ async fn main() {
     fill(ch, "bench.dlq", n as usize).await;
     let config = bench.config();
     let broker = broker_pid().unwrap_or_default();
-    let cpu_before = (cpu_seconds(&broker), cpu_seconds("self"));
+    let cpu_before = (cpu_seconds(&broker), cpu_seconds("self"), database_cpu_seconds());
     let start = Instant::now();
     let running = server::start(config, CancellationToken::new()).await.unwrap();
     let store = server::store::connect(&bench.database_url).await.unwrap();
@@ -164,30 +215,17 @@ async fn main() {
     // figure, more than a tenth of a core at 50,000 rows.
     sqlx::any::install_default_drivers();
     let ids = sqlx::AnyPool::connect(&bench.database_url).await.unwrap();
-    let stored = || async {
-        sqlx::query_scalar::<_, i64>("SELECT COALESCE(MAX(id), 0) FROM messages")
-            .fetch_one(&ids)
-            .await
-            .unwrap()
-    };
     // The steady state starts at the first commit: before it, Redrive
     // opens its database, discovers the queue through the management API
     // and starts consuming (the baseline's consumer is already declared).
     let (first_at, first) = loop {
-        let now = stored().await;
+        let now = highest_id(&ids).await;
         if now > 0 {
             break (start.elapsed(), now);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     };
-    while stored().await < i64::from(n) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    // The highest id can run ahead of the rows committed (PostgreSQL
-    // writers commit side by side, out of id order): the count settles it.
-    while count(&ids).await < i64::from(n) {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_stored(&ids, n).await;
     let redrive = start.elapsed();
     let steady = Duration::from_secs_f64(
         (redrive - first_at).as_secs_f64() * f64::from(n) / (i64::from(n) - first) as f64,
@@ -195,12 +233,11 @@ async fn main() {
     let cpu = (
         cpu_seconds(&broker) - cpu_before.0,
         cpu_seconds("self") - cpu_before.1,
+        database_cpu_seconds() - cpu_before.2,
     );
     // Search lags capture by design (indexing is off the ack path): how long
     // until every stored message is searchable too.
-    while store.unindexed().await.unwrap() > 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_searchable(&ids, &store).await;
     let searchable = start.elapsed();
     running.stop().await.unwrap();
     // Several instances on one database (PostgreSQL only: SQLite is one
@@ -270,12 +307,13 @@ async fn main() {
     // Both processes share this machine's cores: however well they overlap,
     // the ingest cannot take less wall time than their CPU time over the cores.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let floor = Duration::from_secs_f64((cpu.0 + cpu.1) / cores);
+    let floor = Duration::from_secs_f64((cpu.0 + cpu.1 + cpu.2) / cores);
     println!(
-        "CPU during capture: broker {:.2} s, redrive {:.2} s; on {cores} cores no schedule beats \
-         {:.2} s = {:.0} msg/s ({:.2}x the baseline)",
+        "CPU during capture: broker {:.2} s, redrive {:.2} s, database server {:.2} s; on {cores} \
+         cores no schedule beats {:.2} s = {:.0} msg/s ({:.2}x the baseline)",
         cpu.0,
         cpu.1,
+        cpu.2,
         floor.as_secs_f64(),
         rate(floor),
         rate(floor) / rate(raw)

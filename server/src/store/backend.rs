@@ -108,6 +108,11 @@ pub(crate) trait FullText {
     const IN_ID_ORDER: bool;
     /// Run before a statement that reads the index's match set.
     const MATCH_SET_SETUP: Option<&'static str>;
+    /// The stack trace the indexer reads with each message (an expression
+    /// over `message_contents`): the trace as received where the index
+    /// tokenises every message's trace, or only a trace stored whole where
+    /// it tokenises each template once ([`Pending::trace_id`] names it).
+    const PENDING_TRACE: &'static str;
 
     /// Adds rows to the index.
     fn insert_index_rows<'a>(

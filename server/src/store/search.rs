@@ -54,7 +54,12 @@ pub(super) struct Pending {
     pub message_id: Option<String>,
     pub body: Vec<u8>,
     pub headers: String,
+    /// The trace as [`FullText::PENDING_TRACE`] reads it.
+    ///
+    /// [`FullText::PENDING_TRACE`]: crate::store::backend::FullText::PENDING_TRACE
     pub stack_trace: Option<String>,
+    /// The trace's template (`stack_traces.id`) when it is stored as one.
+    pub trace_id: Option<i64>,
 }
 
 impl Pending {

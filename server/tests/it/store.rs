@@ -604,7 +604,33 @@ async fn stack_traces_are_stored_once_per_template_and_read_back_exactly() {
         assert_eq!(detail.stack_trace, sent.stack_trace);
     }
 
-    // Discarded and purged, every message goes, and the template with them.
+    // Search finds each message by its trace, templated or whole: a phrase
+    // of the template, a word of the trace, and the reason it prints.
+    let found = |text: &'static str| {
+        let store = store.clone();
+        async move {
+            let q = app::model::MessageQuery {
+                q: Some(text.into()),
+                exact: Some(true),
+                ..Default::default()
+            };
+            let page = store.list_within(&q, None).await.unwrap();
+            let mut ids: Vec<i64> = page.items.iter().map(|m| m.id).collect();
+            ids.sort_unstable();
+            ids
+        }
+    };
+    assert_eq!(
+        found("OrderRepository.save(OrderRepository.java:42)").await,
+        [1, 2, 3, 4]
+    );
+    assert_eq!(found("DataIntegrityViolationException:").await, [1, 2, 3, 4]);
+    assert_eq!(found("doInvokeListener order 2").await, [2]);
+    // The mark a template holds is no word; the odd trace has the word.
+    assert_eq!(found("reason").await, [3]);
+
+    // Discarded and purged, every message goes, with its contents, its
+    // search document and the template.
     for id in 1..=4 {
         discard(&store, id).await;
     }
@@ -613,6 +639,19 @@ async fn stack_traces_are_stored_once_per_template_and_read_back_exactly() {
         4
     );
     assert_eq!(templates().await, (0, 0));
+    let mut conn = db.raw_connection().await;
+    let contents: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_contents")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(contents, 0);
+    if db.is_postgres() {
+        let documents: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_search")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(documents, 0);
+    }
 }
 
 /// Who may see a job is decided by the vhosts of its messages when it was

@@ -7,10 +7,20 @@
 //! Tokens are cut here, as SQLite's `unicode61` tokenizer cuts them: runs
 //! of letters and digits. PostgreSQL's own parser keeps `com.acme.Billing`
 //! or `a@b.com` whole, so `Billing` would not find a stack trace's frame.
+//!
+//! A stack trace stored as a template (`store::contents`) is tokenised
+//! once per template, into `stack_traces.document`, and each message's
+//! document is its own text followed by its template's (`||`, which keeps
+//! every phrase inside either). Tokenising a Spring trace for every
+//! message was most of the indexer's time, and the indexer shares the CPU
+//! with capture. The template leaves out the reason, which the message's
+//! own text holds: only a phrase spanning the reason and the words around
+//! it in the trace finds nothing here, where SQLite finds it.
 
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::store::backend::FullText;
+use crate::store::contents::MARK;
 use crate::store::search::Pending;
 use crate::store::StoreError;
 
@@ -67,6 +77,34 @@ fn document(m: &Pending) -> String {
     tokens(clip(&doc, MAX_DOCUMENT))
 }
 
+/// The document of a trace template: its tokens without the reason's mark.
+fn template_document(template: &str) -> String {
+    tokens(clip(&template.replace(MARK, " "), MAX_DOCUMENT))
+}
+
+/// Tokenises, once each, the templates of `rows` that have no document yet.
+async fn template_documents(tx: &mut PgConnection, rows: &[Pending]) -> Result<(), StoreError> {
+    let mut ids: Vec<i64> = rows.iter().filter_map(|m| m.trace_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let missing: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, template FROM stack_traces WHERE id = ANY($1) AND document IS NULL")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    for (id, template) in missing {
+        sqlx::query("UPDATE stack_traces SET document = to_tsvector('simple', $2) WHERE id = $1")
+            .bind(id)
+            .bind(template_document(&template))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// `tsquery && tsquery …`, one phrase per word of `text` (which has words).
 /// A word without letters or digits (`*`) asks for nothing; text of such
 /// words alone matches nothing.
@@ -118,13 +156,19 @@ impl FullText for TsVector {
     /// millisecond.
     const MATCH_SET_SETUP: Option<&'static str> = Some("SET LOCAL enable_seqscan = off");
 
+    /// Only a trace stored whole; a template's is tokenised once (see above).
+    const PENDING_TRACE: &'static str = "c.stack_trace";
+
     async fn insert_index_rows<'a>(tx: &'a mut PgConnection, rows: &'a [Pending]) -> Result<(), StoreError> {
+        template_documents(tx, rows).await?;
         let mut b = QueryBuilder::<Postgres>::new("INSERT INTO message_search (message_id, document) ");
         b.push_values(rows, |mut row, m| {
             row.push_bind(m.id)
                 .push("to_tsvector('simple', ")
                 .push_bind_unseparated(document(m))
-                .push_unseparated(")");
+                .push_unseparated(") || COALESCE((SELECT document FROM stack_traces WHERE id = ")
+                .push_bind_unseparated(m.trace_id)
+                .push_unseparated("), ''::tsvector)");
         });
         b.push(" ON CONFLICT (message_id) DO NOTHING");
         b.build().execute(&mut *tx).await?;
@@ -201,6 +245,7 @@ mod tests {
             body: "x".repeat(MAX_DOCUMENT * 2).into_bytes(),
             headers: "{}".into(),
             stack_trace: None,
+            trace_id: None,
         };
         let doc = document(&m);
         assert!(doc.len() <= MAX_DOCUMENT);
@@ -215,5 +260,15 @@ mod tests {
         );
         assert_eq!(tokens("ord-1001 Über\0x"), "ord 1001 Über x");
         assert_eq!(tokens("* -"), "");
+    }
+
+    #[test]
+    fn a_template_is_indexed_without_its_reason_mark() {
+        let template =
+            format!("java.lang.IllegalStateException: {MARK}\n\tat com.acme.Pay.charge(Pay.java:9)");
+        assert_eq!(
+            template_document(&template),
+            "java lang IllegalStateException at com acme Pay charge Pay java 9"
+        );
     }
 }

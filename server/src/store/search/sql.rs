@@ -28,19 +28,13 @@ const GAP_KEPT_MS: i64 = 3_600_000;
 
 /// The stored messages `WHERE` … (a condition on `m.id`), oldest first,
 /// at most `LIMIT` ….
-macro_rules! pending {
-    ($where:literal, $limit:literal) => {
-        concat!(
-            "SELECT m.id, m.reason, m.message_id, c.body, c.headers, ",
-            crate::store::contents::stored_trace!(),
-            " AS stack_trace
-             FROM messages m JOIN message_contents c ON c.message_id = m.id
-             WHERE ",
-            $where,
-            " ORDER BY m.id LIMIT ",
-            $limit
-        )
-    };
+fn pending(condition: &str, limit: &str) -> String {
+    format!(
+        "SELECT m.id, m.reason, m.message_id, c.body, c.headers, {} AS stack_trace, c.trace_id
+         FROM messages m JOIN message_contents c ON c.message_id = m.id
+         WHERE {condition} ORDER BY m.id LIMIT {limit}",
+        Search::PENDING_TRACE
+    )
 }
 
 #[async_trait]
@@ -58,7 +52,7 @@ impl SearchIndex for Engine {
             .fetch_one(&mut *tx)
             .await?;
         let left = limit.saturating_sub(rows.len() as u32);
-        let new: Vec<Pending> = sqlx::query_as(pending!("m.id > $1", "$2"))
+        let new: Vec<Pending> = sqlx::query_as(&pending("m.id > $1", "$2"))
             .bind(watermark)
             .bind(i64::from(left))
             .fetch_all(&mut *tx)
@@ -124,7 +118,7 @@ async fn late_commits(tx: &mut Conn, limit: u32, now: i64) -> Result<Vec<Pending
         if left == 0 {
             break;
         }
-        let rows: Vec<Pending> = sqlx::query_as(pending!("m.id BETWEEN $1 AND $2", "$3"))
+        let rows: Vec<Pending> = sqlx::query_as(&pending("m.id BETWEEN $1 AND $2", "$3"))
             .bind(first)
             .bind(last)
             .bind(i64::from(left))

@@ -41,6 +41,9 @@ impl FullText for Fts5 {
     /// has one way to read it).
     const MATCH_SET_SETUP: Option<&'static str> = None;
 
+    /// FTS5 indexes each message's trace as received, the reason in place.
+    const PENDING_TRACE: &'static str = crate::store::contents::stored_trace!();
+
     async fn insert_index_rows<'a>(
         tx: &'a mut SqliteConnection,
         rows: &'a [Pending],
