@@ -19,39 +19,8 @@ use lapin::Channel;
 use tokio_util::sync::CancellationToken;
 
 mod support;
+use support::cpu::CpuMeter;
 use support::{fill, spring, BenchVhost};
-
-/// CPU seconds a process has used so far (user + system, from
-/// `/proc/<pid>/stat`; clock ticks are 1/100 s on Linux).
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// The local broker's Erlang VM, to count its CPU beside Redrive's.
-fn broker_pid() -> Option<String> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
-        (comm.trim() == "beam.smp").then(|| e.file_name().to_string_lossy().into_owned())
-    })
-}
-
-/// CPU seconds used so far by the database server's processes (PostgreSQL
-/// runs one per connection; none for SQLite, which runs inside Redrive).
-fn database_cpu_seconds() -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    dir.flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres"))
-        .map(|e| cpu_seconds(&e.file_name().to_string_lossy()))
-        .sum()
-}
 
 /// The store alone: decodes `n` Spring failures and commits them in
 /// batches of 500 (as capture does, each a durable commit) into a fresh
@@ -205,8 +174,7 @@ async fn main() {
 
     fill(ch, "bench.dlq", n as usize).await;
     let config = bench.config();
-    let broker = broker_pid().unwrap_or_default();
-    let cpu_before = (cpu_seconds(&broker), cpu_seconds("self"), database_cpu_seconds());
+    let meter = CpuMeter::start();
     let start = Instant::now();
     let running = server::start(config, CancellationToken::new()).await.unwrap();
     let store = server::store::connect(&bench.database_url).await.unwrap();
@@ -230,11 +198,7 @@ async fn main() {
     let steady = Duration::from_secs_f64(
         (redrive - first_at).as_secs_f64() * f64::from(n) / (i64::from(n) - first) as f64,
     );
-    let cpu = (
-        cpu_seconds(&broker) - cpu_before.0,
-        cpu_seconds("self") - cpu_before.1,
-        database_cpu_seconds() - cpu_before.2,
-    );
+    let cpu = meter.read();
     // Search lags capture by design (indexing is off the ack path): how long
     // until every stored message is searchable too.
     wait_searchable(&ids, &store).await;
@@ -304,19 +268,14 @@ async fn main() {
         rate(alone),
         rate(alone) / rate(raw)
     );
-    // Both processes share this machine's cores: however well they overlap,
-    // the ingest cannot take less wall time than their CPU time over the cores.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let floor = Duration::from_secs_f64((cpu.0 + cpu.1 + cpu.2) / cores);
+    // The broker, Redrive and the database server share this machine's
+    // cores: however well they overlap, the ingest cannot take less wall time
+    // than their CPU time over the cores.
+    let floor = cpu.ceiling(f64::from(n));
     println!(
-        "CPU during capture: broker {:.2} s, redrive {:.2} s, database server {:.2} s; on {cores} \
-         cores no schedule beats {:.2} s = {:.0} msg/s ({:.2}x the baseline)",
-        cpu.0,
-        cpu.1,
-        cpu.2,
-        floor.as_secs_f64(),
-        rate(floor),
-        rate(floor) / rate(raw)
+        "CPU during capture: {cpu}; on this machine's cores no schedule beats {floor:.0} msg/s \
+         ({:.2}x the baseline)",
+        floor / rate(raw)
     );
     // The ratio is the steady state's (issue 12 asks for steady-state
     // ingest); the figure from start-up is printed above it.

@@ -2,6 +2,12 @@
 //! confirming channel, a scratch directory and a database for Redrive,
 //! removed when the run ends.
 
+#[allow(
+    dead_code,
+    reason = "each benchmark compiles this module; not all measure CPU"
+)]
+pub mod cpu;
+
 use std::path::PathBuf;
 
 use lapin::types::FieldTable;
