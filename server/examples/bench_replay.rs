@@ -30,14 +30,15 @@ async fn wait_for_depth(ch: &Channel, queue: &str, n: u32) {
 }
 
 /// Baseline: the shovel moves `n` failures to the original exchange
-/// (`orders.in` is emptied first).
-async fn shovel(bench: &BenchVhost, n: usize, name: &str) -> Duration {
+/// (`orders.in` is emptied first), and the CPU the move took.
+async fn shovel(bench: &BenchVhost, n: usize, name: &str) -> (Duration, Cpu) {
     let ch = &bench.channel;
     ch.queue_purge("orders.in".into(), QueuePurgeOptions::default())
         .await
         .unwrap();
     fill(ch, "shovel.src", n).await;
     let uri = bench.amqp_url.clone();
+    let meter = CpuMeter::start();
     let started = Instant::now();
     let created = bench
         .put(
@@ -59,7 +60,7 @@ async fn shovel(bench: &BenchVhost, n: usize, name: &str) -> Duration {
         created.status()
     );
     wait_for_depth(ch, "orders.in", n as u32).await;
-    started.elapsed()
+    (started.elapsed(), meter.read())
 }
 
 /// Redrive: captures the failures, then one bulk replay job over all of them.
@@ -167,14 +168,12 @@ async fn main() {
     // mean of the two: this machine's speed drifts by a third within
     // minutes (shared cores), which a single run on one side takes for a
     // difference between the two.
-    let meter = CpuMeter::start();
-    let before = shovel(&bench, n, "bench-move-before").await;
-    let shovel_cpu = meter.read();
+    let (before, shovel_cpu) = shovel(&bench, n, "bench-move-before").await;
     ch.queue_purge("orders.in".into(), QueuePurgeOptions::default())
         .await
         .unwrap();
     let (_, replayed, cpu) = redrive(&bench, n).await;
-    let after = shovel(&bench, n, "bench-move-after").await;
+    let (after, _) = shovel(&bench, n, "bench-move-after").await;
     let moved = (before + after) / 2;
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
