@@ -169,6 +169,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         config: config.clone(),
         store: redrive.store.clone(),
         publisher: redrive.publisher.clone(),
+        management: redrive.management.clone(),
         instance: redrive.instance.clone(),
         leases: leases.clone(),
         indexer: indexer.clone(),

@@ -108,20 +108,7 @@ fn is_failure_header(name: &str) -> bool {
 /// Builds the copy to publish. Pure, so bad input is refused before anything
 /// is sent or written.
 pub fn prepare(msg: &StoredMessage, target: &ReplayTarget, replay_id: String) -> Result<Outgoing, ApiError> {
-    let exchange = target
-        .exchange
-        .clone()
-        .or_else(|| msg.original_exchange().map(str::to_owned))
-        .ok_or_else(|| {
-            ApiError::BadRequest(
-                "the original exchange of this message is unknown; give an exchange to replay to".into(),
-            )
-        })?;
-    let routing_key = target
-        .routing_key
-        .clone()
-        .or_else(|| msg.original_routing_key().map(str::to_owned))
-        .unwrap_or_default();
+    let (exchange, routing_key) = route(msg, target)?;
     for (what, v) in [("exchange", &exchange), ("routing key", &routing_key)] {
         if v.len() > 255 {
             return Err(ApiError::BadRequest(format!("{what} is longer than 255 bytes")));
@@ -162,6 +149,39 @@ pub fn prepare(msg: &StoredMessage, target: &ReplayTarget, replay_id: String) ->
         replay_id,
         edit_diff,
     })
+}
+
+/// The exchange and routing key a copy is published with: one queue only
+/// (through the default exchange), or the original route unless overridden.
+fn route(msg: &StoredMessage, target: &ReplayTarget) -> Result<(String, String), ApiError> {
+    if let Some(queue) = &target.to_queue {
+        return Ok((String::new(), queue.clone()));
+    }
+    if target.to_original_queue {
+        let queue = msg.original_queue().ok_or_else(|| {
+            ApiError::BadRequest(
+                "the queue this message was dead-lettered from is unknown (it has no `x-death` entry \
+                 naming one); give a queue or an exchange to replay to"
+                    .into(),
+            )
+        })?;
+        return Ok((String::new(), queue));
+    }
+    let exchange = target
+        .exchange
+        .clone()
+        .or_else(|| msg.original_exchange().map(str::to_owned))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "the original exchange of this message is unknown; give an exchange to replay to".into(),
+            )
+        })?;
+    let routing_key = target
+        .routing_key
+        .clone()
+        .or_else(|| msg.original_routing_key().map(str::to_owned))
+        .unwrap_or_default();
+    Ok((exchange, routing_key))
 }
 
 /// Properties, headers and body of an edited copy, and what changed.
@@ -210,6 +230,11 @@ impl Publisher {
     /// Whether an AMQP channel can be opened on the default vhost (readiness).
     pub fn confirm_timeout(&self) -> Duration {
         self.confirm_timeout
+    }
+
+    /// The publishing connections (an adaptive job reads its target queues on them).
+    pub fn amqp(&self) -> &AmqpPool {
+        &self.amqp
     }
 
     /// A pipeline for a bulk job, on the publishing connections.

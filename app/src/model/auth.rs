@@ -52,6 +52,10 @@ pub enum AuditAction {
     Restore,
     Purge,
     JobStart,
+    /// A scheduled job started now, by hand.
+    JobStartNow,
+    /// A scheduled job reached its time and started (or was refused).
+    JobScheduledStart,
     JobPause,
     JobResume,
     JobCancel,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::word::word;
 
+use super::plan::{JobPhase, ReplayPlan};
 use super::MessageQuery;
 
 #[derive(
@@ -24,6 +25,8 @@ word!(JobAction, "job action");
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum JobState {
+    /// Waits for its `start_at`.
+    Scheduled,
     Running,
     Paused,
     Completed,
@@ -59,14 +62,31 @@ pub struct JobRequest {
     pub exchange: Option<String>,
     #[serde(default)]
     pub routing_key: Option<String>,
+    /// Canary, ramp, adaptive rate and single-queue targets.
+    #[serde(flatten)]
+    pub plan: ReplayPlan,
+    /// RFC 3339: create the job `scheduled`, to start at that time.
+    #[serde(default)]
+    pub start_at: Option<String>,
 }
 
 /// Where a dry run's messages would go.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Destination {
+    pub vhost: String,
     pub exchange: Option<String>,
     pub routing_key: Option<String>,
     pub count: i64,
+    /// The queues the route delivers to, as the broker's bindings say now.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// More than one queue: services that already succeeded get a copy too.
+    #[serde(default)]
+    pub fans_out: bool,
+    /// Why `queues` may be incomplete (headers exchange, management API
+    /// unavailable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +117,23 @@ pub struct Job {
     pub finished_at: Option<String>,
     /// Why the job failed or paused itself.
     pub note: Option<String>,
+    #[serde(flatten)]
+    pub plan: ReplayPlan,
+    /// When a scheduled job starts (RFC 3339).
+    pub start_at: Option<String>,
+    /// Why a paused job paused itself (its canary, loop detection).
+    pub pause_reason: Option<String>,
+    /// Where a replay job is in its plan.
+    pub phase: Option<JobPhase>,
+    /// Messages per second it sends at now; none means unlimited.
+    pub current_rate: Option<f64>,
+    /// Why it sends at that rate.
+    pub phase_note: Option<String>,
+    /// What an adaptive job waits for (`waiting: q has no consumers`).
+    pub waiting: Option<String>,
+    /// The copies that came back failed during the canary (message ids).
+    #[serde(default)]
+    pub canary_returned: Vec<i64>,
 }
 
 /// Either a created job or a dry run's preview.
@@ -110,6 +147,8 @@ pub enum JobCreated {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobCommand {
+    /// Starts a scheduled job now.
+    Start,
     Pause,
     Resume,
     Cancel,

@@ -3,11 +3,13 @@
 mod auth;
 mod jobs;
 mod monitor;
+mod plan;
 mod word;
 
 pub use auth::*;
 pub use jobs::{Destination, DryRun, Job, JobAction, JobCommand, JobCreated, JobItem, JobRequest, JobState};
 pub use monitor::*;
+pub use plan::{Canary, JobPhase, Ramp, ReplayPlan, DEFAULT_MAX_BACKLOG};
 use serde::{Deserialize, Serialize};
 use word::word;
 pub use word::UnknownWord;
@@ -272,6 +274,12 @@ pub struct ReplayTarget {
     /// Replay an edited copy; the stored original is kept as it was.
     #[serde(default)]
     pub edit: Option<MessageEdit>,
+    /// Send the copy to this queue only, through the default exchange.
+    #[serde(default)]
+    pub to_queue: Option<String>,
+    /// Send the copy to the queue it was dead-lettered from only.
+    #[serde(default)]
+    pub to_original_queue: bool,
 }
 
 /// Changes to apply to the replayed copy. Absent parts stay as stored.

@@ -86,6 +86,8 @@ impl Selection {
             dry_run,
             exchange: None,
             routing_key: None,
+            plan: Default::default(),
+            start_at: None,
         }
     }
 }

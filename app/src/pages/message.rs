@@ -88,7 +88,7 @@ fn MessageView(
         ReplayTarget {
             exchange: non_empty(target_exchange.get()),
             routing_key: non_empty(target_key.get()),
-            edit: None,
+            ..Default::default()
         }
     };
     let replay_to = move |_| {

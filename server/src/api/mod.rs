@@ -225,6 +225,7 @@ async fn control_job(
         .parse::<i64>()
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a job id")))?;
     let command = match command.as_str() {
+        "start" => JobCommand::Start,
         "pause" => JobCommand::Pause,
         "resume" => JobCommand::Resume,
         "cancel" => JobCommand::Cancel,

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::broker::users::Verdict;
 use crate::broker::{Management, ManagementError};
-use crate::domain::access::{Pattern, Principal, Tag, VhostPermissions};
+use crate::domain::access::Principal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -122,26 +122,7 @@ impl Directory {
     }
 
     async fn fetch(&self, user: &str) -> Result<Arc<Principal>, AuthError> {
-        let info = self
-            .management
-            .user(user)
-            .await?
-            .ok_or(AuthError::BadCredentials)?;
-        let permissions = self.management.user_permissions(user).await?;
-        Ok(Arc::new(Principal {
-            user: info.name,
-            tags: Tag::parse_all(&info.tags),
-            vhosts: permissions
-                .into_iter()
-                .map(|p| {
-                    let perms = VhostPermissions {
-                        configure: Pattern::new(&p.configure),
-                        write: Pattern::new(&p.write),
-                        read: Pattern::new(&p.read),
-                    };
-                    (p.vhost, perms)
-                })
-                .collect(),
-        }))
+        let principal = self.management.principal(user).await?;
+        principal.map(Arc::new).ok_or(AuthError::BadCredentials)
     }
 }

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use super::management::{enc, Management, ManagementError};
+use crate::domain::access::{Pattern, Principal, Tag, VhostPermissions};
 
 /// `GET /api/users/{user}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +42,31 @@ impl Management {
             Err(ManagementError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The user's tags and permissions as the broker holds them now;
+    /// `None` when the broker has no such user. Sign-in caches it; a
+    /// scheduled job reads it afresh when it starts.
+    pub async fn principal(&self, name: &str) -> Result<Option<Principal>, ManagementError> {
+        let Some(info) = self.user(name).await? else {
+            return Ok(None);
+        };
+        let permissions = self.user_permissions(name).await?;
+        Ok(Some(Principal {
+            user: info.name,
+            tags: Tag::parse_all(&info.tags),
+            vhosts: permissions
+                .into_iter()
+                .map(|p| {
+                    let perms = VhostPermissions {
+                        configure: Pattern::new(&p.configure),
+                        write: Pattern::new(&p.write),
+                        read: Pattern::new(&p.read),
+                    };
+                    (p.vhost, perms)
+                })
+                .collect(),
+        }))
     }
 
     pub async fn user_permissions(&self, name: &str) -> Result<Vec<PermissionInfo>, ManagementError> {

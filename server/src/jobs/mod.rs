@@ -7,9 +7,13 @@
 //! broker already confirmed is `replayed`, so the job skips it.
 
 mod bucket;
+pub mod checks;
+mod gate;
 mod loops;
+mod pace;
 mod replay;
 mod runner;
+mod schedule;
 mod step;
 
 use std::time::Duration;
@@ -18,6 +22,7 @@ use std::sync::Arc;
 
 pub use runner::run;
 
+use crate::broker::Management;
 use crate::config::Config;
 use crate::ingest::indexer::IndexerWake;
 use crate::lease::Leases;
@@ -32,6 +37,8 @@ pub struct Jobs {
     pub config: Arc<Config>,
     pub store: Store,
     pub publisher: Publisher,
+    /// Where adaptive jobs read routes, and scheduled starts permissions.
+    pub management: Management,
     /// This instance's name on the replays it claims.
     pub instance: Arc<str>,
     pub leases: Leases,

@@ -12,13 +12,17 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use app::model::{JobState, ReplayTarget};
+use app::model::{JobState, ReplayPlan, ReplayTarget};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::bucket::TokenBucket;
+use super::gate::{Admit, Gate};
 use super::loops::{LoopWatch, MIN_SAMPLE};
+use super::pace::Pace;
+
+mod plan;
 use super::step::{self, Item, Ready, StepInput, Stepped};
 use super::Jobs;
 use crate::replay::pipeline::{Pipeline, Verdict};
@@ -48,6 +52,8 @@ enum Stop {
     Shutdown,
     /// The loop check paused it, with this note.
     Loop(String),
+    /// Its canary's copies came back: the reason, and which came back.
+    Canary(String, Vec<i64>),
     /// Nothing could be published (broker unreachable): retried later.
     Broker(String),
 }
@@ -79,7 +85,10 @@ pub(super) async fn run(
     shutdown: &CancellationToken,
     mut retrying: bool,
 ) -> anyhow::Result<()> {
-    let mut job = Run::new(r, spec);
+    let plan = spec.plan()?;
+    let (pace, phase) = Pace::begin(spec, plan.clone());
+    r.store.set_phase(spec.id, &phase).await?;
+    let mut job = Run::new(r, spec, &plan, pace);
     let mut stop: Option<Stop> = None;
     let mut next_control = Instant::now() + CONTROL_EVERY;
     loop {
@@ -92,9 +101,15 @@ pub(super) async fn run(
                 stop = Some(Stop::Control);
             }
         }
+        if stop.is_none() {
+            if let Some(s) = job.advance().await? {
+                stop = Some(s);
+            }
+        }
         job.start_step(stop.is_some());
         if stop.is_none() {
             job.publish().await;
+            job.report_wait().await?;
         }
         if job.idle(stop.is_some()) {
             job.finish().await?;
@@ -103,9 +118,12 @@ pub(super) async fn run(
                 Some(Stop::Control | Stop::Shutdown) => Ok(()),
                 Some(Stop::Loop(note)) => {
                     tracing::warn!(job = spec.id, %note, "job paused itself");
-                    r.store
-                        .set_job_state(spec.id, &[JobState::Running], JobState::Paused, Some(&note))
-                        .await?;
+                    r.store.pause_for(spec.id, &note, &[]).await?;
+                    Ok(())
+                }
+                Some(Stop::Canary(reason, returned)) => {
+                    tracing::warn!(job = spec.id, %reason, "job paused after its canary");
+                    r.store.pause_for(spec.id, &reason, &returned).await?;
                     Ok(())
                 }
                 Some(Stop::Broker(e)) => Err(anyhow::anyhow!(e)),
@@ -119,9 +137,13 @@ pub(super) async fn run(
             wake = wake.min(t);
         }
         if stop.is_none() {
-            if let Some(t) = job.token_due() {
-                wake = wake.min(t);
-            }
+            let due = [
+                job.token_due(),
+                job.pace.watch_ends(),
+                job.pace.next_doubling(),
+                job.gate_retry,
+            ];
+            wake = due.into_iter().flatten().fold(wake, Instant::min);
         }
         let in_flight = job.pipeline.in_flight() > 0;
         tokio::select! {
@@ -167,7 +189,6 @@ struct Run<'a> {
     target: ReplayTarget,
     pipeline: Pipeline<Item>,
     bucket: Option<TokenBucket>,
-    claim_size: usize,
     step: Option<JoinHandle<anyhow::Result<Stepped>>>,
     /// Claimed and prepared, not yet published.
     ready: VecDeque<Ready>,
@@ -182,13 +203,38 @@ struct Run<'a> {
     outcomes: Vec<JobReplayOutcome>,
     oldest_outcome: Option<Instant>,
     loops: LoopWatch,
+    pace: Pace,
+    /// Copies back that the ramp has already reacted to.
+    copies_seen: i64,
+    /// Items settled, counted from the job's figure when this run began.
+    settled_items: i64,
+    /// An adaptive job's gate, what it waits for (and on which route), and
+    /// when to ask again; `reported` is what the job's page shows.
+    gate: Option<Gate>,
+    waiting: Option<(String, Route)>,
+    waiting_since: Option<Instant>,
+    gate_retry: Option<Instant>,
+    reported: Option<String>,
 }
 
+/// Where a copy goes: vhost, exchange, routing key.
+type Route = (String, String, String);
+
+/// How long claimed messages may wait on an adaptive job's gate before
+/// they are given back (a claim is under a lease; a long wait must not
+/// look like an abandoned replay).
+const GIVE_BACK_AFTER: Duration = Duration::from_secs(3);
+
 impl<'a> Run<'a> {
-    fn new(r: &'a Jobs, spec: &'a JobSpec) -> Self {
-        let bucket = spec
-            .rate_per_sec
-            .map(|rate| TokenBucket::new(rate, Instant::now()));
+    fn new(r: &'a Jobs, spec: &'a JobSpec, plan: &ReplayPlan, pace: Pace) -> Self {
+        let bucket = pace.rate().map(|rate| TokenBucket::new(rate, Instant::now()));
+        let gate = plan.adaptive.then(|| {
+            Gate::new(
+                r.management.clone(),
+                r.publisher.amqp().clone(),
+                plan.max_backlog(),
+            )
+        });
         Self {
             r,
             id: spec.id,
@@ -197,13 +243,10 @@ impl<'a> Run<'a> {
                 exchange: spec.target_exchange.clone(),
                 routing_key: spec.target_routing_key.clone(),
                 edit: None,
+                to_queue: plan.to_queue.clone(),
+                to_original_queue: plan.to_original_queue,
             },
             pipeline: r.publisher.pipeline(),
-            // A capped job claims about what it may send in a tenth of a
-            // second, so claimed messages never wait long under the lease.
-            claim_size: bucket
-                .as_ref()
-                .map_or(CLAIM_BATCH, |b| b.burst().clamp(1, CLAIM_BATCH)),
             bucket,
             step: None,
             ready: VecDeque::new(),
@@ -215,6 +258,14 @@ impl<'a> Run<'a> {
             outcomes: Vec::new(),
             oldest_outcome: None,
             loops: LoopWatch::new(r.config.replay.loop_window, r.config.replay.loop_threshold),
+            pace,
+            copies_seen: 0,
+            settled_items: spec.settled,
+            gate,
+            waiting: None,
+            waiting_since: None,
+            gate_retry: None,
+            reported: None,
         }
     }
 
@@ -227,12 +278,17 @@ impl<'a> Run<'a> {
         if self.rescan_at.is_some_and(|t| Instant::now() >= t) {
             self.rescan_at = None;
         }
-        let claim =
-            (!stopping && !self.exhausted && self.rescan_at.is_none() && self.ready.len() < self.claim_size)
-                .then_some(ClaimRequest {
-                    after: self.after,
-                    limit: self.claim_size,
-                });
+        let limit = self.claim_limit();
+        let claim = (!stopping
+            && !self.exhausted
+            && self.rescan_at.is_none()
+            && self.waiting.is_none()
+            && limit > 0
+            && self.ready.len() < self.batch())
+        .then_some(ClaimRequest {
+            after: self.after,
+            limit,
+        });
         let settle_due = !self.outcomes.is_empty()
             && (stopping
                 || self.outcomes.len() >= SETTLE_BATCH
@@ -272,7 +328,25 @@ impl<'a> Run<'a> {
 
     /// Publishes ready messages while the window and the rate cap allow.
     async fn publish(&mut self) {
+        if self.waiting.is_some() {
+            return;
+        }
         while self.pipeline.in_flight() < WINDOW && !self.ready.is_empty() {
+            if self.pace.allowance() == Some(0) {
+                return;
+            }
+            if let Some(front) = self.ready.front().filter(|r| r.out.is_ok()) {
+                if let Some(gate) = self.gate.as_mut() {
+                    let i = &front.item;
+                    if let Admit::Wait(why) = gate.admit(&i.vhost, &i.exchange, &i.routing_key).await {
+                        let route = (i.vhost.clone(), i.exchange.clone(), i.routing_key.clone());
+                        self.waiting = Some((why, route));
+                        self.waiting_since.get_or_insert_with(Instant::now);
+                        self.gate_retry = Some(gate.recheck_at());
+                        return;
+                    }
+                }
+            }
             if let Some(b) = self.bucket.as_mut() {
                 if !b.try_take(Instant::now()) {
                     return;
@@ -281,6 +355,7 @@ impl<'a> Run<'a> {
             let Some(Ready { item, out }) = self.ready.pop_front() else {
                 return;
             };
+            self.pace.sent();
             match out {
                 Ok(out) => {
                     let vhost = item.vhost.clone();
@@ -293,6 +368,7 @@ impl<'a> Run<'a> {
 
     fn record(&mut self, item: Item, settlement: Settlement, error: Option<String>) {
         self.oldest_outcome.get_or_insert_with(Instant::now);
+        self.settled_items += 1;
         self.r
             .metrics
             .replayed(crate::metrics::ReplayPath::Job, settlement.into());
@@ -352,11 +428,14 @@ impl<'a> Run<'a> {
         unsent.extend(self.ready.drain(..).map(|c| c.item.message_id));
         self.r.store.release_claims(&self.r.instance, &unsent).await?;
         self.pipeline.close().await;
+        if let Some(gate) = self.gate.as_mut() {
+            gate.close().await;
+        }
         Ok(())
     }
 
     async fn loop_note(&mut self) -> anyhow::Result<Option<String>> {
-        if !self.loops.due() {
+        if self.pace.in_canary() || !self.loops.due() {
             return Ok(None);
         }
         let (replayed, since) = self.loops.window();
@@ -364,6 +443,14 @@ impl<'a> Run<'a> {
             return Ok(None);
         }
         let back = self.r.store.job_copies_back(self.id, since).await?;
+        if back > self.copies_seen {
+            let fresh = back - self.copies_seen;
+            if let Some(record) = self.pace.copies_back(fresh, self.settled_items) {
+                self.set_rate(self.pace.rate());
+                self.r.store.set_phase(self.id, &record).await?;
+            }
+        }
+        self.copies_seen = back;
         Ok(self.loops.verdict(replayed, back))
     }
 }

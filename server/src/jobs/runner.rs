@@ -71,6 +71,9 @@ pub async fn run(jobs: Jobs, shutdown: CancellationToken) {
             }
         }
         renew(&jobs, &mut driven).await;
+        if let Err(e) = super::schedule::start_due(&jobs).await {
+            tracing::warn!(error = %e, "starting scheduled jobs failed");
+        }
         match jobs.store.running_jobs().await {
             Ok(ids) => {
                 foreign.retain(|id, _| ids.contains(id));

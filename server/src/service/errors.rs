@@ -16,6 +16,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %err, "database error");
                 ApiError::Internal
             }
+            StoreError::Corrupt(what) => {
+                tracing::error!(%what, "stored data does not read");
+                ApiError::Internal
+            }
         }
     }
 }

@@ -6,11 +6,9 @@ use app::model::{
     ApiError, DryRun, Job, JobAction, JobCommand, JobCreated, JobRequest, JobState, MessageQuery,
 };
 
+use super::plan::{start_at_ms, validate_plan, MAX_RATE};
 use super::Redrive;
-use crate::store::{Filter, NewJob, SELECTABLE};
-
-/// The highest rate cap accepted; above it "unlimited" is the honest setting.
-const MAX_RATE: f64 = 10_000.0;
+use crate::store::{Filter, NewJob, CANCELLABLE, SELECTABLE};
 
 /// Validates a request into the filter that selects its messages.
 /// The messages a job request selects (failed ones only).
@@ -56,6 +54,8 @@ pub(crate) fn validate(req: &JobRequest) -> Result<(), ApiError> {
             "a discard job takes no `exchange` or `routing_key`".into(),
         ));
     }
+    validate_plan(req)?;
+    start_at_ms(req.start_at.as_deref(), crate::store::now_ms())?;
     Ok(())
 }
 
@@ -74,15 +74,10 @@ impl Redrive {
         if req.dry_run {
             let mut destinations = self.store.destinations(&filter).await?;
             let total = destinations.iter().map(|d| d.count).sum();
-            if req.action == JobAction::Replay && (req.exchange.is_some() || req.routing_key.is_some()) {
-                for d in &mut destinations {
-                    d.exchange = req.exchange.clone().or(d.exchange.take());
-                    d.routing_key = req.routing_key.clone().or(d.routing_key.take());
-                }
-            }
             if req.action == JobAction::Discard {
                 destinations.clear();
             }
+            self.route_destinations(&req, &mut destinations).await;
             return Ok(JobCreated::DryRun(DryRun {
                 dry_run: true,
                 action: req.action,
@@ -90,6 +85,7 @@ impl Redrive {
                 destinations,
             }));
         }
+        let start_at = start_at_ms(req.start_at.as_deref(), crate::store::now_ms())?;
         let selection = serde_json::json!({ "ids": req.ids, "group": req.group, "filter": req.filter });
         let new = NewJob {
             action: req.action,
@@ -98,6 +94,8 @@ impl Redrive {
             exchange: req.exchange.clone(),
             routing_key: req.routing_key.clone(),
             rate_per_sec: req.rate_per_sec,
+            plan: &req.plan,
+            start_at,
         };
         let id = self
             .store
@@ -111,9 +109,20 @@ impl Redrive {
     pub async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError> {
         let job = self.store.job(id).await?;
         let (from, to): (&[JobState], JobState) = match command {
+            // Brought forward: the scheduler starts it within a poll, with
+            // the same checks as at its time.
+            JobCommand::Start => {
+                if !self.store.reschedule(id, crate::store::now_ms()).await? {
+                    return Err(ApiError::Conflict(format!(
+                        "job {id} is {}; only a scheduled job can be started",
+                        job.state.as_str()
+                    )));
+                }
+                return Ok(self.store.job(id).await?);
+            }
             JobCommand::Pause => (&[JobState::Running], JobState::Paused),
             JobCommand::Resume => (&[JobState::Paused], JobState::Running),
-            JobCommand::Cancel => (&[JobState::Running, JobState::Paused], JobState::Cancelled),
+            JobCommand::Cancel => (&CANCELLABLE, JobState::Cancelled),
         };
         if !self.store.set_job_state(id, from, to, None).await? {
             return Err(ApiError::Conflict(format!(
@@ -139,6 +148,8 @@ mod tests {
             dry_run: false,
             exchange: None,
             routing_key: None,
+            plan: Default::default(),
+            start_at: None,
         }
     }
 

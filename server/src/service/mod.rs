@@ -5,8 +5,11 @@ mod health;
 mod jobs;
 mod metrics;
 mod monitoring;
+mod plan;
+mod routes;
 mod scoped;
 
+pub use plan::validate_target;
 pub use scoped::{handle, UserBackend};
 
 use std::sync::Arc;

@@ -20,6 +20,7 @@ pub trait Database:
     + ReplayStore
     + JobStore
     + JobSteps
+    + JobPlanStore
     + VhostAccess
     + GroupStore
     + AnnotationStore

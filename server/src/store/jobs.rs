@@ -7,7 +7,7 @@ use app::model::Destination;
 use app::model::JobItem;
 use async_trait::async_trait;
 
-use app::model::{Job, JobAction, JobState, MessageStatus};
+use app::model::{Job, JobAction, JobPhase, JobState, MessageStatus, ReplayPlan};
 
 use super::rows::rfc3339;
 
@@ -23,14 +23,62 @@ pub struct JobSpec {
     pub target_exchange: Option<String>,
     pub target_routing_key: Option<String>,
     pub rate_per_sec: Option<f64>,
+    /// How it sends (JSON of [`ReplayPlan`]); read with [`JobSpec::plan`].
+    plan: Option<String>,
+    pub total: i64,
+    /// Items done, failed or skipped so far.
+    pub settled: i64,
+    #[sqlx(try_from = "String")]
+    phase: PhaseWord,
+    /// When the current phase began (ms).
+    pub phase_since: Option<i64>,
+    /// Items settled when it began (a canary counts from there).
+    pub phase_base: i64,
+    /// When the last canary began (ms): its copies that came back are
+    /// counted from there.
+    pub canary_since: Option<i64>,
 }
+
+impl JobSpec {
+    /// The plan it was created with; a plan that no longer reads (written by
+    /// a newer Redrive) is an error, never a guess.
+    pub fn plan(&self) -> Result<ReplayPlan, StoreError> {
+        match &self.plan {
+            None => Ok(ReplayPlan::default()),
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| StoreError::Corrupt(format!("job {}'s plan: {e}", self.id))),
+        }
+    }
+
+    pub fn phase(&self) -> Option<JobPhase> {
+        self.phase.0
+    }
+}
+
+/// A nullable phase column, read strictly.
+#[derive(Debug, Clone, Copy, Default)]
+struct PhaseWord(Option<JobPhase>);
+
+impl TryFrom<String> for PhaseWord {
+    type Error = app::model::UnknownWord;
+    fn try_from(word: String) -> Result<Self, Self::Error> {
+        if word.is_empty() {
+            return Ok(Self(None));
+        }
+        JobPhase::try_from(word).map(|p| Self(Some(p)))
+    }
+}
+
+/// The columns of [`JobSpec`], for every query that reads one.
+pub(super) const SPEC_COLUMNS: &str = "j.id, j.action, j.state, j.actor, j.target_exchange,
+    j.target_routing_key, j.rate_per_sec, j.plan, j.total, j.items_done + j.items_failed AS settled,
+    COALESCE(j.phase, '') AS phase, j.phase_since, j.phase_base, j.canary_since";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct JobRow {
     #[sqlx(flatten)]
     spec: JobSpec,
     selection: String,
-    total: i64,
     done: i64,
     failed: i64,
     pending: i64,
@@ -38,17 +86,40 @@ pub(super) struct JobRow {
     updated_at: i64,
     finished_at: Option<i64>,
     note: Option<String>,
+    start_at: Option<i64>,
+    pause_reason: Option<String>,
+    current_rate: Option<f64>,
+    phase_note: Option<String>,
+    waiting: Option<String>,
+    canary_returned: Option<String>,
 }
 
-pub(super) const JOB_SELECT: &str =
-    "SELECT j.id, j.action, j.state, j.actor, j.target_exchange, j.target_routing_key,
-    j.rate_per_sec, j.selection, j.total, j.created_at, j.updated_at, j.finished_at, j.note,
-    j.items_done AS done, j.items_failed AS failed, j.items_pending AS pending
-    FROM jobs j";
+pub(super) fn job_select() -> String {
+    format!(
+        "SELECT {SPEC_COLUMNS}, j.selection, j.created_at, j.updated_at, j.finished_at, j.note,
+         j.items_done AS done, j.items_failed AS failed, j.items_pending AS pending,
+         j.start_at, j.pause_reason, j.current_rate, j.phase_note, j.waiting, j.canary_returned
+         FROM jobs j"
+    )
+}
 
-impl From<JobRow> for Job {
-    fn from(r: JobRow) -> Self {
-        Job {
+impl TryFrom<JobRow> for Job {
+    type Error = StoreError;
+    fn try_from(r: JobRow) -> Result<Self, StoreError> {
+        let plan = r.spec.plan()?;
+        let running = r.spec.state == JobState::Running;
+        Ok(Job {
+            plan,
+            start_at: r.start_at.map(rfc3339),
+            pause_reason: r.pause_reason.filter(|_| r.spec.state == JobState::Paused),
+            phase: r.spec.phase().filter(|_| running),
+            current_rate: r.current_rate.filter(|_| running),
+            phase_note: r.phase_note.filter(|_| running),
+            waiting: r.waiting.filter(|_| running),
+            canary_returned: r
+                .canary_returned
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default(),
             id: r.spec.id,
             action: r.spec.action,
             state: r.spec.state,
@@ -57,7 +128,7 @@ impl From<JobRow> for Job {
             exchange: r.spec.target_exchange,
             routing_key: r.spec.target_routing_key,
             rate_per_sec: r.spec.rate_per_sec,
-            total: r.total,
+            total: r.spec.total,
             done: r.done,
             failed: r.failed,
             remaining: r.pending,
@@ -65,7 +136,7 @@ impl From<JobRow> for Job {
             updated_at: rfc3339(r.updated_at),
             finished_at: r.finished_at.map(rfc3339),
             note: r.note,
-        }
+        })
     }
 }
 
@@ -77,6 +148,18 @@ pub struct NewJob<'a> {
     pub exchange: Option<String>,
     pub routing_key: Option<String>,
     pub rate_per_sec: Option<f64>,
+    pub plan: &'a ReplayPlan,
+    /// Created `scheduled`, to start then (ms); otherwise `running`.
+    pub start_at: Option<i64>,
+}
+
+/// Where a new job's plan begins.
+pub fn first_phase(action: JobAction, plan: &ReplayPlan) -> JobPhase {
+    match (action, &plan.canary, &plan.ramp) {
+        (JobAction::Replay, Some(_), _) => JobPhase::Canary,
+        (JobAction::Replay, None, Some(_)) => JobPhase::Ramping,
+        _ => JobPhase::FullSpeed,
+    }
 }
 
 /// The status a message must have to be taken into a job.
@@ -89,7 +172,9 @@ pub trait JobStore: Send + Sync {
     /// Where the `failed` messages matching `filter` would be replayed.
     async fn destinations(&self, filter: &Filter) -> Result<Vec<Destination>, StoreError>;
 
-    /// Creates a running job over the messages matching `filter` right now.
+    /// Creates a job over the messages matching `filter` right now (its
+    /// selection is fixed: later captures are never part of it), running or,
+    /// with a `start_at`, scheduled.
     /// Returns `None` (and writes nothing) when nothing matches.
     async fn create_job(&self, job: NewJob<'_>, filter: &Filter) -> Result<Option<i64>, StoreError>;
 
@@ -105,6 +190,7 @@ pub trait JobStore: Send + Sync {
     async fn running_jobs(&self) -> Result<Vec<i64>, StoreError>;
 
     /// Moves a job between states; `Ok(false)` when it was not in `from`.
+    /// A job that runs again starts its plan afresh (see `JobPlanStore`).
     async fn set_job_state(
         &self,
         id: i64,

@@ -27,6 +27,7 @@ pub mod findings;
 mod groups;
 mod id_runs;
 mod job_batches;
+mod job_plans;
 mod jobs;
 mod leases;
 mod messages;
@@ -60,7 +61,8 @@ pub use filter::Filter;
 pub use findings::FindingStore;
 pub use groups::GroupStore;
 pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOutcome, JobSteps};
-pub use jobs::{JobSpec, JobStore, NewJob, SELECTABLE};
+pub use job_plans::{JobPlanStore, PhaseRecord, CANCELLABLE};
+pub use jobs::{first_phase, JobSpec, JobStore, NewJob, SELECTABLE};
 pub use leases::LeaseStore;
 pub use messages::MessageStore;
 pub use replays::{ReplayStore, Settlement};
@@ -157,6 +159,8 @@ macro_rules! shared_sql {
         mod ingest;
         #[path = "../job_batches/sql.rs"]
         mod job_batches;
+        #[path = "../job_plans/sql.rs"]
+        mod job_plans;
         #[path = "../jobs/sql.rs"]
         mod jobs;
         #[path = "../leases/sql.rs"]
@@ -232,6 +236,10 @@ pub enum StoreError {
         status: MessageStatus,
         expected: &'static str,
     },
+    /// A stored value that does not read back (e.g. a job plan written by a
+    /// newer Redrive): internal, like `Database`.
+    #[error("stored data does not read: {0}")]
+    Corrupt(String),
     #[error(transparent)]
     Database(sqlx::Error),
 }

@@ -104,6 +104,15 @@ impl StoredMessage {
     pub fn properties(&self) -> serde_json::Value {
         serde_json::from_str(&self.properties).unwrap_or_default()
     }
+    /// The queue it was dead-lettered from: the `queue` of its first
+    /// `x-death` entry (the broker keeps the latest death first, so after a
+    /// retry loop through a delay queue this is where it last died).
+    pub fn original_queue(&self) -> Option<String> {
+        let headers: serde_json::Value = serde_json::from_str(&self.headers).ok()?;
+        let first = headers.get("x-death")?.get("value")?.get(0)?;
+        let queue = first.get("value")?.get("queue")?.get("value")?.as_str()?;
+        (!queue.is_empty()).then(|| queue.to_owned())
+    }
     /// The headers as received (the stored text keeps the stack trace in
     /// its own column; see `store::contents`).
     pub fn headers(&self) -> serde_json::Value {

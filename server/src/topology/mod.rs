@@ -3,6 +3,7 @@
 //! and the monitor both classify from it, so it sits below both.
 
 mod classify;
+mod routes;
 
 use std::collections::HashMap;
 
@@ -12,6 +13,7 @@ use crate::broker::management::{BindingInfo, ChannelInfo, ConnectionInfo, Consum
 use crate::broker::{Management, ManagementError, QueueStats};
 
 pub use classify::{classify, Role, Verdict, WatchRules, CONSUMER_TAG_PREFIX};
+pub use routes::{topic_matches, Reach, RouteMap};
 
 /// The operator's watch switches: vhost → queue → capture.
 pub type Overrides = HashMap<String, HashMap<String, bool>>;
@@ -49,6 +51,12 @@ impl VhostState {
             consumers,
             ..Self::default()
         })
+    }
+
+    /// How this vhost routes, from its exchanges and bindings.
+    pub async fn routes(management: &Management, name: &str) -> Result<RouteMap, ManagementError> {
+        let (exchanges, bindings) = tokio::try_join!(management.exchanges(name), management.bindings(name))?;
+        Ok(RouteMap::new(&exchanges, &bindings))
     }
 
     /// The queue's classification; a queue unknown to it is a work queue.

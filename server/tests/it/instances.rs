@@ -134,6 +134,8 @@ async fn two_instances_share_ingest_and_a_killed_job_holder_is_taken_over() {
         exchange: Some(String::new()),
         routing_key: Some("trade.replayed".into()),
         rate_per_sec: Some(2_000.0),
+        plan: &app::model::ReplayPlan::PLAIN,
+        start_at: None,
     };
     let id = store.create_job(job, &filter).await.unwrap().unwrap();
 

@@ -83,7 +83,10 @@ async fn bulk_replay_job_pauses_resumes_survives_a_restart_and_delivers_exactly_
     assert_eq!(dry["total"], TOTAL);
     assert_eq!(
         dry["destinations"],
-        json!([{"exchange": "orders.x", "routing_key": "new", "count": TOTAL}])
+        json!([{
+            "vhost": vh.name, "exchange": "orders.x", "routing_key": "new", "count": TOTAL,
+            "queues": ["orders.in"], "fans_out": false
+        }])
     );
     assert_eq!(app.get("/api/v1/jobs").await.1, json!([]));
     assert_eq!(vh.depth("orders.in").await, 0);

@@ -26,6 +26,7 @@ mod jobs;
 mod loops;
 mod malformed;
 mod pipeline;
+mod plans;
 mod policies;
 mod replay;
 mod search_index;

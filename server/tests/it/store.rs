@@ -487,6 +487,8 @@ async fn job_progress_counters_follow_every_change_to_its_items() {
         exchange: Some("orders".into()),
         routing_key: None,
         rate_per_sec: None,
+        plan: &app::model::ReplayPlan::PLAIN,
+        start_at: None,
     };
     let id = store.create_job(job, &Filter::default()).await.unwrap().unwrap();
     let progress = |j: app::model::Job| (j.done, j.failed, j.remaining);
@@ -676,6 +678,8 @@ async fn a_job_keeps_the_vhosts_of_its_messages_from_its_creation() {
         exchange: None,
         routing_key: None,
         rate_per_sec: None,
+        plan: &app::model::ReplayPlan::PLAIN,
+        start_at: None,
     };
     let both = store
         .create_job(job(), &Filter::default())

@@ -174,6 +174,7 @@ impl Backend for UserBackend {
     async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError> {
         self.visible_job(id).await?;
         let action = match command {
+            JobCommand::Start => AuditAction::JobStartNow,
             JobCommand::Pause => AuditAction::JobPause,
             JobCommand::Resume => AuditAction::JobResume,
             JobCommand::Cancel => AuditAction::JobCancel,

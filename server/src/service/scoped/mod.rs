@@ -9,12 +9,10 @@ mod backend;
 use std::sync::Arc;
 
 use app::backend::Backend;
-use app::model::{
-    AnnotationTarget, ApiError, AuditAction, AuditResult, Job, JobAction, JobRequest, ReplayTarget,
-};
+use app::model::{AnnotationTarget, ApiError, AuditAction, AuditResult, Job, JobRequest, ReplayTarget};
 
 use super::Redrive;
-use crate::domain::access::{Access, Denied, Tag};
+use crate::domain::access::{Denied, Tag};
 use crate::domain::{Caller, Principal};
 use crate::store::NewAudit;
 
@@ -168,23 +166,34 @@ impl UserBackend {
     }
 
     async fn check_replay(&self, id: i64, target: &ReplayTarget) -> Result<Target, ApiError> {
+        super::validate_target(target)?;
         let msg = self.redrive.store.get(id).await?;
         self.visible(msg.vhost(), format!("message {id}"))?;
-        let exchange = target
-            .exchange
+        // One queue only goes through the default exchange, keyed by the queue.
+        let single = target
+            .to_queue
             .clone()
-            .or_else(|| msg.original_exchange().map(str::to_owned))
-            .unwrap_or_default();
-        let t = Target {
+            .or_else(|| target.to_original_queue.then(|| msg.original_queue()).flatten());
+        let (exchange, routing_key) = match single {
+            Some(queue) => (String::new(), Some(queue)),
+            None => (
+                target
+                    .exchange
+                    .clone()
+                    .or_else(|| msg.original_exchange().map(str::to_owned))
+                    .unwrap_or_default(),
+                target
+                    .routing_key
+                    .clone()
+                    .or_else(|| msg.original_routing_key().map(str::to_owned)),
+            ),
+        };
+        Ok(Target {
             vhost: Some(msg.vhost().to_owned()),
             object: Some(format!("message {id}")),
-            exchange: Some(exchange.clone()),
-            routing_key: target
-                .routing_key
-                .clone()
-                .or_else(|| msg.original_routing_key().map(str::to_owned)),
-        };
-        Ok(t)
+            exchange: Some(exchange),
+            routing_key,
+        })
     }
 
     async fn check_job(&self, req: &JobRequest) -> Result<crate::store::Filter, ApiError> {
@@ -193,20 +202,10 @@ impl UserBackend {
         filter.visible = Some(self.vhosts());
         if !req.dry_run {
             self.writer()?;
-            for scope in self.redrive.store.scopes(&filter).await? {
-                let result = match req.action {
-                    JobAction::Replay => {
-                        let exchange = req.exchange.clone().or(scope.exchange).unwrap_or_default();
-                        self.who()
-                            .require(&scope.vhost, Access::Write, "exchange", &exchange)
-                    }
-                    JobAction::Discard => {
-                        self.who()
-                            .require(&scope.vhost, Access::Write, "queue", &scope.queue)
-                    }
-                };
-                result.map_err(forbidden)?;
-            }
+            let scopes = self.redrive.store.scopes(&filter).await?;
+            let exchange = req.exchange.as_deref();
+            crate::jobs::checks::require_job(self.who(), req.action, exchange, &req.plan, &scopes)
+                .map_err(forbidden)?;
         }
         Ok(filter)
     }

@@ -13,18 +13,23 @@ use sqlx::QueryBuilder;
 #[async_trait]
 impl JobStore for Engine {
     async fn destinations(&self, filter: &Filter) -> Result<Vec<Destination>, StoreError> {
-        let mut b =
-            QueryBuilder::<Db>::new("SELECT original_exchange, original_routing_key, COUNT(*) FROM messages");
+        let mut b = QueryBuilder::<Db>::new(
+            "SELECT vhost, original_exchange, original_routing_key, COUNT(*) FROM messages",
+        );
         filter.push_where(&mut b);
-        b.push(" GROUP BY original_exchange, original_routing_key ORDER BY COUNT(*) DESC");
-        let rows: Vec<(Option<String>, Option<String>, i64)> =
+        b.push(" GROUP BY vhost, original_exchange, original_routing_key ORDER BY COUNT(*) DESC, vhost");
+        let rows: Vec<(String, Option<String>, Option<String>, i64)> =
             b.build_query_as().fetch_all(self.pool()).await?;
         Ok(rows
             .into_iter()
-            .map(|(exchange, routing_key, count)| Destination {
+            .map(|(vhost, exchange, routing_key, count)| Destination {
+                vhost,
                 exchange,
                 routing_key,
                 count,
+                queues: Vec::new(),
+                fans_out: false,
+                route_note: None,
             })
             .collect())
     }
@@ -32,19 +37,28 @@ impl JobStore for Engine {
     async fn create_job(&self, job: NewJob<'_>, filter: &Filter) -> Result<Option<i64>, StoreError> {
         let mut tx = self.write_tx().await?;
         let now = now_ms();
+        let state = match job.start_at {
+            Some(_) => JobState::Scheduled,
+            None => JobState::Running,
+        };
+        let plan = (!job.plan.is_plain()).then(|| serde_json::to_string(job.plan).expect("a plan serialises"));
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO jobs (action, state, actor, selection, target_exchange, target_routing_key,
-                rate_per_sec, total, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9) RETURNING id",
+                rate_per_sec, total, created_at, updated_at, plan, start_at, phase, phase_since)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(job.action.as_str())
-        .bind(JobState::Running.as_str())
+        .bind(state.as_str())
         .bind(job.actor)
         .bind(job.selection.to_string())
         .bind(&job.exchange)
         .bind(&job.routing_key)
         .bind(job.rate_per_sec)
         .bind(now)
+        .bind(now)
+        .bind(plan)
+        .bind(job.start_at)
+        .bind(first_phase(job.action, job.plan).as_str())
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -76,12 +90,12 @@ impl JobStore for Engine {
     }
 
     async fn job(&self, id: i64) -> Result<Job, StoreError> {
-        let row: Option<JobRow> = sqlx::query_as(&format!("{JOB_SELECT} WHERE j.id = $1"))
+        let row: Option<JobRow> = sqlx::query_as(&format!("{} WHERE j.id = $1", job_select()))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
-        row.map(Job::from)
-            .ok_or_else(|| StoreError::Missing(format!("job {id}")))
+        row.ok_or_else(|| StoreError::Missing(format!("job {id}")))?
+            .try_into()
     }
 
     async fn job_problems(&self, id: i64, limit: i64) -> Result<Vec<JobItem>, StoreError> {
@@ -104,21 +118,19 @@ impl JobStore for Engine {
     }
 
     async fn jobs(&self, limit: i64) -> Result<Vec<Job>, StoreError> {
-        let rows: Vec<JobRow> = sqlx::query_as(&format!("{JOB_SELECT} ORDER BY j.id DESC LIMIT $1"))
+        let rows: Vec<JobRow> = sqlx::query_as(&format!("{} ORDER BY j.id DESC LIMIT $1", job_select()))
             .bind(limit)
             .fetch_all(self.pool())
             .await?;
-        Ok(rows.into_iter().map(Job::from).collect())
+        rows.into_iter().map(Job::try_from).collect()
     }
 
     async fn job_spec(&self, id: i64) -> Result<JobSpec, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, action, state, actor, target_exchange, target_routing_key, rate_per_sec
-             FROM jobs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(self.pool())
-        .await?)
+        let spec: Option<JobSpec> = sqlx::query_as(&format!("SELECT {SPEC_COLUMNS} FROM jobs j WHERE j.id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        spec.ok_or_else(|| StoreError::Missing(format!("job {id}")))
     }
 
     async fn running_jobs(&self) -> Result<Vec<i64>, StoreError> {
@@ -148,8 +160,14 @@ impl JobStore for Engine {
             b.push(", note = ").push_bind(n.to_owned());
         }
         if to == JobState::Running {
-            // A resumed job starts its replay-loop check afresh.
-            b.push(", note = NULL, loop_check_from = ").push_bind(now_ms());
+            // A resumed (or started) job starts its replay-loop check and its
+            // plan afresh: a canary again, a ramp from its start.
+            b.push(", note = NULL, pause_reason = NULL, waiting = NULL, loop_check_from = ")
+                .push_bind(now_ms())
+                .push(", phase_since = ")
+                .push_bind(now_ms())
+                // No phase: the runner begins the plan (`first_phase`).
+                .push(", phase_base = items_done + items_failed, phase = NULL, current_rate = NULL");
         }
         b.push(" WHERE id = ").push_bind(id).push(" AND state IN (");
         let mut list = b.separated(", ");
@@ -171,3 +189,4 @@ impl JobStore for Engine {
         Ok(())
     }
 }
+
