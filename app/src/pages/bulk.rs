@@ -8,7 +8,7 @@ use leptos_router::hooks::use_navigate;
 use crate::api::create_job;
 use crate::components::ApiErrorBox;
 use crate::format::exchange_label;
-use crate::model::{JobAction, JobCreated, JobRequest, MessageQuery};
+use crate::model::{Canary, JobAction, JobCreated, JobRequest, MessageQuery, ReplayPlan};
 
 /// What the operator selected: some ids, or everything the filter matches.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -110,9 +110,28 @@ pub fn BulkBar(
             navigate(&format!("/jobs/{}", job.id), Default::default());
         }
     });
+    // How the replay goes out: a canary first, a rate that follows the
+    // target, one queue only when the route fans out.
+    let canary = RwSignal::new(false);
+    let adaptive = RwSignal::new(false);
+    let only_queue = RwSignal::new(None::<String>);
     let build = move |action: JobAction, dry_run: bool| {
         let rate = rate.get_untracked().trim().parse::<f64>().ok();
-        query.with_value(|q| selection.with_untracked(|s| s.request(action, q, rate, dry_run)))
+        let mut req = query.with_value(|q| selection.with_untracked(|s| s.request(action, q, rate, dry_run)));
+        if action == JobAction::Replay {
+            req.plan = ReplayPlan {
+                canary: canary.get_untracked().then(|| Canary {
+                    count: Some(10),
+                    percent: None,
+                    watch_seconds: 30,
+                    max_failed_again: 0,
+                }),
+                adaptive: adaptive.get_untracked(),
+                to_queue: only_queue.get_untracked(),
+                ..ReplayPlan::default()
+            };
+        }
+        req
     };
     Effect::new(move |_| {
         if let Some(action) = request.get() {
@@ -134,6 +153,10 @@ pub fn BulkBar(
                     on:click=move |_| selection.set(Selection::AllMatching)>{format!("Select all {total} matching")}</button>
             })}
             <label class="muted">"Rate cap " <input type="number" min="1" placeholder="msg/s" bind:value=rate/></label>
+            <label class="muted" title="Replay 10 first, watch 30 s, and pause if any fails again">
+                <input type="checkbox" data-option="canary" bind:checked=canary/>" Canary of 10"</label>
+            <label class="muted" title="Wait while a target queue has no consumer or over 1,000 ready">
+                <input type="checkbox" data-option="adaptive" bind:checked=adaptive/>" Follow the target"</label>
             <button class="btn btn-primary" data-action="bulk-replay"
                 on:click=move |_| { preview.dispatch(build(JobAction::Replay, true)); }>"Replay…"</button>
             <button class="btn btn-danger-ghost" data-action="bulk-discard"
@@ -144,14 +167,37 @@ pub fn BulkBar(
             Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
             Ok(JobCreated::DryRun(dry)) => {
                 let action = dry.action;
-                let routes = dry.destinations.iter().map(|d| format!("{} × {} / {}",
-                    d.count,
-                    d.exchange.as_deref().map(exchange_label).unwrap_or("unknown exchange"),
-                    d.routing_key.as_deref().unwrap_or(""))).collect::<Vec<_>>();
+                let routes = dry.destinations.iter().map(|d| {
+                    let route = format!("{} × {} / {}",
+                        d.count,
+                        d.exchange.as_deref().map(exchange_label).unwrap_or("unknown exchange"),
+                        d.routing_key.as_deref().unwrap_or(""));
+                    (route, d.clone())
+                }).collect::<Vec<_>>();
+                let fans_out = dry.destinations.iter().any(|d| d.fans_out);
                 view! {
-                    <div class="panel dry-run" data-total=dry.total>
+                    <div class="panel dry-run" data-total=dry.total data-fans-out=fans_out.to_string()>
                         <p><strong>{format!("{} {} message(s)", if action == JobAction::Replay { "Replay" } else { "Discard" }, dry.total)}</strong></p>
-                        <ul class="mono">{routes.into_iter().map(|r| view! { <li>{r}</li> }).collect_view()}</ul>
+                        <ul class="mono">{routes.into_iter().map(|(r, d)| view! {
+                            <li>{r}
+                                {(!d.queues.is_empty()).then(|| view! { <span class="muted">{format!(" → {}", d.queues.join(", "))}</span> })}
+                                {d.route_note.clone().map(|n| view! { <div class="muted">{n}</div> })}
+                                {d.fans_out.then(|| {
+                                    let queues = d.queues.clone();
+                                    view! {
+                                        <div class="warn" data-fans-out="">
+                                            {format!("This route delivers to {} queues: services that already handled these messages get a second copy.", queues.len())}
+                                            " "
+                                            {queues.into_iter().map(|q| {
+                                                let label = format!("Only to {q}");
+                                                view! { <button class="btn btn-ghost" data-only-queue=q.clone()
+                                                    on:click=move |_| { only_queue.set(Some(q.clone())); preview.dispatch(build(action, true)); }>{label}</button> }
+                                            }).collect_view()}
+                                        </div>
+                                    }
+                                })}
+                            </li>
+                        }).collect_view()}</ul>
                         <button class="btn btn-primary" data-action="confirm-job" disabled=move || start.pending().get()
                             on:click=move |_| { start.dispatch(build(action, false)); }>"Start job"</button>
                         " "

@@ -9,7 +9,7 @@ use crate::components::ApiErrorBox;
 use crate::components::{percent, ListView, ProgressBar};
 use crate::format::{non_empty, short_time};
 use crate::model::ApiError;
-use crate::model::{Job, JobCommand, JobState};
+use crate::model::{Job, JobCommand, JobPhase, JobState};
 
 /// A signal that ticks every `ms` in the browser (never during SSR), to
 /// refresh live views without a page reload.
@@ -47,7 +47,9 @@ pub fn JobsPage() -> impl IntoView {
                                 <tr>
                                     <td class="num"><a href=format!("/jobs/{}", j.id)>{j.id}</a></td>
                                     <td>{j.action.as_str()}</td>
-                                    <td><span class=format!("badge job-{}", j.state.as_str())>{j.state.as_str()}</span></td>
+                                    <td><span class=format!("badge job-{}", j.state.as_str())>{j.state.as_str()}</span>
+                                        {j.start_at.as_deref().filter(|_| j.state == JobState::Scheduled).map(|t| view! { <span class="muted nowrap">{format!(" at {}", short_time(t))}</span> })}
+                                        {j.phase.filter(|p| *p != JobPhase::FullSpeed).map(|p| view! { <span class="muted">{format!(" {}", p.label())}</span> })}</td>
                                     <td class="progress-cell"><ProgressBar job=j.clone()/></td>
                                     <td class="num">{j.done}</td>
                                     <td class="num">{j.failed}</td>
@@ -133,6 +135,10 @@ fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
         control.dispatch(ControlJob { id, command });
     };
     let target = match (&job.exchange, &job.routing_key) {
+        _ if job.plan.to_original_queue => "the queue each message was dead-lettered from".to_owned(),
+        _ if job.plan.to_queue.is_some() => {
+            format!("only queue {}", job.plan.to_queue.as_deref().unwrap_or(""))
+        }
         (None, None) => "original route of each message".to_owned(),
         (e, k) => format!(
             "{} / {}",
@@ -146,6 +152,9 @@ fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
                 <span class=format!("badge job-{}", state.as_str()) data-state=state.as_str()>{state.as_str()}</span>
             </h1>
             <div class="actions">
+                {(state == JobState::Scheduled).then(|| view! {
+                    <button class="btn btn-primary" data-action="start" on:click=move |_| send(JobCommand::Start)>"Start now"</button>
+                })}
                 {(state == JobState::Running).then(|| view! {
                     <button class="btn" data-action="pause" on:click=move |_| send(JobCommand::Pause)>"Pause"</button>
                 })}
@@ -166,12 +175,24 @@ fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
                 <dt>"Remaining"</dt><dd>{job.remaining}</dd>
                 <dt>"Total"</dt><dd>{job.total}</dd>
                 <dt>"Rate cap"</dt><dd>{job.rate_per_sec.map(|r| format!("{r} msg/s")).unwrap_or_else(|| "none".into())}</dd>
+                {job.start_at.clone().map(|t| view! { <dt>"Starts at"</dt><dd data-start-at=t.clone()>{short_time(&t)}</dd> })}
+                {job.phase.map(|p| view! { <dt>"Phase"</dt><dd data-phase=p.as_str()>{p.label()}</dd> })}
+                {job.phase.map(|_| view! { <dt>"Sending at"</dt><dd>{job.current_rate.map(|r| format!("{r:.0} msg/s")).unwrap_or_else(|| "as fast as the broker confirms".into())}</dd> })}
+                {job.plan.canary.clone().map(|c| view! { <dt>"Canary"</dt><dd>{format!("{} message(s), watched {}s, at most {} failing again", c.count.map(|n| n.to_string()).unwrap_or_else(|| format!("{}%", c.percent.unwrap_or_default())), c.watch_seconds, c.max_failed_again)}</dd> })}
+                {job.plan.adaptive.then(|| view! { <dt>"Adaptive"</dt><dd>{format!("waits for consumers and a backlog under {}", job.plan.max_backlog())}</dd> })}
                 <dt>"Target"</dt><dd class="mono">{target}</dd>
                 <dt>"Started by"</dt><dd>{non_empty(job.actor.clone())}</dd>
                 <dt>"Created"</dt><dd>{short_time(&job.created_at)}</dd>
                 <dt>"Finished"</dt><dd>{job.finished_at.as_deref().map(short_time).unwrap_or_else(|| "—".into())}</dd>
             </dl>
-            {job.note.clone().map(|n| view! { <p class="warn">{n}</p> })}
+            {job.phase_note.clone().map(|n| view! { <p class="muted" data-phase-note="">{n}</p> })}
+            {job.waiting.clone().map(|n| view! { <p class="warn" data-waiting="">{n}</p> })}
+            {job.pause_reason.clone().or(job.note.clone()).map(|n| view! { <p class="warn" data-pause-reason="">{n}</p> })}
+            {(!job.canary_returned.is_empty()).then(|| view! {
+                <p data-canary-returned="">"Came back failed: "
+                    {job.canary_returned.iter().map(|id| view! { <a href=format!("/messages/{id}")>{format!("#{id}")}</a>" " }).collect_view()}
+                </p>
+            })}
         </section>
     }
 }
