@@ -120,7 +120,7 @@ pub fn BulkBar(
         let mut req = query.with_value(|q| selection.with_untracked(|s| s.request(action, q, rate, dry_run)));
         if action == JobAction::Replay {
             req.plan = ReplayPlan {
-                canary: canary.get_untracked().then(|| Canary {
+                canary: canary.get_untracked().then_some(Canary {
                     count: Some(10),
                     percent: None,
                     watch_seconds: 30,
