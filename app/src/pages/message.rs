@@ -6,7 +6,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
 use crate::components::ApiErrorBox;
-use crate::components::{can_write, AnnotationsPanel, BodyView, ErrorBox, StatusBadge};
+use crate::components::{can_write, AnnotationsPanel, BodyView, ErrorBox, RouteReach, StatusBadge};
 use crate::format::{exchange_label, non_empty, short_time, typed_value};
 use crate::model::ApiError;
 use crate::model::{AnnotationTarget, HistoryEntry, MessageDetail, MessageEdit, MessageStatus, ReplayTarget};
@@ -162,6 +162,9 @@ fn MessageView(
                 <dt>"Dead-lettered"</dt><dd>{format!("{} time(s)", s.death_count)}</dd>
                 {s.service.clone().map(|svc| view! { <dt>"Service"</dt><dd>{svc}</dd> })}
             </dl>
+            <Show when=move || status == MessageStatus::Failed>
+                <RouteReach id replay pending/>
+            </Show>
             <Show when=move || status == MessageStatus::Failed>
                 <details class="replay-to">
                     <summary>"Replay to another exchange / routing key"</summary>

@@ -25,6 +25,7 @@ mod instances;
 mod jobs;
 mod loops;
 mod malformed;
+mod migrations;
 mod pipeline;
 mod plans;
 mod policies;
