@@ -169,6 +169,14 @@ fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
         <section class="panel">
             <p class="big-progress" data-percent=percent(&job)>{format!("{}%", percent(&job))}</p>
             <ProgressBar job=job.clone()/>
+            {job.phase_note.clone().map(|n| view! { <p class="muted" data-phase-note="">{n}</p> })}
+            {job.waiting.clone().map(|n| view! { <p class="warn" data-waiting="">{n}</p> })}
+            {job.pause_reason.clone().or(job.note.clone()).map(|n| view! { <p class="warn" data-pause-reason="">{n}</p> })}
+            {(!job.canary_returned.is_empty()).then(|| view! {
+                <p data-canary-returned="">"Came back failed: "
+                    {job.canary_returned.iter().map(|id| view! { <a href=format!("/messages/{id}")>{format!("#{id}")}</a>" " }).collect_view()}
+                </p>
+            })}
             <dl class="facts-grid">
                 <dt>"Done"</dt><dd>{job.done}</dd>
                 <dt>"Failed"</dt><dd class:warn=job.failed != 0>{job.failed}</dd>
@@ -185,14 +193,6 @@ fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
                 <dt>"Created"</dt><dd>{short_time(&job.created_at)}</dd>
                 <dt>"Finished"</dt><dd>{job.finished_at.as_deref().map(short_time).unwrap_or_else(|| "—".into())}</dd>
             </dl>
-            {job.phase_note.clone().map(|n| view! { <p class="muted" data-phase-note="">{n}</p> })}
-            {job.waiting.clone().map(|n| view! { <p class="warn" data-waiting="">{n}</p> })}
-            {job.pause_reason.clone().or(job.note.clone()).map(|n| view! { <p class="warn" data-pause-reason="">{n}</p> })}
-            {(!job.canary_returned.is_empty()).then(|| view! {
-                <p data-canary-returned="">"Came back failed: "
-                    {job.canary_returned.iter().map(|id| view! { <a href=format!("/messages/{id}")>{format!("#{id}")}</a>" " }).collect_view()}
-                </p>
-            })}
         </section>
     }
 }

@@ -28,6 +28,7 @@ mod malformed;
 mod migrations;
 mod pipeline;
 mod plans;
+mod plans_ui;
 mod policies;
 mod replay;
 mod search_index;
