@@ -7,20 +7,13 @@ use leptos::prelude::*;
 
 use super::can_write;
 use crate::api::{create_job, ReplayMessage};
-use crate::model::{JobAction, JobCreated, JobRequest, ReplayPlan, ReplayTarget};
+use crate::model::{JobAction, JobCreated, JobRequest, ReplayTarget};
 
 fn dry_run(id: i64) -> JobRequest {
     JobRequest {
-        action: JobAction::Replay,
         ids: Some(vec![id]),
-        group: None,
-        filter: None,
-        rate_per_sec: None,
         dry_run: true,
-        exchange: None,
-        routing_key: None,
-        plan: ReplayPlan::default(),
-        start_at: None,
+        ..JobRequest::new(JobAction::Replay)
     }
 }
 

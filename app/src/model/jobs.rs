@@ -70,6 +70,25 @@ pub struct JobRequest {
     pub start_at: Option<String>,
 }
 
+impl JobRequest {
+    /// A request for `action` that selects nothing yet: set one of `ids`,
+    /// `group` or `filter`.
+    pub fn new(action: JobAction) -> Self {
+        Self {
+            action,
+            ids: None,
+            group: None,
+            filter: None,
+            rate_per_sec: None,
+            dry_run: false,
+            exchange: None,
+            routing_key: None,
+            plan: ReplayPlan::default(),
+            start_at: None,
+        }
+    }
+}
+
 /// Where a dry run's messages would go.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Destination {

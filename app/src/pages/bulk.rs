@@ -78,16 +78,11 @@ impl Selection {
             ),
         };
         JobRequest {
-            action,
             ids,
-            group: None,
             filter,
             rate_per_sec: rate,
             dry_run,
-            exchange: None,
-            routing_key: None,
-            plan: Default::default(),
-            start_at: None,
+            ..JobRequest::new(action)
         }
     }
 }

@@ -140,16 +140,8 @@ mod tests {
 
     fn req() -> JobRequest {
         JobRequest {
-            action: JobAction::Replay,
-            ids: None,
             group: Some("g".into()),
-            filter: None,
-            rate_per_sec: None,
-            dry_run: false,
-            exchange: None,
-            routing_key: None,
-            plan: Default::default(),
-            start_at: None,
+            ..JobRequest::new(JobAction::Replay)
         }
     }
 

@@ -117,16 +117,9 @@ mod tests {
 
     fn req(plan: ReplayPlan) -> JobRequest {
         JobRequest {
-            action: JobAction::Replay,
-            ids: None,
             group: Some("g".into()),
-            filter: None,
-            rate_per_sec: None,
-            dry_run: false,
-            exchange: None,
-            routing_key: None,
             plan,
-            start_at: None,
+            ..JobRequest::new(JobAction::Replay)
         }
     }
 

@@ -12,10 +12,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn replay_button_replays_after_hydration() {
-    assert!(
-        site_root().join("pkg/redrive.wasm").exists(),
-        "the UI is not built: run scripts/build-site (scripts/test does)"
-    );
+    require_site();
     let mut vh = TestVhost::new().await;
     let db = TestDb::new();
     vh.declare_exchange("error.direct", ExchangeKind::Direct).await;

@@ -22,10 +22,7 @@ fn shot(name: &str) -> PathBuf {
 
 #[tokio::test]
 async fn a_fanned_out_route_is_shown_and_replays_to_one_queue_and_jobs_show_their_plan() {
-    assert!(
-        site_root().join("pkg/redrive.wasm").exists(),
-        "the UI is not built: run scripts/build-site (scripts/test does)"
-    );
+    require_site();
     let mut vh = TestVhost::new().await;
     let db = TestDb::new();
     vh.declare_exchange("error.direct", ExchangeKind::Direct).await;

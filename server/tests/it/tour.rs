@@ -44,10 +44,7 @@ async fn visit(
 
 #[tokio::test]
 async fn every_main_page_shows_the_demo_without_a_console_error() {
-    assert!(
-        site_root().join("pkg/redrive.wasm").exists(),
-        "the UI is not built: run scripts/build-site (scripts/test does)"
-    );
+    require_site();
     // A short name, as the README's pictures show it; an empty vhost, as on
     // a fresh broker (the demo runs in it and cleans only its own objects).
     let vh = TestVhost::named(format!(

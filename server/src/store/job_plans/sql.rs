@@ -1,6 +1,7 @@
 //! SQL for `store::job_plans`, compiled once per backend (see `store`).
 
 use crate::store::backend::SqlBackend;
+use super::jobs::{set_while_running, RunningText};
 use super::Engine;
 use crate::store::job_plans::{JobPlanStore, PhaseRecord};
 use crate::store::{now_ms, Scope, StoreError};
@@ -62,14 +63,7 @@ impl JobPlanStore for Engine {
     }
 
     async fn set_waiting(&self, id: i64, waiting: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET waiting = $1, updated_at = $2 WHERE id = $3 AND state = $4")
-            .bind(waiting)
-            .bind(now_ms())
-            .bind(id)
-            .bind(JobState::Running.as_str())
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        set_while_running(self, id, RunningText::Waiting, waiting).await
     }
 
     async fn pause_for(&self, id: i64, reason: &str, returned: &[i64]) -> Result<bool, StoreError> {

@@ -179,14 +179,36 @@ impl JobStore for Engine {
     }
 
     async fn set_job_note(&self, id: i64, note: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET note = $1, updated_at = $2 WHERE id = $3 AND state = $4")
-            .bind(note)
-            .bind(now_ms())
-            .bind(id)
-            .bind(JobState::Running.as_str())
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        set_while_running(self, id, RunningText::Note, note).await
     }
 }
 
+
+/// A text column a running job's runner keeps current.
+pub(super) enum RunningText {
+    Note,
+    Waiting,
+}
+
+/// Sets it, only while the job runs (a paused or finished job keeps its own).
+pub(super) async fn set_while_running(
+    engine: &Engine,
+    id: i64,
+    column: RunningText,
+    value: Option<&str>,
+) -> Result<(), StoreError> {
+    let column = match column {
+        RunningText::Note => "note",
+        RunningText::Waiting => "waiting",
+    };
+    sqlx::query(&format!(
+        "UPDATE jobs SET {column} = $1, updated_at = $2 WHERE id = $3 AND state = $4"
+    ))
+    .bind(value)
+    .bind(now_ms())
+    .bind(id)
+    .bind(JobState::Running.as_str())
+    .execute(engine.pool())
+    .await?;
+    Ok(())
+}

@@ -274,6 +274,14 @@ pub fn spawn_redrive(vh: &TestVhost, db: &TestDb, extra: &[(&str, &str)]) -> tok
         .expect("redrive binary starts")
 }
 
+/// Panics with the fix when the UI has not been built (browser tests).
+pub fn require_site() {
+    assert!(
+        site_root().join("pkg/redrive.wasm").exists(),
+        "the UI is not built: run scripts/build-site (scripts/test does)"
+    );
+}
+
 pub fn site_root() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"))
 }
