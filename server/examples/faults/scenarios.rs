@@ -244,9 +244,11 @@ async fn job_finished(redrive: &Redrive, id: i64) -> anyhow::Result<Duration> {
     waited.context("the replay job did not finish")
 }
 
-/// SIGKILL while a bulk replay job of 2,000 runs, then a restart.
+/// SIGKILL while a bulk replay job of 6,000 runs, then a restart. The
+/// killed instance holds up to a window (1,024) in flight and a claim
+/// (1,024) ready: the job must be larger for its resumption to show.
 pub async fn sigkill_replay() -> anyhow::Result<Outcome> {
-    const N: u32 = 2_000;
+    const N: u32 = 6_000;
     let mut s = Setup::new().await?;
     s.broker.publish_failures(0, N, PAD).await?;
     // A short confirm timeout keeps the replay lease (30 s + 2 × it) short.
