@@ -71,6 +71,13 @@ async fn a_fanned_out_route_is_shown_and_replays_to_one_queue_and_jobs_show_thei
     })
     .await;
 
+    // The list the bulk dialog starts from renders whole on the server
+    // (a stalled page would otherwise show only as the browser's timeout).
+    let list = tokio::time::timeout(Duration::from_secs(60), app.html("/?status=failed"))
+        .await
+        .expect("the failed messages' page renders within 60 s");
+    assert!(list.contains("data-select="), "the list renders its rows");
+
     let browser = Browser::start().await;
     let c = &browser.client;
     let result = async {
