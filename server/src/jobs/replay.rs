@@ -21,13 +21,13 @@ use super::bucket::TokenBucket;
 use super::gate::{Admit, Gate};
 use super::loops::{LoopWatch, MIN_SAMPLE};
 use super::pace::Pace;
-
-mod plan;
 use super::step::{self, Item, Ready, StepInput, Stepped};
 use super::Jobs;
 use crate::replay::pipeline::{Pipeline, Verdict};
 use crate::replay::FailureKind;
 use crate::store::{ClaimRequest, JobReplayOutcome, JobSpec, Settlement};
+
+mod plan;
 
 /// Publishes awaiting their confirm at most. 1,024 rather than 512 took
 /// the operator's case from 0.96–1.05× the shovel to 1.04–1.07×
@@ -338,6 +338,13 @@ impl<'a> Run<'a> {
             if self.pace.allowance() == Some(0) {
                 return;
             }
+            // The rate before the gate: an admission takes from the target
+            // queues' budgets, so it must be followed by the publish.
+            if let Some(b) = self.bucket.as_mut() {
+                if !b.try_take(Instant::now()) {
+                    return;
+                }
+            }
             if let Some(front) = self.ready.front().filter(|r| r.out.is_ok()) {
                 if let Some(gate) = self.gate.as_mut() {
                     let i = &front.item;
@@ -348,11 +355,6 @@ impl<'a> Run<'a> {
                         self.gate_retry = Some(gate.recheck_at());
                         return;
                     }
-                }
-            }
-            if let Some(b) = self.bucket.as_mut() {
-                if !b.try_take(Instant::now()) {
-                    return;
                 }
             }
             let Some(Ready { item, out }) = self.ready.pop_front() else {

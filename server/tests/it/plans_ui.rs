@@ -162,6 +162,8 @@ async fn a_fanned_out_route_is_shown_and_replays_to_one_queue_and_jobs_show_thei
             .await?
             .click()
             .await?;
+        let errors = browser.console_errors().await?;
+        assert!(errors.is_empty(), "the pages logged: {errors:?}");
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
