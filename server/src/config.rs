@@ -155,6 +155,14 @@ pub struct CaptureConfig {
     #[arg(long, env = "REDRIVE_IGNORE", default_value = "", value_parser = optional_regex)]
     pub ignore: OptionalRegex,
 
+    /// How Redrive captures the queues it watches, unless an operator set a
+    /// queue's mode on the Queues page: `consume` takes their messages into
+    /// Redrive's store; `tap` leaves them to the services and captures
+    /// copies through a queue of Redrive's own, `redrive.tap.<queue>`, bound
+    /// wherever the queue is (needs `configure` on `^redrive\.tap\.`).
+    #[arg(long, env = "REDRIVE_CAPTURE_MODE", default_value = "consume")]
+    pub capture_mode: app::model::CaptureMode,
+
     /// How often watched queues are re-discovered, in seconds.
     #[arg(long, env = "REDRIVE_DISCOVERY_INTERVAL", default_value = "15", value_parser = secs)]
     pub discovery_interval: Duration,

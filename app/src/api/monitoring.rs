@@ -16,11 +16,17 @@ pub async fn list_queues() -> Result<QueuesView, ApiError> {
     backend()?.queues().await
 }
 
-/// Capture switch for one queue: `Some(true)` on, `Some(false)` off, `None` back to the rules.
+/// Capture switch for one queue: `Some(true)` on, `Some(false)` off, `None`
+/// back to the rules; `mode`, when given, how it is captured.
 #[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
-pub async fn set_watch(vhost: String, queue: String, watch: Option<bool>) -> Result<(), ApiError> {
+pub async fn set_watch(
+    vhost: String,
+    queue: String,
+    watch: Option<bool>,
+    #[server(default)] mode: Option<crate::model::CaptureMode>,
+) -> Result<(), ApiError> {
     backend()?
-        .set_watch(&vhost, &queue, crate::model::WatchSwitch { watch })
+        .set_watch(&vhost, &queue, crate::model::WatchSwitch { watch, mode })
         .await
 }
 

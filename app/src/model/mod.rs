@@ -128,6 +128,9 @@ pub struct MessageDetail {
     /// earlier one's ack and before it learnt the ack was processed.
     #[serde(default)]
     pub possible_copy_of: Option<i64>,
+    /// Set for a copy taken from a tap: where its original is.
+    #[serde(default)]
+    pub tap: Option<TapOriginal>,
 }
 
 /// Tags and notes of a message or a failure group.

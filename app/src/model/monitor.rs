@@ -75,7 +75,85 @@ pub struct QueueInfo {
     /// The state of Redrive's consumer on this queue, when it has one.
     #[serde(default)]
     pub capture: Option<ConsumerHealth>,
+    /// How Redrive captures this queue, when it does.
+    #[serde(default)]
+    pub capture_mode: Option<CaptureMode>,
+    /// For a tapped queue: its tap and what waits on each side.
+    #[serde(default)]
+    pub tap: Option<TapState>,
 }
+
+/// How Redrive captures a queue.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, strum::IntoStaticStr,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum CaptureMode {
+    /// Redrive consumes the queue: its messages move into Redrive's store.
+    #[default]
+    Consume,
+    /// Redrive binds a queue of its own (`redrive.tap.<queue>`) wherever
+    /// the queue is bound and captures the copies; the queue, its messages
+    /// and its consumers are left alone.
+    Tap,
+}
+
+word!(CaptureMode, "capture mode");
+
+impl std::str::FromStr for CaptureMode {
+    type Err = crate::model::UnknownWord;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::try_from(s.to_owned())
+    }
+}
+
+/// The prefix of Redrive's tap queues: whoever lists the broker's queues
+/// sees whose they are.
+pub const TAP_PREFIX: &str = "redrive.tap.";
+
+/// The name of the tap of `queue`, or `None` when it would be longer than
+/// a queue name may be (255 bytes).
+pub fn tap_queue_name(queue: &str) -> Option<String> {
+    let name = format!("{TAP_PREFIX}{queue}");
+    (name.len() <= 255).then_some(name)
+}
+
+/// A tapped queue as the Queues page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TapState {
+    /// Redrive's queue that receives the copies.
+    pub tap_queue: String,
+    /// Whether the tap queue exists on the broker.
+    pub exists: bool,
+    /// Messages waiting in the tap queue for Redrive to store them.
+    pub tap_backlog: i64,
+    /// Originals waiting in the service's queue (Redrive leaves them).
+    pub waiting_in_queue: i64,
+    /// Messages Redrive holds for this queue (copies and earlier captures).
+    pub held_by_redrive: i64,
+    /// A change of mode under way, in words ("switching from consume").
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Where the original of a stored message is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum TapOriginal {
+    /// Stored from a tap: the original went to the service's queue too and
+    /// Redrive left it there.
+    InQueue,
+    /// Stored from a tap; Redrive later took the original from the service's
+    /// queue (it was switched to consume) without storing it again.
+    Taken,
+}
+
+word!(TapOriginal, "tap original");
 
 /// Where one of Redrive's consumers stands.
 #[derive(
@@ -103,10 +181,14 @@ pub struct ConsumerHealth {
 }
 
 /// Body of `PUT /api/v1/queues/{vhost}/{name}/watch`: `true` captures the
-/// queue, `false` leaves it alone, `null` returns it to the rules.
+/// queue, `false` leaves it alone, `null` returns it to the rules. `mode`,
+/// when given, sets how it is captured (kept when absent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WatchSwitch {
     pub watch: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<CaptureMode>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

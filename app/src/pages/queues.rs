@@ -11,7 +11,7 @@ use crate::api::{list_queues, SetWatch};
 use crate::components::ApiErrorBox;
 use crate::components::{use_ticker, FreshnessBanner};
 use crate::format::{non_empty, rate, url_encode};
-use crate::model::{ConsumerState, QueueInfo};
+use crate::model::{CaptureMode, ConsumerState, QueueInfo, TapState, TAP_PREFIX};
 
 /// Sortable columns: (URL key, header, numeric).
 const COLUMNS: [(&str, &str, bool); 10] = [
@@ -173,27 +173,82 @@ fn CaptureCell(q: QueueInfo, switch: ServerAction<SetWatch>) -> impl IntoView {
         ("Capture", true)
     };
     let reset = q.watch_override.is_some();
-    // Streams are never consumed (the server refuses the switch): no button
-    // that can only fail.
-    let switchable = q.kind != crate::model::QueueKind::Stream;
-    let (vhost, name) = (q.vhost.clone(), q.name.clone());
-    let (vhost2, name2) = (q.vhost.clone(), q.name.clone());
+    // Streams are never consumed (the server refuses the switch), and a
+    // tap is Redrive's own: no button that can only fail.
+    let switchable = q.kind != crate::model::QueueKind::Stream && !q.name.starts_with(TAP_PREFIX);
+    let mode = q.capture_mode.filter(|_| q.watched);
+    // The other mode, offered as a switch: capture by copy, or take over.
+    let (mode_label, other) = match mode {
+        Some(CaptureMode::Tap) => ("Consume instead", CaptureMode::Consume),
+        _ => ("Tap instead", CaptureMode::Tap),
+    };
+    let tap = q.tap.clone().filter(|_| mode == Some(CaptureMode::Tap)).map(tap_line);
+    let send = move |watch: Option<bool>, mode: Option<CaptureMode>| {
+        let (vhost, queue) = (q.vhost.clone(), q.name.clone());
+        move |_| {
+            switch.dispatch(SetWatch { vhost: vhost.clone(), queue: queue.clone(), watch, mode });
+        }
+    };
     view! {
         {captured.map(|href| view! { <a href=href>"captured messages"</a>" " })}
         {state}
+        {mode.map(|m| view! {
+            <span class="badge capture-mode" title=mode_title(m)>{m.as_str()}</span>
+        })}
         <div class="muted watch-reason">{q.watch_reason}</div>
+        {tap}
         {switchable.then(|| view! {
-            <button class="btn btn-ghost btn-small" type="button"
-                on:click=move |_| { switch.dispatch(SetWatch { vhost: vhost.clone(), queue: name.clone(), watch: Some(value) }); }>
+            <button class="btn btn-ghost btn-small" type="button" on:click=send(Some(value), None)>
                 {label}
             </button>
         })}
+        {(switchable && q.watched).then(|| view! {
+            <button class="btn btn-ghost btn-small switch-mode" type="button" title=mode_title(other)
+                on:click=send(Some(true), Some(other))>
+                {mode_label}
+            </button>
+        })}
+        {(switchable && !q.watched).then(|| view! {
+            <button class="btn btn-ghost btn-small switch-mode" type="button" title=mode_title(CaptureMode::Tap)
+                on:click=send(Some(true), Some(CaptureMode::Tap))>
+                "Tap"
+            </button>
+        })}
         {reset.then(|| view! {
-            <button class="btn btn-ghost btn-small" type="button"
-                on:click=move |_| { switch.dispatch(SetWatch { vhost: vhost2.clone(), queue: name2.clone(), watch: None }); }>
+            <button class="btn btn-ghost btn-small" type="button" on:click=send(None, None)>
                 "Follow the rules"
             </button>
         })}
+    }
+}
+
+/// What a capture mode does, for its badge and switch.
+fn mode_title(mode: CaptureMode) -> &'static str {
+    match mode {
+        CaptureMode::Consume => "Redrive consumes the queue: its messages move into Redrive",
+        CaptureMode::Tap => {
+            "Redrive copies what reaches the queue through a queue of its own; \
+             the queue, its messages and its consumers are left alone"
+        }
+    }
+}
+
+/// A tapped queue's two sides, and what the tap cannot see.
+fn tap_line(t: TapState) -> impl IntoView {
+    let missing = (!t.exists).then_some(" (not declared yet)");
+    view! {
+        <div class="tap-state">
+            <span title="originals waiting in the service's queue; Redrive leaves them">
+                {t.waiting_in_queue}" wait in the queue"
+            </span>
+            " · "
+            <span title="messages Redrive holds for this queue">{t.held_by_redrive}" held by Redrive"</span>
+            {(t.tap_backlog > 0).then(|| format!(" · {} on the tap", t.tap_backlog))}
+        </div>
+        <div class="muted tap-note">
+            "Copies through "<code>{t.tap_queue}</code>{missing}". Messages that reached the queue before the tap are not copied."
+            {t.note.map(|n| view! { " "<strong>{n}</strong> })}
+        </div>
     }
 }
 

@@ -49,4 +49,22 @@ pub struct NewMessage {
     /// one redelivered across that upgrade is kept as a row of its own.)
     pub content_hash: Vec<u8>,
     pub redelivered: bool,
+    /// How capture came by it, which decides how it is stored.
+    pub origin: Origin,
+}
+
+/// How capture came by a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Consumed from the queue it is filed under.
+    #[default]
+    Consumed,
+    /// A copy from the queue's tap: the original stays in the queue.
+    Tapped,
+    /// An original consumed from a queue that was tapped until now: when a
+    /// copy of it is already stored (a row of the queue, still marked as
+    /// having its original in the queue, with the same content) that row
+    /// answers for it and nothing is stored; otherwise it is stored as
+    /// consumed (an original that reached the queue before its tap).
+    Adopted,
 }

@@ -8,7 +8,7 @@ pub mod fingerprint;
 pub mod message;
 
 pub use access::{Caller, Principal};
-pub use message::{NewMessage, TraceTemplate};
+pub use message::{NewMessage, Origin, TraceTemplate};
 
 /// Milliseconds since the Unix epoch: how every stored time is written.
 pub fn now_ms() -> i64 {

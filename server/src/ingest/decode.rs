@@ -199,6 +199,7 @@ pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
         stack_trace,
         death_count,
         redelivered: incoming.redelivered,
+        origin: crate::domain::Origin::Consumed,
     }
 }
 

@@ -68,7 +68,7 @@ impl VhostAdvisor<'_, '_> {
         // A copy of the reference: borrows of the vhost outlive `&mut self`.
         let vhost: &VhostState = self.vhost;
         let dead_letter_queues = dead_letter_queues(vhost);
-        let is_failure_queue = |name: &str| vhost.verdict(name).is_some_and(|v| v.role == Role::Failure);
+        let is_failure_queue = |name: &str| vhost.verdict(name).is_some_and(|v| v.role != Role::Work);
         let services_with_error_queue: Vec<String> = vhost
             .queues
             .iter()
@@ -87,7 +87,12 @@ impl VhostAdvisor<'_, '_> {
             let (unhandled, transient) = self.facts.unhandled.get(&key).copied().unwrap_or((0, 0));
 
             self.non_durable_queue(q);
-            if watched {
+            if watched && vhost.is_tapped(&q.name) {
+                self.transient_messages(q, transient);
+                self.tapped_without_consumer(q, history, unhandled);
+                self.unbound_error_queue(q);
+                self.failure_queue_delivery_limit(q);
+            } else if watched {
                 self.transient_messages(q, transient);
                 self.growing_error_queue(q, history, unhandled);
                 self.unbound_error_queue(q);
@@ -358,6 +363,34 @@ impl VhostAdvisor<'_, '_> {
             ),
             "Look at the failure groups for this service: a new failure is arriving faster than it is \
              handled."
+                .into(),
+        );
+    }
+
+    /// A tapped queue keeps its originals for the service's own consumers:
+    /// Redrive holds safe copies, but when nobody consumes the queue and it
+    /// grows, the originals are not being handled.
+    fn tapped_without_consumer(&mut self, q: &QueueStats, history: &[TimedSample], unhandled: i64) {
+        if q.consumers > 0 || q.messages_ready == 0 {
+            return;
+        }
+        let backlog = (q.messages_ready + unhandled) as f64;
+        let growing = anchor(history, self.facts.now, self.t.window_ms)
+            .is_none_or(|start| backlog > start.sample.backlog);
+        if !growing {
+            return;
+        }
+        self.push(
+            q,
+            "tapped_queue_unconsumed",
+            Severity::Warning,
+            format!(
+                "Tapped queue {} holds {} message(s) and nobody consumes it: Redrive has a copy of each one \
+                 that arrived since the tap, but the originals are not being handled.",
+                q.name, q.messages_ready
+            ),
+            "Start the service's consumer of this queue, or switch the queue to consume so Redrive takes \
+             the originals (a stored copy answers for each one it already holds)."
                 .into(),
         );
     }

@@ -101,12 +101,17 @@ impl Monitor {
             tracing::warn!(error = %e, "reading watch switches; classifying by the rules alone");
             Default::default()
         });
+        let modes = self.store.capture_modes().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading capture modes; showing the default mode");
+            Default::default()
+        });
         let rules = WatchRules::from_config(&self.config.capture);
         let fetch = Snapshot::fetch(
             &self.management,
             self.config.broker.explicit_vhosts(),
             &rules,
             &overrides,
+            &modes,
         );
         let result = match tokio::time::timeout(self.config.broker.management_timeout, fetch).await {
             Ok(Ok(snapshot)) => Ok(snapshot),

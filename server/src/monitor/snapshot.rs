@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use app::model::{BrokerVersion, Freshness, NodeInfo, QueueInfo, Rates, Totals};
+use app::model::{tap_queue_name, BrokerVersion, Freshness, NodeInfo, QueueInfo, Rates, TapState, Totals};
 
 use crate::broker::management::{NodeStats, OverviewInfo};
 use crate::broker::{Management, ManagementError, QueueStats};
 use crate::ingest::CaptureStatus;
-use crate::topology::{classify, Overrides, VhostState, WatchRules};
+use crate::topology::{classify, Modes, Overrides, VhostState, WatchRules};
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -25,6 +25,7 @@ impl Snapshot {
         explicit_vhosts: Vec<String>,
         rules: &WatchRules,
         overrides: &Overrides,
+        modes: &Modes,
     ) -> Result<Self, ManagementError> {
         let overview = management.overview().await?;
         let nodes = management.nodes().await?;
@@ -50,6 +51,8 @@ impl Snapshot {
             };
             let mut state = VhostState {
                 overrides: overrides.get(&name).cloned().unwrap_or_default(),
+                modes: modes.get(&name).cloned().unwrap_or_default(),
+                default_mode: rules.default_mode,
                 name,
                 queues,
                 exchanges,
@@ -154,6 +157,23 @@ pub fn queue_info(q: &QueueStats, v: &VhostState, capture: &CaptureStatus) -> Qu
         watch_reason: verdict.and_then(|v| v.reason.clone()),
         watch_override: v.overrides.get(&q.name).copied(),
         capture: capture.consumer(&q.vhost, &q.name),
+        capture_mode: v.is_watched(&q.name).then(|| v.mode_of(&q.name)),
+        tap: v.is_tapped(&q.name).then(|| tap_state(q, v)),
+    }
+}
+
+/// A tapped queue's tap as the broker shows it; `held_by_redrive` is the
+/// service's to fill from the store.
+fn tap_state(q: &QueueStats, v: &VhostState) -> TapState {
+    let tap_queue = tap_queue_name(&q.name).unwrap_or_default();
+    let tap = v.queues.iter().find(|t| t.name == tap_queue);
+    TapState {
+        exists: tap.is_some(),
+        tap_backlog: tap.map_or(0, |t| t.messages),
+        waiting_in_queue: q.messages,
+        held_by_redrive: 0,
+        note: None,
+        tap_queue,
     }
 }
 

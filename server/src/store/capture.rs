@@ -58,6 +58,9 @@ pub struct CaptureBatch(pub(super) i64);
 pub struct Committed {
     /// Rows inserted (deliveries not absorbed as redelivered copies).
     pub stored: usize,
+    /// Originals taken from a formerly tapped queue that a stored copy
+    /// answered for (see [`Origin::Adopted`](crate::domain::Origin)).
+    pub adopted: usize,
     /// The batch, to mark its ack; `None` when it stored nothing.
     pub batch: Option<CaptureBatch>,
     /// The ids it stored, ascending.

@@ -70,7 +70,7 @@ pub use rows::StoredMessage;
 pub use samples::SampleStore;
 pub use search::SearchIndex;
 pub use sessions::{Session, SessionStore};
-pub use watched::{WatchStore, WatchedQueue};
+pub use watched::{CaptureSwitch, SwitchSide, WatchStore, WatchedQueue};
 
 /// The store as the rest of Redrive holds it: every aggregate of one
 /// database, cheap to clone.

@@ -179,6 +179,7 @@ impl StoredMessage {
             annotations: Default::default(),
             uncertain_replay_id: None,
             possible_copy_of: None,
+            tap: None,
         }
     }
 }

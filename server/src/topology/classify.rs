@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use app::model::{CaptureMode, TAP_PREFIX};
 use regex::Regex;
 
 use super::VhostState;
@@ -29,6 +30,8 @@ pub struct WatchRules {
     pub watch: Regex,
     pub ignore: OptionalRegex,
     pub error_exchanges: Vec<String>,
+    /// How a watched queue is captured unless an operator chose.
+    pub default_mode: CaptureMode,
 }
 
 impl WatchRules {
@@ -37,6 +40,7 @@ impl WatchRules {
             watch: c.watch.clone(),
             ignore: c.ignore.clone(),
             error_exchanges: c.error_exchange_names().map(str::to_owned).collect(),
+            default_mode: c.capture_mode,
         }
     }
 }
@@ -49,6 +53,10 @@ pub enum Role {
     Failure,
     /// Anything else: work queues, retry delay queues, system queues.
     Work,
+    /// Redrive's own tap of a queue (`redrive.tap.<queue>`): never captured
+    /// as itself (its copies are filed under the queue it taps), never
+    /// advised.
+    Tap,
 }
 
 /// One queue's verdict.
@@ -154,6 +162,19 @@ pub fn classify(
         let name = q.name.as_str();
         if name.starts_with("amq.") || q.exclusive {
             out.insert(q.name.clone(), Verdict::work());
+            continue;
+        }
+        if let Some(tapped) = name.strip_prefix(TAP_PREFIX) {
+            out.insert(
+                q.name.clone(),
+                Verdict {
+                    role: Role::Tap,
+                    watched: false,
+                    reason: Some(format!(
+                        "Redrive's tap of {tapped}: what it copies is filed under {tapped}"
+                    )),
+                },
+            );
             continue;
         }
         let mut verdict = rule_verdict(q, v, rules, sources.get(name), foreign_of(name), &foreign_of);

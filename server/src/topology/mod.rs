@@ -7,7 +7,7 @@ mod routes;
 
 use std::collections::HashMap;
 
-use app::model::Policy;
+use app::model::{CaptureMode, Policy};
 
 use crate::broker::management::{BindingInfo, ChannelInfo, ConnectionInfo, ConsumerInfo, ExchangeInfo};
 use crate::broker::{Management, ManagementError, QueueStats};
@@ -17,6 +17,9 @@ pub use routes::{topic_matches, Reach, RouteMap};
 
 /// The operator's watch switches: vhost → queue → capture.
 pub type Overrides = HashMap<String, HashMap<String, bool>>;
+
+/// The operator's capture modes: vhost → queue → mode.
+pub type Modes = HashMap<String, HashMap<String, CaptureMode>>;
 
 #[derive(Debug, Clone, Default)]
 pub struct VhostState {
@@ -32,6 +35,10 @@ pub struct VhostState {
     pub verdicts: HashMap<String, Verdict>,
     /// The operator's switches in this vhost.
     pub overrides: HashMap<String, bool>,
+    /// The operator's capture modes in this vhost.
+    pub modes: HashMap<String, CaptureMode>,
+    /// The mode of a queue without one (`REDRIVE_CAPTURE_MODE`).
+    pub default_mode: CaptureMode,
 }
 
 impl VhostState {
@@ -66,5 +73,15 @@ impl VhostState {
 
     pub fn is_watched(&self, queue: &str) -> bool {
         self.verdict(queue).is_some_and(|v| v.watched)
+    }
+
+    /// How `queue` is captured when it is.
+    pub fn mode_of(&self, queue: &str) -> CaptureMode {
+        self.modes.get(queue).copied().unwrap_or(self.default_mode)
+    }
+
+    /// Whether `queue` is captured through a tap.
+    pub fn is_tapped(&self, queue: &str) -> bool {
+        self.is_watched(queue) && self.mode_of(queue) == CaptureMode::Tap
     }
 }

@@ -8,7 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use super::{Conn, Db, Engine};
-use crate::domain::NewMessage;
+use crate::domain::{NewMessage, Origin};
+use app::model::TapOriginal;
 use crate::store::*;
 use crate::store::{id_runs, now_ms, AckState, CaptureBatch, Committed, StoreError};
 
@@ -31,7 +32,15 @@ impl CaptureStore for Engine {
             .await?;
         let mut candidates: HashMap<(&str, &str), Candidates> = HashMap::new();
         let mut fresh: Vec<Fresh<'_>> = Vec::with_capacity(batch.len());
+        let mut adopted = 0;
         for m in batch {
+            if m.origin == Origin::Adopted {
+                match adopt(&mut tx, m).await? {
+                    Adoption::Answered => adopted += 1,
+                    Adoption::Store(twin) => fresh.push((m, twin)),
+                }
+                continue;
+            }
             if !m.redelivered {
                 fresh.push((m, None));
                 continue;
@@ -78,6 +87,7 @@ impl CaptureStore for Engine {
         tx.commit().await?;
         Ok(Committed {
             stored: fresh.len(),
+            adopted,
             batch,
             ids,
             possible_copies: fresh.iter().filter(|(_, twin)| twin.is_some()).count(),
@@ -116,6 +126,52 @@ async fn twins(tx: &mut Conn, (vhost, queue): (&str, &str), oldest: i64) -> Resu
         found.entry(hash).or_default().push_back((id, state));
     }
     Ok(found)
+}
+
+/// What became of an original taken from a queue that was tapped.
+enum Adoption {
+    /// A stored copy answers for it: nothing to store.
+    Answered,
+    /// Store it, flagged as a possible copy of that row when set.
+    Store(Option<i64>),
+}
+
+/// Pairs an original taken from a formerly tapped queue with a stored copy
+/// of it: the oldest row of the queue with the same content whose original
+/// was still in the queue (the queue hands its originals out oldest first).
+/// Identical messages are interchangeable, so N originals meet N copies.
+///
+/// A redelivered original with no such row may be the twin of one adopted
+/// just before a crash (commit done, ack lost): it is stored, flagged as a
+/// possible copy of that row, never dropped on a guess.
+async fn adopt(tx: &mut Conn, m: &NewMessage) -> Result<Adoption, StoreError> {
+    let copy: Option<i64> = sqlx::query_scalar(
+        "UPDATE messages SET tap = 'taken' WHERE id = (
+            SELECT id FROM messages WHERE vhost = $1 AND queue = $2 AND tap = 'in_queue'
+              AND content_hash = $3 ORDER BY id LIMIT 1)
+         AND tap = 'in_queue' RETURNING id",
+    )
+    .bind(Engine::text(&m.vhost))
+    .bind(Engine::text(&m.queue))
+    .bind(&m.content_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if copy.is_some() {
+        return Ok(Adoption::Answered);
+    }
+    if !m.redelivered {
+        return Ok(Adoption::Store(None));
+    }
+    let taken: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM messages WHERE vhost = $1 AND queue = $2 AND tap = 'taken'
+           AND content_hash = $3 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(Engine::text(&m.vhost))
+    .bind(Engine::text(&m.queue))
+    .bind(&m.content_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(Adoption::Store(taken))
 }
 
 /// Takes the first of `twins` no other delivery answered for yet: marks it
@@ -192,7 +248,7 @@ async fn insert_rows(
         "INSERT INTO messages (id, vhost, queue, received_at, persistent,
             delivery_exchange, delivery_routing_key, original_exchange, original_routing_key,
             reason, death_count, service, message_id, replay_id, content_hash,
-            exception_type, group_id, group_title, possible_copy_of) ",
+            exception_type, group_id, group_title, possible_copy_of, tap) ",
     );
     b.push_values(numbered(), |mut row, ((m, twin), id)| {
         row.push_bind(id)
@@ -213,7 +269,8 @@ async fn insert_rows(
             .push_bind(m.exception_type.as_deref().map(Engine::text))
             .push_bind(Engine::text(&m.group_id))
             .push_bind(Engine::text(&m.group_title))
-            .push_bind(twin);
+            .push_bind(twin)
+            .push_bind((m.origin == Origin::Tapped).then_some(TapOriginal::InQueue.as_str()));
     });
     let inserted = b.build().execute(&mut *tx).await?.rows_affected();
     if inserted != rows.len() as u64 {

@@ -149,6 +149,13 @@ impl MessageStore for Engine {
         super::history::link_replays(self, &mut detail, own_replay_id).await?;
         detail.uncertain_replay_id = self.uncertain_replay_id(id).await?;
         detail.possible_copy_of = self.possible_copy_of(id).await?;
+        let tap: Option<String> = sqlx::query_scalar("SELECT tap FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+        detail.tap = tap
+            .map(|t| app::model::TapOriginal::try_from(t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?;
         detail.annotations = self
             .annotations(&app::model::AnnotationTarget::Message(id))
             .await?;

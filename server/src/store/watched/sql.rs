@@ -6,6 +6,7 @@ use crate::store::*;
 use crate::store::{now_ms, StoreError};
 use async_trait::async_trait;
 use std::collections::HashMap;
+use app::model::CaptureMode;
 
 #[async_trait]
 impl WatchStore for Engine {
@@ -139,6 +140,107 @@ impl WatchStore for Engine {
                     .await?;
             }
         }
+        Ok(())
+    }
+
+    async fn capture_modes(&self) -> Result<HashMap<String, HashMap<String, CaptureMode>>, StoreError> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT vhost, name, mode FROM capture_modes")
+                .fetch_all(self.pool())
+                .await?;
+        let mut out: HashMap<String, HashMap<String, CaptureMode>> = HashMap::new();
+        for (vhost, name, mode) in rows {
+            let mode = CaptureMode::try_from(mode).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.entry(vhost).or_default().insert(name, mode);
+        }
+        Ok(out)
+    }
+
+    async fn set_capture_mode(
+        &self,
+        vhost: &str,
+        name: &str,
+        mode: CaptureMode,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO capture_modes (vhost, name, mode, actor, at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (vhost, name) DO UPDATE SET mode = excluded.mode,
+                actor = excluded.actor, at = excluded.at",
+        )
+        .bind(vhost)
+        .bind(name)
+        .bind(mode.as_str())
+        .bind(actor)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn capture_switches(&self) -> Result<Vec<CaptureSwitch>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT vhost, name, marker, source_done, tap_done FROM capture_switches ORDER BY vhost, name",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    async fn begin_capture_switch(&self, vhost: &str, name: &str, marker: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO capture_switches (vhost, name, marker, started_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (vhost, name) DO UPDATE SET marker = excluded.marker,
+                source_done = excluded.source_done, tap_done = excluded.tap_done,
+                started_at = excluded.started_at",
+        )
+        .bind(vhost)
+        .bind(name)
+        .bind(marker)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn capture_switch_passed(
+        &self,
+        vhost: &str,
+        name: &str,
+        marker: &str,
+        side: SwitchSide,
+    ) -> Result<(), StoreError> {
+        let set = match side {
+            SwitchSide::Source => "source_done",
+            SwitchSide::Tap => "tap_done",
+        };
+        let mut tx = self.write_tx().await?;
+        sqlx::query(&format!(
+            "UPDATE capture_switches SET {set} = TRUE WHERE vhost = $1 AND name = $2 AND marker = $3"
+        ))
+        .bind(vhost)
+        .bind(name)
+        .bind(marker)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM capture_switches WHERE vhost = $1 AND name = $2 AND marker = $3
+               AND source_done AND tap_done",
+        )
+        .bind(vhost)
+        .bind(name)
+        .bind(marker)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn forget_capture_switch(&self, vhost: &str, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM capture_switches WHERE vhost = $1 AND name = $2")
+            .bind(vhost)
+            .bind(name)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 }
