@@ -27,6 +27,7 @@ CREATE TABLE capture_switches (
 
 -- Where a stored message's original is: NULL when Redrive consumed it,
 -- 'in_queue' for a copy from a tap, 'taken' when Redrive later took the
--- original without storing it again (`app::model::TapOriginal`).
-ALTER TABLE messages ADD COLUMN tap TEXT CHECK (tap IN ('in_queue', 'taken'));
+-- original without storing it again, 'left' when the original had left the
+-- queue by the time Redrive took the queue over (`app::model::TapOriginal`).
+ALTER TABLE messages ADD COLUMN tap TEXT CHECK (tap IN ('in_queue', 'taken', 'left'));
 CREATE INDEX messages_tap_originals ON messages (vhost, queue, content_hash) WHERE tap = 'in_queue';

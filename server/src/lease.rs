@@ -29,6 +29,9 @@ pub enum Lease {
     Retention,
     /// Driving one bulk job.
     Job(i64),
+    /// Switching queues from consume to tap (see `ingest::switch`): one
+    /// instance cuts a queue and its tap at a marker.
+    CaptureSwitch,
 }
 
 impl Lease {
@@ -38,6 +41,7 @@ impl Lease {
             Lease::AlertOutbox => "alert-outbox".into(),
             Lease::Retention => "retention".into(),
             Lease::Job(id) => format!("job/{id}"),
+            Lease::CaptureSwitch => "capture-switch".into(),
         }
     }
 }

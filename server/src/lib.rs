@@ -143,6 +143,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         status: capture.clone(),
         indexer: indexer.clone(),
         metrics: metrics.clone(),
+        leases: leases.clone(),
+        rediscover: Default::default(),
     };
     let monitor = Monitor::new(config.clone(), store.clone(), management.clone(), capture.clone())
         .with_leases(leases.clone());

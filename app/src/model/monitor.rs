@@ -151,6 +151,9 @@ pub enum TapOriginal {
     /// Stored from a tap; Redrive later took the original from the service's
     /// queue (it was switched to consume) without storing it again.
     Taken,
+    /// Stored from a tap; when the queue was switched to consume, the
+    /// original was no longer in it (the service handled it, or it expired).
+    Left,
 }
 
 word!(TapOriginal, "tap original");

@@ -263,6 +263,7 @@ mod tests {
             destination: destination.into(),
             destination_type: "queue".into(),
             routing_key: key.into(),
+            arguments: Default::default(),
         };
         let bindings = QUEUES
             .iter()

@@ -93,7 +93,7 @@ impl Ingest {
     /// Runs a database write, retrying with backoff while the database
     /// fails: the deliveries stay unacked and no more are taken meanwhile
     /// (the prefetch window is full). Gives up only when Redrive is stopping.
-    async fn durably<T, F, Fut>(
+    pub(super) async fn durably<T, F, Fut>(
         &self,
         held: usize,
         stop: &CancellationToken,

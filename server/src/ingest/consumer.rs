@@ -7,6 +7,7 @@
 //! requeue counts towards a quorum queue's delivery-limit, so a loop of them
 //! would drop messages. It holds the deliveries and retries the commit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,7 +24,8 @@ use super::commit::STOP_TIMEOUT;
 use super::decode::{decode, Incoming};
 use super::window::Window;
 use super::Ingest;
-use crate::domain::NewMessage;
+use super::plan::{AtMarker, Plan};
+use crate::domain::{NewMessage, Origin};
 use crate::topology::CONSUMER_TAG_PREFIX;
 
 /// How long a partial batch may wait for more deliveries before it is committed.
@@ -43,7 +45,7 @@ fn batch_limit(batch_size: usize, window: u16) -> usize {
 }
 
 /// What the receiving side hands to the committing side.
-enum Work {
+pub(super) enum Work {
     Batch(Batch),
     /// Answered once every batch sent before it is committed and acked.
     Drained(oneshot::Sender<()>),
@@ -76,7 +78,7 @@ impl Batch {
 
     /// Sends what is in hand to be committed (nothing when empty) and starts
     /// a new batch. Waits while a batch is already waiting (back-pressure).
-    async fn hand_over(&mut self, to_commit: &mpsc::Sender<Work>) -> anyhow::Result<()> {
+    pub(super) async fn hand_over(&mut self, to_commit: &mpsc::Sender<Work>) -> anyhow::Result<()> {
         if self.messages.is_empty() {
             return Ok(());
         }
@@ -87,13 +89,14 @@ impl Batch {
             .map_err(|_| anyhow::anyhow!("the committing side stopped"))
     }
 
-    fn push(&mut self, delivery: lapin::message::Delivery, vhost: &str, queue: &str) {
+    /// Takes a delivery of `plan`'s source, filed under its watched queue.
+    fn push(&mut self, delivery: lapin::message::Delivery, plan: &Plan, origin: Origin) {
         self.last_tag = delivery.delivery_tag;
         self.bytes += delivery.data.len();
-        self.messages.push(decode(
+        let mut message = decode(
             Incoming {
-                vhost: vhost.to_owned(),
-                queue: queue.to_owned(),
+                vhost: plan.vhost.clone(),
+                queue: plan.filed.clone(),
                 exchange: delivery.exchange.to_string(),
                 routing_key: delivery.routing_key.to_string(),
                 redelivered: delivery.redelivered,
@@ -101,8 +104,20 @@ impl Batch {
                 body: delivery.data,
             },
             OffsetDateTime::now_utc(),
-        ));
+        );
+        message.origin = origin;
+        self.messages.push(message);
     }
+}
+
+/// Waits until every batch handed over before is committed and acked.
+pub(super) async fn drained(to_commit: &mpsc::Sender<Work>) -> anyhow::Result<()> {
+    let (done, drained) = oneshot::channel();
+    to_commit
+        .send(Work::Drained(done))
+        .await
+        .map_err(|_| anyhow::anyhow!("the committing side stopped"))?;
+    drained.await.context("the committing side stopped")
 }
 
 /// Sets the prefetch count and starts a consumer with a fresh Redrive tag.
@@ -129,13 +144,15 @@ async fn subscribe(
 }
 
 impl Ingest {
-    /// Keeps a consumer on `vhost`/`queue` until `stop`.
-    pub(super) async fn supervise(self, vhost: String, queue: String, stop: CancellationToken) {
+    /// Keeps a consumer on `plan`'s source until `stop`, or until it
+    /// reaches the marker it stops at.
+    pub(super) async fn supervise(self, plan: Arc<Plan>, stop: CancellationToken) {
         let mut waits = crate::retry::Waits::new(crate::retry::reconnect());
-        self.status.set(&vhost, &queue, ConsumerState::Starting, None);
+        let (vhost, queue) = (plan.vhost.as_str(), plan.filed.as_str());
+        self.status.set(vhost, queue, ConsumerState::Starting, None);
         loop {
             let started = Instant::now();
-            let error = match self.consume(&vhost, &queue, &stop).await {
+            let error = match self.consume(&plan, &stop).await {
                 Ok(()) => return,
                 Err(e) => format!("{e:#}"),
             };
@@ -146,10 +163,10 @@ impl Ingest {
                 waits = crate::retry::Waits::new(crate::retry::reconnect());
             }
             let wait = waits.next_wait();
-            tracing::warn!(%vhost, %queue, %error, retry_in_ms = wait.as_millis() as u64, "capture interrupted; reconnecting");
+            tracing::warn!(%vhost, %queue, source = %plan.source, %error, retry_in_ms = wait.as_millis() as u64, "capture interrupted; reconnecting");
             self.status
-                .set(&vhost, &queue, ConsumerState::Reconnecting, Some(error));
-            self.metrics.reconnecting(&vhost, &queue);
+                .set(vhost, queue, ConsumerState::Reconnecting, Some(error));
+            self.metrics.reconnecting(vhost, queue);
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -158,10 +175,10 @@ impl Ingest {
     }
 
     /// Consumes one queue until `stop` (Ok) or a broker or connection error.
-    #[tracing::instrument(name = "capture", skip(self, stop))]
-    async fn consume(&self, vhost: &str, queue: &str, stop: &CancellationToken) -> anyhow::Result<()> {
-        let channel = self.amqp.channel(vhost).await.context("opening a channel")?;
-        let result = self.pump(&channel, vhost, queue, stop).await;
+    #[tracing::instrument(name = "capture", skip_all, fields(vhost = %plan.vhost, queue = %plan.source))]
+    async fn consume(&self, plan: &Plan, stop: &CancellationToken) -> anyhow::Result<()> {
+        let channel = self.amqp.channel(&plan.vhost).await.context("opening a channel")?;
+        let result = self.pump(&channel, plan, stop).await;
         if result.is_err() && channel.status().connected() {
             // Only broker-side trouble gets here (never a database fault):
             // closing hands the unacked deliveries back to the queue.
@@ -175,16 +192,11 @@ impl Ingest {
     /// batches while the other commits and acks the batch before, so the
     /// broker, the decoding and the database work side by side instead of
     /// in turn. Acks still go out in delivery order, each after its commit.
-    async fn pump(
-        &self,
-        channel: &lapin::Channel,
-        vhost: &str,
-        queue: &str,
-        stop: &CancellationToken,
-    ) -> anyhow::Result<()> {
+    async fn pump(&self, channel: &lapin::Channel, plan: &Plan, stop: &CancellationToken) -> anyhow::Result<()> {
+        let (vhost, queue) = (plan.vhost.as_str(), plan.source.as_str());
         let (to_commit, committing) = mpsc::channel(PIPELINE);
         let (tag, ended) = tokio::try_join!(
-            self.receive(channel, (vhost, queue), to_commit, stop),
+            self.receive(channel, plan, to_commit, stop),
             self.commit_all(channel, committing, stop),
         )?
         .0;
@@ -208,13 +220,14 @@ impl Ingest {
     async fn receive(
         &self,
         channel: &lapin::Channel,
-        (vhost, queue): (&str, &str),
+        plan: &Plan,
         to_commit: mpsc::Sender<Work>,
         stop: &CancellationToken,
     ) -> anyhow::Result<(String, Ended)> {
         let mut window = Window::new(self.config.capture.prefetch, self.config.capture.inflight_bytes);
-        let (mut tag, mut consumer) = subscribe(channel, queue, window.current()).await?;
-        self.status.set(vhost, queue, ConsumerState::Connected, None);
+        let mut adopting = self.adoption_window(channel, plan, stop).await?;
+        let (mut tag, mut consumer) = subscribe(channel, &plan.source, window.current()).await?;
+        self.status.set(&plan.vhost, &plan.filed, ConsumerState::Connected, None);
         let mut batch = Batch::new(window.current(), self.config.capture.batch_size);
         // Set when a batch gets its first message, so a trickle cannot delay a commit.
         let mut deadline = Instant::now();
@@ -229,20 +242,44 @@ impl Ingest {
                 next = consumer.next() => match next {
                     Some(delivery) => {
                         let delivery = delivery.context("delivery")?;
+                        if let Some(marker) = super::switch::marker_of(&delivery) {
+                            if self.at_marker(channel, plan, &marker, &delivery, &mut batch, &to_commit, stop).await?
+                                == AtMarker::Stop
+                            {
+                                return Ok((tag, Ended::Stopping));
+                            }
+                            continue;
+                        }
+                        if plan.skipping() {
+                            super::switch::drop_copy(channel, &delivery).await?;
+                            continue;
+                        }
                         if batch.messages.is_empty() {
                             deadline = Instant::now() + LINGER;
                         }
                         let resize = window.observe(delivery.data.len());
-                        batch.push(delivery, vhost, queue);
+                        batch.push(delivery, plan, plan.origin(adopting > 0));
+                        if adopting > 0 {
+                            adopting -= 1;
+                            if adopting == 0 {
+                                batch.hand_over(&to_commit).await?;
+                                drained(&to_commit).await?;
+                                self.adoption_done(plan, stop).await?;
+                            }
+                        }
                         if batch.messages.len() >= batch_limit(self.config.capture.batch_size, window.current())
                             || batch.bytes >= self.config.capture.batch_bytes
                         {
                             batch.hand_over(&to_commit).await?;
                         }
                         if let Some(prefetch) = resize {
+                            let was_adopting = adopting > 0;
                             (tag, consumer) = self
-                                .resubscribe(channel, (tag, consumer), &mut batch, prefetch, (vhost, queue), &to_commit)
+                                .resubscribe(channel, (tag, consumer), (&mut batch, &mut adopting), prefetch, plan, &to_commit)
                                 .await?;
+                            if was_adopting && adopting == 0 {
+                                self.adoption_done(plan, stop).await?;
+                            }
                         }
                     }
                     None => {
@@ -286,30 +323,40 @@ impl Ingest {
         &self,
         channel: &lapin::Channel,
         (tag, mut consumer): (String, lapin::Consumer),
-        batch: &mut Batch,
+        (batch, adopting): (&mut Batch, &mut u64),
         prefetch: u16,
-        (vhost, queue): (&str, &str),
+        plan: &Plan,
         to_commit: &mpsc::Sender<Work>,
     ) -> anyhow::Result<(String, lapin::Consumer)> {
-        tracing::debug!(%vhost, %queue, prefetch, "resizing the prefetch window");
+        tracing::debug!(vhost = %plan.vhost, queue = %plan.source, prefetch, "resizing the prefetch window");
         channel
             .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
             .await
             .context("basic.cancel")?;
+        // What the broker had sent is taken as `receive` would take it. A
+        // marker, and whatever came after it, goes back to the queue in its
+        // place, to be met by the new consumer.
+        let mut after_marker = false;
         while let Some(delivery) = consumer.next().await {
-            batch.push(delivery.context("delivery")?, vhost, queue);
+            let delivery = delivery.context("delivery")?;
+            after_marker |= super::switch::marker_of(&delivery).is_some();
+            if after_marker {
+                super::switch::give_back(channel, &delivery).await?;
+                continue;
+            }
+            if plan.skipping() {
+                super::switch::drop_copy(channel, &delivery).await?;
+                continue;
+            }
+            batch.push(delivery, plan, plan.origin(*adopting > 0));
+            *adopting = adopting.saturating_sub(1);
             if batch.bytes >= self.config.capture.batch_bytes {
                 batch.hand_over(to_commit).await?;
             }
         }
         batch.hand_over(to_commit).await?;
-        let (done, drained) = oneshot::channel();
-        to_commit
-            .send(Work::Drained(done))
-            .await
-            .map_err(|_| anyhow::anyhow!("the committing side stopped"))?;
-        drained.await.context("the committing side stopped")?;
+        drained(to_commit).await?;
         batch.prefetch = prefetch;
-        subscribe(channel, queue, prefetch).await
+        subscribe(channel, &plan.source, prefetch).await
     }
 }

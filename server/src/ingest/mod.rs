@@ -1,5 +1,5 @@
-//! Capture: keep one supervised consumer on every watched queue, store what
-//! it delivers, then ack.
+//! Capture: keep one supervised consumer on every watched queue (or on its
+//! tap, in tap mode), store what it delivers, then ack.
 //!
 //! The invariant: a delivery is acked only after the transaction holding its
 //! row has committed. Anything that goes wrong before the commit leaves the
@@ -7,26 +7,36 @@
 //!
 //! The watched set lives in the database: consumers start from it at boot,
 //! and discovery (through the management API, when it answers) adds and
-//! removes queues. Capture never waits for discovery to recover.
+//! removes queues, keeps taps bound like their queues, and carries out
+//! switches of capture mode (`switch`). Capture never waits for discovery
+//! to recover.
 
 mod commit;
 mod consumer;
 pub mod decode;
 pub mod indexer;
+pub mod plan;
+mod reconcile;
 pub mod status;
+mod switch;
+mod tap;
 mod window;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::Context;
+use app::model::{tap_queue_name, CaptureMode};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::{AmqpPool, Management};
 use crate::config::Config;
+use crate::lease::Leases;
 use crate::store::Store;
-use crate::topology::{classify, VhostState, WatchRules};
+use plan::Plan;
 pub use status::CaptureStatus;
 
 #[derive(Clone)]
@@ -39,14 +49,38 @@ pub struct Ingest {
     /// Told after every commit: the new messages need indexing.
     pub indexer: indexer::IndexerWake,
     pub metrics: crate::metrics::Metrics,
+    /// Who switches queues to tap when several instances share a database.
+    pub leases: Leases,
+    /// Wakes discovery early: a retired tap lets its queue be consumed.
+    pub rediscover: Arc<Notify>,
 }
 
+/// `(vhost, the queue consumed)`: a watched queue, or a tap.
 type QueueKey = (String, String);
 
-/// A running consumer supervisor and the token that stops it alone.
-struct Running {
+/// What runs on one consumed queue, and the token that stops it alone.
+pub(crate) struct Running {
     stop: CancellationToken,
     task: JoinHandle<()>,
+    role: Role,
+}
+
+enum Role {
+    /// Consumes the watched queue (`Plan::consume`).
+    Consume(Arc<Plan>),
+    /// Consumes a tap, filing under its queue (`Plan::tap`).
+    Tap(Arc<Plan>),
+    /// Retires a tap: unbinds, drains and deletes it (`Ingest::retire_tap`).
+    Retire,
+}
+
+impl Running {
+    fn plan(&self) -> Option<&Arc<Plan>> {
+        match &self.role {
+            Role::Consume(p) | Role::Tap(p) => Some(p),
+            Role::Retire => None,
+        }
+    }
 }
 
 impl Ingest {
@@ -54,13 +88,8 @@ impl Ingest {
     /// then re-discovers every interval.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut consumers: HashMap<QueueKey, Running> = HashMap::new();
-        match self.store.watched_queues().await {
-            Ok(stored) => {
-                for w in stored {
-                    self.start(&mut consumers, (w.vhost, w.name), &w.reason, &shutdown);
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "reading the watched queues; waiting for discovery"),
+        if let Err(e) = self.boot(&mut consumers, &shutdown).await {
+            tracing::error!(error = %format!("{e:#}"), "reading the watched queues; waiting for discovery");
         }
         loop {
             if let Err(e) = self.discover(&mut consumers, &shutdown).await {
@@ -69,6 +98,7 @@ impl Ingest {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(self.config.capture.discovery_interval) => {}
+                _ = self.rediscover.notified() => {}
             }
         }
         for (_, running) in consumers {
@@ -77,83 +107,117 @@ impl Ingest {
         self.amqp.close_all().await;
     }
 
-    fn start(
-        &self,
-        consumers: &mut HashMap<QueueKey, Running>,
-        key: QueueKey,
-        reason: &str,
-        shutdown: &CancellationToken,
-    ) {
-        if consumers.get(&key).is_some_and(|r| !r.task.is_finished()) {
-            return;
-        }
-        tracing::info!(vhost = %key.0, queue = %key.1, %reason, "capturing queue");
-        let stop = shutdown.child_token();
-        let task = tokio::spawn(self.clone().supervise(key.0.clone(), key.1.clone(), stop.clone()));
-        consumers.insert(key, Running { stop, task });
-    }
-
-    /// One discovery round. A vhost that fails keeps its current consumers
-    /// and does not stop the others.
-    async fn discover(
-        &self,
-        consumers: &mut HashMap<QueueKey, Running>,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        let explicit = self.config.broker.explicit_vhosts();
-        let listed = explicit.is_empty();
-        let vhosts = self
-            .management
-            .vhost_names(explicit)
-            .await
-            .context("listing vhosts")?;
-        if listed {
-            // Vhosts that were deleted take their watched queues with them.
-            self.store.forget_watched_vhosts_except(&vhosts).await?;
-            consumers.retain(|(vhost, _), r| {
-                let keep = vhosts.contains(vhost);
-                if !keep {
-                    r.stop.cancel();
+    /// Starts from the stored watched set, before (and without) the
+    /// management API. A queue whose tap may still hold copies is left to
+    /// discovery, which retires the tap first; a switch to tap under way is
+    /// left to the instance that runs switches.
+    async fn boot(&self, consumers: &mut HashMap<QueueKey, Running>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let stored = self.store.watched_queues().await?;
+        let modes = self.store.capture_modes().await?;
+        let switches = self.store.capture_switches().await?;
+        for w in stored {
+            if switches.iter().any(|s| s.vhost == w.vhost && s.name == w.name) {
+                continue;
+            }
+            let mode = modes
+                .get(&w.vhost)
+                .and_then(|m| m.get(&w.name))
+                .copied()
+                .unwrap_or(self.config.capture.capture_mode);
+            let Some(tap) = tap_queue_name(&w.name) else {
+                if mode == CaptureMode::Consume {
+                    self.start(consumers, Role::Consume(Arc::new(Plan::consume(&w.vhost, &w.name))), &w.reason, shutdown);
                 }
-                keep
-            });
-        }
-        let rules = WatchRules::from_config(&self.config.capture);
-        let mut failed = Vec::new();
-        for vhost in &vhosts {
-            match self.watched_in(vhost, &rules).await {
-                Ok(watched) => {
-                    self.store.sync_watched(vhost, &watched).await?;
-                    consumers.retain(|(v, q), r| {
-                        let keep = v != vhost || watched.contains_key(q);
-                        if !keep {
-                            tracing::info!(vhost = %v, queue = %q, "no longer capturing queue");
-                            r.stop.cancel();
-                            self.status.remove(v, q);
-                        }
-                        keep
-                    });
-                    for (queue, reason) in watched {
-                        self.start(consumers, (vhost.clone(), queue), &reason, shutdown);
+                continue;
+            };
+            match mode {
+                CaptureMode::Consume => {
+                    if self.queue_exists(&w.vhost, &tap).await == Some(false) {
+                        let plan = Plan::consume(&w.vhost, &w.name);
+                        self.start(consumers, Role::Consume(Arc::new(plan)), &w.reason, shutdown);
                     }
                 }
-                Err(e) => failed.push(format!("{vhost}: {e:#}")),
+                CaptureMode::Tap => {
+                    let plan = Plan::tap(&w.vhost, &w.name, &tap);
+                    self.start(consumers, Role::Tap(Arc::new(plan)), &w.reason, shutdown);
+                }
             }
-        }
-        if !failed.is_empty() {
-            anyhow::bail!("{}", failed.join("; "));
         }
         Ok(())
     }
 
-    /// The queues of `vhost` to capture, with why.
-    async fn watched_in(&self, vhost: &str, rules: &WatchRules) -> anyhow::Result<HashMap<String, String>> {
-        let state = VhostState::fetch_for_capture(&self.management, vhost).await?;
-        let overrides = self.store.watch_overrides(vhost).await?;
-        Ok(classify(&state, rules, &overrides)
-            .into_iter()
-            .filter(|(_, v)| v.watched)
-            .map(|(name, v)| (name, v.reason.unwrap_or_default()))
-            .collect())
+    /// Whether the broker has `queue`; `None` when it cannot say.
+    async fn queue_exists(&self, vhost: &str, queue: &str) -> Option<bool> {
+        let channel = self.amqp.channel(vhost).await.ok()?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        match channel.queue_declare(queue.into(), passive, FieldTable::default()).await {
+            Ok(_) => {
+                let _ = channel.close(200, "checked".into()).await;
+                Some(true)
+            }
+            Err(e) if e.to_string().contains("NOT_FOUND") => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    /// Starts a consumer for `role` unless one runs on its queue already.
+    fn start(&self, consumers: &mut HashMap<QueueKey, Running>, role: Role, reason: &str, shutdown: &CancellationToken) {
+        let Some(plan) = (match &role {
+            Role::Consume(p) | Role::Tap(p) => Some(p.clone()),
+            Role::Retire => None,
+        }) else {
+            return;
+        };
+        let key = (plan.vhost.clone(), plan.source.clone());
+        if consumers.get(&key).is_some_and(|r| !r.task.is_finished()) {
+            return;
+        }
+        tracing::info!(vhost = %plan.vhost, queue = %plan.filed, source = %plan.source, mode = %plan.mode, %reason, "capturing queue");
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(self.clone().supervise(plan, stop.clone()));
+        consumers.insert(key, Running { stop, task, role });
+    }
+
+    /// A consumer of `tap` filing under `queue`, outside the map (a
+    /// retiring tap owns its own).
+    fn spawn_tap_consumer(&self, vhost: &str, queue: &str, tap: &str, stop: &CancellationToken) -> Running {
+        let plan = Arc::new(Plan::tap(vhost, queue, tap));
+        let stop = stop.child_token();
+        let task = tokio::spawn(self.clone().supervise(plan.clone(), stop.clone()));
+        Running {
+            stop,
+            task,
+            role: Role::Tap(plan),
+        }
+    }
+
+    /// Starts retiring `tap`, taking over its consumer if one runs.
+    fn retire(
+        &self,
+        consumers: &mut HashMap<QueueKey, Running>,
+        (vhost, queue, tap): (&str, &str, &str),
+        shutdown: &CancellationToken,
+    ) {
+        let key = (vhost.to_owned(), tap.to_owned());
+        let current = consumers.remove(&key);
+        if let Some(r) = current.as_ref().filter(|r| matches!(r.role, Role::Retire) && !r.task.is_finished()) {
+            let _ = r;
+            consumers.insert(key, current.expect("checked"));
+            return;
+        }
+        let consumer = current.filter(|r| matches!(r.role, Role::Tap(_)) && !r.task.is_finished());
+        tracing::info!(%vhost, %queue, %tap, "retiring the tap: unbinding it, storing what it holds, then deleting it");
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(self.clone().retire_tap(
+            vhost.to_owned(),
+            queue.to_owned(),
+            tap.to_owned(),
+            consumer,
+            stop.clone(),
+        ));
+        consumers.insert(key, Running { stop, task, role: Role::Retire });
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use app::model::{
     window_secs, AdvisorReport, AlertCondition, AlertDelivery, AlertEvent, AlertRule, AlertRuleRequest,
     ApiError, FixAction, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView,
-    ServiceHistory, ServiceInflow, WatchSwitch, WINDOWS,
+    ServiceHistory, ServiceInflow, WatchSwitch, WINDOWS, CaptureMode, TAP_PREFIX, tap_queue_name,
 };
 
 use super::Redrive;
@@ -65,6 +65,15 @@ impl Redrive {
         let (cached, snapshot) = self.broker_data().await?;
         let mut queues = snapshot.queue_infos(&self.capture);
         queues.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+        if queues.iter().any(|q| q.tap.is_some()) {
+            let held = self.store.unhandled_counts().await?;
+            for q in &mut queues {
+                if let Some(tap) = q.tap.as_mut() {
+                    let key = (q.vhost.clone(), q.name.clone());
+                    tap.held_by_redrive = held.get(&key).map_or(0, |(all, _)| *all);
+                }
+            }
+        }
         Ok(QueuesView {
             queues,
             freshness: cached.freshness(),
@@ -93,10 +102,23 @@ impl Redrive {
                  (a stream keeps every message for all its readers)"
             )));
         }
+        if let Some(tapped) = queue.strip_prefix(TAP_PREFIX) {
+            return Err(ApiError::BadRequest(format!(
+                "{queue} is Redrive's tap of {tapped}: switch {tapped} instead"
+            )));
+        }
+        if switch.mode == Some(CaptureMode::Tap) && tap_queue_name(queue).is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "{queue} cannot be tapped: its tap's name, {TAP_PREFIX}{queue}, would be longer than 255 bytes"
+            )));
+        }
+        if let Some(mode) = switch.mode {
+            self.store.set_capture_mode(vhost, queue, mode, actor).await?;
+        }
         self.store
             .set_watch_override(vhost, queue, switch.watch, actor)
             .await?;
-        tracing::info!(%vhost, %queue, watch = ?switch.watch, %actor, "capture switch changed");
+        tracing::info!(%vhost, %queue, watch = ?switch.watch, mode = ?switch.mode, %actor, "capture switch changed");
         self.monitor.invalidate();
         Ok(())
     }

@@ -100,6 +100,14 @@ pub trait CaptureStore: Send + Sync {
     /// busy handler (1, 2, 5, 10… ms) while capture waits on it.
     async fn set_ack_state(&self, batch: CaptureBatch, state: AckState) -> Result<(), StoreError>;
 
+    /// Whether copies of `queue` taken from its tap still count their
+    /// originals as waiting in it (the queue was tapped until now).
+    async fn tap_originals_waiting(&self, vhost: &str, queue: &str) -> Result<bool, StoreError>;
+
+    /// Marks the copies whose originals no delivery answered for as having
+    /// left the queue without Redrive; returns how many.
+    async fn leave_tap_originals(&self, vhost: &str, queue: &str) -> Result<u64, StoreError>;
+
     /// The row a message may be a redelivered copy of (see [`AckState::InFlight`]).
     async fn possible_copy_of(&self, id: i64) -> Result<Option<i64>, StoreError>;
 }

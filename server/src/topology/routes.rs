@@ -142,6 +142,7 @@ mod tests {
             destination: destination.into(),
             destination_type: kind.into(),
             routing_key: key.into(),
+            arguments: Default::default(),
         }
     }
 

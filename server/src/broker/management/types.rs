@@ -113,6 +113,9 @@ pub struct BindingInfo {
     pub destination_type: String,
     #[serde(default)]
     pub routing_key: String,
+    /// The binding's arguments (a headers exchange matches on them).
+    #[serde(default)]
+    pub arguments: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A consumer as `GET /api/consumers/{vhost}` describes it, reduced to what

@@ -204,6 +204,7 @@ fn error_queue_must_be_bound_with_the_service_key() {
         destination: "orders.error.queue".into(),
         destination_type: "queue".into(),
         routing_key: "orders.error".into(),
+        arguments: Default::default(),
     });
     assert_eq!(
         kinds(&snap, &HashMap::new(), 0),

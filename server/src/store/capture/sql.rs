@@ -103,6 +103,29 @@ impl CaptureStore for Engine {
         Ok(())
     }
 
+    async fn tap_originals_waiting(&self, vhost: &str, queue: &str) -> Result<bool, StoreError> {
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM messages WHERE vhost = $1 AND queue = $2 AND tap = 'in_queue' LIMIT 1",
+        )
+        .bind(vhost)
+        .bind(queue)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(any.is_some())
+    }
+
+    async fn leave_tap_originals(&self, vhost: &str, queue: &str) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let left = sqlx::query("UPDATE messages SET tap = 'left' WHERE vhost = $1 AND queue = $2 AND tap = 'in_queue'")
+            .bind(vhost)
+            .bind(queue)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(left)
+    }
+
     async fn possible_copy_of(&self, id: i64) -> Result<Option<i64>, StoreError> {
         let row: Option<Option<i64>> =
             sqlx::query_scalar("SELECT possible_copy_of FROM messages WHERE id = $1")

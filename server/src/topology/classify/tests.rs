@@ -34,6 +34,7 @@ fn bind(source: &str, queue: &str, key: &str) -> BindingInfo {
         destination: queue.into(),
         destination_type: "queue".into(),
         routing_key: key.into(),
+        arguments: Default::default(),
     }
 }
 
