@@ -182,11 +182,20 @@ fn CaptureCell(q: QueueInfo, switch: ServerAction<SetWatch>) -> impl IntoView {
         Some(CaptureMode::Tap) => ("Consume instead", CaptureMode::Consume),
         _ => ("Tap instead", CaptureMode::Tap),
     };
-    let tap = q.tap.clone().filter(|_| mode == Some(CaptureMode::Tap)).map(tap_line);
+    let tap = q
+        .tap
+        .clone()
+        .filter(|_| mode == Some(CaptureMode::Tap))
+        .map(tap_line);
     let send = move |watch: Option<bool>, mode: Option<CaptureMode>| {
         let (vhost, queue) = (q.vhost.clone(), q.name.clone());
         move |_| {
-            switch.dispatch(SetWatch { vhost: vhost.clone(), queue: queue.clone(), watch, mode });
+            switch.dispatch(SetWatch {
+                vhost: vhost.clone(),
+                queue: queue.clone(),
+                watch,
+                mode,
+            });
         }
     };
     view! {

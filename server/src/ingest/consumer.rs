@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::commit::STOP_TIMEOUT;
 use super::decode::{decode, Incoming};
+use super::plan::{AtMarker, Plan};
 use super::window::Window;
 use super::Ingest;
-use super::plan::{AtMarker, Plan};
 use crate::domain::{NewMessage, Origin};
 use crate::topology::CONSUMER_TAG_PREFIX;
 
@@ -177,7 +177,11 @@ impl Ingest {
     /// Consumes one queue until `stop` (Ok) or a broker or connection error.
     #[tracing::instrument(name = "capture", skip_all, fields(vhost = %plan.vhost, queue = %plan.source))]
     async fn consume(&self, plan: &Plan, stop: &CancellationToken) -> anyhow::Result<()> {
-        let channel = self.amqp.channel(&plan.vhost).await.context("opening a channel")?;
+        let channel = self
+            .amqp
+            .channel(&plan.vhost)
+            .await
+            .context("opening a channel")?;
         let result = self.pump(&channel, plan, stop).await;
         if result.is_err() && channel.status().connected() {
             // Only broker-side trouble gets here (never a database fault):
@@ -192,7 +196,12 @@ impl Ingest {
     /// batches while the other commits and acks the batch before, so the
     /// broker, the decoding and the database work side by side instead of
     /// in turn. Acks still go out in delivery order, each after its commit.
-    async fn pump(&self, channel: &lapin::Channel, plan: &Plan, stop: &CancellationToken) -> anyhow::Result<()> {
+    async fn pump(
+        &self,
+        channel: &lapin::Channel,
+        plan: &Plan,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let (vhost, queue) = (plan.vhost.as_str(), plan.source.as_str());
         let (to_commit, committing) = mpsc::channel(PIPELINE);
         let (tag, ended) = tokio::try_join!(
@@ -227,7 +236,8 @@ impl Ingest {
         let mut window = Window::new(self.config.capture.prefetch, self.config.capture.inflight_bytes);
         let mut adopting = self.adoption_window(channel, plan, stop).await?;
         let (mut tag, mut consumer) = subscribe(channel, &plan.source, window.current()).await?;
-        self.status.set(&plan.vhost, &plan.filed, ConsumerState::Connected, None);
+        self.status
+            .set(&plan.vhost, &plan.filed, ConsumerState::Connected, None);
         let mut batch = Batch::new(window.current(), self.config.capture.batch_size);
         // Set when a batch gets its first message, so a trickle cannot delay a commit.
         let mut deadline = Instant::now();

@@ -111,7 +111,11 @@ impl Ingest {
     /// management API. A queue whose tap may still hold copies is left to
     /// discovery, which retires the tap first; a switch to tap under way is
     /// left to the instance that runs switches.
-    async fn boot(&self, consumers: &mut HashMap<QueueKey, Running>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    async fn boot(
+        &self,
+        consumers: &mut HashMap<QueueKey, Running>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let stored = self.store.watched_queues().await?;
         let modes = self.store.capture_modes().await?;
         let switches = self.store.capture_switches().await?;
@@ -126,7 +130,12 @@ impl Ingest {
                 .unwrap_or(self.config.capture.capture_mode);
             let Some(tap) = tap_queue_name(&w.name) else {
                 if mode == CaptureMode::Consume {
-                    self.start(consumers, Role::Consume(Arc::new(Plan::consume(&w.vhost, &w.name))), &w.reason, shutdown);
+                    self.start(
+                        consumers,
+                        Role::Consume(Arc::new(Plan::consume(&w.vhost, &w.name))),
+                        &w.reason,
+                        shutdown,
+                    );
                 }
                 continue;
             };
@@ -153,7 +162,10 @@ impl Ingest {
             passive: true,
             ..QueueDeclareOptions::default()
         };
-        match channel.queue_declare(queue.into(), passive, FieldTable::default()).await {
+        match channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+        {
             Ok(_) => {
                 let _ = channel.close(200, "checked".into()).await;
                 Some(true)
@@ -164,7 +176,13 @@ impl Ingest {
     }
 
     /// Starts a consumer for `role` unless one runs on its queue already.
-    fn start(&self, consumers: &mut HashMap<QueueKey, Running>, role: Role, reason: &str, shutdown: &CancellationToken) {
+    fn start(
+        &self,
+        consumers: &mut HashMap<QueueKey, Running>,
+        role: Role,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) {
         let Some(plan) = (match &role {
             Role::Consume(p) | Role::Tap(p) => Some(p.clone()),
             Role::Retire => None,
@@ -203,7 +221,10 @@ impl Ingest {
     ) {
         let key = (vhost.to_owned(), tap.to_owned());
         let current = consumers.remove(&key);
-        if let Some(r) = current.as_ref().filter(|r| matches!(r.role, Role::Retire) && !r.task.is_finished()) {
+        if let Some(r) = current
+            .as_ref()
+            .filter(|r| matches!(r.role, Role::Retire) && !r.task.is_finished())
+        {
             let _ = r;
             consumers.insert(key, current.expect("checked"));
             return;
@@ -218,6 +239,13 @@ impl Ingest {
             consumer,
             stop.clone(),
         ));
-        consumers.insert(key, Running { stop, task, role: Role::Retire });
+        consumers.insert(
+            key,
+            Running {
+                stop,
+                task,
+                role: Role::Retire,
+            },
+        );
     }
 }

@@ -139,7 +139,11 @@ mod tests {
         assert!(plan.skipping());
         assert_eq!(plan.meet("m1"), AtMarker::Resume);
         assert!(!plan.skipping());
-        assert_eq!(plan.meet("m1"), AtMarker::Stale, "a second copy of the marker is dropped");
+        assert_eq!(
+            plan.meet("m1"),
+            AtMarker::Stale,
+            "a second copy of the marker is dropped"
+        );
     }
 
     #[test]

@@ -62,7 +62,9 @@ impl Ingest {
         // The lease is taken only when there is switching to do; the holder
         // keeps it for three rounds, renewed every round.
         let wants_switch = !pending.is_empty()
-            || consumers.values().any(|r| matches!(&r.role, Role::Consume(p) if self.mode_in(&modes, p) == CaptureMode::Tap));
+            || consumers
+                .values()
+                .any(|r| matches!(&r.role, Role::Consume(p) if self.mode_in(&modes, p) == CaptureMode::Tap));
         let mine = wants_switch
             && self
                 .leases
@@ -86,7 +88,8 @@ impl Ingest {
                     .collect();
                 let reasons = watched.iter().map(|(q, (r, _))| (q.clone(), r.clone())).collect();
                 self.store.sync_watched(vhost, &reasons).await?;
-                self.reconcile(&state, &watched, &switches, consumers, shutdown).await;
+                self.reconcile(&state, &watched, &switches, consumers, shutdown)
+                    .await;
                 anyhow::Ok(())
             }
             .await;
@@ -159,7 +162,10 @@ impl Ingest {
         for (queue, (reason, mode)) in watched {
             let tap = tap_queue_name(queue);
             match (mode, tap) {
-                (CaptureMode::Consume, Some(tap)) if state.queues.iter().any(|q| q.name == tap) || consumers.contains_key(&(vhost.to_owned(), tap.clone())) => {
+                (CaptureMode::Consume, Some(tap))
+                    if state.queues.iter().any(|q| q.name == tap)
+                        || consumers.contains_key(&(vhost.to_owned(), tap.clone())) =>
+                {
                     // The tap is retired first; the queue is consumed once it is gone.
                     if !consumers.contains_key(&(vhost.to_owned(), tap.clone())) {
                         self.retire(consumers, (vhost, queue, &tap), shutdown);
@@ -167,7 +173,12 @@ impl Ingest {
                 }
                 (CaptureMode::Consume, _) => {
                     if switches.of(vhost, queue).is_none() {
-                        self.start(consumers, Role::Consume(Arc::new(Plan::consume(vhost, queue))), reason, shutdown);
+                        self.start(
+                            consumers,
+                            Role::Consume(Arc::new(Plan::consume(vhost, queue))),
+                            reason,
+                            shutdown,
+                        );
                     }
                 }
                 (CaptureMode::Tap, None) => {
@@ -176,10 +187,14 @@ impl Ingest {
                     )));
                 }
                 (CaptureMode::Tap, Some(tap)) => {
-                    if let Err(e) = self.tap(state, queue, &tap, reason, switches, consumers, shutdown).await {
+                    if let Err(e) = self
+                        .tap(state, queue, &tap, reason, switches, consumers, shutdown)
+                        .await
+                    {
                         let error = format!("{e:#}");
                         tracing::warn!(%vhost, %queue, %error, "tapping the queue");
-                        self.status.set(vhost, queue, ConsumerState::Reconnecting, Some(error));
+                        self.status
+                            .set(vhost, queue, ConsumerState::Reconnecting, Some(error));
                     }
                 }
             }
@@ -209,7 +224,10 @@ impl Ingest {
     ) -> anyhow::Result<()> {
         let vhost = state.name.as_str();
         let tap_key = (vhost.to_owned(), tap.to_owned());
-        if consumers.get(&tap_key).is_some_and(|r| matches!(r.role, Role::Retire)) {
+        if consumers
+            .get(&tap_key)
+            .is_some_and(|r| matches!(r.role, Role::Retire))
+        {
             return Ok(()); // back to tap once the old tap is gone
         }
         let Some(stats) = state.queues.iter().find(|q| q.name == queue) else {
@@ -224,7 +242,12 @@ impl Ingest {
         let pending = switches.of(vhost, queue);
         if pending.is_none() && source.is_none() {
             // A fresh tap, or a switch long done: capture the copies.
-            self.start(consumers, Role::Tap(Arc::new(Plan::tap(vhost, queue, tap))), reason, shutdown);
+            self.start(
+                consumers,
+                Role::Tap(Arc::new(Plan::tap(vhost, queue, tap))),
+                reason,
+                shutdown,
+            );
             return Ok(());
         }
         if !switches.mine {

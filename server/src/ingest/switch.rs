@@ -24,9 +24,9 @@ use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
-use lapin::Confirmation;
 use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use lapin::BasicProperties;
+use lapin::Confirmation;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +38,13 @@ use crate::store::SwitchSide;
 
 /// The marker a delivery carries, if it is one.
 pub fn marker_of(delivery: &Delivery) -> Option<String> {
-    match delivery.properties.headers().as_ref()?.inner().get(MARKER_HEADER)? {
+    match delivery
+        .properties
+        .headers()
+        .as_ref()?
+        .inner()
+        .get(MARKER_HEADER)?
+    {
         AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
         _ => None,
@@ -70,8 +76,17 @@ pub async fn give_back(channel: &lapin::Channel, delivery: &Delivery) -> anyhow:
 
 /// Publishes the marker `id` to `queue` and `tap` in one routing decision,
 /// and waits for the broker's confirm.
-pub async fn publish_marker(amqp: &AmqpPool, vhost: &str, queue: &str, tap: &str, id: &str) -> anyhow::Result<()> {
-    let channel = amqp.channel(vhost).await.context("opening a channel for the marker")?;
+pub async fn publish_marker(
+    amqp: &AmqpPool,
+    vhost: &str,
+    queue: &str,
+    tap: &str,
+    id: &str,
+) -> anyhow::Result<()> {
+    let channel = amqp
+        .channel(vhost)
+        .await
+        .context("opening a channel for the marker")?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await
@@ -80,7 +95,9 @@ pub async fn publish_marker(amqp: &AmqpPool, vhost: &str, queue: &str, tap: &str
     headers.insert(MARKER_HEADER.into(), AMQPValue::LongString(LongString::from(id)));
     headers.insert(
         "BCC".into(),
-        AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongString(LongString::from(tap))])),
+        AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongString(LongString::from(
+            tap,
+        ))])),
     );
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
@@ -112,7 +129,9 @@ pub async fn publish_marker(amqp: &AmqpPool, vhost: &str, queue: &str, tap: &str
         Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => {
             anyhow::bail!("the marker was returned: {queue} does not exist")
         }
-        Confirmation::Nack(None) | Confirmation::NotRequested => anyhow::bail!("the broker refused the marker"),
+        Confirmation::Nack(None) | Confirmation::NotRequested => {
+            anyhow::bail!("the broker refused the marker")
+        }
     }
 }
 
@@ -144,7 +163,8 @@ impl Ingest {
         };
         if let Some(side) = side {
             self.durably(0, stop, || {
-                self.store.capture_switch_passed(&plan.vhost, &plan.filed, marker, side)
+                self.store
+                    .capture_switch_passed(&plan.vhost, &plan.filed, marker, side)
             })
             .await?;
             tracing::info!(vhost = %plan.vhost, queue = %plan.filed, source = %plan.source, ?side, "passed the capture-mode marker");
@@ -165,7 +185,9 @@ impl Ingest {
             return Ok(0);
         }
         let waiting = self
-            .durably(0, stop, || self.store.tap_originals_waiting(&plan.vhost, &plan.filed))
+            .durably(0, stop, || {
+                self.store.tap_originals_waiting(&plan.vhost, &plan.filed)
+            })
             .await?;
         if !waiting {
             return Ok(0);
@@ -193,7 +215,9 @@ impl Ingest {
     /// theirs while the queue was tapped.
     pub(super) async fn adoption_done(&self, plan: &Plan, stop: &CancellationToken) -> anyhow::Result<()> {
         let left = self
-            .durably(0, stop, || self.store.leave_tap_originals(&plan.vhost, &plan.filed))
+            .durably(0, stop, || {
+                self.store.leave_tap_originals(&plan.vhost, &plan.filed)
+            })
             .await?;
         tracing::info!(vhost = %plan.vhost, queue = %plan.filed, left, "took over a tapped queue");
         Ok(())

@@ -78,7 +78,9 @@ fn plain_value(v: &Value) -> AMQPValue {
             None => AMQPValue::Double(n.as_f64().unwrap_or_default()),
         },
         Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
-        Value::Array(a) => AMQPValue::FieldArray(FieldArray::from(a.iter().map(plain_value).collect::<Vec<_>>())),
+        Value::Array(a) => {
+            AMQPValue::FieldArray(FieldArray::from(a.iter().map(plain_value).collect::<Vec<_>>()))
+        }
         Value::Object(o) => AMQPValue::FieldTable(plain_table(o)),
     }
 }
@@ -110,8 +112,17 @@ pub fn explain(e: lapin::Error, what: &str, tap: &str) -> anyhow::Error {
 impl Ingest {
     /// Declares `tap` if the broker lacks it and makes its bindings those of
     /// `queue`. Returns whether the tap had to be declared.
-    pub(super) async fn ensure_tap(&self, state: &VhostState, queue: &QueueStats, tap: &str) -> anyhow::Result<bool> {
-        let channel = self.amqp.channel(&state.name).await.context("opening a channel")?;
+    pub(super) async fn ensure_tap(
+        &self,
+        state: &VhostState,
+        queue: &QueueStats,
+        tap: &str,
+    ) -> anyhow::Result<bool> {
+        let channel = self
+            .amqp
+            .channel(&state.name)
+            .await
+            .context("opening a channel")?;
         let exists = state.queues.iter().any(|q| q.name == tap);
         if !exists {
             channel
@@ -164,7 +175,8 @@ impl Ingest {
         let mut consumer = consumer;
         let mut waits = crate::retry::Waits::new(crate::retry::reconnect());
         loop {
-            let running = consumer.get_or_insert_with(|| self.spawn_tap_consumer(&vhost, &queue, &tap, &stop));
+            let running =
+                consumer.get_or_insert_with(|| self.spawn_tap_consumer(&vhost, &queue, &tap, &stop));
             let attempt = self.retire_once(&vhost, &tap, running).await;
             match attempt {
                 Ok(true) => {
@@ -179,7 +191,9 @@ impl Ingest {
                             self.rediscover.notify_one();
                             return;
                         }
-                        Err(e) => tracing::warn!(%vhost, %tap, error = %format!("{e:#}"), "tap not deleted yet"),
+                        Err(e) => {
+                            tracing::warn!(%vhost, %tap, error = %format!("{e:#}"), "tap not deleted yet")
+                        }
                     }
                 }
                 Ok(false) => {}
@@ -199,9 +213,16 @@ impl Ingest {
 
     /// Unbinds the tap and says whether it holds nothing any more.
     async fn retire_once(&self, vhost: &str, tap: &str, _running: &super::Running) -> anyhow::Result<bool> {
-        let bindings = self.management.bindings(vhost).await.context("listing bindings")?;
+        let bindings = self
+            .management
+            .bindings(vhost)
+            .await
+            .context("listing bindings")?;
         let channel = self.amqp.channel(vhost).await.context("opening a channel")?;
-        for b in bindings.iter().filter(|b| b.destination == tap && b.destination_type == "queue" && !b.source.is_empty()) {
+        for b in bindings
+            .iter()
+            .filter(|b| b.destination == tap && b.destination_type == "queue" && !b.source.is_empty())
+        {
             unbind(&channel, tap, &Route::of(b)).await?;
         }
         let declared = channel
@@ -239,7 +260,12 @@ impl Ingest {
 
 async fn unbind(channel: &lapin::Channel, tap: &str, r: &Route) -> anyhow::Result<()> {
     channel
-        .queue_unbind(tap.into(), r.source.as_str().into(), r.routing_key.as_str().into(), r.table())
+        .queue_unbind(
+            tap.into(),
+            r.source.as_str().into(),
+            r.routing_key.as_str().into(),
+            r.table(),
+        )
         .await
         .map_err(|e| explain(e, &format!("unbind {} from", r.source), tap))?;
     Ok(())
@@ -264,11 +290,11 @@ mod tests {
     fn the_tap_copies_every_binding_but_the_default_exchanges() {
         let state = VhostState {
             bindings: vec![
-            binding("", "q", "q", json!({})),
-            binding("error.direct", "q", "trade-service", json!({})),
-            binding("h", "q", "", json!({"x-match": "all", "b": 1, "a": "x"})),
-            binding("error.direct", "redrive.tap.q", "trade-service", json!({})),
-            binding("gone", "redrive.tap.q", "k", json!({})),
+                binding("", "q", "q", json!({})),
+                binding("error.direct", "q", "trade-service", json!({})),
+                binding("h", "q", "", json!({"x-match": "all", "b": 1, "a": "x"})),
+                binding("error.direct", "redrive.tap.q", "trade-service", json!({})),
+                binding("gone", "redrive.tap.q", "k", json!({})),
             ],
             ..VhostState::default()
         };

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use app::model::{
-    window_secs, AdvisorReport, AlertCondition, AlertDelivery, AlertEvent, AlertRule, AlertRuleRequest,
-    ApiError, FixAction, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView,
-    ServiceHistory, ServiceInflow, WatchSwitch, WINDOWS, CaptureMode, TAP_PREFIX, tap_queue_name,
+    tap_queue_name, window_secs, AdvisorReport, AlertCondition, AlertDelivery, AlertEvent, AlertRule,
+    AlertRuleRequest, ApiError, CaptureMode, FixAction, Overview, Policy, PolicyPreview, PolicyRequest,
+    QueueHistory, QueuesView, ServiceHistory, ServiceInflow, WatchSwitch, TAP_PREFIX, WINDOWS,
 };
 
 use super::Redrive;

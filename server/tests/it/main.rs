@@ -36,5 +36,6 @@ mod security;
 mod sessions;
 mod store;
 mod takeover;
+mod tap;
 mod tour;
 mod writers;

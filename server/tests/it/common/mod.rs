@@ -55,6 +55,11 @@ impl TestVhost {
         self.inner.amqp_url()
     }
 
+    /// The testkit vhost, for what this wrapper does not repeat.
+    pub fn inner(&mut self) -> &mut testkit::Vhost {
+        &mut self.inner
+    }
+
     pub async fn channel(&mut self) -> Channel {
         self.inner.channel().await.expect("an AMQP channel")
     }
