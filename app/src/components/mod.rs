@@ -10,6 +10,7 @@ mod progress;
 mod route_reach;
 mod sparkline;
 mod status_badge;
+mod tap_note;
 mod user_menu;
 mod vhost_name;
 
@@ -25,5 +26,6 @@ pub use progress::{percent, ProgressBar};
 pub use route_reach::RouteReach;
 pub use sparkline::Sparkline;
 pub use status_badge::StatusBadge;
+pub use tap_note::{TapNote, TapReplayConfirm};
 pub use user_menu::{can_edit_alerts, can_edit_policies, can_write, provide_me, UserMenu};
 pub use vhost_name::VhostName;

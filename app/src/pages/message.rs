@@ -6,10 +6,14 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
 use crate::components::ApiErrorBox;
-use crate::components::{can_write, AnnotationsPanel, BodyView, ErrorBox, RouteReach, StatusBadge};
+use crate::components::{
+    can_write, AnnotationsPanel, BodyView, ErrorBox, RouteReach, StatusBadge, TapNote, TapReplayConfirm,
+};
 use crate::format::{exchange_label, non_empty, short_time, typed_value};
 use crate::model::ApiError;
-use crate::model::{AnnotationTarget, HistoryEntry, MessageDetail, MessageEdit, MessageStatus, ReplayTarget};
+use crate::model::{
+    AnnotationTarget, HistoryEntry, MessageDetail, MessageEdit, MessageStatus, ReplayTarget, TapOriginal,
+};
 
 #[component]
 pub fn MessagePage() -> impl IntoView {
@@ -94,6 +98,17 @@ fn MessageView(
     let replay_to = move |_| {
         replay.dispatch(ReplayMessage { id, target: target() });
     };
+    // A copy whose original is still queued is replayed after a warning.
+    let tapped = m.tap == Some(TapOriginal::InQueue);
+    let replay_confirming = RwSignal::new(false);
+    let replay_click = move |ev| {
+        if tapped && !replay_confirming.get() {
+            replay_confirming.set(true);
+        } else {
+            replay_confirming.set(false);
+            replay_to(ev);
+        }
+    };
     let editor = (status == MessageStatus::Failed).then(|| {
         let original = EditSource {
             body: (!m.body_truncated).then(|| m.body_text.clone()).flatten(),
@@ -108,7 +123,7 @@ fn MessageView(
             <h1>{format!("Message #{id} ")}<StatusBadge status/></h1>
             <div class="actions">
                 <Show when=move || status == MessageStatus::Failed && can_write.get()>
-                    <button class="btn btn-primary" data-action="replay" disabled=pending on:click=replay_to>
+                    <button class="btn btn-primary" data-action="replay" disabled=pending on:click=replay_click>
                         "Replay"
                     </button>
                     <Show
@@ -130,6 +145,18 @@ fn MessageView(
             </div>
         </div>
         {move || action_error.get().map(|e| view! { <ErrorBox message=e/> })}
+        {
+            let queue = s.queue.clone();
+            move || replay_confirming.get().then(|| view! {
+                <TapReplayConfirm queue=queue.clone() pending
+                    confirm=Callback::new(move |_| {
+                        replay_confirming.set(false);
+                        replay.dispatch(ReplayMessage { id, target: target() });
+                    })
+                    cancel=Callback::new(move |_| replay_confirming.set(false))/>
+            })
+        }
+        {m.tap.map(|tap| view! { <TapNote tap queue=s.queue.clone()/> })}
         {m.uncertain_replay_id.clone().map(|rid| view! {
             <div class="loop-box" role="alert" data-outcome="unknown">
                 <p>

@@ -37,5 +37,6 @@ mod sessions;
 mod store;
 mod takeover;
 mod tap;
+mod tap_ui;
 mod tour;
 mod writers;

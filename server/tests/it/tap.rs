@@ -90,7 +90,9 @@ async fn tap_states(db: &TestDb) -> BTreeMap<String, i64> {
         .fetch_all(&mut conn)
         .await
         .unwrap();
-    rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1))).collect()
+    rows.iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+        .collect()
 }
 
 async fn stored_total(app: &TestApp, queue: &str) -> i64 {
@@ -276,12 +278,7 @@ async fn the_tap_follows_the_queues_bindings_and_goes_when_the_queue_does() {
     let (body, props) = failure(2);
     vh.publish("errors.topic", "trade.booking", &body, props).await;
     let path = format!("queues/{}/{}", enc(&vh.name), enc(QUEUE));
-    let status = vh
-        .inner()
-        .mgmt
-        .delete(&path)
-        .await
-        .unwrap();
+    let status = vh.inner().mgmt.delete(&path).await.unwrap();
     assert_eq!(status, 204);
     wait_until(Duration::from_secs(15), || async {
         vh.mgmt(&format!("queues/{}/{}", enc(&vh.name), enc(TAP))).await.0 == 404
@@ -386,5 +383,59 @@ async fn switching_between_consume_and_tap_under_a_steady_flow_loses_nothing_and
     // Switches are audited with the mode.
     let (_, audit) = app.get("/api/v1/audit?action=watch_change").await;
     assert!(audit.to_string().contains("Tap"), "{audit}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_tap_says_which_permission_is_missing_and_starts_once_granted() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    spring_topology(&mut vh).await;
+    // Redrive's AMQP user may read and write but configure nothing.
+    let user = BrokerUser::create("", &[(&vh.name, "", ".*", ".*")]).await;
+    let url = format!(
+        "--amqp-url=amqp://{}:{}@127.0.0.1:5672/{}",
+        user.name,
+        user.password,
+        enc(&vh.name)
+    );
+    let app = TestApp::start(config(&vh, &db, &["--capture-mode=tap", &url])).await;
+    let error = wait_for(Duration::from_secs(15), || async {
+        let row = app.queue_row(&vh.name, QUEUE).await;
+        row["capture"]["last_error"].as_str().map(str::to_owned)
+    })
+    .await;
+    assert!(
+        error.contains("`configure`") && error.contains(r"^redrive\.tap\."),
+        "{error}"
+    );
+    // Nothing was taken from the service's queue meanwhile.
+    let (body, props) = failure(1);
+    vh.publish("error.direct", "trade-service", &body, props).await;
+    assert_eq!(vh.depth(QUEUE).await, 1);
+
+    let grant = vh
+        .http
+        .put(format!(
+            "{MGMT}/api/permissions/{}/{}",
+            enc(&vh.name),
+            enc(&user.name)
+        ))
+        .basic_auth("guest", Some("guest"))
+        .json(&json!({"configure": r"^redrive\.tap\.", "write": ".*", "read": ".*"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(grant.status().is_success());
+    wait_for_tap(&vh, &[("error.direct", "trade-service")]).await;
+    let (body, props) = failure(2);
+    vh.publish("error.direct", "trade-service", &body, props).await;
+    app.wait_for_messages(QUEUE, 1).await;
+    assert_eq!(
+        stored_seqs(&db).await,
+        BTreeMap::from([(2, 1)]),
+        "the earlier message is not copied"
+    );
+    assert_eq!(vh.depth(QUEUE).await, 2);
     app.stop().await;
 }
