@@ -428,6 +428,7 @@ mod tests {
             annotations: Annotations::default(),
             uncertain_replay_id: None,
             possible_copy_of: None,
+            tap: None,
         }
     }
 

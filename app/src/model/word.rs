@@ -77,6 +77,8 @@ mod tests {
         agree(AuditAction::ALL);
         agree(AuditResult::ALL);
         agree(ConsumerState::ALL);
+        agree(CaptureMode::ALL);
+        agree(TapOriginal::ALL);
         agree(Severity::ALL);
         agree(AlertEvent::ALL);
         agree(QueueKind::ALL);

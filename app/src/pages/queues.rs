@@ -254,7 +254,7 @@ fn tap_line(t: TapState) -> impl IntoView {
             <span title="messages Redrive holds for this queue">{t.held_by_redrive}" held by Redrive"</span>
             {(t.tap_backlog > 0).then(|| format!(" · {} on the tap", t.tap_backlog))}
         </div>
-        <div class="muted tap-note">
+        <div class="muted tap-copies">
             "Copies through "<code>{t.tap_queue}</code>{missing}". Messages that reached the queue before the tap are not copied."
             {t.note.map(|n| view! { " "<strong>{n}</strong> })}
         </div>
@@ -318,6 +318,8 @@ mod tests {
             watch_reason: None,
             watch_override: None,
             capture: None,
+            capture_mode: None,
+            tap: None,
         }
     }
 

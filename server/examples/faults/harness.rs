@@ -127,6 +127,20 @@ impl Broker {
         }
     }
 
+    /// Whether `queue` is bound to `exchange` (the management API's view).
+    pub async fn bound(&self, queue: &str, exchange: &str) -> anyhow::Result<bool> {
+        let path = format!(
+            "queues/{}/{}/bindings",
+            testkit::enc(&self.vhost),
+            testkit::enc(queue)
+        );
+        let (status, list) = self.scratch.mgmt.get(&path).await?;
+        Ok(status == 200
+            && list
+                .as_array()
+                .is_some_and(|b| b.iter().any(|b| b["source"] == exchange)))
+    }
+
     pub async fn cleanup(self) {
         self.scratch.remove().await;
     }

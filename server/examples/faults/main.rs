@@ -8,6 +8,7 @@
 
 mod harness;
 mod scenarios;
+mod tap;
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,11 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
             Box::pin(scenarios::identical_redelivered())
         }),
         ("large-bodies", || Box::pin(scenarios::large_bodies())),
+        ("tap-connections-closed", || {
+            Box::pin(tap::tap_connections_closed())
+        }),
+        ("tap-broker-restart", || Box::pin(tap::tap_broker_restart())),
+        ("tap-sigkill-ingest", || Box::pin(tap::tap_sigkill_ingest())),
     ]
 }
 

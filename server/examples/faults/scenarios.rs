@@ -146,7 +146,7 @@ pub async fn connections_closed() -> anyhow::Result<Outcome> {
     Ok(o)
 }
 
-async fn rabbitmqctl(arg: &str) -> anyhow::Result<()> {
+pub async fn rabbitmqctl(arg: &str) -> anyhow::Result<()> {
     let status = Command::new("rabbitmqctl").arg(arg).status().await?;
     ensure!(status.success(), "rabbitmqctl {arg}: {status}");
     Ok(())
