@@ -175,6 +175,20 @@ impl Ingest {
         }
     }
 
+    /// Messages ready in `queue` (a passive declare: exact, not sampled).
+    async fn ready_in(&self, vhost: &str, queue: &str) -> anyhow::Result<u32> {
+        let channel = self.amqp.channel(vhost).await?;
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let declared = channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await?;
+        let _ = channel.close(200, "counted".into()).await;
+        Ok(declared.message_count())
+    }
+
     /// Starts a consumer for `role` unless one runs on its queue already.
     fn start(
         &self,

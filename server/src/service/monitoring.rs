@@ -67,10 +67,17 @@ impl Redrive {
         queues.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
         if queues.iter().any(|q| q.tap.is_some()) {
             let held = self.store.unhandled_counts().await?;
+            let switching = self.store.capture_switches().await?;
             for q in &mut queues {
                 if let Some(tap) = q.tap.as_mut() {
                     let key = (q.vhost.clone(), q.name.clone());
                     tap.held_by_redrive = held.get(&key).map_or(0, |(all, _)| *all);
+                    tap.note = switching
+                        .iter()
+                        .any(|s| s.vhost == q.vhost && s.name == q.name)
+                        .then(|| {
+                            "Switching from consume: Redrive cuts the queue and its tap at one marker.".into()
+                        });
                 }
             }
         }

@@ -124,15 +124,8 @@ async fn tap_mode_stores_each_failure_once_and_leaves_all_of_them_to_the_service
     let seqs = stored_seqs(&db).await;
     assert_eq!(seqs.len(), 1000);
     assert!(seqs.values().all(|n| *n == 1), "each failure stored once");
-    // The service's queue still holds every one, and its consumer gets them.
+    // The service's queue still holds every one.
     assert_eq!(vh.depth(QUEUE).await, 1000);
-    let got: std::collections::BTreeSet<u64> = vh
-        .drain(QUEUE, 1000)
-        .await
-        .iter()
-        .filter_map(|d| seq_of(&d.data))
-        .collect();
-    assert_eq!(got.len(), 1000, "a second consumer receives all 1,000");
 
     // What the API says about it.
     let row = app.queue_row(&vh.name, QUEUE).await;
@@ -153,6 +146,10 @@ async fn tap_mode_stores_each_failure_once_and_leaves_all_of_them_to_the_service
     let id = page["items"][0]["id"].as_i64().unwrap();
     let (_, detail) = app.get(&format!("/api/v1/messages/{id}")).await;
     assert_eq!(detail["tap"], "in_queue");
+    // Discarding a copy discards Redrive's copy only.
+    let (status, body) = app.post(&format!("/api/v1/messages/{id}/discard"), None).await;
+    assert!(status < 300, "{status} {body}");
+    assert_eq!(vh.depth(QUEUE).await, 1000, "the originals stay");
     // A tap cannot be switched on as a queue of its own.
     let (status, body) = app
         .as_user(Some(("guest", "guest")))
@@ -163,6 +160,14 @@ async fn tap_mode_stores_each_failure_once_and_leaves_all_of_them_to_the_service
         )
         .await;
     assert_eq!(status, 400, "{body}");
+    // And a second consumer of the queue (the service's) receives them all.
+    let got: std::collections::BTreeSet<u64> = vh
+        .drain(QUEUE, 1000)
+        .await
+        .iter()
+        .filter_map(|d| seq_of(&d.data))
+        .collect();
+    assert_eq!(got.len(), 1000, "a second consumer receives all 1,000");
     app.stop().await;
 }
 
@@ -438,4 +443,119 @@ async fn a_refused_tap_says_which_permission_is_missing_and_starts_once_granted(
     );
     assert_eq!(vh.depth(QUEUE).await, 2);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_quorum_queues_tap_is_a_quorum_queue() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    vh.declare_exchange("error.direct", ExchangeKind::Direct).await;
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    vh.declare_queue(QUEUE, args).await;
+    vh.bind(QUEUE, "error.direct", "trade-service").await;
+    let app = TestApp::start(config(&vh, &db, &["--capture-mode=tap"])).await;
+    wait_for_tap(&vh, &[("error.direct", "trade-service")]).await;
+    let tap = vh.queue_info(TAP).await;
+    assert_eq!(tap["type"], "quorum", "{tap}");
+    assert_eq!(tap["durable"], true);
+    let (body, props) = failure(7);
+    vh.publish("error.direct", "trade-service", &body, props).await;
+    app.wait_for_messages(QUEUE, 1).await;
+    assert_eq!(vh.depth(QUEUE).await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_switch_to_tap_cut_short_by_a_restart_resumes_at_the_same_marker() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    spring_topology(&mut vh).await;
+    // A backlog ahead of the marker keeps the switch under way long enough
+    // to stop Redrive in the middle of it.
+    const BACKLOG: usize = 20_000;
+    const FIRST: usize = 1_000_000;
+    vh.inner()
+        .publish_all(
+            "error.direct",
+            "trade-service",
+            (FIRST..FIRST + BACKLOG).map(failure),
+        )
+        .await
+        .unwrap();
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    app.queue_row(&vh.name, QUEUE).await;
+    let publisher = testkit::Vhost::named(vh.name.clone())
+        .await
+        .expect("a second handle");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let flow = steady_flow(publisher, stop.clone());
+    let watch = format!("/api/v1/queues/{}/{}/watch", enc(&vh.name), enc(QUEUE));
+    let (status, body) = app
+        .as_user(Some(("guest", "guest")))
+        .send(
+            reqwest::Method::PUT,
+            &watch,
+            Some(json!({"watch": true, "mode": "tap"})),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    // Stopped as soon as the switch is recorded, before it can finish.
+    wait_until(Duration::from_secs(10), || async {
+        use sqlx::Row;
+        let mut conn = db.raw_connection().await;
+        let row = sqlx::query("SELECT COUNT(*) FROM capture_switches")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        row.get::<i64, _>(0) > 0
+    })
+    .await;
+    app.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let app = TestApp::start(config(&vh, &db, &[])).await;
+    depth_until(&mut vh, Duration::from_secs(20), |d| d > 50).await;
+    stop.cancel();
+    let published = flow.await.unwrap();
+    wait_until(Duration::from_secs(60), || async {
+        stored_total(&app, QUEUE).await >= (published as usize + BACKLOG) as i64
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seqs = stored_seqs(&db).await;
+    let twice: Vec<_> = seqs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    let missing: Vec<u64> = (0..published)
+        .chain(FIRST as u64..(FIRST + BACKLOG) as u64)
+        .filter(|i| !seqs.contains_key(i))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "lost {} of {published}: {missing:?}",
+        missing.len()
+    );
+    let switches = {
+        use sqlx::Row;
+        let mut conn = db.raw_connection().await;
+        sqlx::query("SELECT COUNT(*) FROM capture_switches")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    };
+    assert_eq!(switches, 0, "the switch finished");
+    // The service's queue holds the originals since the cut, and no marker.
+    app.stop().await;
+    let depth = vh.depth(QUEUE).await as usize;
+    let left = vh.drain(QUEUE, depth).await;
+    let markers = left
+        .iter()
+        .filter(|d| {
+            d.properties
+                .headers()
+                .as_ref()
+                .is_some_and(|h| h.inner().contains_key("x-redrive-tap-marker"))
+        })
+        .count();
+    assert_eq!(markers, 0, "a marker was left in {QUEUE}");
 }
