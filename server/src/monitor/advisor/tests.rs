@@ -364,3 +364,32 @@ fn a_delivery_limit_on_a_quorum_failure_queue_without_dead_lettering_is_reported
         "on a work queue the limit is what stops a poison loop"
     );
 }
+
+#[test]
+fn a_tapped_queue_nobody_consumes_is_reported_and_its_tap_is_never_advised() {
+    let mut tapped = queue("orders.error.queue");
+    tapped.messages_ready = 12;
+    tapped.messages = 12;
+    // Redrive's tap: no consumer of the service's own, no dead-letter path,
+    // holding copies: none of that is advice.
+    let mut tap = queue("redrive.tap.orders.error.queue");
+    tap.messages_ready = 3;
+    tap.messages = 3;
+    let mut snap = snapshot("3.10.8", vec![tapped, tap]);
+    snap.vhosts[0].default_mode = app::model::CaptureMode::Tap;
+    assert_eq!(
+        kinds(&snap, &HashMap::new(), 0),
+        vec![("orders.error.queue".to_owned(), "tapped_queue_unconsumed")]
+    );
+    let message = &observe(&snap, &HashMap::new(), 0)[0].message;
+    assert!(message.contains("originals are not being handled"), "{message}");
+    // With the service's consumer back, nothing to say.
+    snap.vhosts[0].queues[0].consumers = 1;
+    assert!(kinds(&snap, &HashMap::new(), 0).is_empty());
+    // In consume mode the same queue is an ordinary error queue.
+    snap.vhosts[0].queues[0].consumers = 0;
+    snap.vhosts[0].default_mode = app::model::CaptureMode::Consume;
+    assert!(!kinds(&snap, &HashMap::new(), 0)
+        .iter()
+        .any(|(_, k)| *k == "tapped_queue_unconsumed"));
+}
