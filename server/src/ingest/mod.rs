@@ -175,8 +175,9 @@ impl Ingest {
         }
     }
 
-    /// Messages ready in `queue` (a passive declare: exact, not sampled).
-    async fn ready_in(&self, vhost: &str, queue: &str) -> anyhow::Result<u32> {
+    /// Messages ready in `queue` and its consumers, from a passive declare:
+    /// exact and current, where the management API's lists are sampled.
+    async fn counts_of(&self, vhost: &str, queue: &str) -> anyhow::Result<(u32, u32)> {
         let channel = self.amqp.channel(vhost).await?;
         let passive = QueueDeclareOptions {
             passive: true,
@@ -186,7 +187,7 @@ impl Ingest {
             .queue_declare(queue.into(), passive, FieldTable::default())
             .await?;
         let _ = channel.close(200, "counted".into()).await;
-        Ok(declared.message_count())
+        Ok((declared.message_count(), declared.consumer_count()))
     }
 
     /// Starts a consumer for `role` unless one runs on its queue already.

@@ -59,17 +59,14 @@ impl Ingest {
         let rules = WatchRules::from_config(&self.config.capture);
         let modes = self.store.capture_modes().await?;
         let pending = self.store.capture_switches().await?;
-        // The lease is taken only when there is switching to do; the holder
-        // keeps it for three rounds, renewed every round.
+        // The lease is taken only when there is switching to do, and renewed
+        // every round (it outlives a slow round: a holder that dies hands it
+        // on after `lease::TTL`).
         let wants_switch = !pending.is_empty()
             || consumers
                 .values()
                 .any(|r| matches!(&r.role, Role::Consume(p) if self.mode_in(&modes, p) == CaptureMode::Tap));
-        let mine = wants_switch
-            && self
-                .leases
-                .hold_for(Lease::CaptureSwitch, self.config.capture.discovery_interval * 3)
-                .await;
+        let mine = wants_switch && self.leases.hold(Lease::CaptureSwitch).await;
         let switches = Switches { pending, mine };
         let mut failed = Vec::new();
         for vhost in &vhosts {
@@ -240,7 +237,15 @@ impl Ingest {
             .filter(|r| matches!(r.role, Role::Consume(_)) && !r.task.is_finished())
             .and_then(|r| r.plan().cloned());
         let pending = switches.of(vhost, queue);
-        if pending.is_none() && source.is_none() {
+        // Redrive consumers of the queue itself, this instance's or
+        // another's (stopping, or yet to see the new mode): while there are
+        // any, copies may be captured twice, so no plain tap consumer starts.
+        let on_queue = state
+            .consumers
+            .iter()
+            .filter(|c| c.queue.name == queue && c.consumer_tag.starts_with(CONSUMER_TAG_PREFIX))
+            .count();
+        if pending.is_none() && source.is_none() && on_queue == 0 {
             // A fresh tap, or a switch long done: capture the copies.
             self.start(
                 consumers,
@@ -284,28 +289,31 @@ impl Ingest {
         let source = match source {
             Some(p) => p,
             None => {
-                // Resumed after a restart: its cut is the recorded marker,
-                // set before the consumer can meet it.
+                // Resumed (after a restart, or from another instance): its
+                // cut is the recorded marker, set before it can meet it.
                 let plan = Arc::new(Plan::consume(vhost, queue));
                 plan.stop_at(&switch.marker);
                 self.start(consumers, Role::Consume(plan.clone()), reason, shutdown);
-                plan
+                return Ok(()); // listed on the broker by the next round
             }
         };
-        if !source.stopping_at_marker() {
-            // The marker goes out once this instance's consumer is the
-            // queue's only Redrive consumer, so the cut is one queue order.
-            let others = state
-                .consumers
-                .iter()
-                .filter(|c| c.queue.name == queue && c.consumer_tag.starts_with(CONSUMER_TAG_PREFIX))
-                .count();
-            if others > 1 {
-                tracing::info!(%vhost, %queue, others, "waiting for the other instances to stop consuming before the cut");
-                return Ok(());
-            }
-            source.stop_at(&switch.marker);
+        // The marker goes out once this instance's consumer is the queue's
+        // only Redrive consumer, so the cut is one queue order. The
+        // management API lists consumers late, so the broker's own count
+        // (exact, from a passive declare) must agree: all of them but the
+        // service's own are this one.
+        let foreign = state
+            .consumers
+            .iter()
+            .filter(|c| c.queue.name == queue && !c.consumer_tag.starts_with(CONSUMER_TAG_PREFIX))
+            .count();
+        let (_, consuming) = self.counts_of(vhost, queue).await?;
+        let on_queue = on_queue.max((consuming as usize).saturating_sub(foreign));
+        if on_queue > 1 {
+            tracing::info!(%vhost, %queue, on_queue, "waiting for the other instances to stop consuming before the cut");
+            return Ok(());
         }
+        source.stop_at(&switch.marker);
         if switch.tap_done {
             source.marker_sent(); // the tap met it: it is out
         }
@@ -316,7 +324,7 @@ impl Ingest {
             // it: it is published again only once that consumer has run a
             // round and the tap holds nothing, so the queue does not get a
             // second marker.
-            if pending.is_some() && !(tap_was_running && self.ready_in(vhost, tap).await? == 0) {
+            if pending.is_some() && !(tap_was_running && self.counts_of(vhost, tap).await?.0 == 0) {
                 return Ok(());
             }
             super::switch::publish_marker(&self.amqp, vhost, queue, tap, &switch.marker).await?;

@@ -175,44 +175,50 @@ impl Ingest {
         let mut consumer = consumer;
         let mut waits = crate::retry::Waits::new(crate::retry::reconnect());
         loop {
-            let running =
-                consumer.get_or_insert_with(|| self.spawn_tap_consumer(&vhost, &queue, &tap, &stop));
-            let attempt = self.retire_once(&vhost, &tap, running).await;
-            match attempt {
-                Ok(true) => {
+            match self.retire_once(&vhost, &tap).await {
+                // Gone: another instance deleted it.
+                Ok(None) => break,
+                Ok(Some(ready)) if ready > 0 => {
+                    if consumer.is_none() {
+                        consumer = Some(self.spawn_tap_consumer(&vhost, &queue, &tap, &stop));
+                    }
+                }
+                Ok(Some(_)) => {
+                    // Empty: this instance's consumer stops (committing what
+                    // it holds), and the broker deletes the tap only while
+                    // it is empty and nobody (another instance) consumes it.
                     if let Some(r) = consumer.take() {
                         r.stop.cancel();
                         let _ = r.task.await;
                     }
-                    match self.delete_if_empty(&vhost, &tap).await {
-                        Ok(()) => {
-                            tracing::info!(%vhost, %queue, %tap, "tap drained and deleted");
-                            let _ = self.store.forget_capture_switch(&vhost, &queue).await;
-                            self.rediscover.notify_one();
-                            return;
-                        }
+                    match self.delete_if_drained(&vhost, &tap).await {
+                        Ok(()) => break,
                         Err(e) => {
-                            tracing::warn!(%vhost, %tap, error = %format!("{e:#}"), "tap not deleted yet")
+                            tracing::debug!(%vhost, %tap, error = %format!("{e:#}"), "tap not deleted yet")
                         }
                     }
                 }
-                Ok(false) => {}
                 Err(e) => tracing::warn!(%vhost, %tap, error = %format!("{e:#}"), "retiring the tap"),
             }
             let wait = DRAIN_POLL.max(waits.next_wait().min(Duration::from_secs(5)));
             tokio::select! {
-                _ = stop.cancelled() => break,
+                _ = stop.cancelled() => {
+                    if let Some(r) = consumer {
+                        r.stop.cancel();
+                        let _ = r.task.await;
+                    }
+                    return;
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        if let Some(r) = consumer {
-            r.stop.cancel();
-            let _ = r.task.await;
-        }
+        tracing::info!(%vhost, %queue, %tap, "tap drained and deleted");
+        let _ = self.store.forget_capture_switch(&vhost, &queue).await;
+        self.rediscover.notify_one();
     }
 
-    /// Unbinds the tap and says whether it holds nothing any more.
-    async fn retire_once(&self, vhost: &str, tap: &str, _running: &super::Running) -> anyhow::Result<bool> {
+    /// Unbinds the tap and counts its ready messages; `None` once it is gone.
+    async fn retire_once(&self, vhost: &str, tap: &str) -> anyhow::Result<Option<u32>> {
         let bindings = self
             .management
             .bindings(vhost)
@@ -234,20 +240,27 @@ impl Ingest {
                 },
                 FieldTable::default(),
             )
-            .await
-            .context("counting the tap's messages")?;
-        let _ = channel.close(200, "tap counted".into()).await;
-        Ok(declared.message_count() == 0)
+            .await;
+        match declared {
+            Ok(d) => {
+                let _ = channel.close(200, "tap counted".into()).await;
+                Ok(Some(d.message_count()))
+            }
+            Err(e) if e.to_string().contains("NOT_FOUND") => Ok(None),
+            Err(e) => Err(e).context("counting the tap's messages"),
+        }
     }
 
-    /// Deletes the tap only if it is empty (the broker checks, atomically).
-    async fn delete_if_empty(&self, vhost: &str, tap: &str) -> anyhow::Result<()> {
+    /// Deletes the tap only while it is empty and has no consumer (the
+    /// broker checks both, atomically): no copy is in anyone's hands.
+    async fn delete_if_drained(&self, vhost: &str, tap: &str) -> anyhow::Result<()> {
         let channel = self.amqp.channel(vhost).await.context("opening a channel")?;
         channel
             .queue_delete(
                 tap.into(),
                 QueueDeleteOptions {
                     if_empty: true,
+                    if_unused: true,
                     ..QueueDeleteOptions::default()
                 },
             )
