@@ -4,7 +4,6 @@
 //! with its time and starts it on request. Screenshots go to
 //! `target/screenshots/` (or `REDRIVE_SCREENSHOTS_DIR`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::*;
@@ -12,13 +11,6 @@ use fantoccini::Locator;
 use lapin::types::FieldTable;
 use lapin::ExchangeKind;
 use serde_json::json;
-
-fn shot(name: &str) -> PathBuf {
-    std::env::var_os("REDRIVE_SCREENSHOTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/screenshots")))
-        .join(format!("{name}.png"))
-}
 
 #[tokio::test]
 async fn a_fanned_out_route_is_shown_and_replays_to_one_queue_and_jobs_show_their_plan() {

@@ -95,6 +95,33 @@ async fn tap_states(db: &TestDb) -> BTreeMap<String, i64> {
         .collect()
 }
 
+/// Asserts that every failure in `expected` is stored exactly once.
+fn assert_each_once(seqs: &BTreeMap<u64, usize>, expected: impl Iterator<Item = u64>) {
+    let twice: Vec<_> = seqs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    let expected: Vec<u64> = expected.collect();
+    let missing: Vec<&u64> = expected.iter().filter(|i| !seqs.contains_key(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "lost {} of {}: {missing:?}",
+        missing.len(),
+        expected.len()
+    );
+}
+
+/// An operator's mode switch through the API.
+async fn set_mode(app: &TestApp, watch: &str, mode: &str) {
+    let (status, body) = app
+        .as_user(Some(("guest", "guest")))
+        .send(
+            reqwest::Method::PUT,
+            watch,
+            Some(json!({"watch": true, "mode": mode})),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
 async fn stored_total(app: &TestApp, queue: &str) -> i64 {
     let (_, page) = app
         .get(&format!(
@@ -332,28 +359,12 @@ async fn switching_between_consume_and_tap_under_a_steady_flow_loses_nothing_and
     let watch = format!("/api/v1/queues/{}/{}/watch", enc(&vh.name), enc(QUEUE));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let (status, body) = app
-        .as_user(Some(("guest", "guest")))
-        .send(
-            reqwest::Method::PUT,
-            &watch,
-            Some(json!({"watch": true, "mode": "tap"})),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    set_mode(&app, &watch, "tap").await;
     // The tap takes over: the queue's originals stay in it from then on.
     depth_until(&mut vh, Duration::from_secs(20), |d| d > 50).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let (status, body) = app
-        .as_user(Some(("guest", "guest")))
-        .send(
-            reqwest::Method::PUT,
-            &watch,
-            Some(json!({"watch": true, "mode": "consume"})),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    set_mode(&app, &watch, "consume").await;
     // Redrive takes the queue back: the tap goes, the originals are taken.
     wait_until(Duration::from_secs(20), || async {
         vh.mgmt(&format!("queues/{}/{}", enc(&vh.name), enc(TAP))).await.0 == 404
@@ -370,14 +381,7 @@ async fn switching_between_consume_and_tap_under_a_steady_flow_loses_nothing_and
     depth_until(&mut vh, Duration::from_secs(10), |d| d == 0).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seqs = stored_seqs(&db).await;
-    let twice: Vec<_> = seqs.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
-    let missing: Vec<u64> = (0..published).filter(|i| !seqs.contains_key(i)).collect();
-    assert!(
-        missing.is_empty(),
-        "lost {} of {published}: {missing:?}",
-        missing.len()
-    );
+    assert_each_once(&seqs, 0..published);
     assert_eq!(seqs.len() as u64, published);
     // All three ways in were taken: consumed, copied, and copies that
     // answered for their originals when Redrive took the queue back.
@@ -491,15 +495,7 @@ async fn a_switch_to_tap_cut_short_by_a_restart_resumes_at_the_same_marker() {
     let stop = tokio_util::sync::CancellationToken::new();
     let flow = steady_flow(publisher, stop.clone());
     let watch = format!("/api/v1/queues/{}/{}/watch", enc(&vh.name), enc(QUEUE));
-    let (status, body) = app
-        .as_user(Some(("guest", "guest")))
-        .send(
-            reqwest::Method::PUT,
-            &watch,
-            Some(json!({"watch": true, "mode": "tap"})),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
+    set_mode(&app, &watch, "tap").await;
     // Stopped as soon as the switch is recorded, before it can finish.
     wait_until(Duration::from_secs(10), || async {
         use sqlx::Row;
@@ -523,16 +519,9 @@ async fn a_switch_to_tap_cut_short_by_a_restart_resumes_at_the_same_marker() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seqs = stored_seqs(&db).await;
-    let twice: Vec<_> = seqs.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
-    let missing: Vec<u64> = (0..published)
-        .chain(FIRST as u64..(FIRST + BACKLOG) as u64)
-        .filter(|i| !seqs.contains_key(i))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "lost {} of {published}: {missing:?}",
-        missing.len()
+    assert_each_once(
+        &seqs,
+        (0..published).chain(FIRST as u64..(FIRST + BACKLOG) as u64),
     );
     // The resumed switch finishes: both sides pass the marker.
     wait_until(Duration::from_secs(30), || async {

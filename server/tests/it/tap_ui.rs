@@ -3,7 +3,6 @@
 //! original is and asks before replaying it. Screenshots go to
 //! `target/screenshots/` (or `REDRIVE_SCREENSHOTS_DIR`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::*;
@@ -12,13 +11,6 @@ use lapin::types::FieldTable;
 use lapin::ExchangeKind;
 
 const QUEUE: &str = "trade-service.error.queue";
-
-fn shot(name: &str) -> PathBuf {
-    std::env::var_os("REDRIVE_SCREENSHOTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/screenshots")))
-        .join(format!("{name}.png"))
-}
 
 #[tokio::test]
 async fn an_operator_taps_a_queue_and_replays_a_copy_after_a_warning() {

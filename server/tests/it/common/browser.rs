@@ -171,3 +171,14 @@ impl WebDriverCompatibleCommand for BrowserLog {
         (axum::http::Method::POST, Some(body.to_string()))
     }
 }
+
+/// Where a UI test writes its screenshot `name`: `target/screenshots/`,
+/// or `REDRIVE_SCREENSHOTS_DIR`.
+pub fn shot(name: &str) -> std::path::PathBuf {
+    std::env::var_os("REDRIVE_SCREENSHOTS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/screenshots"))
+        })
+        .join(format!("{name}.png"))
+}
