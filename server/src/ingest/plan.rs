@@ -21,6 +21,8 @@ pub struct Plan {
     pub filed: String,
     /// `Consume`: the source is the watched queue; `Tap`: it is its tap.
     pub mode: CaptureMode,
+    /// When this consumer was planned.
+    pub since: std::time::Instant,
     marks: Mutex<Marks>,
 }
 
@@ -64,6 +66,7 @@ impl Plan {
             source: source.to_owned(),
             filed: filed.to_owned(),
             mode,
+            since: std::time::Instant::now(),
             marks: Mutex::default(),
         }
     }

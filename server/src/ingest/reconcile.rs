@@ -14,6 +14,10 @@ use crate::lease::Lease;
 use crate::store::CaptureSwitch;
 use crate::topology::{classify, VhostState, WatchRules, CONSUMER_TAG_PREFIX};
 
+/// How long a resumed switch waits for an empty tap before it publishes its
+/// marker again.
+const REPUBLISH_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A watched queue: why, and how it is captured.
 type Watched = HashMap<String, (String, CaptureMode)>;
 
@@ -323,8 +327,16 @@ impl Ingest {
             // decision put it in both), where the skipping consumer meets
             // it: it is published again only once that consumer has run a
             // round and the tap holds nothing, so the queue does not get a
-            // second marker.
-            if pending.is_some() && !(tap_was_running && self.counts_of(vhost, tap).await?.0 == 0) {
+            // second marker. Under a flow that never lets the tap empty,
+            // after `REPUBLISH_AFTER`: a second marker at worst, which
+            // Redrive drops wherever it meets it.
+            if pending.is_some() && !tap_was_running {
+                return Ok(());
+            }
+            if pending.is_some()
+                && source.since.elapsed() < REPUBLISH_AFTER
+                && self.counts_of(vhost, tap).await?.0 > 0
+            {
                 return Ok(());
             }
             super::switch::publish_marker(&self.amqp, vhost, queue, tap, &switch.marker).await?;
