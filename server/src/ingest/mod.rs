@@ -155,9 +155,11 @@ impl Ingest {
         Ok(())
     }
 
-    /// Whether the broker has `queue`; `None` when it cannot say.
-    async fn queue_exists(&self, vhost: &str, queue: &str) -> Option<bool> {
-        let channel = self.amqp.channel(vhost).await.ok()?;
+    /// `queue`'s ready messages and consumers from a passive declare: exact
+    /// and current, where the management API's lists are sampled. `None`
+    /// when the broker has no such queue.
+    pub(super) async fn declared(&self, vhost: &str, queue: &str) -> anyhow::Result<Option<(u32, u32)>> {
+        let channel = self.amqp.channel(vhost).await?;
         let passive = QueueDeclareOptions {
             passive: true,
             ..QueueDeclareOptions::default()
@@ -166,28 +168,26 @@ impl Ingest {
             .queue_declare(queue.into(), passive, FieldTable::default())
             .await
         {
-            Ok(_) => {
-                let _ = channel.close(200, "checked".into()).await;
-                Some(true)
+            Ok(q) => {
+                let _ = channel.close(200, "counted".into()).await;
+                Ok(Some((q.message_count(), q.consumer_count())))
             }
-            Err(e) if e.to_string().contains("NOT_FOUND") => Some(false),
-            Err(_) => None,
+            // The broker closed the channel: nothing to close.
+            Err(e) if e.to_string().contains("NOT_FOUND") => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
-    /// Messages ready in `queue` and its consumers, from a passive declare:
-    /// exact and current, where the management API's lists are sampled.
+    /// Whether the broker has `queue`; `None` when it cannot say.
+    async fn queue_exists(&self, vhost: &str, queue: &str) -> Option<bool> {
+        self.declared(vhost, queue).await.ok().map(|q| q.is_some())
+    }
+
+    /// [`Ingest::declared`] of a queue that must exist.
     async fn counts_of(&self, vhost: &str, queue: &str) -> anyhow::Result<(u32, u32)> {
-        let channel = self.amqp.channel(vhost).await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let declared = channel
-            .queue_declare(queue.into(), passive, FieldTable::default())
-            .await?;
-        let _ = channel.close(200, "counted".into()).await;
-        Ok((declared.message_count(), declared.consumer_count()))
+        self.declared(vhost, queue)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{queue} does not exist"))
     }
 
     /// Starts a consumer for `role` unless one runs on its queue already.
@@ -235,15 +235,13 @@ impl Ingest {
         shutdown: &CancellationToken,
     ) {
         let key = (vhost.to_owned(), tap.to_owned());
-        let current = consumers.remove(&key);
-        if let Some(r) = current
-            .as_ref()
-            .filter(|r| matches!(r.role, Role::Retire) && !r.task.is_finished())
+        if consumers
+            .get(&key)
+            .is_some_and(|r| matches!(r.role, Role::Retire) && !r.task.is_finished())
         {
-            let _ = r;
-            consumers.insert(key, current.expect("checked"));
             return;
         }
+        let current = consumers.remove(&key);
         let consumer = current.filter(|r| matches!(r.role, Role::Tap(_)) && !r.task.is_finished());
         tracing::info!(%vhost, %queue, %tap, "retiring the tap: unbinding it, storing what it holds, then deleting it");
         let stop = shutdown.child_token();

@@ -231,24 +231,12 @@ impl Ingest {
         {
             unbind(&channel, tap, &Route::of(b)).await?;
         }
-        let declared = channel
-            .queue_declare(
-                tap.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
-        match declared {
-            Ok(d) => {
-                let _ = channel.close(200, "tap counted".into()).await;
-                Ok(Some(d.message_count()))
-            }
-            Err(e) if e.to_string().contains("NOT_FOUND") => Ok(None),
-            Err(e) => Err(e).context("counting the tap's messages"),
-        }
+        let _ = channel.close(200, "tap unbound".into()).await;
+        Ok(self
+            .declared(vhost, tap)
+            .await
+            .context("counting the tap's messages")?
+            .map(|(ready, _)| ready))
     }
 
     /// Deletes the tap only while it is empty and has no consumer (the
