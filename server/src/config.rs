@@ -159,7 +159,9 @@ pub struct CaptureConfig {
     /// queue's mode on the Queues page: `consume` takes their messages into
     /// Redrive's store; `tap` leaves them to the services and captures
     /// copies through a queue of Redrive's own, `redrive.tap.<queue>`, bound
-    /// wherever the queue is (needs `configure` on `^redrive\.tap\.`).
+    /// wherever the queue is (needs `configure` on `^redrive\.tap\.`). A
+    /// new value switches the queues that took the old one, exactly and
+    /// audited; every instance should have the same.
     #[arg(long, env = "REDRIVE_CAPTURE_MODE", default_value = "consume")]
     pub capture_mode: app::model::CaptureMode,
 

@@ -88,10 +88,14 @@ impl Ingest {
     /// then re-discovers every interval.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut consumers: HashMap<QueueKey, Running> = HashMap::new();
+        let mut default_applied = self.apply_default().await;
         if let Err(e) = self.boot(&mut consumers, &shutdown).await {
             tracing::error!(error = %format!("{e:#}"), "reading the watched queues; waiting for discovery");
         }
         loop {
+            if !default_applied {
+                default_applied = self.apply_default().await;
+            }
             if let Err(e) = self.discover(&mut consumers, &shutdown).await {
                 tracing::warn!(error = %format!("{e:#}"), "queue discovery failed; capture goes on with the known queues");
             }
@@ -105,6 +109,40 @@ impl Ingest {
             let _ = running.task.await;
         }
         self.amqp.close_all().await;
+    }
+
+    /// Applies `REDRIVE_CAPTURE_MODE` to the queues whose mode came from
+    /// it (see `WatchStore::apply_capture_default`), auditing each switch
+    /// it records as the operator's are; `false` to try again next round.
+    async fn apply_default(&self) -> bool {
+        let default = self.config.capture.capture_mode;
+        let switched = match self.store.apply_capture_default(default).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "applying REDRIVE_CAPTURE_MODE; trying again next round");
+                return false;
+            }
+        };
+        for (vhost, queue, direction) in switched {
+            tracing::info!(%vhost, %queue, direction = direction.as_str(), "REDRIVE_CAPTURE_MODE changed: switch recorded");
+            let entry = crate::store::NewAudit {
+                user: crate::store::DEFAULT_ACTOR.into(),
+                source: None,
+                action: app::model::AuditAction::WatchChange,
+                vhost: Some(vhost),
+                object: Some(format!(
+                    "queue {queue}: mode {default} (REDRIVE_CAPTURE_MODE changed)"
+                )),
+                exchange: None,
+                routing_key: None,
+                result: app::model::AuditResult::Ok,
+                detail: None,
+            };
+            if let Err(e) = self.store.append_audit(&entry).await {
+                tracing::error!(error = %e, "could not write an audit entry");
+            }
+        }
+        true
     }
 
     /// Starts from the stored watched set, before (and without) the

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::plan::Plan;
 use super::{Ingest, QueueKey, Role, Running};
 use crate::lease::Lease;
-use crate::store::CaptureSwitch;
+use crate::store::{CaptureSwitch, SwitchDirection};
 use crate::topology::{classify, VhostState, WatchRules, CONSUMER_TAG_PREFIX};
 
 /// How long a resumed switch waits for an empty tap before it publishes its
@@ -31,6 +31,12 @@ struct Switches {
 impl Switches {
     fn of(&self, vhost: &str, queue: &str) -> Option<&CaptureSwitch> {
         self.pending.iter().find(|s| s.vhost == vhost && s.name == queue)
+    }
+
+    /// Whether `queue` is switching under another instance: this one then
+    /// runs nothing on the queue or its tap.
+    fn elsewhere(&self, vhost: &str, queue: &str) -> bool {
+        !self.mine && self.of(vhost, queue).is_some()
     }
 }
 
@@ -88,7 +94,9 @@ impl Ingest {
                     })
                     .collect();
                 let reasons = watched.iter().map(|(q, (r, _))| (q.clone(), r.clone())).collect();
-                self.store.sync_watched(vhost, &reasons).await?;
+                self.store
+                    .sync_watched(vhost, &reasons, rules.default_mode)
+                    .await?;
                 self.reconcile(&state, &watched, &switches, consumers, shutdown)
                     .await;
                 anyhow::Ok(())
@@ -133,10 +141,18 @@ impl Ingest {
             }
             match &r.role {
                 Role::Consume(p) => {
-                    // The holder of the switching lease keeps it until the
-                    // marker (see `tap`); other instances stop theirs.
-                    let switching = wanted(&p.filed, CaptureMode::Tap) && switches.mine;
-                    if !wanted(&p.filed, CaptureMode::Consume) && !switching {
+                    // A switching queue is the lease holder's alone: it
+                    // consumes to the marker (see `tap`), or pairs the
+                    // originals (see `switch`); other instances stop theirs.
+                    let keep = watched.contains_key(&p.filed)
+                        && match switches.of(vhost, &p.filed) {
+                            Some(_) => switches.mine,
+                            None => {
+                                wanted(&p.filed, CaptureMode::Consume)
+                                    || (wanted(&p.filed, CaptureMode::Tap) && switches.mine)
+                            }
+                        };
+                    if !keep {
                         tracing::info!(%vhost, queue = %p.filed, "no longer consuming queue");
                         r.stop.cancel();
                         if !wanted(&p.filed, CaptureMode::Tap) {
@@ -146,7 +162,7 @@ impl Ingest {
                     }
                 }
                 Role::Tap(p) => {
-                    let blocked = switches.of(vhost, &p.filed).is_some() && !switches.mine;
+                    let blocked = switches.elsewhere(vhost, &p.filed);
                     if !wanted(&p.filed, CaptureMode::Tap) || blocked {
                         let (queue, tap) = (p.filed.clone(), p.source.clone());
                         if blocked {
@@ -168,12 +184,20 @@ impl Ingest {
                         || consumers.contains_key(&(vhost.to_owned(), tap.clone())) =>
                 {
                     // The tap is retired first; the queue is consumed once it is gone.
-                    if !consumers.contains_key(&(vhost.to_owned(), tap.clone())) {
+                    if !consumers.contains_key(&(vhost.to_owned(), tap.clone()))
+                        && !switches.elsewhere(vhost, queue)
+                    {
                         self.retire(consumers, (vhost, queue, &tap), shutdown);
                     }
                 }
                 (CaptureMode::Consume, _) => {
-                    if switches.of(vhost, queue).is_none() {
+                    // Back from tap, one instance pairs the originals with
+                    // their copies; the others consume once it is done.
+                    let may = match switches.of(vhost, queue) {
+                        None => true,
+                        Some(s) => s.direction == SwitchDirection::ToConsume && switches.mine,
+                    };
+                    if may {
                         self.start(
                             consumers,
                             Role::Consume(Arc::new(Plan::consume(vhost, queue))),
@@ -200,11 +224,24 @@ impl Ingest {
                 }
             }
         }
+        // Switches of queues no longer captured (or gone) end with them.
+        for s in switches
+            .pending
+            .iter()
+            .filter(|s| s.vhost == vhost && !watched.contains_key(&s.name))
+        {
+            if let Err(e) = self.store.forget_capture_switch(vhost, &s.name, None).await {
+                tracing::warn!(%vhost, queue = %s.name, error = %e, "forgetting the switch of a queue no longer captured");
+            }
+        }
         // Taps whose queue is gone or no longer tapped.
         for q in state.queues.iter().filter(|q| q.name.starts_with(TAP_PREFIX)) {
             let queue = &q.name[TAP_PREFIX.len()..];
             let key = (vhost.to_owned(), q.name.clone());
-            if !wanted(queue, CaptureMode::Tap) && !consumers.contains_key(&key) {
+            if !wanted(queue, CaptureMode::Tap)
+                && !consumers.contains_key(&key)
+                && !switches.elsewhere(vhost, queue)
+            {
                 self.retire(consumers, (vhost, queue, &q.name), shutdown);
             }
         }
@@ -241,6 +278,9 @@ impl Ingest {
             .filter(|r| matches!(r.role, Role::Consume(_)) && !r.task.is_finished())
             .and_then(|r| r.plan().cloned());
         let pending = switches.of(vhost, queue);
+        if pending.is_some_and(|s| s.direction != SwitchDirection::ToTap) {
+            return Ok(()); // a switch back not yet ended: see `reconcile`
+        }
         // Redrive consumers of the queue itself, this instance's or
         // another's (stopping, or yet to see the new mode): while there are
         // any, copies may be captured twice, so no plain tap consumer starts.
@@ -275,7 +315,9 @@ impl Ingest {
                 CaptureSwitch {
                     vhost: vhost.to_owned(),
                     name: queue.to_owned(),
+                    direction: SwitchDirection::ToTap,
                     marker,
+                    marker_sent: false,
                     source_done: false,
                     tap_done: false,
                 }
@@ -322,23 +364,25 @@ impl Ingest {
             source.marker_sent(); // the tap met it: it is out
         }
         if source.marker_unsent() {
-            // A switch found recorded may have had its marker published
-            // before a restart. If so it is in the tap too (one routing
+            // A switch whose marker may be out already (recorded as sent,
+            // then a restart): if so it is in the tap too (one routing
             // decision put it in both), where the skipping consumer meets
-            // it: it is published again only once that consumer has run a
+            // it. It is published again only once that consumer has run a
             // round and the tap holds nothing, so the queue does not get a
             // second marker. Under a flow that never lets the tap empty,
             // after `REPUBLISH_AFTER`: a second marker at worst, which
             // Redrive drops wherever it meets it.
-            if pending.is_some() && !tap_was_running {
-                return Ok(());
+            if switch.marker_sent {
+                if !tap_was_running {
+                    return Ok(());
+                }
+                if source.since.elapsed() < REPUBLISH_AFTER && self.counts_of(vhost, tap).await?.0 > 0 {
+                    return Ok(());
+                }
             }
-            if pending.is_some()
-                && source.since.elapsed() < REPUBLISH_AFTER
-                && self.counts_of(vhost, tap).await?.0 > 0
-            {
-                return Ok(());
-            }
+            self.store
+                .capture_marker_sending(vhost, queue, &switch.marker)
+                .await?;
             super::switch::publish_marker(&self.amqp, vhost, queue, tap, &switch.marker).await?;
             source.marker_sent();
             tracing::info!(%vhost, %queue, marker = %switch.marker, "published the capture-mode marker");

@@ -1,6 +1,12 @@
 //! Changing how a queue is captured, under a steady flow, without losing a
 //! message or storing one twice.
 //!
+//! **Who.** A switch is recorded with the mode that asks for it (the
+//! operator's change, or a new `REDRIVE_CAPTURE_MODE`), so every instance
+//! sees the queue switching from that moment. Until the record ends, only
+//! the holder of the `capture-switch` lease runs anything on the queue or
+//! its tap (`reconcile`): two instances never capture the two sides at once.
+//!
 //! **Consume → tap.** Redrive binds the tap while it still consumes the
 //! queue, so from then on every message reaches both. It then publishes one
 //! marker through the default exchange to the queue with the tap in `BCC`:
@@ -12,12 +18,13 @@
 //! the database, so a restart resumes the same cut.
 //!
 //! **Tap → consume.** The tap is unbound, then drained (its copies stored)
-//! and deleted, and only then does Redrive consume the queue. Its
+//! and deleted, and only then does the holder consume the queue. Its
 //! originals are paired with the stored copies by content, oldest first
 //! (`Origin::Adopted`), for as many deliveries as the queue held when
 //! Redrive began: a copy answers for its original, and an original without
 //! one (it reached the queue before the tap) is stored. Copies whose
-//! originals had left the queue are marked so.
+//! originals had left the queue are marked so, in the commit that ends the
+//! switch; then the other instances consume the queue too.
 
 use anyhow::Context;
 use lapin::message::Delivery;
@@ -34,7 +41,7 @@ use super::consumer::{drained, Batch, Work};
 use super::plan::{AtMarker, Plan, MARKER_HEADER};
 use super::Ingest;
 use crate::broker::AmqpPool;
-use crate::store::SwitchSide;
+use crate::store::{SwitchDirection, SwitchSide};
 
 /// The marker a delivery carries, if it is one.
 pub fn marker_of(delivery: &Delivery) -> Option<String> {
@@ -190,6 +197,12 @@ impl Ingest {
             })
             .await?;
         if !waiting {
+            // Nothing to pair: a switch back to consume ends here.
+            self.durably(0, stop, || {
+                self.store
+                    .forget_capture_switch(&plan.vhost, &plan.filed, Some(SwitchDirection::ToConsume))
+            })
+            .await?;
             return Ok(0);
         }
         let queue = channel

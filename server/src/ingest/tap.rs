@@ -213,7 +213,12 @@ impl Ingest {
             }
         }
         tracing::info!(%vhost, %queue, %tap, "tap drained and deleted");
-        let _ = self.store.forget_capture_switch(&vhost, &queue).await;
+        // A switch to tap cut short by the tap's end ends with it; a switch
+        // back to consume goes on (its originals are paired next).
+        let _ = self
+            .store
+            .forget_capture_switch(&vhost, &queue, Some(crate::store::SwitchDirection::ToTap))
+            .await;
         self.rediscover.notify_one();
     }
 

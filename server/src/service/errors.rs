@@ -10,7 +10,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(_) | StoreError::Missing(_) => ApiError::NotFound(e.to_string()),
             StoreError::Invalid(_) => ApiError::BadRequest(e.to_string()),
-            StoreError::WrongState { .. } => ApiError::Conflict(e.to_string()),
+            StoreError::WrongState { .. } | StoreError::Conflict(_) => ApiError::Conflict(e.to_string()),
             // The cause is logged, never sent: it can name tables and paths.
             StoreError::Database(err) => {
                 tracing::error!(error = %err, "database error");

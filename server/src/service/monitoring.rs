@@ -15,6 +15,7 @@ use crate::domain::now_ms;
 use crate::monitor::alerts;
 use crate::monitor::snapshot::Cached;
 use crate::policy;
+use crate::store::SwitchDirection;
 
 /// Pages refresh at most this often; within it they share one API call.
 const MAX_AGE: Duration = Duration::from_secs(4);
@@ -74,7 +75,9 @@ impl Redrive {
                     tap.held_by_redrive = held.get(&key).map_or(0, |(all, _)| *all);
                     tap.note = switching
                         .iter()
-                        .any(|s| s.vhost == q.vhost && s.name == q.name)
+                        .any(|s| {
+                            s.vhost == q.vhost && s.name == q.name && s.direction == SwitchDirection::ToTap
+                        })
                         .then(|| {
                             "Switching from consume: Redrive cuts the queue and its tap at one marker.".into()
                         });
@@ -120,7 +123,13 @@ impl Redrive {
             )));
         }
         if let Some(mode) = switch.mode {
-            self.store.set_capture_mode(vhost, queue, mode, actor).await?;
+            let switch = self
+                .store
+                .set_capture_mode(vhost, queue, mode, self.config.capture.capture_mode, actor)
+                .await?;
+            if let Some(direction) = switch {
+                tracing::info!(%vhost, %queue, direction = direction.as_str(), %actor, "capture mode switch recorded");
+            }
         }
         self.store
             .set_watch_override(vhost, queue, switch.watch, actor)

@@ -105,7 +105,8 @@ pub trait CaptureStore: Send + Sync {
     async fn tap_originals_waiting(&self, vhost: &str, queue: &str) -> Result<bool, StoreError>;
 
     /// Marks the copies whose originals no delivery answered for as having
-    /// left the queue without Redrive; returns how many.
+    /// left the queue without Redrive, and ends the queue's switch back to
+    /// consume; returns how many.
     async fn leave_tap_originals(&self, vhost: &str, queue: &str) -> Result<u64, StoreError>;
 
     /// The row a message may be a redelivered copy of (see [`AckState::InFlight`]).

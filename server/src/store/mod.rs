@@ -70,7 +70,7 @@ pub use rows::StoredMessage;
 pub use samples::SampleStore;
 pub use search::SearchIndex;
 pub use sessions::{Session, SessionStore};
-pub use watched::{CaptureSwitch, SwitchSide, WatchStore, WatchedQueue};
+pub use watched::{CaptureSwitch, SwitchDirection, SwitchSide, WatchStore, WatchedQueue, DEFAULT_ACTOR};
 
 /// The store as the rest of Redrive holds it: every aggregate of one
 /// database, cheap to clone.
@@ -240,6 +240,10 @@ pub enum StoreError {
     /// newer Redrive): internal, like `Database`.
     #[error("stored data does not read: {0}")]
     Corrupt(String),
+    /// A change that cannot be made in the state things are in now (the
+    /// text says what to wait for).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Database(sqlx::Error),
 }

@@ -37,6 +37,7 @@ mod sessions;
 mod store;
 mod takeover;
 mod tap;
+mod tap_switch;
 mod tap_ui;
 mod tour;
 mod writers;

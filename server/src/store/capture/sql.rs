@@ -122,6 +122,13 @@ impl CaptureStore for Engine {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        // The switch back ends with its window, in the same commit: no
+        // other instance consumes the queue while originals are paired.
+        sqlx::query("DELETE FROM capture_switches WHERE vhost = $1 AND name = $2 AND direction = 'to_consume'")
+            .bind(vhost)
+            .bind(queue)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(left)
     }

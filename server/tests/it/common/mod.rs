@@ -271,12 +271,34 @@ pub fn spawn_redrive(vh: &TestVhost, db: &TestDb, extra: &[(&str, &str)]) -> tok
         .env("REDRIVE_VHOSTS", &vh.name)
         .env("REDRIVE_DISCOVERY_INTERVAL", "0.2")
         .env("REDRIVE_SITE_ROOT", site_root())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
+        .env(
+            "RUST_LOG",
+            std::env::var("REDRIVE_TEST_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(instance_log(vh, extra))
         .envs(extra.iter().copied())
         .kill_on_drop(true)
         .spawn()
         .expect("redrive binary starts")
+}
+
+/// Where a spawned instance's log (its stdout) goes: nowhere, or with
+/// `REDRIVE_TEST_LOG_DIR` set a file of its own there
+/// (`<vhost>-<instance>.log`), for reading several instances apart
+/// (`REDRIVE_TEST_RUST_LOG=info` for more than warnings).
+fn instance_log(vh: &TestVhost, extra: &[(&str, &str)]) -> std::process::Stdio {
+    let Ok(dir) = std::env::var("REDRIVE_TEST_LOG_DIR") else {
+        return std::process::Stdio::null();
+    };
+    let name = extra
+        .iter()
+        .find(|(k, _)| *k == "REDRIVE_INSTANCE_NAME")
+        .map_or("redrive", |(_, v)| v);
+    let path = std::path::Path::new(&dir).join(format!("{}-{name}.log", vh.name));
+    match std::fs::File::create(&path) {
+        Ok(f) => f.into(),
+        Err(e) => panic!("REDRIVE_TEST_LOG_DIR: {}: {e}", path.display()),
+    }
 }
 
 /// Panics with the fix when the UI has not been built (browser tests).
