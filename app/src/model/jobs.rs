@@ -106,6 +106,11 @@ pub struct Destination {
     /// unavailable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_note: Option<String>,
+    /// Of `count`, the copies from a tap whose original is still in the
+    /// service's queue: a replay sends a second copy beside the original,
+    /// and a discard leaves the original where it is.
+    #[serde(default)]
+    pub copies_in_queue: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +118,10 @@ pub struct DryRun {
     pub dry_run: bool,
     pub action: JobAction,
     pub total: i64,
+    /// Of `total`, the tapped copies whose original is still queued (see
+    /// [`Destination::copies_in_queue`]).
+    #[serde(default)]
+    pub copies_in_queue: i64,
     pub destinations: Vec<Destination>,
 }
 

@@ -173,6 +173,9 @@ pub fn BulkBar(
                 view! {
                     <div class="panel dry-run" data-total=dry.total data-fans-out=fans_out.to_string()>
                         <p><strong>{format!("{} {} message(s)", if action == JobAction::Replay { "Replay" } else { "Discard" }, dry.total)}</strong></p>
+                        {(dry.copies_in_queue > 0).then(|| view! {
+                            <div class="warn" data-tap-copies=dry.copies_in_queue>{tap_copies_warning(action, dry.copies_in_queue, dry.total)}</div>
+                        })}
                         <ul class="mono">{routes.into_iter().map(|(r, d)| view! {
                             <li>{r}
                                 {(!d.queues.is_empty()).then(|| view! { <span class="muted">{format!(" → {}", d.queues.join(", "))}</span> })}
@@ -206,6 +209,25 @@ pub fn BulkBar(
     }
 }
 
+/// What a bulk job does to tapped copies whose originals are still queued.
+fn tap_copies_warning(action: JobAction, copies: i64, total: i64) -> String {
+    let which = if copies == total {
+        "All of these are".to_owned()
+    } else {
+        format!("{copies} of these are")
+    };
+    match action {
+        JobAction::Replay => format!(
+            "{which} copies from a tap: their originals are still in the services' queues, \
+             and the services may handle them too. Replaying sends a second copy of each."
+        ),
+        JobAction::Discard => format!(
+            "{which} copies from a tap: discarding removes Redrive's copies only; \
+             the originals stay in the services' queues."
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +251,19 @@ mod tests {
         let req = Selection::AllMatching.request(JobAction::Discard, &q, None, false);
         let f = req.filter.unwrap();
         assert_eq!((f.group.as_deref(), f.cursor), (Some("g"), None));
+    }
+
+    #[test]
+    fn tapped_copies_are_named_before_a_bulk_job() {
+        let replay = tap_copies_warning(JobAction::Replay, 3, 3);
+        assert!(
+            replay.starts_with("All of these") && replay.contains("second copy"),
+            "{replay}"
+        );
+        let discard = tap_copies_warning(JobAction::Discard, 2, 5);
+        assert!(
+            discard.starts_with("2 of these") && discard.contains("copies only"),
+            "{discard}"
+        );
     }
 }

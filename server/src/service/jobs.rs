@@ -74,6 +74,7 @@ impl Redrive {
         if req.dry_run {
             let mut destinations = self.store.destinations(&filter).await?;
             let total = destinations.iter().map(|d| d.count).sum();
+            let copies_in_queue = destinations.iter().map(|d| d.copies_in_queue).sum();
             if req.action == JobAction::Discard {
                 destinations.clear();
             }
@@ -82,6 +83,7 @@ impl Redrive {
                 dry_run: true,
                 action: req.action,
                 total,
+                copies_in_queue,
                 destinations,
             }));
         }

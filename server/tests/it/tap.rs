@@ -184,6 +184,17 @@ async fn tap_mode_stores_each_failure_once_and_leaves_all_of_them_to_the_service
     let id = page["items"][0]["id"].as_i64().unwrap();
     let (_, detail) = app.get(&format!("/api/v1/messages/{id}")).await;
     assert_eq!(detail["tap"], "in_queue");
+    // A bulk job's dry run counts the copies whose originals are queued.
+    let (status, dry) = app
+        .post(
+            "/api/v1/jobs",
+            Some(json!({"action": "replay", "filter": {"queue": QUEUE}, "dry_run": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["total"], 1000, "{dry}");
+    assert_eq!(dry["copies_in_queue"], 1000, "{dry}");
+    assert_eq!(dry["destinations"][0]["copies_in_queue"], 1000, "{dry}");
     // Discarding a copy discards Redrive's copy only.
     let (status, body) = app.post(&format!("/api/v1/messages/{id}/discard"), None).await;
     assert!(status < 300, "{status} {body}");

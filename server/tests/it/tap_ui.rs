@@ -113,6 +113,31 @@ async fn an_operator_taps_a_queue_and_replays_a_copy_after_a_warning() {
         .await?;
         browser.screenshot(&cell, &shot("queues-tapped")).await?;
 
+        // A bulk replay names the copies before it starts.
+        c.goto(&format!("{}/?queue={QUEUE}", app.base)).await?;
+        wait()
+            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#"input[data-action="select-page"]"#))
+            .await?
+            .click()
+            .await?;
+        wait()
+            .for_element(Locator::Css(r#"button[data-action="bulk-replay"]"#))
+            .await?
+            .click()
+            .await?;
+        let warning = wait()
+            .for_element(Locator::Css(r#".dry-run [data-tap-copies="3"]"#))
+            .await?
+            .text()
+            .await?;
+        assert!(warning.contains("second copy"), "{warning}");
+        browser
+            .screenshot(".dry-run", &shot("bulk-dry-run-tapped-copies"))
+            .await?;
+
         c.goto(&format!("{}/messages/{first}", app.base)).await?;
         wait()
             .for_element(Locator::Css(r#"[data-hydrated="true"]"#))

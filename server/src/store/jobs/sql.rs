@@ -14,15 +14,16 @@ use sqlx::QueryBuilder;
 impl JobStore for Engine {
     async fn destinations(&self, filter: &Filter) -> Result<Vec<Destination>, StoreError> {
         let mut b = QueryBuilder::<Db>::new(
-            "SELECT vhost, original_exchange, original_routing_key, COUNT(*) FROM messages",
+            "SELECT vhost, original_exchange, original_routing_key, COUNT(*),
+                    COALESCE(SUM(CASE WHEN tap = 'in_queue' THEN 1 ELSE 0 END), 0) FROM messages",
         );
         filter.push_where(&mut b);
         b.push(" GROUP BY vhost, original_exchange, original_routing_key ORDER BY COUNT(*) DESC, vhost");
-        let rows: Vec<(String, Option<String>, Option<String>, i64)> =
+        let rows: Vec<(String, Option<String>, Option<String>, i64, i64)> =
             b.build_query_as().fetch_all(self.pool()).await?;
         Ok(rows
             .into_iter()
-            .map(|(vhost, exchange, routing_key, count)| Destination {
+            .map(|(vhost, exchange, routing_key, count, copies_in_queue)| Destination {
                 vhost,
                 exchange,
                 routing_key,
@@ -30,6 +31,7 @@ impl JobStore for Engine {
                 queues: Vec::new(),
                 fans_out: false,
                 route_note: None,
+                copies_in_queue,
             })
             .collect())
     }
