@@ -253,10 +253,15 @@ impl Ingest {
                     Some(delivery) => {
                         let delivery = delivery.context("delivery")?;
                         if let Some(marker) = super::switch::marker_of(&delivery) {
-                            if self.at_marker(channel, plan, &marker, &delivery, &mut batch, &to_commit, stop).await?
-                                == AtMarker::Stop
-                            {
-                                return Ok((tag, Ended::Stopping));
+                            match self.at_marker(channel, plan, &marker, &delivery, &mut batch, &to_commit, stop).await? {
+                                AtMarker::Stop => return Ok((tag, Ended::Stopping)),
+                                // Fewer originals than the queue held came
+                                // (the service took some): the rest are new.
+                                AtMarker::EndPairing if adopting > 0 => {
+                                    adopting = 0;
+                                    self.adoption_done(plan, stop).await?;
+                                }
+                                _ => {}
                             }
                             continue;
                         }

@@ -35,6 +35,9 @@ struct Marks {
     skip_until: Option<String>,
     /// Whether this process saw the broker confirm `stop_at`'s marker.
     marker_sent: bool,
+    /// Back from tap: the originals that may have a stored copy are those
+    /// before this marker, published once the tap was unbound.
+    adopt_until: Option<String>,
 }
 
 /// What a consumer does with a marker it meets.
@@ -44,6 +47,8 @@ pub enum AtMarker {
     Stop,
     /// The tap side reached its cut: capture from the next delivery on.
     Resume,
+    /// Back from tap: no original after this has a copy; pairing ends.
+    EndPairing,
     /// A marker of no switch this consumer is in (a second copy of one
     /// published again after a restart): dropped.
     Stale,
@@ -83,6 +88,10 @@ impl Plan {
         self.marks().skip_until = Some(marker.to_owned());
     }
 
+    pub fn adopt_until(&self, marker: &str) {
+        self.marks().adopt_until = Some(marker.to_owned());
+    }
+
     /// Records that the broker confirmed the marker this consumer stops at.
     pub fn marker_sent(&self) {
         self.marks().marker_sent = true;
@@ -114,6 +123,9 @@ impl Plan {
         } else if marks.skip_until.as_deref() == Some(id) {
             marks.skip_until = None;
             AtMarker::Resume
+        } else if marks.adopt_until.as_deref() == Some(id) {
+            marks.adopt_until = None;
+            AtMarker::EndPairing
         } else {
             AtMarker::Stale
         }
@@ -158,5 +170,18 @@ mod tests {
         assert_eq!(plan.meet("m1"), AtMarker::Stop);
         assert_eq!(plan.origin(true), Origin::Adopted);
         assert_eq!(Plan::tap("v", "q", "t").origin(false), Origin::Tapped);
+    }
+
+    #[test]
+    fn pairing_ends_once_at_its_own_marker() {
+        let plan = Plan::consume("v", "q");
+        plan.adopt_until("m2");
+        assert_eq!(plan.meet("m1"), AtMarker::Stale);
+        assert_eq!(plan.meet("m2"), AtMarker::EndPairing);
+        assert_eq!(
+            plan.meet("m2"),
+            AtMarker::Stale,
+            "a redelivered marker is dropped"
+        );
     }
 }

@@ -190,22 +190,25 @@ impl Ingest {
                         self.retire(consumers, (vhost, queue, &tap), shutdown);
                     }
                 }
-                (CaptureMode::Consume, _) => {
+                (CaptureMode::Consume, _) => match switches.of(vhost, queue) {
+                    None => self.start(
+                        consumers,
+                        Role::Consume(Arc::new(Plan::consume(vhost, queue))),
+                        reason,
+                        shutdown,
+                    ),
                     // Back from tap, one instance pairs the originals with
                     // their copies; the others consume once it is done.
-                    let may = match switches.of(vhost, queue) {
-                        None => true,
-                        Some(s) => s.direction == SwitchDirection::ToConsume && switches.mine,
-                    };
-                    if may {
-                        self.start(
-                            consumers,
-                            Role::Consume(Arc::new(Plan::consume(vhost, queue))),
-                            reason,
-                            shutdown,
-                        );
+                    Some(s) if s.direction == SwitchDirection::ToConsume && switches.mine => {
+                        if let Err(e) = self.take_back(queue, reason, s, consumers, shutdown).await {
+                            let error = format!("{e:#}");
+                            tracing::warn!(%vhost, %queue, %error, "taking the queue back from its tap");
+                            self.status
+                                .set(vhost, queue, ConsumerState::Reconnecting, Some(error));
+                        }
                     }
-                }
+                    Some(_) => {}
+                },
                 (CaptureMode::Tap, None) => {
                     self.status.set(vhost, queue, ConsumerState::Reconnecting, Some(format!(
                         "cannot tap {queue}: {TAP_PREFIX}{queue} would be longer than a queue name may be (255 bytes)"
@@ -383,7 +386,7 @@ impl Ingest {
             self.store
                 .capture_marker_sending(vhost, queue, &switch.marker)
                 .await?;
-            super::switch::publish_marker(&self.amqp, vhost, queue, tap, &switch.marker).await?;
+            super::switch::publish_marker(&self.amqp, vhost, queue, Some(tap), &switch.marker).await?;
             source.marker_sent();
             tracing::info!(%vhost, %queue, marker = %switch.marker, "published the capture-mode marker");
         }

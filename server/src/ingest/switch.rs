@@ -18,13 +18,17 @@
 //! the database, so a restart resumes the same cut.
 //!
 //! **Tap → consume.** The tap is unbound, then drained (its copies stored)
-//! and deleted, and only then does the holder consume the queue. Its
-//! originals are paired with the stored copies by content, oldest first
-//! (`Origin::Adopted`), for as many deliveries as the queue held when
-//! Redrive began: a copy answers for its original, and an original without
+//! and deleted, and only then does the holder consume the queue, after a
+//! marker that only it is before (`take_back`). Its originals up to the
+//! marker (or, if a service took it, as many as the queue held) are paired
+//! with the stored copies by content, oldest first (`Origin::Adopted`): a
+//! copy answers for its original, and an original without
 //! one (it reached the queue before the tap) is stored. Copies whose
 //! originals had left the queue are marked so, in the commit that ends the
 //! switch; then the other instances consume the queue too.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::Context;
 use lapin::message::Delivery;
@@ -39,9 +43,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::consumer::{drained, Batch, Work};
 use super::plan::{AtMarker, Plan, MARKER_HEADER};
-use super::Ingest;
+use super::{Ingest, QueueKey, Role, Running};
 use crate::broker::AmqpPool;
-use crate::store::{SwitchDirection, SwitchSide};
+use crate::store::{CaptureSwitch, SwitchDirection, SwitchSide};
 
 /// The marker a delivery carries, if it is one.
 pub fn marker_of(delivery: &Delivery) -> Option<String> {
@@ -81,13 +85,13 @@ pub async fn give_back(channel: &lapin::Channel, delivery: &Delivery) -> anyhow:
         .context("handing a delivery back")
 }
 
-/// Publishes the marker `id` to `queue` and `tap` in one routing decision,
-/// and waits for the broker's confirm.
+/// Publishes the marker `id` to `queue`, and to `tap` in the same routing
+/// decision when given (a switch to tap), and waits for the broker's confirm.
 pub async fn publish_marker(
     amqp: &AmqpPool,
     vhost: &str,
     queue: &str,
-    tap: &str,
+    tap: Option<&str>,
     id: &str,
 ) -> anyhow::Result<()> {
     let channel = amqp
@@ -100,19 +104,22 @@ pub async fn publish_marker(
         .context("confirm.select")?;
     let mut headers = FieldTable::default();
     headers.insert(MARKER_HEADER.into(), AMQPValue::LongString(LongString::from(id)));
-    headers.insert(
-        "BCC".into(),
-        AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongString(LongString::from(
-            tap,
-        ))])),
-    );
+    if let Some(tap) = tap {
+        headers.insert(
+            "BCC".into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongString(LongString::from(
+                tap,
+            ))])),
+        );
+    }
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
         .with_content_type("text/plain".into())
         .with_app_id("redrive".into())
         .with_headers(headers);
+    let mode = if tap.is_some() { "tap" } else { "consume" };
     let body = format!(
-        "Redrive capture-mode marker {id}: Redrive switched {queue} to tap and takes this message itself. \
+        "Redrive capture-mode marker {id}: Redrive switched {queue} to {mode} and takes this message itself. \
          Safe to discard if found."
     );
     let confirm = channel
@@ -143,6 +150,37 @@ pub async fn publish_marker(
 }
 
 impl Ingest {
+    /// Back from tap, once the tap is gone: a marker goes to the queue
+    /// (recorded as sent first), so the originals that may have a copy are
+    /// exactly those before it, and the queue is consumed pairing them.
+    pub(super) async fn take_back(
+        &self,
+        queue: &str,
+        reason: &str,
+        switch: &CaptureSwitch,
+        consumers: &mut HashMap<QueueKey, Running>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let vhost = switch.vhost.as_str();
+        let key = (vhost.to_owned(), queue.to_owned());
+        if consumers.get(&key).is_some_and(|r| !r.task.is_finished()) {
+            return Ok(());
+        }
+        if !switch.marker_sent {
+            self.store
+                .capture_marker_sending(vhost, queue, &switch.marker)
+                .await?;
+            publish_marker(&self.amqp, vhost, queue, None, &switch.marker).await?;
+            tracing::info!(%vhost, %queue, marker = %switch.marker, "published the marker that ends pairing");
+        }
+        // After a restart the marker may be in the queue or gone: pairing
+        // ends at it, or after as many deliveries as the queue held.
+        let plan = Plan::consume(vhost, queue);
+        plan.adopt_until(&switch.marker);
+        self.start(consumers, Role::Consume(Arc::new(plan)), reason, shutdown);
+        Ok(())
+    }
+
     /// Meets a marker: the consume side's cut commits what came before and
     /// stops; the tap side's cut starts capturing; any other is dropped.
     /// Each side's passing is recorded before the marker is acked, so a
@@ -166,6 +204,12 @@ impl Ingest {
                 Some(SwitchSide::Source)
             }
             AtMarker::Resume => Some(SwitchSide::Tap),
+            AtMarker::EndPairing => {
+                // The pairs before it are committed before the window ends.
+                batch.hand_over(to_commit).await?;
+                drained(to_commit).await?;
+                None
+            }
             AtMarker::Stale => None,
         };
         if let Some(side) = side {
