@@ -45,7 +45,7 @@ async fn tap_bindings(vh: &TestVhost) -> Vec<(String, String)> {
     out
 }
 
-async fn wait_for_tap(vh: &TestVhost, want: &[(&str, &str)]) {
+pub(crate) async fn wait_for_tap(vh: &TestVhost, want: &[(&str, &str)]) {
     let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     wait_until(Duration::from_secs(15), || async {
         tap_bindings(vh).await == want

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::common::*;
 use crate::tap::{
-    assert_each_once, depth_until, set_mode, spring_topology, stored_seqs, stored_total, tap_states, QUEUE,
-    TAP,
+    assert_each_once, depth_until, set_mode, spring_topology, stored_seqs, stored_total, tap_states,
+    wait_for_tap, QUEUE, TAP,
 };
 use lapin::BasicProperties;
 use testkit::spring::failure;
@@ -328,8 +328,8 @@ async fn two_instances_switch_a_queue_both_ways_under_a_steady_flow_exactly_once
 }
 
 /// Waits until the (one) queue's mode is `mode` and no switch is under way.
-async fn mode_settled(db: &TestDb, mode: &str) {
-    wait_until(Duration::from_secs(30), || async {
+async fn mode_settled(db: &TestDb, mode: &str, timeout: Duration) {
+    wait_until(timeout, || async {
         use sqlx::Row;
         let mut conn = db.raw_connection().await;
         let switches: i64 = sqlx::query("SELECT COUNT(*) FROM capture_switches")
@@ -364,7 +364,7 @@ async fn a_new_capture_default_at_restart_switches_the_queues_that_took_it_exact
     // the default, switches to tap with its switch recorded.
     app.stop().await;
     let app = TestApp::start(config(&vh, &db, &["--capture-mode=tap"])).await;
-    mode_settled(&db, "tap").await;
+    mode_settled(&db, "tap", Duration::from_secs(30)).await;
     depth_until(&mut vh, Duration::from_secs(20), |d| d > 50).await;
     // And back, the same way.
     app.stop().await;
@@ -373,7 +373,7 @@ async fn a_new_capture_default_at_restart_switches_the_queues_that_took_it_exact
         vh.mgmt(&format!("queues/{}/{}", enc(&vh.name), enc(TAP))).await.0 == 404
     })
     .await;
-    mode_settled(&db, "consume").await;
+    mode_settled(&db, "consume", Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.cancel();
     let published = flow.await.unwrap();
@@ -435,4 +435,59 @@ async fn a_new_capture_default_leaves_the_operators_choices_alone() {
     assert_eq!(store.capture_switches().await.unwrap().len(), 1);
     // Applied once: a second instance starting with the same setting does nothing.
     assert!(store.apply_capture_default(Tap).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_switch_back_cut_short_by_a_restart_pairs_every_original_once() {
+    let mut vh = TestVhost::new().await;
+    let db = TestDb::new();
+    spring_topology(&mut vh).await;
+    let app = TestApp::start(config(&vh, &db, &["--capture-mode=tap"])).await;
+    wait_for_tap(&vh, &[("error.direct", "trade-service")]).await;
+    // A backlog of copies whose originals wait in the queue keeps the
+    // pairing under way long enough to stop Redrive in the middle of it.
+    const BACKLOG: usize = 5_000;
+    vh.inner()
+        .publish_all("error.direct", "trade-service", (0..BACKLOG).map(failure))
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(60), || async {
+        stored_total(&app, QUEUE).await >= BACKLOG as i64
+    })
+    .await;
+    assert_eq!(vh.depth(QUEUE).await as usize, BACKLOG);
+    let watch = format!("/api/v1/queues/{}/{}/watch", enc(&vh.name), enc(QUEUE));
+    set_mode(&app, &watch, "consume").await;
+    // Stopped once the marker that ends pairing may be out.
+    wait_until(Duration::from_secs(30), || async {
+        use sqlx::Row;
+        let mut conn = db.raw_connection().await;
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM capture_switches WHERE direction = 'to_consume' AND marker_sent",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        row.get::<i64, _>(0) > 0
+    })
+    .await;
+    app.stop().await;
+    let before = tap_states(&db).await;
+    eprintln!("stopped with {before:?} and {} in {QUEUE}", vh.depth(QUEUE).await);
+    assert!(
+        before.get("in_queue").is_some_and(|n| *n > 0),
+        "stopped before pairing ended: {before:?}"
+    );
+    let app = TestApp::start(config(&vh, &db, &["--capture-mode=tap"])).await;
+    let resumed = std::time::Instant::now();
+    mode_settled(&db, "consume", Duration::from_secs(180)).await;
+    eprintln!("the resumed pairing took {:?}", resumed.elapsed());
+    depth_until(&mut vh, Duration::from_secs(60), |d| d == 0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every original answered for by its copy: one row each, all taken.
+    let seqs = stored_seqs(&db).await;
+    assert_each_once(&seqs, 0..BACKLOG as u64);
+    let ways = tap_states(&db).await;
+    assert_eq!(ways.get("taken"), Some(&(BACKLOG as i64)), "{ways:?}");
+    app.stop().await;
 }
