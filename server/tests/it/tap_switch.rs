@@ -33,6 +33,42 @@ fn steady_flow(
     })
 }
 
+/// Waits until the tap is deleted.
+async fn tap_gone(vh: &TestVhost) {
+    wait_until(Duration::from_secs(30), || async {
+        vh.mgmt(&format!("queues/{}/{}", enc(&vh.name), enc(TAP))).await.0 == 404
+    })
+    .await;
+}
+
+/// Ends the steady flow and checks that each of its failures is stored
+/// exactly once, some consumed and some taken back from their copies.
+async fn flow_stored_once(
+    app: &TestApp,
+    vh: &mut TestVhost,
+    db: &TestDb,
+    (stop, flow): (tokio_util::sync::CancellationToken, tokio::task::JoinHandle<u64>),
+) {
+    stop.cancel();
+    let published = flow.await.unwrap();
+    eprintln!("published {published} failures under the switches");
+    wait_until(Duration::from_secs(30), || async {
+        stored_total(app, QUEUE).await >= published as i64
+    })
+    .await;
+    depth_until(vh, Duration::from_secs(10), |d| d == 0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seqs = stored_seqs(db).await;
+    assert_each_once(&seqs, 0..published);
+    assert_eq!(seqs.len() as u64, published);
+    // The ways in: consumed, copied, and copies that answered for their
+    // originals when Redrive took the queue back.
+    let ways = tap_states(db).await;
+    for way in ["consumed", "taken"] {
+        assert!(ways.get(way).is_some_and(|n| *n > 0), "{ways:?}");
+    }
+}
+
 #[tokio::test]
 async fn switching_between_consume_and_tap_under_a_steady_flow_loses_nothing_and_stores_nothing_twice() {
     let mut vh = TestVhost::new().await;
@@ -58,29 +94,9 @@ async fn switching_between_consume_and_tap_under_a_steady_flow_loses_nothing_and
 
     set_mode(&app, &watch, "consume").await;
     // Redrive takes the queue back: the tap goes, the originals are taken.
-    wait_until(Duration::from_secs(20), || async {
-        vh.mgmt(&format!("queues/{}/{}", enc(&vh.name), enc(TAP))).await.0 == 404
-    })
-    .await;
+    tap_gone(&vh).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.cancel();
-    let published = flow.await.unwrap();
-    eprintln!("published {published} failures under the switches");
-    wait_until(Duration::from_secs(30), || async {
-        stored_total(&app, QUEUE).await >= published as i64
-    })
-    .await;
-    depth_until(&mut vh, Duration::from_secs(10), |d| d == 0).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seqs = stored_seqs(&db).await;
-    assert_each_once(&seqs, 0..published);
-    assert_eq!(seqs.len() as u64, published);
-    // All three ways in were taken: consumed, copied, and copies that
-    // answered for their originals when Redrive took the queue back.
-    let ways = tap_states(&db).await;
-    for way in ["consumed", "taken"] {
-        assert!(ways.get(way).is_some_and(|n| *n > 0), "{ways:?}");
-    }
+    flow_stored_once(&app, &mut vh, &db, (stop, flow)).await;
     // Switches are audited with the mode.
     let (_, audit) = app.get("/api/v1/audit?action=watch_change").await;
     assert!(audit.to_string().contains("Tap"), "{audit}");
@@ -296,10 +312,7 @@ async fn two_instances_switch_a_queue_both_ways_under_a_steady_flow_exactly_once
         .set_capture_mode(&vh.name, QUEUE, consume, consume, "test")
         .await
         .unwrap();
-    wait_until(Duration::from_secs(30), || async {
-        vh.mgmt(&format!("queues/{}/{}", enc(&vh.name), enc(TAP))).await.0 == 404
-    })
-    .await;
+    tap_gone(&vh).await;
     wait_until(Duration::from_secs(30), || async {
         store.capture_switches().await.unwrap().is_empty()
     })
@@ -369,26 +382,10 @@ async fn a_new_capture_default_at_restart_switches_the_queues_that_took_it_exact
     // And back, the same way.
     app.stop().await;
     let app = TestApp::start(config(&vh, &db, &["--capture-mode=consume"])).await;
-    wait_until(Duration::from_secs(30), || async {
-        vh.mgmt(&format!("queues/{}/{}", enc(&vh.name), enc(TAP))).await.0 == 404
-    })
-    .await;
+    tap_gone(&vh).await;
     mode_settled(&db, "consume", Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.cancel();
-    let published = flow.await.unwrap();
-    wait_until(Duration::from_secs(30), || async {
-        stored_total(&app, QUEUE).await >= published as i64
-    })
-    .await;
-    depth_until(&mut vh, Duration::from_secs(10), |d| d == 0).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let seqs = stored_seqs(&db).await;
-    assert_each_once(&seqs, 0..published);
-    let ways = tap_states(&db).await;
-    for way in ["consumed", "taken"] {
-        assert!(ways.get(way).is_some_and(|n| *n > 0), "{ways:?}");
-    }
+    flow_stored_once(&app, &mut vh, &db, (stop, flow)).await;
     // Each switch is audited under the setting's name.
     let (_, audit) = app.get("/api/v1/audit?action=watch_change").await;
     let entries = audit.to_string();
