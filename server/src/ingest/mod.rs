@@ -108,6 +108,9 @@ impl Ingest {
         for (_, running) in consumers {
             let _ = running.task.await;
         }
+        // A switch under way resumes on another instance (or this one,
+        // restarted) at once, not after the lease's TTL.
+        self.leases.release(crate::lease::Lease::CaptureSwitch).await;
         self.amqp.close_all().await;
     }
 

@@ -33,9 +33,10 @@ impl CaptureStore for Engine {
         let mut candidates: HashMap<(&str, &str), Candidates> = HashMap::new();
         let mut fresh: Vec<Fresh<'_>> = Vec::with_capacity(batch.len());
         let mut adopted = 0;
-        for m in batch {
-            if m.origin == Origin::Adopted {
-                match adopt(&mut tx, m).await? {
+        let mut adoptions = adopt_all(&mut tx, batch).await?;
+        for (i, m) in batch.iter().enumerate() {
+            if let Some(adoption) = adoptions.remove(&i) {
+                match adoption {
                     Adoption::Answered => adopted += 1,
                     Adoption::Store(twin) => fresh.push((m, twin)),
                 }
@@ -166,33 +167,81 @@ enum Adoption {
     Store(Option<i64>),
 }
 
-/// Pairs an original taken from a formerly tapped queue with a stored copy
-/// of it: the oldest row of the queue with the same content whose original
-/// was still in the queue (the queue hands its originals out oldest first).
-/// Identical messages are interchangeable, so N originals meet N copies.
+/// Binds per statement when pairing (well under both databases' limits).
+const PAIR_BINDS: usize = 500;
+
+/// Pairs the originals in `batch` (by index) taken from a formerly tapped
+/// queue with stored copies of them: each takes the oldest row of its queue
+/// with the same content whose original was still in the queue (the queue
+/// hands its originals out oldest first). Identical messages are
+/// interchangeable, so N originals meet N copies. One read and one
+/// conditional update per batch (PostgreSQL's count trigger runs once per
+/// statement); a copy another writer took first is not taken again, and
+/// its original is stored.
 ///
-/// A redelivered original with no such row may be the twin of one adopted
+/// A redelivered original with no copy left may be the twin of one paired
 /// just before a crash (commit done, ack lost): it is stored, flagged as a
 /// possible copy of that row, never dropped on a guess.
-async fn adopt(tx: &mut Conn, m: &NewMessage) -> Result<Adoption, StoreError> {
-    let copy: Option<i64> = sqlx::query_scalar(
-        "UPDATE messages SET tap = 'taken' WHERE id = (
-            SELECT id FROM messages WHERE vhost = $1 AND queue = $2 AND tap = 'in_queue'
-              AND content_hash = $3 ORDER BY id LIMIT 1)
-         AND tap = 'in_queue' RETURNING id",
-    )
-    .bind(Engine::text(&m.vhost))
-    .bind(Engine::text(&m.queue))
-    .bind(&m.content_hash)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if copy.is_some() {
-        return Ok(Adoption::Answered);
+async fn adopt_all(tx: &mut Conn, batch: &[NewMessage]) -> Result<HashMap<usize, Adoption>, StoreError> {
+    let mut by_queue: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, m) in batch.iter().enumerate().filter(|(_, m)| m.origin == Origin::Adopted) {
+        by_queue.entry((m.vhost.as_str(), m.queue.as_str())).or_default().push(i);
     }
+    let mut out = HashMap::new();
+    for ((vhost, queue), originals) in by_queue {
+        let hashes: std::collections::BTreeSet<&[u8]> =
+            originals.iter().map(|i| batch[*i].content_hash.as_slice()).collect();
+        let hashes: Vec<&[u8]> = hashes.into_iter().collect();
+        let mut copies: HashMap<Vec<u8>, VecDeque<i64>> = HashMap::new();
+        for chunk in hashes.chunks(PAIR_BINDS) {
+            let mut b = sqlx::QueryBuilder::<Db>::new("SELECT id, content_hash FROM messages WHERE vhost = ");
+            b.push_bind(Engine::text(vhost).into_owned())
+                .push(" AND queue = ")
+                .push_bind(Engine::text(queue).into_owned())
+                .push(" AND tap = 'in_queue' AND content_hash IN (");
+            let mut list = b.separated(", ");
+            for h in chunk {
+                list.push_bind(h.to_vec());
+            }
+            b.push(") ORDER BY id");
+            let rows: Vec<(i64, Vec<u8>)> = b.build_query_as().fetch_all(&mut *tx).await?;
+            for (id, hash) in rows {
+                copies.entry(hash).or_default().push_back(id);
+            }
+        }
+        let picks: Vec<(usize, Option<i64>)> = originals
+            .iter()
+            .map(|i| (*i, copies.get_mut(&batch[*i].content_hash).and_then(VecDeque::pop_front)))
+            .collect();
+        let wanted: Vec<i64> = picks.iter().filter_map(|(_, id)| *id).collect();
+        let mut taken = std::collections::HashSet::new();
+        for chunk in wanted.chunks(PAIR_BINDS) {
+            let mut b =
+                sqlx::QueryBuilder::<Db>::new("UPDATE messages SET tap = 'taken' WHERE tap = 'in_queue' AND id IN (");
+            let mut list = b.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            b.push(") RETURNING id");
+            taken.extend(b.build_query_scalar::<i64>().fetch_all(&mut *tx).await?);
+        }
+        for (i, pick) in picks {
+            let adoption = match pick {
+                Some(id) if taken.contains(&id) => Adoption::Answered,
+                _ => Adoption::Store(unpaired_twin(tx, &batch[i]).await?),
+            };
+            out.insert(i, adoption);
+        }
+    }
+    Ok(out)
+}
+
+/// The copy an unpaired, redelivered original may be the twin of.
+async fn unpaired_twin(tx: &mut Conn, m: &NewMessage) -> Result<Option<i64>, StoreError> {
     if !m.redelivered {
-        return Ok(Adoption::Store(None));
+        return Ok(None);
     }
-    let taken: Option<i64> = sqlx::query_scalar(
+    Ok(sqlx::query_scalar(
         "SELECT id FROM messages WHERE vhost = $1 AND queue = $2 AND tap = 'taken'
            AND content_hash = $3 ORDER BY id DESC LIMIT 1",
     )
@@ -200,8 +249,7 @@ async fn adopt(tx: &mut Conn, m: &NewMessage) -> Result<Adoption, StoreError> {
     .bind(Engine::text(&m.queue))
     .bind(&m.content_hash)
     .fetch_optional(&mut *tx)
-    .await?;
-    Ok(Adoption::Store(taken))
+    .await?)
 }
 
 /// Takes the first of `twins` no other delivery answered for yet: marks it
