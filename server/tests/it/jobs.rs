@@ -85,9 +85,10 @@ async fn bulk_replay_job_pauses_resumes_survives_a_restart_and_delivers_exactly_
         dry["destinations"],
         json!([{
             "vhost": vh.name, "exchange": "orders.x", "routing_key": "new", "count": TOTAL,
-            "queues": ["orders.in"], "fans_out": false
+            "queues": ["orders.in"], "fans_out": false, "copies_in_queue": 0
         }])
     );
+    assert_eq!(dry["copies_in_queue"], 0, "{dry}");
     assert_eq!(app.get("/api/v1/jobs").await.1, json!([]));
     assert_eq!(vh.depth("orders.in").await, 0);
 
