@@ -82,6 +82,22 @@ pub(crate) async fn depth_until(vh: &mut TestVhost, timeout: Duration, check: im
     }
 }
 
+/// How many capture-mode switches are recorded (those matching `filter`,
+/// an SQL condition, when given).
+pub(crate) async fn switches_recorded(db: &TestDb, filter: Option<&str>) -> i64 {
+    use sqlx::Row;
+    let mut conn = db.raw_connection().await;
+    let sql = match filter {
+        Some(f) => format!("SELECT COUNT(*) FROM capture_switches WHERE {f}"),
+        None => "SELECT COUNT(*) FROM capture_switches".to_owned(),
+    };
+    sqlx::query(&sql)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get::<i64, _>(0)
+}
+
 /// Stored rows by where their original is (`consumed` for none).
 pub(crate) async fn tap_states(db: &TestDb) -> BTreeMap<String, i64> {
     use sqlx::Row;

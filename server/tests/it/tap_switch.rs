@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::common::*;
 use crate::tap::{
-    assert_each_once, depth_until, set_mode, spring_topology, stored_seqs, stored_total, tap_states,
-    wait_for_tap, QUEUE, TAP,
+    assert_each_once, depth_until, set_mode, spring_topology, stored_seqs, stored_total, switches_recorded,
+    tap_states, wait_for_tap, QUEUE, TAP,
 };
 use lapin::BasicProperties;
 use testkit::spring::failure;
@@ -131,13 +131,7 @@ async fn a_switch_to_tap_cut_short_by_a_restart_resumes_at_the_same_marker() {
     set_mode(&app, &watch, "tap").await;
     // Stopped as soon as the marker may be out, before the switch can finish.
     wait_until(Duration::from_secs(10), || async {
-        use sqlx::Row;
-        let mut conn = db.raw_connection().await;
-        let row = sqlx::query("SELECT COUNT(*) FROM capture_switches WHERE marker_sent")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        row.get::<i64, _>(0) > 0
+        switches_recorded(&db, Some("marker_sent")).await > 0
     })
     .await;
     app.stop().await;
@@ -158,14 +152,7 @@ async fn a_switch_to_tap_cut_short_by_a_restart_resumes_at_the_same_marker() {
     );
     // The resumed switch finishes: both sides pass the marker.
     wait_until(Duration::from_secs(30), || async {
-        use sqlx::Row;
-        let mut conn = db.raw_connection().await;
-        sqlx::query("SELECT COUNT(*) FROM capture_switches")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap()
-            .get::<i64, _>(0)
-            == 0
+        switches_recorded(&db, None).await == 0
     })
     .await;
     // The service's queue holds the originals since the cut, and no marker.
@@ -344,12 +331,8 @@ async fn two_instances_switch_a_queue_both_ways_under_a_steady_flow_exactly_once
 async fn mode_settled(db: &TestDb, mode: &str, timeout: Duration) {
     wait_until(timeout, || async {
         use sqlx::Row;
+        let switches = switches_recorded(db, None).await;
         let mut conn = db.raw_connection().await;
-        let switches: i64 = sqlx::query("SELECT COUNT(*) FROM capture_switches")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap()
-            .get(0);
         let now: String = sqlx::query("SELECT mode FROM capture_modes")
             .fetch_one(&mut conn)
             .await
@@ -457,15 +440,7 @@ async fn a_switch_back_cut_short_by_a_restart_pairs_every_original_once() {
     set_mode(&app, &watch, "consume").await;
     // Stopped once the marker that ends pairing may be out.
     wait_until(Duration::from_secs(30), || async {
-        use sqlx::Row;
-        let mut conn = db.raw_connection().await;
-        let row = sqlx::query(
-            "SELECT COUNT(*) FROM capture_switches WHERE direction = 'to_consume' AND marker_sent",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        row.get::<i64, _>(0) > 0
+        switches_recorded(&db, Some("direction = 'to_consume' AND marker_sent")).await > 0
     })
     .await;
     app.stop().await;

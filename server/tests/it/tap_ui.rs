@@ -69,14 +69,7 @@ async fn an_operator_taps_a_queue_and_replays_a_copy_after_a_warning() {
     // And the switch from consume has passed its marker: until then
     // Redrive still takes what reaches the queue.
     wait_until(Duration::from_secs(30), || async {
-        use sqlx::Row;
-        let mut conn = db.raw_connection().await;
-        sqlx::query("SELECT COUNT(*) FROM capture_switches")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap()
-            .get::<i64, _>(0)
-            == 0
+        crate::tap::switches_recorded(&db, None).await == 0
     })
     .await;
     for i in 0..3 {
