@@ -56,6 +56,11 @@ pub(crate) trait SqlBackend: Clone + Send + Sync + 'static {
     /// The messages list's vhost column (a planner hint where one is needed).
     const VISIBLE_VHOST: &'static str;
 
+    /// Appended to a `SELECT` whose rows the transaction must hold until it
+    /// ends (` FOR UPDATE` where writers run side by side; nothing where
+    /// the write turn already serialises them).
+    const LOCK_ROWS: &'static str;
+
     /// Rows a redelivered delivery may stand for: `(id, batch state,
     /// content hash)` of batches whose ack is unsettled, given
     /// `$1` = oldest commit time, `$2` = vhost, `$3` = queue; `Unsent`

@@ -35,6 +35,7 @@ mod search_index;
 mod security;
 mod sessions;
 mod store;
+mod sweep;
 mod takeover;
 mod tap;
 mod tap_switch;

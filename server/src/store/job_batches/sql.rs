@@ -21,6 +21,8 @@ async fn status_of(tx: &mut Conn, message_id: i64) -> Result<Option<String>, Sto
 }
 
 /// Marks an item skipped: its message (in `status`) was not `failed`.
+/// Only a pending item: one the sweep settled as "outcome unknown" keeps
+/// that verdict.
 async fn skip_item(
     tx: &mut Conn,
     job_id: i64,
@@ -28,7 +30,8 @@ async fn skip_item(
     status: Option<String>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE job_items SET state = 'skipped', error = $1, settled_at = $2 WHERE job_id = $3 AND message_id = $4",
+        "UPDATE job_items SET state = 'skipped', error = $1, settled_at = $2
+         WHERE job_id = $3 AND message_id = $4 AND state = 'pending'",
     )
     .bind(crate::store::job_batches::skip_reason(status, message_id))
     .bind(now_ms())
@@ -39,11 +42,17 @@ async fn skip_item(
     Ok(())
 }
 
+/// The job's next pending items, locked until the transaction ends: the
+/// sweep of abandoned replays locks an item before it flags the item's
+/// message, so an item it settles as "outcome unknown" is never read here
+/// as pending and its message, `failed` again, claimed and sent a second
+/// time.
 async fn pending_items(tx: &mut Conn, job_id: i64, after: i64, limit: usize) -> Result<Vec<i64>, StoreError> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar(&format!(
         "SELECT message_id FROM job_items WHERE job_id = $1 AND state = 'pending' AND message_id > $2
-         ORDER BY message_id LIMIT $3",
-    )
+         ORDER BY message_id LIMIT $3{}",
+        Engine::LOCK_ROWS
+    ))
     .bind(job_id)
     .bind(after)
     .bind(limit as i64)
@@ -203,8 +212,11 @@ async fn claim_in(
         if claimed.binary_search_by_key(&id, |(c, _)| *c).is_err() {
             // A message another replay holds keeps its item pending: its
             // outcome is that replay's, or the sweep's ("outcome unknown").
+            // One that replay has just given back (`failed`) is claimed on
+            // the next pass.
             let status = status_of(tx, id).await?;
-            if status.as_deref() == Some(MessageStatus::Replaying.as_str()) {
+            let held = [MessageStatus::Replaying, MessageStatus::Failed].map(|s| Some(s.as_str()));
+            if held.contains(&status.as_deref()) {
                 batch.held += 1;
             } else {
                 skip_item(tx, job_id, id, status).await?;

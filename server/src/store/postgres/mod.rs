@@ -141,6 +141,11 @@ impl SqlBackend for PgStore {
     /// PostgreSQL's planner needs no hint here.
     const VISIBLE_VHOST: &'static str = "vhost";
 
+    /// Writers of several instances run side by side: rows read to decide
+    /// a write are locked, and a row another transaction changed is read
+    /// again once it commits.
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+
     /// Each run of a batch is a range of the primary key.
     const TWINS: &'static str = "SELECT m.id, b.state, m.content_hash FROM ack_batches b
      JOIN messages m ON m.id BETWEEN b.first_id AND b.last_id

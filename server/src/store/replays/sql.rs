@@ -80,6 +80,7 @@ impl ReplayStore for Engine {
         .bind(stale_before)
         .fetch_all(&mut *tx)
         .await?;
+        lock_job_items(&mut tx, ids.iter().map(|(id, _)| *id)).await?;
         let mut swept = 0;
         for (id, replay_id) in &ids {
             // Conditional: a replay settled (or a heartbeat renewed) since
@@ -122,6 +123,22 @@ impl ReplayStore for Engine {
         tx.commit().await?;
         Ok(swept)
     }
+}
+
+/// Locks the job items of `messages` before their messages are flagged, in
+/// the order a job's claim locks them (see `job_batches`): a claim then
+/// either runs first, or reads the flagged item as settled.
+async fn lock_job_items(tx: &mut Conn, messages: impl Iterator<Item = i64>) -> Result<(), StoreError> {
+    let ids: Vec<i64> = messages.collect();
+    if Engine::LOCK_ROWS.is_empty() || ids.is_empty() {
+        return Ok(());
+    }
+    // One statement, so the whole set is locked in one order.
+    let mut b = sqlx::QueryBuilder::<Db>::new("SELECT job_id FROM job_items WHERE state = 'pending'");
+    Engine::push_id_set(&mut b, "message_id", &ids);
+    b.push(" ORDER BY job_id, message_id").push(Engine::LOCK_ROWS);
+    b.build().execute(&mut *tx).await?;
+    Ok(())
 }
 
 /// Writes a replay's verdict on the message `owner` claimed.

@@ -170,6 +170,9 @@ impl SqlBackend for SqliteStore {
     /// still uses the index through `vhost = ?`.
     const VISIBLE_VHOST: &'static str = "+vhost";
 
+    /// One writer at a time (the write turn): nothing to lock.
+    const LOCK_ROWS: &'static str = "";
+
     /// Only a few batches are ever unsettled, each run read as a range of the
     /// primary key (checked in `plans`): `CROSS JOIN` keeps the batches the
     /// outer loop, and the unary `+` keeps the planner off other indexes
