@@ -210,6 +210,16 @@ pub struct ReplayConfig {
     /// Window of the replay-loop check, in seconds.
     #[arg(long, env = "REDRIVE_LOOP_WINDOW", default_value = "60", value_parser = secs)]
     pub loop_window: Duration,
+
+    /// A bulk replay or discard job over more than this many messages waits
+    /// in `awaiting_approval`, sending nothing, until another user with the
+    /// same permissions approves it. Unset: no approval needed.
+    #[arg(long, env = "REDRIVE_APPROVAL_THRESHOLD")]
+    pub approval_threshold: Option<u64>,
+
+    /// Seconds a job waits for approval before it is cancelled as expired.
+    #[arg(long, env = "REDRIVE_APPROVAL_TTL", default_value = "86400", value_parser = secs)]
+    pub approval_ttl: Duration,
 }
 
 /// Queue sampling and the advisor.

@@ -59,6 +59,12 @@ pub enum AuditAction {
     JobPause,
     JobResume,
     JobCancel,
+    /// A second user approved a job that waited for approval.
+    JobApprove,
+    /// A second user refused it.
+    JobRefuse,
+    /// Nobody approved it in time (`REDRIVE_APPROVAL_TTL`).
+    JobApprovalExpired,
     JobReplay,
     PolicyPut,
     PolicyDelete,

@@ -25,6 +25,11 @@ word!(JobAction, "job action");
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum JobState {
+    /// Over `REDRIVE_APPROVAL_THRESHOLD` messages: sends nothing until a
+    /// second user approves it (or it expires).
+    #[serde(rename = "awaiting_approval")]
+    #[strum(serialize = "awaiting_approval")]
+    AwaitingApproval,
     /// Waits for its `start_at`.
     Scheduled,
     Running,
@@ -122,6 +127,10 @@ pub struct DryRun {
     /// [`Destination::copies_in_queue`]).
     #[serde(default)]
     pub copies_in_queue: i64,
+    /// More messages than `REDRIVE_APPROVAL_THRESHOLD`: the job will wait
+    /// for a second user's approval.
+    #[serde(default)]
+    pub needs_approval: bool,
     pub destinations: Vec<Destination>,
 }
 
@@ -162,6 +171,14 @@ pub struct Job {
     /// The copies that came back failed during the canary (message ids).
     #[serde(default)]
     pub canary_returned: Vec<i64>,
+    /// Until when a job `awaiting_approval` may be approved (RFC 3339).
+    #[serde(default)]
+    pub approval_expires_at: Option<String>,
+    /// Who approved it (the second person), and when.
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    #[serde(default)]
+    pub approved_at: Option<String>,
 }
 
 /// Either a created job or a dry run's preview.
@@ -180,6 +197,17 @@ pub enum JobCommand {
     Pause,
     Resume,
     Cancel,
+    /// A second user lets a job `awaiting_approval` run.
+    Approve,
+    /// A second user turns a job `awaiting_approval` down (it is cancelled).
+    Refuse,
+}
+
+impl JobCommand {
+    /// The word in `POST /api/v1/jobs/{id}/{command}`.
+    pub fn parse(word: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(word.to_owned())).ok()
+    }
 }
 
 /// One message of a job and how it went.

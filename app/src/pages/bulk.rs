@@ -176,6 +176,9 @@ pub fn BulkBar(
                         {(dry.copies_in_queue > 0).then(|| view! {
                             <div class="warn" data-tap-copies=dry.copies_in_queue>{tap_copies_warning(action, dry.copies_in_queue, dry.total)}</div>
                         })}
+                        {dry.needs_approval.then(|| view! {
+                            <p class="muted" data-needs-approval="">"This many messages need a second person: the job waits, sending nothing, until another user with the same permissions approves it on its page."</p>
+                        })}
                         <ul class="mono">{routes.into_iter().map(|(r, d)| view! {
                             <li>{r}
                                 {(!d.queues.is_empty()).then(|| view! { <span class="muted">{format!(" → {}", d.queues.join(", "))}</span> })}

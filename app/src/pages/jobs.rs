@@ -40,7 +40,7 @@ pub fn JobsPage() -> impl IntoView {
                     <table class="grid">
                         <thead><tr>
                             <th>"#"</th><th>"Action"</th><th>"State"</th><th>"Progress"</th>
-                            <th class="num">"Done"</th><th class="num">"Failed"</th><th>"Started by"</th><th>"Created"</th>
+                            <th class="num">"Done"</th><th class="num">"Failed"</th><th>"Asked by"</th><th>"Approved by"</th><th>"Created"</th>
                         </tr></thead>
                         <tbody>
                             {list.into_iter().map(|j| view! {
@@ -54,6 +54,7 @@ pub fn JobsPage() -> impl IntoView {
                                     <td class="num">{j.done}</td>
                                     <td class="num">{j.failed}</td>
                                     <td>{non_empty(j.actor)}</td>
+                                    <td>{j.approved_by.unwrap_or_else(|| "—".into())}</td>
                                     <td class="nowrap">{short_time(&j.created_at)}</td>
                                 </tr>
                             }).collect_view()}
@@ -152,6 +153,10 @@ fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
                 <span class=format!("badge job-{}", state.as_str()) data-state=state.as_str()>{state.as_str()}</span>
             </h1>
             <div class="actions">
+                {(state == JobState::AwaitingApproval).then(|| view! {
+                    <button class="btn btn-primary" data-action="approve" on:click=move |_| send(JobCommand::Approve)>"Approve"</button>
+                    <button class="btn" data-action="refuse" on:click=move |_| send(JobCommand::Refuse)>"Refuse"</button>
+                })}
                 {(state == JobState::Scheduled).then(|| view! {
                     <button class="btn btn-primary" data-action="start" on:click=move |_| send(JobCommand::Start)>"Start now"</button>
                 })}
@@ -169,6 +174,12 @@ fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
         <section class="panel">
             <p class="big-progress" data-percent=percent(&job)>{format!("{}%", percent(&job))}</p>
             <ProgressBar job=job.clone()/>
+            {job.approval_expires_at.clone().map(|t| view! {
+                <p class="warn" data-awaiting-approval="">{format!(
+                    "Waits for a second person: {} asked for {} messages, more than the approval threshold. \
+                     Another user with the same permissions approves or refuses it here before {}; until then it sends nothing.",
+                    job.actor, job.total, short_time(&t))}</p>
+            })}
             {job.phase_note.clone().map(|n| view! { <p class="muted" data-phase-note="">{n}</p> })}
             {job.waiting.clone().map(|n| view! { <p class="warn" data-waiting="">{n}</p> })}
             {job.pause_reason.clone().or(job.note.clone()).map(|n| view! { <p class="warn" data-pause-reason="">{n}</p> })}
@@ -189,7 +200,10 @@ fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
                 {job.plan.canary.clone().map(|c| view! { <dt>"Canary"</dt><dd>{format!("{} message(s), watched {}s, at most {} failing again", c.count.map(|n| n.to_string()).unwrap_or_else(|| format!("{}%", c.percent.unwrap_or_default())), c.watch_seconds, c.max_failed_again)}</dd> })}
                 {job.plan.adaptive.then(|| view! { <dt>"Adaptive"</dt><dd>{format!("waits for consumers and a backlog under {}", job.plan.max_backlog())}</dd> })}
                 <dt>"Target"</dt><dd class="mono">{target}</dd>
-                <dt>"Started by"</dt><dd>{non_empty(job.actor.clone())}</dd>
+                <dt>"Asked by"</dt><dd>{non_empty(job.actor.clone())}</dd>
+                {job.approved_by.clone().map(|u| view! {
+                    <dt>"Approved by"</dt><dd data-approved-by=u.clone()>{format!("{u}, {}", job.approved_at.as_deref().map(short_time).unwrap_or_default())}</dd>
+                })}
                 <dt>"Created"</dt><dd>{short_time(&job.created_at)}</dd>
                 <dt>"Finished"</dt><dd>{job.finished_at.as_deref().map(short_time).unwrap_or_else(|| "—".into())}</dd>
             </dl>

@@ -224,13 +224,8 @@ async fn control_job(
     let id = id
         .parse::<i64>()
         .map_err(|_| ApiError::BadRequest(format!("`{id}` is not a job id")))?;
-    let command = match command.as_str() {
-        "start" => JobCommand::Start,
-        "pause" => JobCommand::Pause,
-        "resume" => JobCommand::Resume,
-        "cancel" => JobCommand::Cancel,
-        other => return Err(ApiError::NotFound(format!("no job command `{other}`")).into()),
-    };
+    let command = JobCommand::parse(&command)
+        .ok_or_else(|| ApiError::NotFound(format!("no job command `{command}`")))?;
     Ok(Json(u.control_job(id, command).await?))
 }
 

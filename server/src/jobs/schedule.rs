@@ -21,8 +21,10 @@ enum NotYet {
     Unavailable(String),
 }
 
-/// Starts every scheduled job whose time has come.
+/// Starts every scheduled job whose time has come, and cancels those
+/// whose wait for approval ran out.
 pub async fn start_due(jobs: &Jobs) -> anyhow::Result<()> {
+    expire_approvals(jobs).await?;
     for id in jobs.store.due_jobs(crate::store::now_ms()).await? {
         if !jobs.leases.hold(Lease::Job(id)).await {
             continue;
@@ -76,6 +78,31 @@ async fn start(jobs: &Jobs, id: i64) -> anyhow::Result<()> {
         detail,
     };
     jobs.store.append_audit(&entry).await?;
+    Ok(())
+}
+
+/// One conditional statement cancels them, so each expiry is recorded by
+/// exactly one instance.
+async fn expire_approvals(jobs: &Jobs) -> anyhow::Result<()> {
+    for expired in jobs.store.expire_approvals(crate::store::now_ms()).await? {
+        tracing::warn!(job = expired.id, actor = %expired.actor, "a job's approval expired; cancelled");
+        let entry = NewAudit {
+            user: expired.actor,
+            source: Some("scheduler".into()),
+            action: AuditAction::JobApprovalExpired,
+            vhost: None,
+            object: Some(format!("job {}", expired.id)),
+            exchange: None,
+            routing_key: None,
+            result: AuditResult::Failed,
+            detail: Some(format!(
+                "no second user approved this job of {} messages within REDRIVE_APPROVAL_TTL ({}s); cancelled",
+                expired.total,
+                jobs.config.replay.approval_ttl.as_secs()
+            )),
+        };
+        jobs.store.append_audit(&entry).await?;
+    }
     Ok(())
 }
 

@@ -8,7 +8,8 @@ use app::model::{
 
 use super::plan::{start_at_ms, validate_plan, MAX_RATE};
 use super::Redrive;
-use crate::store::{Filter, NewJob, CANCELLABLE, SELECTABLE};
+use crate::domain::access::Principal;
+use crate::store::{ApprovalRule, Filter, NewJob, CANCELLABLE, SELECTABLE};
 
 /// Validates a request into the filter that selects its messages.
 /// The messages a job request selects (failed ones only).
@@ -79,15 +80,22 @@ impl Redrive {
                 destinations.clear();
             }
             self.route_destinations(&req, &mut destinations).await;
+            let approval_over = self.config.replay.approval_threshold;
             return Ok(JobCreated::DryRun(DryRun {
                 dry_run: true,
                 action: req.action,
+                needs_approval: approval_over.is_some_and(|over| total as u64 > over),
                 total,
                 copies_in_queue,
                 destinations,
             }));
         }
-        let start_at = start_at_ms(req.start_at.as_deref(), crate::store::now_ms())?;
+        let now = crate::store::now_ms();
+        let start_at = start_at_ms(req.start_at.as_deref(), now)?;
+        let approval = self.config.replay.approval_threshold.map(|over| ApprovalRule {
+            over,
+            expires_at: now + self.config.replay.approval_ttl.as_millis() as i64,
+        });
         let selection = serde_json::json!({ "ids": req.ids, "group": req.group, "filter": req.filter });
         let new = NewJob {
             action: req.action,
@@ -98,6 +106,7 @@ impl Redrive {
             rate_per_sec: req.rate_per_sec,
             plan: &req.plan,
             start_at,
+            approval,
         };
         let id = self
             .store
@@ -108,7 +117,8 @@ impl Redrive {
         Ok(JobCreated::Job(Box::new(self.store.job(id).await?)))
     }
 
-    pub async fn control_job(&self, id: i64, command: JobCommand) -> Result<Job, ApiError> {
+    /// Carries out `command` for `who`.
+    pub async fn control_job(&self, id: i64, command: JobCommand, who: &Principal) -> Result<Job, ApiError> {
         let job = self.store.job(id).await?;
         let (from, to): (&[JobState], JobState) = match command {
             // Brought forward: the scheduler starts it within a poll, with
@@ -125,6 +135,8 @@ impl Redrive {
             JobCommand::Pause => (&[JobState::Running], JobState::Paused),
             JobCommand::Resume => (&[JobState::Paused], JobState::Running),
             JobCommand::Cancel => (&CANCELLABLE, JobState::Cancelled),
+            JobCommand::Approve => return self.approve_job(id, who).await,
+            JobCommand::Refuse => return self.refuse_job(id, &who.user).await,
         };
         if !self.store.set_job_state(id, from, to, None).await? {
             return Err(ApiError::Conflict(format!(
@@ -133,6 +145,84 @@ impl Redrive {
             )));
         }
         Ok(self.store.job(id).await?)
+    }
+}
+
+impl Redrive {
+    /// A second user's approval: not the creator, and allowed everything
+    /// the job does (checked with `approver`'s permissions, as at creation).
+    /// The job then runs, or waits for its start time.
+    async fn approve_job(&self, id: i64, approver: &Principal) -> Result<Job, ApiError> {
+        let job = self.awaiting_approval(id).await?;
+        if job.actor == approver.user {
+            return Err(ApiError::Forbidden(format!(
+                "you asked for job {id}: another user must approve it"
+            )));
+        }
+        let spec = self.store.job_spec(id).await?;
+        let scopes = self.store.job_scopes(id).await?;
+        crate::jobs::checks::require_job(
+            approver,
+            spec.action,
+            spec.target_exchange.as_deref(),
+            &spec.plan()?,
+            &scopes,
+        )
+        .map_err(|denied| ApiError::Forbidden(format!("approving job {id} needs what it does: {denied}")))?;
+        let to = match job.start_at {
+            Some(_) => JobState::Scheduled,
+            None => JobState::Running,
+        };
+        if !self
+            .store
+            .approve_job(id, &approver.user, to, crate::store::now_ms())
+            .await?
+        {
+            return Err(self.not_awaiting(id).await);
+        }
+        tracing::info!(job = id, approver = %approver.user, asked_by = %job.actor, "job approved");
+        Ok(self.store.job(id).await?)
+    }
+
+    /// Turns a waiting job down: it is cancelled, with who refused it.
+    async fn refuse_job(&self, id: i64, user: &str) -> Result<Job, ApiError> {
+        self.awaiting_approval(id).await?;
+        let note = format!("refused by {user}");
+        if !self
+            .store
+            .set_job_state(
+                id,
+                &[JobState::AwaitingApproval],
+                JobState::Cancelled,
+                Some(&note),
+            )
+            .await?
+        {
+            return Err(self.not_awaiting(id).await);
+        }
+        Ok(self.store.job(id).await?)
+    }
+
+    async fn awaiting_approval(&self, id: i64) -> Result<Job, ApiError> {
+        let job = self.store.job(id).await?;
+        if job.state != JobState::AwaitingApproval {
+            return Err(self.not_awaiting(id).await);
+        }
+        Ok(job)
+    }
+
+    /// Why a job cannot be approved or refused now (409).
+    async fn not_awaiting(&self, id: i64) -> ApiError {
+        match self.store.job(id).await {
+            Ok(job) if job.state == JobState::AwaitingApproval => {
+                ApiError::Conflict(format!("job {id}'s approval expired"))
+            }
+            Ok(job) => ApiError::Conflict(format!(
+                "job {id} is {}; only a job awaiting approval can be approved or refused",
+                job.state.as_str()
+            )),
+            Err(e) => e.into(),
+        }
     }
 }
 

@@ -53,4 +53,9 @@ pub trait JobPlanStore: Send + Sync {
 }
 
 /// The states a job may be cancelled from.
-pub const CANCELLABLE: [JobState; 3] = [JobState::Scheduled, JobState::Running, JobState::Paused];
+pub const CANCELLABLE: [JobState; 4] = [
+    JobState::AwaitingApproval,
+    JobState::Scheduled,
+    JobState::Running,
+    JobState::Paused,
+];

@@ -92,13 +92,17 @@ pub(super) struct JobRow {
     phase_note: Option<String>,
     waiting: Option<String>,
     canary_returned: Option<String>,
+    approval_expires_at: Option<i64>,
+    approved_by: Option<String>,
+    approved_at: Option<i64>,
 }
 
 pub(super) fn job_select() -> String {
     format!(
         "SELECT {SPEC_COLUMNS}, j.selection, j.created_at, j.updated_at, j.finished_at, j.note,
          j.items_done AS done, j.items_failed AS failed, j.items_pending AS pending,
-         j.start_at, j.pause_reason, j.current_rate, j.phase_note, j.waiting, j.canary_returned
+         j.start_at, j.pause_reason, j.current_rate, j.phase_note, j.waiting, j.canary_returned,
+         j.approval_expires_at, j.approved_by, j.approved_at
          FROM jobs j"
     )
 }
@@ -120,6 +124,12 @@ impl TryFrom<JobRow> for Job {
                 .canary_returned
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default(),
+            approval_expires_at: r
+                .approval_expires_at
+                .filter(|_| r.spec.state == JobState::AwaitingApproval)
+                .map(rfc3339),
+            approved_by: r.approved_by,
+            approved_at: r.approved_at.map(rfc3339),
             id: r.spec.id,
             action: r.spec.action,
             state: r.spec.state,
@@ -151,6 +161,26 @@ pub struct NewJob<'a> {
     pub plan: &'a ReplayPlan,
     /// Created `scheduled`, to start then (ms); otherwise `running`.
     pub start_at: Option<i64>,
+    /// When it must wait for a second user's approval.
+    pub approval: Option<ApprovalRule>,
+}
+
+/// `REDRIVE_APPROVAL_THRESHOLD` as the store applies it: a job over more
+/// than `over` messages is created `awaiting_approval`, and may be approved
+/// until `expires_at` (ms). Counted where the items are chosen, so the
+/// count is the job's own, not a dry run's from a moment before.
+#[derive(Debug, Clone, Copy)]
+pub struct ApprovalRule {
+    pub over: u64,
+    pub expires_at: i64,
+}
+
+/// A job whose approval expired, cancelled by [`JobStore::expire_approvals`].
+#[derive(Debug, Clone)]
+pub struct ExpiredApproval {
+    pub id: i64,
+    pub actor: String,
+    pub total: i64,
 }
 
 /// Where a new job's plan begins.
@@ -198,6 +228,14 @@ pub trait JobStore: Send + Sync {
         to: JobState,
         note: Option<&str>,
     ) -> Result<bool, StoreError>;
+
+    /// A second user's approval: the job leaves `awaiting_approval` for
+    /// `to` (`running`, or `scheduled` when it has a start time), unless it
+    /// expired by `now`. `Ok(false)` when it was not waiting (or expired).
+    async fn approve_job(&self, id: i64, approver: &str, to: JobState, now: i64) -> Result<bool, StoreError>;
+
+    /// Cancels every job still awaiting approval at `now` past its expiry.
+    async fn expire_approvals(&self, now: i64) -> Result<Vec<ExpiredApproval>, StoreError>;
 
     /// Sets or clears the note of a running job without changing its state,
     /// e.g. why it is waiting for the broker.

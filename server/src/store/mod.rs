@@ -62,7 +62,7 @@ pub use findings::FindingStore;
 pub use groups::GroupStore;
 pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOutcome, JobSteps};
 pub use job_plans::{JobPlanStore, PhaseRecord, CANCELLABLE};
-pub use jobs::{first_phase, JobSpec, JobStore, NewJob, SELECTABLE};
+pub use jobs::{first_phase, ApprovalRule, ExpiredApproval, JobSpec, JobStore, NewJob, SELECTABLE};
 pub use leases::LeaseStore;
 pub use messages::MessageStore;
 pub use replays::{ReplayStore, Settlement};

@@ -136,6 +136,7 @@ async fn two_instances_share_ingest_and_a_killed_job_holder_is_taken_over() {
         rate_per_sec: Some(2_000.0),
         plan: &app::model::ReplayPlan::PLAIN,
         start_at: None,
+        approval: None,
     };
     let id = store.create_job(job, &filter).await.unwrap().unwrap();
 

@@ -10,6 +10,7 @@ mod common;
 mod advisor;
 mod alerts;
 mod api;
+mod approval;
 mod browse;
 mod browser;
 mod capture;

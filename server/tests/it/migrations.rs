@@ -96,6 +96,7 @@ async fn jobs_from_before_replay_plans_keep_their_items_and_take_the_new_state()
         rate_per_sec: None,
         plan: &plan,
         start_at: Some(server::store::now_ms() + 60_000),
+        approval: None,
     };
     // No message 1 exists, so nothing is selected and nothing is written.
     assert_eq!(store.create_job(new, &filter).await.unwrap(), None);

@@ -489,6 +489,7 @@ async fn job_progress_counters_follow_every_change_to_its_items() {
         rate_per_sec: None,
         plan: &app::model::ReplayPlan::PLAIN,
         start_at: None,
+        approval: None,
     };
     let id = store.create_job(job, &Filter::default()).await.unwrap().unwrap();
     let progress = |j: app::model::Job| (j.done, j.failed, j.remaining);
@@ -680,6 +681,7 @@ async fn a_job_keeps_the_vhosts_of_its_messages_from_its_creation() {
         rate_per_sec: None,
         plan: &app::model::ReplayPlan::PLAIN,
         start_at: None,
+        approval: None,
     };
     let both = store
         .create_job(job(), &Filter::default())

@@ -47,6 +47,7 @@ async fn claimed_by_a_dead_instance(store: &Store, queue: &str, owner: &str) -> 
         rate_per_sec: None,
         plan: &ReplayPlan::PLAIN,
         start_at: None,
+        approval: None,
     };
     let id = store.create_job(job, &filter).await.unwrap().unwrap();
     let mut n = 0;

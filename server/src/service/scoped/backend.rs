@@ -178,10 +178,12 @@ impl Backend for UserBackend {
             JobCommand::Pause => AuditAction::JobPause,
             JobCommand::Resume => AuditAction::JobResume,
             JobCommand::Cancel => AuditAction::JobCancel,
+            JobCommand::Approve => AuditAction::JobApprove,
+            JobCommand::Refuse => AuditAction::JobRefuse,
         };
         let result = async {
             self.writer()?;
-            self.redrive.control_job(id, command).await
+            self.redrive.control_job(id, command, self.who()).await
         }
         .await;
         self.audited(action, Target::object(None, format!("job {id}")), result)

@@ -82,11 +82,16 @@ impl JobStore for Engine {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE jobs SET total = $1 WHERE id = $2")
-            .bind(total as i64)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let awaits = job.approval.filter(|rule| total > rule.over);
+        sqlx::query(
+            "UPDATE jobs SET total = $1, state = COALESCE($2, state), approval_expires_at = $3 WHERE id = $4",
+        )
+        .bind(total as i64)
+        .bind(awaits.map(|_| JobState::AwaitingApproval.as_str()))
+        .bind(awaits.map(|rule| rule.expires_at))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -151,33 +156,38 @@ impl JobStore for Engine {
         to: JobState,
         note: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let mut b = QueryBuilder::<Db>::new("UPDATE jobs SET state = ");
-        b.push_bind(to.as_str())
-            .push(", updated_at = ")
-            .push_bind(now_ms());
-        if to.is_final() {
-            b.push(", finished_at = ").push_bind(now_ms());
-        }
-        if let Some(n) = note {
-            b.push(", note = ").push_bind(n.to_owned());
-        }
-        if to == JobState::Running {
-            // A resumed (or started) job starts its replay-loop check and its
-            // plan afresh: a canary again, a ramp from its start.
-            b.push(", note = NULL, pause_reason = NULL, waiting = NULL, loop_check_from = ")
-                .push_bind(now_ms())
-                .push(", phase_since = ")
-                .push_bind(now_ms())
-                // No phase: the runner begins the plan (`first_phase`).
-                .push(", phase_base = items_done + items_failed, phase = NULL, current_rate = NULL");
-        }
-        b.push(" WHERE id = ").push_bind(id).push(" AND state IN (");
-        let mut list = b.separated(", ");
-        for s in from {
-            list.push_bind(s.as_str());
-        }
-        b.push(")");
+        let mut b = state_update(to, note);
+        push_from(&mut b, id, from);
         Ok(b.build().execute(self.pool()).await?.rows_affected() == 1)
+    }
+
+    async fn approve_job(&self, id: i64, approver: &str, to: JobState, now: i64) -> Result<bool, StoreError> {
+        let mut b = state_update(to, None);
+        b.push(", approved_by = ")
+            .push_bind(approver.to_owned())
+            .push(", approved_at = ")
+            .push_bind(now);
+        push_from(&mut b, id, &[JobState::AwaitingApproval]);
+        b.push(" AND approval_expires_at > ").push_bind(now);
+        Ok(b.build().execute(self.pool()).await?.rows_affected() == 1)
+    }
+
+    async fn expire_approvals(&self, now: i64) -> Result<Vec<ExpiredApproval>, StoreError> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "UPDATE jobs SET state = $1, updated_at = $2, finished_at = $2,
+                note = 'approval expired: no second user approved it in time'
+             WHERE state = $3 AND approval_expires_at <= $2
+             RETURNING id, actor, total",
+        )
+        .bind(JobState::Cancelled.as_str())
+        .bind(now)
+        .bind(JobState::AwaitingApproval.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, actor, total)| ExpiredApproval { id, actor, total })
+            .collect())
     }
 
     async fn set_job_note(&self, id: i64, note: Option<&str>) -> Result<(), StoreError> {
@@ -185,6 +195,40 @@ impl JobStore for Engine {
     }
 }
 
+
+/// `UPDATE jobs SET state = to, …` with what entering `to` resets.
+fn state_update<'a>(to: JobState, note: Option<&str>) -> QueryBuilder<'a, Db> {
+    let now = now_ms();
+    let mut b = QueryBuilder::<Db>::new("UPDATE jobs SET state = ");
+    b.push_bind(to.as_str()).push(", updated_at = ").push_bind(now);
+    if to.is_final() {
+        b.push(", finished_at = ").push_bind(now);
+    }
+    if let Some(n) = note {
+        b.push(", note = ").push_bind(n.to_owned());
+    }
+    if to == JobState::Running {
+        // A resumed (or started) job starts its replay-loop check and its
+        // plan afresh: a canary again, a ramp from its start.
+        b.push(", note = NULL, pause_reason = NULL, waiting = NULL, loop_check_from = ")
+            .push_bind(now)
+            .push(", phase_since = ")
+            .push_bind(now)
+            // No phase: the runner begins the plan (`first_phase`).
+            .push(", phase_base = items_done + items_failed, phase = NULL, current_rate = NULL");
+    }
+    b
+}
+
+/// ` WHERE id = … AND state IN (from)`.
+fn push_from(b: &mut QueryBuilder<'_, Db>, id: i64, from: &[JobState]) {
+    b.push(" WHERE id = ").push_bind(id).push(" AND state IN (");
+    let mut list = b.separated(", ");
+    for s in from {
+        list.push_bind(s.as_str());
+    }
+    b.push(")");
+}
 
 /// A text column a running job's runner keeps current.
 pub(super) enum RunningText {
