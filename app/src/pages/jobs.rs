@@ -47,7 +47,7 @@ pub fn JobsPage() -> impl IntoView {
                                 <tr>
                                     <td class="num"><a href=format!("/jobs/{}", j.id)>{j.id}</a></td>
                                     <td>{j.action.as_str()}</td>
-                                    <td><span class=format!("badge job-{}", j.state.as_str())>{j.state.as_str()}</span>
+                                    <td><span class=format!("badge job-{}", j.state.as_str())>{j.state.as_str().replace('_', " ")}</span>
                                         {j.start_at.as_deref().filter(|_| j.state == JobState::Scheduled).map(|t| view! { <span class="muted nowrap">{format!(" at {}", short_time(t))}</span> })}
                                         {j.phase.filter(|p| *p != JobPhase::FullSpeed).map(|p| view! { <span class="muted">{format!(" {}", p.label())}</span> })}</td>
                                     <td class="progress-cell"><ProgressBar job=j.clone()/></td>
@@ -150,7 +150,7 @@ fn JobView(job: Job, control: ServerAction<ControlJob>) -> impl IntoView {
     view! {
         <div class="page-head">
             <h1>{format!("Job #{id}: {} ", job.action.as_str())}
-                <span class=format!("badge job-{}", state.as_str()) data-state=state.as_str()>{state.as_str()}</span>
+                <span class=format!("badge job-{}", state.as_str()) data-state=state.as_str()>{state.as_str().replace('_', " ")}</span>
             </h1>
             <div class="actions">
                 {(state == JobState::AwaitingApproval).then(|| view! {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::common::*;
+use fantoccini::Locator;
 use lapin::types::FieldTable;
 use lapin::ExchangeKind;
 use serde_json::{json, Value};
@@ -247,5 +248,64 @@ async fn a_refused_or_expired_job_sends_nothing_and_a_small_one_needs_no_second_
     })
     .await;
     assert_eq!(vh.depth("orders.in").await, 100);
+    app.stop().await;
+}
+
+/// The Jobs pages in the hydrated UI: a waiting job says why and whose it
+/// is; another user (guest, signed in through the form) approves it there,
+/// and both pages then show who asked and who approved.
+#[tokio::test]
+async fn approval_ui() {
+    require_site();
+    let (vh, _db, app) = stored_failures(&[]).await;
+    let alice = operator(&vh.name).await;
+    let (status, job) = app
+        .as_user(alice.creds())
+        .post(
+            "/api/v1/jobs",
+            Some(json!({"action": "replay", "filter": {"queue": "orders.error.queue"}, "rate_per_sec": 50})),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].clone();
+
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let result = async {
+        let wait = || c.wait().at_most(Duration::from_secs(20));
+        browser.sign_in(&app.base, &format!("/jobs/{id}")).await?;
+        let why = wait()
+            .for_element(Locator::Css("[data-awaiting-approval]"))
+            .await?
+            .text()
+            .await?;
+        assert!(why.contains(&alice.name) && why.contains("150 messages"), "{why}");
+        browser.screenshot("main", &shot("job-awaiting-approval")).await?;
+        wait()
+            .for_element(Locator::Css(r#"button[data-action="approve"]"#))
+            .await?
+            .click()
+            .await?;
+        let approved = wait().for_element(Locator::Css("[data-approved-by]")).await?;
+        assert_eq!(approved.attr("data-approved-by").await?.as_deref(), Some("guest"));
+        browser.screenshot("main", &shot("job-approved")).await?;
+        c.goto(&format!("{}/jobs", app.base)).await?;
+        wait()
+            .for_element(Locator::Css(r#"[data-hydrated="true"]"#))
+            .await?;
+        let row = wait()
+            .for_element(Locator::Css("table.grid tbody tr"))
+            .await?
+            .text()
+            .await?;
+        assert!(row.contains(&alice.name) && row.contains("guest"), "{row}");
+        browser
+            .screenshot("main", &shot("jobs-asked-and-approved"))
+            .await?;
+        assert_eq!(browser.console_errors().await?, Vec::<String>::new());
+        Ok(())
+    }
+    .await;
+    browser.finish(result).await;
     app.stop().await;
 }
