@@ -9,8 +9,8 @@ use std::sync::Arc;
 use crate::model::{
     AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
     Annotations, ApiError, AuditPage, AuditQuery, GroupQuery, GroupSummary, Job, JobCommand, JobCreated,
-    JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery, Overview, Policy, PolicyPreview,
-    PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory, WatchSwitch,
+    JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery, MessageSummary, Overview, Policy,
+    PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory, WatchSwitch,
 };
 
 #[async_trait::async_trait]
@@ -19,6 +19,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn me(&self) -> Result<Me, ApiError>;
     async fn list_messages(&self, query: MessageQuery) -> Result<MessagePage, ApiError>;
     async fn message(&self, id: i64) -> Result<MessageDetail, ApiError>;
+    /// The stored messages whose AMQP `message_id` is this (newest first,
+    /// at most [`crate::model::MESSAGE_ID_MATCHES`]), for links built from it.
+    async fn with_message_id(&self, message_id: String) -> Result<Vec<MessageSummary>, ApiError>;
     async fn replay(&self, id: i64, target: ReplayTarget) -> Result<MessageDetail, ApiError>;
     async fn discard(&self, id: i64) -> Result<MessageDetail, ApiError>;
     async fn restore(&self, id: i64) -> Result<MessageDetail, ApiError>;

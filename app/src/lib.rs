@@ -16,8 +16,8 @@ use leptos_router::{path, SsrMode};
 
 use components::UserMenu;
 use pages::{
-    AdvisorPage, AlertsPage, AuditPage, GroupsPage, JobPage, JobsPage, MessagePage, MessagesPage,
-    OverviewPage, PoliciesPage, QueuePage, QueuesPage, ServicePage,
+    AdvisorPage, AlertsPage, AuditPage, GroupsPage, JobPage, JobsPage, MessageIdPage, MessagePage,
+    MessagesPage, OverviewPage, PoliciesPage, QueuePage, QueuesPage, ServicePage,
 };
 
 /// The icon, also served as `/favicon.ico` for pages and clients that ask there.
@@ -78,6 +78,7 @@ pub fn App() -> impl IntoView {
                     <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                         <Route path=path!("") view=MessagesPage/>
                         <Route path=path!("/messages/:id") view=MessagePage/>
+                        <Route path=path!("/m/:message_id") view=MessageIdPage ssr=SsrMode::Async/>
                         <Route path=path!("/groups") view=GroupsPage/>
                         <Route path=path!("/jobs") view=JobsPage/>
                         <Route path=path!("/jobs/:id") view=JobPage/>

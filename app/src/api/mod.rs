@@ -14,7 +14,7 @@ pub use monitoring::*;
 use crate::model::{
     AnnotationChange, AnnotationTarget, Annotations, ApiError, AuditPage, AuditQuery, GroupQuery,
     GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage,
-    MessageQuery, ReplayTarget,
+    MessageQuery, MessageSummary, ReplayTarget,
 };
 
 /// How much of a body the message page shows; the rest is a download away.
@@ -33,6 +33,11 @@ pub(crate) fn backend() -> Result<crate::backend::BackendHandle, ApiError> {
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
 pub async fn list_messages(query: MessageQuery) -> Result<MessagePage, ApiError> {
     backend()?.list_messages(query).await
+}
+
+#[server(prefix = "/rpc", client = crate::api::CsrfClient)]
+pub async fn find_message_id(message_id: String) -> Result<Vec<MessageSummary>, ApiError> {
+    backend()?.with_message_id(message_id).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]

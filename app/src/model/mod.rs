@@ -211,6 +211,13 @@ pub struct MessagePage {
 /// is exact from the store's kept counts.
 pub const COUNT_CAP: i64 = 1_000;
 
+/// The most messages `/m/{message_id}` lists for one message id (a
+/// publisher that reuses ids, or one failure captured again after replay).
+pub const MESSAGE_ID_MATCHES: u32 = 100;
+
+/// An AMQP `message_id` is a short string: at most 255 bytes.
+pub const MESSAGE_ID_MAX_BYTES: usize = 255;
+
 /// Filters of the messages list; every field is optional and travels in the URL.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MessageQuery {

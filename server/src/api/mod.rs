@@ -15,7 +15,7 @@ use serde_json::json;
 use app::backend::Backend;
 use app::model::{
     AnnotationChange, AnnotationTarget, Annotations, ApiError, GroupQuery, GroupSummary, Job, JobCommand,
-    JobCreated, JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, ReplayTarget,
+    JobCreated, JobItem, JobRequest, MessageDetail, MessagePage, MessageQuery, MessageSummary, ReplayTarget,
 };
 pub use error::HttpError;
 
@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/messages", get(list_messages))
         .route("/messages/export", get(export))
         .route("/messages/{id}", get(message))
+        .route("/messages/by-message-id/{message_id}", get(with_message_id))
         .route("/messages/{id}/body", get(body))
         .route("/messages/{id}/replay", post(replay))
         .route("/messages/{id}/discard", post(discard))
@@ -177,6 +178,14 @@ async fn replay(
 
 async fn discard(User(u): User, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {
     Ok(Json(u.discard(parse_id(&id)?).await?))
+}
+
+/// The stored messages an AMQP message id names (see `/m/{message_id}`).
+async fn with_message_id(
+    User(u): User,
+    Path(message_id): Path<String>,
+) -> Result<Json<Vec<MessageSummary>>, HttpError> {
+    Ok(Json(u.with_message_id(message_id).await?))
 }
 
 async fn restore(User(u): User, Path(id): Path<String>) -> Result<Json<MessageDetail>, HttpError> {

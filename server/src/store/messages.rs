@@ -9,6 +9,7 @@ use app::model::MessageDetail;
 use app::model::MessagePage;
 use app::model::MessageQuery;
 use app::model::MessageStatus;
+use app::model::MessageSummary;
 use async_trait::async_trait;
 
 /// Failed messages as operators read and move them: pages and counts,
@@ -37,6 +38,16 @@ pub trait MessageStore: Send + Sync {
     async fn get(&self, id: i64) -> Result<StoredMessage, StoreError>;
 
     async fn detail(&self, id: i64) -> Result<MessageDetail, StoreError>;
+
+    /// The stored messages whose AMQP `message_id` is `message_id`, newest
+    /// first, at most `limit`, in `visible` vhosts (all when `None`): what
+    /// a link built from a message id (`/m/{message_id}`) leads to.
+    async fn with_message_id(
+        &self,
+        message_id: &str,
+        visible: Option<&[String]>,
+        limit: u32,
+    ) -> Result<Vec<MessageSummary>, StoreError>;
 
     /// Moves a message from one status to another and records the event, atomically.
     /// Fails with `WrongState` (nothing written) when the message is not in `from`.

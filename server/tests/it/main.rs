@@ -24,6 +24,7 @@ mod hostile;
 mod ingest;
 mod instances;
 mod jobs;
+mod links;
 mod loops;
 mod malformed;
 mod migrations;

@@ -6,9 +6,9 @@ use app::backend::Backend;
 use app::model::{
     AdvisorReport, AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange,
     AnnotationTarget, Annotations, ApiError, AuditAction, AuditPage, AuditQuery, GroupQuery, GroupSummary,
-    Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery, Overview,
-    Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory,
-    VhostAccess, WatchSwitch,
+    Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery,
+    MessageSummary, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ReplayTarget,
+    ServiceHistory, VhostAccess, WatchSwitch, MESSAGE_ID_MATCHES, MESSAGE_ID_MAX_BYTES,
 };
 
 use super::{forbidden, Target, UserBackend};
@@ -73,6 +73,20 @@ impl Backend for UserBackend {
     async fn message(&self, id: i64) -> Result<MessageDetail, ApiError> {
         self.locate(id).await?;
         self.redrive.message(id).await
+    }
+
+    async fn with_message_id(&self, message_id: String) -> Result<Vec<MessageSummary>, ApiError> {
+        if message_id.is_empty() || message_id.len() > MESSAGE_ID_MAX_BYTES {
+            return Err(ApiError::BadRequest(format!(
+                "a message id is 1 to {MESSAGE_ID_MAX_BYTES} bytes (an AMQP short string)"
+            )));
+        }
+        let visible = self.vhosts();
+        Ok(self
+            .redrive
+            .store
+            .with_message_id(&message_id, Some(&visible), MESSAGE_ID_MATCHES)
+            .await?)
     }
 
     async fn replay(&self, id: i64, target: ReplayTarget) -> Result<MessageDetail, ApiError> {

@@ -7,7 +7,7 @@ use crate::store::*;
 use crate::store::{
     expected_label, filter, rows, Event, Filter, StoreError, StoredMessage, DEFAULT_PAGE, SEARCH_CATCH_UP,
 };
-use app::model::{MessageDetail, MessagePage, MessageQuery, MessageStatus, COUNT_CAP};
+use app::model::{MessageDetail, MessagePage, MessageQuery, MessageStatus, MessageSummary, COUNT_CAP};
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
 use std::str::FromStr;
@@ -133,6 +133,25 @@ impl MessageStore for Engine {
             .fetch_optional(self.pool())
             .await?
             .ok_or(StoreError::NotFound(id))
+    }
+
+    async fn with_message_id(
+        &self,
+        message_id: &str,
+        visible: Option<&[String]>,
+        limit: u32,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let mut b = QueryBuilder::<Db>::new(format!(
+            "SELECT {} FROM messages WHERE message_id = ",
+            rows::SUMMARY_COLUMNS
+        ));
+        b.push_bind(Engine::text(message_id).into_owned());
+        if let Some(vhosts) = visible {
+            super::select::push_vhosts(&mut b, vhosts);
+        }
+        b.push(" ORDER BY messages.id DESC LIMIT ").push_bind(i64::from(limit));
+        let rows: Vec<rows::SummaryRow> = b.build_query_as().fetch_all(self.pool()).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     async fn detail(&self, id: i64) -> Result<MessageDetail, StoreError> {
