@@ -12,7 +12,7 @@ pub use client::{csrf_token, CsrfClient, CsrfMeta, CsrfToken, CSRF_FIELD, CSRF_H
 pub use monitoring::*;
 
 use crate::model::{
-    AnnotationChange, AnnotationTarget, Annotations, ApiError, AuditPage, AuditQuery, GroupQuery,
+    AnnotationChange, AnnotationTarget, Annotations, ApiError, AuditPage, AuditQuery, GroupClaim, GroupQuery,
     GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage,
     MessageQuery, MessageSummary, ReplayTarget,
 };
@@ -65,6 +65,33 @@ pub async fn restore_message(id: i64) -> Result<MessageDetail, ApiError> {
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
 pub async fn list_groups(query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
     backend()?.groups(query).await
+}
+
+/// Sets (or with an empty `user`, clears) who is on a group.
+#[server(prefix = "/rpc", client = crate::api::CsrfClient)]
+pub async fn set_group_owner(id: String, user: String) -> Result<GroupClaim, ApiError> {
+    let user = Some(user).filter(|u| !u.trim().is_empty());
+    backend()?
+        .set_group_owner(id, crate::model::GroupOwnerRequest { user })
+        .await
+}
+
+/// Puts a group on hold for `hours` from now (the page offers a few spans;
+/// the REST API takes any time).
+#[server(prefix = "/rpc", client = crate::api::CsrfClient)]
+pub async fn hold_group_for(id: String, hours: u32, note: String) -> Result<GroupClaim, ApiError> {
+    use time::format_description::well_known::Rfc3339;
+    let until = time::OffsetDateTime::now_utc() + time::Duration::hours(i64::from(hours));
+    let until = until.format(&Rfc3339).map_err(|_| ApiError::Internal)?;
+    let note = Some(note).filter(|n| !n.trim().is_empty());
+    backend()?
+        .hold_group(id, crate::model::GroupHoldRequest { until, note })
+        .await
+}
+
+#[server(prefix = "/rpc", client = crate::api::CsrfClient)]
+pub async fn release_group(id: String) -> Result<GroupClaim, ApiError> {
+    backend()?.release_group(id).await
 }
 
 /// JSON in: a job request nests a filter and a list of ids.

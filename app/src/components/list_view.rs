@@ -10,7 +10,9 @@ use crate::model::ApiError;
 #[component]
 pub fn ListView<T, V, F>(
     resource: Resource<Result<Vec<T>, ApiError>>,
-    empty: &'static str,
+    /// What an empty list says (a view's own words where the page has several).
+    #[prop(into)]
+    empty: Signal<&'static str>,
     render: F,
 ) -> impl IntoView
 where
@@ -26,7 +28,7 @@ where
                     let render = render.clone();
                     resource.get().map(move |res| match res {
                         Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
-                        Ok(list) if list.is_empty() => view! { <p class="empty">{empty}</p> }.into_any(),
+                        Ok(list) if list.is_empty() => view! { <p class="empty">{empty.get()}</p> }.into_any(),
                         Ok(list) => render(list).into_any(),
                     })
                 }

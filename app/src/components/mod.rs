@@ -27,5 +27,5 @@ pub use route_reach::RouteReach;
 pub use sparkline::Sparkline;
 pub use status_badge::StatusBadge;
 pub use tap_note::{TapNote, TapReplayConfirm};
-pub use user_menu::{can_edit_alerts, can_edit_policies, can_write, provide_me, UserMenu};
+pub use user_menu::{can_edit_alerts, can_edit_policies, can_write, my_name, provide_me, UserMenu};
 pub use vhost_name::VhostName;

@@ -21,6 +21,11 @@ fn me() -> Option<Me> {
     use_context::<MeResource>()?.get()?.ok()
 }
 
+/// The signed-in user's name, once known.
+pub fn my_name() -> Option<String> {
+    me().map(|m| m.user)
+}
+
 /// Whether the user may change messages and jobs at all (false while unknown).
 pub fn can_write() -> Signal<bool> {
     Signal::derive(move || me().is_some_and(|m| !m.read_only))

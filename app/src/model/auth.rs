@@ -74,6 +74,11 @@ pub enum AuditAction {
     AlertRuleTest,
     WatchChange,
     Annotate,
+    /// A failure group's owner set or cleared.
+    GroupOwner,
+    /// A failure group put on hold, or its hold ended early.
+    GroupHold,
+    GroupRelease,
     /// A signed-in browser sent a state change without the session's CSRF
     /// token: another site tried to act as this user.
     ForgedRequest,

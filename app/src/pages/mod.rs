@@ -2,6 +2,7 @@ mod advisor;
 mod alerts;
 mod audit;
 mod bulk;
+mod group_claims;
 mod groups;
 mod jobs;
 mod keys;

@@ -5,7 +5,7 @@ mod health;
 mod jobs;
 mod metrics;
 mod monitoring;
-mod plan;
+pub(crate) mod plan;
 mod routes;
 mod scoped;
 

@@ -95,19 +95,27 @@ pub fn validate_plan(req: &JobRequest) -> Result<(), ApiError> {
 /// `start_at` as milliseconds since the epoch, checked: RFC 3339, not in
 /// the past, within a year.
 pub fn start_at_ms(start_at: Option<&str>, now_ms: i64) -> Result<Option<i64>, ApiError> {
-    let Some(text) = start_at else {
-        return Ok(None);
-    };
-    let at = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|_| bad("`start_at` must be an RFC 3339 time, such as 2026-12-03T02:00:00Z"))?;
+    start_at
+        .map(|text| future_ms("start_at", text, now_ms, "leave it out to start now"))
+        .transpose()
+}
+
+/// A time an operator names for later (`field`, RFC 3339): not in the past
+/// (`instead` says what to do then), within a year.
+pub fn future_ms(field: &str, text: &str, now_ms: i64, instead: &str) -> Result<i64, ApiError> {
+    let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        bad(format!(
+            "`{field}` must be an RFC 3339 time, such as 2026-12-03T02:00:00Z"
+        ))
+    })?;
     let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
     if ms < now_ms - PAST_SLACK_MS {
-        return Err(bad("`start_at` is in the past; leave it out to start now"));
+        return Err(bad(format!("`{field}` is in the past; {instead}")));
     }
     if ms > now_ms + MAX_AHEAD_DAYS * 86_400_000 {
-        return Err(bad(format!("`start_at` must be within {MAX_AHEAD_DAYS} days")));
+        return Err(bad(format!("`{field}` must be within {MAX_AHEAD_DAYS} days")));
     }
-    Ok(Some(ms))
+    Ok(ms)
 }
 
 #[cfg(test)]

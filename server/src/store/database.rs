@@ -23,6 +23,7 @@ pub trait Database:
     + JobPlanStore
     + VhostAccess
     + GroupStore
+    + GroupClaims
     + AnnotationStore
     + SampleStore
     + FindingStore

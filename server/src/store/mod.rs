@@ -59,7 +59,7 @@ pub use contents::{take_trace, trace_template, TraceTemplate};
 pub use database::Database;
 pub use filter::Filter;
 pub use findings::FindingStore;
-pub use groups::GroupStore;
+pub use groups::{GroupClaims, GroupStore, NewHold};
 pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOutcome, JobSteps};
 pub use job_plans::{JobPlanStore, PhaseRecord, CANCELLABLE};
 pub use jobs::{first_phase, ApprovalRule, ExpiredApproval, JobSpec, JobStore, NewJob, SELECTABLE};
@@ -149,6 +149,8 @@ macro_rules! shared_sql {
         mod browse;
         #[path = "../findings/sql.rs"]
         mod findings;
+        #[path = "../groups/claims.rs"]
+        mod group_claims;
         #[path = "../groups/sql.rs"]
         mod groups;
         #[path = "../messages/history.rs"]

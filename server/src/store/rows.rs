@@ -242,6 +242,8 @@ impl GroupRow {
             example_id: self.example_id,
             arrivals_24h,
             tags: Vec::new(),
+            owner: None,
+            hold: None,
         }
     }
 }

@@ -20,6 +20,7 @@ mod degraded;
 mod demo;
 mod export;
 mod groups;
+mod holds;
 mod hostile;
 mod ingest;
 mod instances;

@@ -5,10 +5,11 @@
 use app::backend::Backend;
 use app::model::{
     AdvisorReport, AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange,
-    AnnotationTarget, Annotations, ApiError, AuditAction, AuditPage, AuditQuery, GroupQuery, GroupSummary,
-    Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage, MessageQuery,
-    MessageSummary, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ReplayTarget,
-    ServiceHistory, VhostAccess, WatchSwitch, MESSAGE_ID_MATCHES, MESSAGE_ID_MAX_BYTES,
+    AnnotationTarget, Annotations, ApiError, AuditAction, AuditPage, AuditQuery, GroupClaim,
+    GroupHoldRequest, GroupOwnerRequest, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem,
+    JobRequest, Me, MessageDetail, MessagePage, MessageQuery, MessageSummary, Overview, Policy,
+    PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory, VhostAccess,
+    WatchSwitch, MESSAGE_ID_MATCHES, MESSAGE_ID_MAX_BYTES,
 };
 
 use super::{forbidden, Target, UserBackend};
@@ -130,7 +131,22 @@ impl Backend for UserBackend {
             .await
     }
 
-    async fn groups(&self, query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
+    async fn set_group_owner(&self, id: String, request: GroupOwnerRequest) -> Result<GroupClaim, ApiError> {
+        UserBackend::set_group_owner(self, id, request).await
+    }
+
+    async fn hold_group(&self, id: String, request: GroupHoldRequest) -> Result<GroupClaim, ApiError> {
+        UserBackend::hold_group(self, id, request).await
+    }
+
+    async fn release_group(&self, id: String) -> Result<GroupClaim, ApiError> {
+        UserBackend::release_group(self, id).await
+    }
+
+    async fn groups(&self, mut query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
+        if query.owner.as_deref() == Some("me") {
+            query.owner = Some(self.user().to_owned());
+        }
         if let Some(v) = query.vhost.as_deref().filter(|v| !v.is_empty()) {
             self.visible(v, format!("vhost `{v}`"))?;
         }

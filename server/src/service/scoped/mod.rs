@@ -5,6 +5,7 @@
 //! log with the real user's name.
 
 mod backend;
+mod groups;
 
 use std::sync::Arc;
 

@@ -114,9 +114,13 @@ impl GroupStore for Engine {
         }
         let mut tags = self.group_tags().await?;
         let mut services = self.group_services(q, status, visible).await?;
+        let mut claims = self.group_claims(now_ms()).await?;
+        let held_only = q.held == Some(true);
+        let owner = q.owner.as_deref().filter(|o| !o.is_empty());
         Ok(rows
             .into_iter()
             .map(|r| {
+                let (owner, hold) = claims.remove(&r.id).unwrap_or_default();
                 let a = arrivals.remove(&r.id).unwrap_or_else(|| vec![0; 24]);
                 let t = tags.remove(&r.id).unwrap_or_default();
                 let s = services.remove(&r.id).unwrap_or_default();
@@ -126,8 +130,13 @@ impl GroupStore for Engine {
                     g.service = s.first().cloned();
                     g.services = s;
                 }
+                g.owner = owner;
+                g.hold = hold;
                 g
             })
+            // The default list is what needs someone: held groups wait apart.
+            .filter(|g| g.hold.is_some() == held_only)
+            .filter(|g| owner.is_none() || g.owner.as_deref() == owner)
             .collect())
     }
 

@@ -169,6 +169,8 @@ impl SampleStore for Engine {
         if let Some(vhosts) = visible {
             super::select::push_vhosts(&mut b, vhosts);
         }
+        // A held group is quiet here (the overview, inflow alerts) until its hold ends.
+        super::group_claims::push_not_held(&mut b, now_ms());
         b.push(" GROUP BY 1 ORDER BY 2 DESC");
         Ok(b.build_query_as().fetch_all(self.pool()).await?)
     }
@@ -212,7 +214,12 @@ impl SampleStore for Engine {
     async fn stored_counts(&self, visible: Option<&[String]>) -> Result<(i64, i64), StoreError> {
         let mut b = QueryBuilder::<Db>::new(
             "SELECT CAST(COALESCE(SUM(messages), 0) AS BIGINT),
-                    CAST(COALESCE(SUM(CASE WHEN status = 'failed' THEN messages ELSE 0 END), 0) AS BIGINT)
+                    CAST(COALESCE(SUM(CASE WHEN status = 'failed' AND group_id NOT IN
+                        (SELECT group_id FROM group_claims WHERE hold_until > ",
+        );
+        // Failures of a held group do not wait for anyone until its hold ends.
+        b.push_bind(now_ms()).push(
+            ") THEN messages ELSE 0 END), 0) AS BIGINT)
              FROM message_counts WHERE 1 = 1",
         );
         if let Some(vhosts) = visible {

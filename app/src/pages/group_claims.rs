@@ -1,0 +1,98 @@
+//! A failure group's owner and hold on the Groups page: who is on it,
+//! "take it", and holding it out of the counts and alerts while a fix ships.
+
+use leptos::prelude::*;
+
+use crate::api::{HoldGroupFor, ReleaseGroup, SetGroupOwner};
+use crate::components::{can_write, my_name, ApiErrorBox};
+use crate::format::short_time;
+use crate::model::GroupHold;
+
+/// Hold spans the page offers (hours); the REST API takes any time.
+const SPANS: [(u32, &str); 3] = [(4, "4 h"), (24, "1 day"), (168, "1 week")];
+
+#[component]
+pub fn GroupClaimCell(
+    id: String,
+    owner: Option<String>,
+    hold: Option<GroupHold>,
+    changed: Callback<()>,
+) -> impl IntoView {
+    let owner_action = ServerAction::<SetGroupOwner>::new();
+    let hold_action = ServerAction::<HoldGroupFor>::new();
+    let release_action = ServerAction::<ReleaseGroup>::new();
+    Effect::new(move |prev: Option<(usize, usize, usize)>| {
+        let now = (
+            owner_action.version().get(),
+            hold_action.version().get(),
+            release_action.version().get(),
+        );
+        if prev.is_some_and(|p| p != now) {
+            changed.run(());
+        }
+        now
+    });
+    let note = RwSignal::new(String::new());
+    let me_name = move || my_name().unwrap_or_default();
+    let error = move || {
+        [
+            owner_action.value().get(),
+            hold_action.value().get(),
+            release_action.value().get(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(Result::err)
+    };
+    let (id1, id2, id3) = (id.clone(), id.clone(), id.clone());
+    view! {
+        <div class="claim" data-owner=owner.clone().unwrap_or_default()>
+            {match owner.clone() {
+                Some(o) => view! { <span class="owner">{o}</span> }.into_any(),
+                None => view! { <span class="muted">"nobody"</span> }.into_any(),
+            }}
+            {move || can_write().get().then(|| {
+                let id = id1.clone();
+                view! {
+                    " "
+                    <button class="btn btn-ghost" data-action="take"
+                        on:click=move |_| { owner_action.dispatch(SetGroupOwner { id: id.clone(), user: me_name() }); }>"Take"</button>
+                }
+            })}
+            {hold.clone().map(|h| view! {
+                <div class="hold" data-held-until=h.until.clone()>
+                    <span class="badge job-awaiting_approval">"on hold"</span>
+                    {format!(" until {} by {} · {} arrived since", short_time(&h.until), h.by, h.arrived_since)}
+                    {h.note.clone().map(|n| view! { <div class="muted">{n}</div> })}
+                </div>
+            })}
+            {move || can_write().get().then(|| match hold.is_some() {
+                true => {
+                    let id = id2.clone();
+                    view! {
+                        <button class="btn btn-ghost" data-action="release"
+                            on:click=move |_| { release_action.dispatch(ReleaseGroup { id: id.clone() }); }>"End hold"</button>
+                    }.into_any()
+                }
+                false => {
+                    let id = id3.clone();
+                    view! {
+                        <details class="hold-form">
+                            <summary>"Hold…"</summary>
+                            <input type="text" placeholder="why, e.g. fix in PAY-123" maxlength="1000"
+                                prop:value=move || note.get() on:input=move |ev| note.set(event_target_value(&ev))/>
+                            {SPANS.iter().map(|(hours, label)| {
+                                let (id, hours) = (id.clone(), *hours);
+                                view! {
+                                    <button class="btn btn-ghost" data-hold-hours=hours
+                                        on:click=move |_| { hold_action.dispatch(HoldGroupFor { id: id.clone(), hours, note: note.get_untracked() }); }>{*label}</button>
+                                }
+                            }).collect_view()}
+                        </details>
+                    }.into_any()
+                }
+            })}
+            {move || error().map(|e| view! { <ApiErrorBox error=e/> })}
+        </div>
+    }
+}

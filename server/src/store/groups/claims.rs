@@ -1,0 +1,154 @@
+//! SQL for `store::groups::GroupClaims`: owners and holds of failure
+//! groups, compiled once per backend (see `store`).
+
+use std::collections::HashMap;
+
+use super::{Db, Engine};
+use crate::store::backend::SqlBackend;
+use crate::store::rows::rfc3339;
+use crate::store::*;
+use crate::store::{now_ms, StoreError};
+use app::model::{GroupClaim, GroupHold};
+use async_trait::async_trait;
+
+/// A claim row: group, owner, then the hold's columns.
+type ClaimRow = (
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+const CLAIM_COLUMNS: &str = "group_id, owner, hold_until, hold_note, held_by, held_at, held_after_id";
+
+impl Engine {
+    /// The hold of a claim row while it lasts at `now`, with what arrived since.
+    async fn hold_of(&self, row: &ClaimRow, now: i64) -> Result<Option<GroupHold>, StoreError> {
+        let (group, _, until, note, by, at, after) = row;
+        let (Some(until), Some(by), Some(at)) = (*until, by, *at) else {
+            return Ok(None);
+        };
+        if until <= now {
+            return Ok(None);
+        }
+        let arrived_since: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE group_id = $1 AND id > $2")
+                .bind(group)
+                .bind(after.unwrap_or(0))
+                .fetch_one(self.pool())
+                .await?;
+        Ok(Some(GroupHold {
+            until: rfc3339(until),
+            note: note.clone(),
+            by: by.clone(),
+            at: rfc3339(at),
+            arrived_since,
+        }))
+    }
+}
+
+#[async_trait]
+impl GroupClaims for Engine {
+    async fn set_group_owner(&self, group_id: &str, owner: Option<&str>, by: &str) -> Result<GroupClaim, StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO group_claims (group_id, owner, owner_by, owner_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (group_id) DO UPDATE SET owner = excluded.owner, owner_by = excluded.owner_by,
+                owner_at = excluded.owner_at",
+        )
+        .bind(group_id)
+        .bind(owner)
+        .bind(by)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.group_claim(group_id, now_ms()).await
+    }
+
+    async fn hold_group(&self, group_id: &str, hold: NewHold<'_>) -> Result<GroupClaim, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let after: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM messages WHERE group_id = $1")
+            .bind(group_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO group_claims (group_id, hold_until, hold_note, held_by, held_at, held_after_id)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (group_id) DO UPDATE SET hold_until = excluded.hold_until,
+                hold_note = excluded.hold_note, held_by = excluded.held_by, held_at = excluded.held_at,
+                held_after_id = excluded.held_after_id",
+        )
+        .bind(group_id)
+        .bind(hold.until)
+        .bind(hold.note)
+        .bind(hold.by)
+        .bind(now_ms())
+        .bind(after)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.group_claim(group_id, now_ms()).await
+    }
+
+    async fn release_group(&self, group_id: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let ended = sqlx::query(
+            "UPDATE group_claims SET hold_until = NULL, hold_note = NULL, held_by = NULL, held_at = NULL,
+                held_after_id = NULL
+             WHERE group_id = $1 AND hold_until > $2",
+        )
+        .bind(group_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(ended.rows_affected() == 1)
+    }
+
+    async fn group_claims(&self, now: i64) -> Result<HashMap<String, (Option<String>, Option<GroupHold>)>, StoreError> {
+        let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
+            "SELECT {CLAIM_COLUMNS} FROM group_claims WHERE owner IS NOT NULL OR hold_until > $1"
+        ))
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let hold = self.hold_of(&row, now).await?;
+            out.insert(row.0.clone(), (row.1.clone(), hold));
+        }
+        Ok(out)
+    }
+
+    async fn group_claim(&self, group_id: &str, now: i64) -> Result<GroupClaim, StoreError> {
+        let row: Option<ClaimRow> =
+            sqlx::query_as(&format!("SELECT {CLAIM_COLUMNS} FROM group_claims WHERE group_id = $1"))
+                .bind(group_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(row) = row else {
+            return Ok(GroupClaim {
+                group_id: group_id.to_owned(),
+                ..GroupClaim::default()
+            });
+        };
+        Ok(GroupClaim {
+            group_id: group_id.to_owned(),
+            owner: row.1.clone(),
+            hold: self.hold_of(&row, now).await?,
+        })
+    }
+}
+
+/// ` AND` the row's group is not on hold at `now` (rows without a group are
+/// never held): what the overview counts and alerts read.
+pub(super) fn push_not_held(b: &mut sqlx::QueryBuilder<'_, Db>, now: i64) {
+    b.push(
+        " AND (group_id IS NULL OR group_id NOT IN (SELECT group_id FROM group_claims WHERE hold_until > ",
+    )
+    .push_bind(now)
+    .push("))");
+}
