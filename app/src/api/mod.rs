@@ -62,7 +62,8 @@ pub async fn restore_message(id: i64) -> Result<MessageDetail, ApiError> {
     backend()?.restore(id).await
 }
 
-#[server(prefix = "/rpc", client = crate::api::CsrfClient)]
+/// JSON in: an empty query has no URL-encoded form.
+#[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
 pub async fn list_groups(query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {
     backend()?.groups(query).await
 }

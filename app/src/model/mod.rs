@@ -295,8 +295,8 @@ pub struct GroupQuery {
     pub vhost: Option<String>,
     pub queue: Option<String>,
     pub status: Option<String>,
-    /// `true`: only groups on hold; otherwise (the default list) only
-    /// groups not on hold.
+    /// `true`: only groups on hold; `false`: only groups not on hold.
+    /// Unset: groups not on hold, or with `owner`, all of that owner's.
     #[serde(default)]
     pub held: Option<bool>,
     /// Only the groups this user owns; `me` is whoever asks.

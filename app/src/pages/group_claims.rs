@@ -45,6 +45,7 @@ pub fn GroupClaimCell(
         .find_map(Result::err)
     };
     let (id1, id2, id3) = (id.clone(), id.clone(), id.clone());
+    let owned = owner.clone();
     view! {
         <div class="claim" data-owner=owner.clone().unwrap_or_default()>
             {match owner.clone() {
@@ -53,10 +54,16 @@ pub fn GroupClaimCell(
             }}
             {move || can_write().get().then(|| {
                 let id = id1.clone();
+                // Mine: let it go; anyone else's or nobody's: take it.
+                let mine = owned.is_some() && owned == my_name();
+                let (action, label) = if mine { ("drop", "Let go") } else { ("take", "Take") };
                 view! {
                     " "
-                    <button class="btn btn-ghost" data-action="take"
-                        on:click=move |_| { owner_action.dispatch(SetGroupOwner { id: id.clone(), user: me_name() }); }>"Take"</button>
+                    <button class="btn btn-ghost" data-action=action
+                        on:click=move |_| {
+                            let user = if mine { String::new() } else { me_name() };
+                            owner_action.dispatch(SetGroupOwner { id: id.clone(), user });
+                        }>{label}</button>
                 }
             })}
             {hold.clone().map(|h| view! {

@@ -259,7 +259,9 @@ async fn groups_owner_and_hold_ui() {
             .click()
             .await?;
         wait()
-            .for_element(Locator::Css(&format!(r#"{row} .claim[data-owner="guest"]"#)))
+            .for_element(Locator::Css(&format!(
+                r#"{row} .claim[data-owner="guest"] button[data-action="drop"]"#
+            )))
             .await?;
         c.find(Locator::Css(&format!("{row} .hold-form summary")))
             .await?
@@ -293,7 +295,9 @@ async fn groups_owner_and_hold_ui() {
             hold.contains("by guest") && hold.contains("fix in PAY-123"),
             "{hold}"
         );
-        browser.screenshot("main", &shot("groups-on-hold")).await?;
+        browser
+            .screenshot(&format!("{row} .claim"), &shot("groups-on-hold"))
+            .await?;
         c.goto(&format!("{}/groups?owner=me", app.base)).await?;
         wait().for_element(Locator::Css(&row)).await?;
         assert_eq!(browser.console_errors().await?, Vec::<String>::new());

@@ -115,7 +115,6 @@ impl GroupStore for Engine {
         let mut tags = self.group_tags().await?;
         let mut services = self.group_services(q, status, visible).await?;
         let mut claims = self.group_claims(now_ms()).await?;
-        let held_only = q.held == Some(true);
         let owner = q.owner.as_deref().filter(|o| !o.is_empty());
         Ok(rows
             .into_iter()
@@ -134,8 +133,12 @@ impl GroupStore for Engine {
                 g.hold = hold;
                 g
             })
-            // The default list is what needs someone: held groups wait apart.
-            .filter(|g| g.hold.is_some() == held_only)
+            // The default list is what needs someone: held groups wait
+            // apart. An owner's list is all of theirs, held or not.
+            .filter(|g| match q.held {
+                Some(held) => g.hold.is_some() == held,
+                None => owner.is_some() || g.hold.is_none(),
+            })
             .filter(|g| owner.is_none() || g.owner.as_deref() == owner)
             .collect())
     }
