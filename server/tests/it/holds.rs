@@ -57,6 +57,13 @@ fn in_future(seconds: i64) -> String {
     at.format(&time::format_description::well_known::Rfc3339).unwrap()
 }
 
+/// The group `id` as the default list shows it.
+async fn listed_row(app: &TestApp, id: &str) -> Value {
+    let (_, listed) = app.get("/api/v1/groups").await;
+    let row = listed.as_array().unwrap().iter().find(|g| g["id"] == id);
+    row.unwrap_or_else(|| panic!("{id} is listed: {listed}")).clone()
+}
+
 fn ids(groups: &Value) -> Vec<String> {
     groups
         .as_array()
@@ -148,14 +155,7 @@ async fn owners_are_broker_users_mine_lists_them_and_bad_input_changes_nothing()
     assert_eq!((status, &claim["owner"]), (200, &json!(bob.name)), "{claim}");
     let (_, mine) = app.as_user(bob.creds()).get("/api/v1/groups?owner=me").await;
     assert_eq!(ids(&mine), vec![orders.clone()]);
-    let (_, listed) = app.get("/api/v1/groups").await;
-    let row = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["id"] == orders.as_str())
-        .unwrap()
-        .clone();
+    let row = listed_row(&app, &orders).await;
     assert_eq!(row["owner"], json!(bob.name), "owned groups stay in the list");
     let (_, guests) = app.get("/api/v1/groups?owner=me").await;
     assert_eq!(ids(&guests).len(), 0);
@@ -194,14 +194,7 @@ async fn owners_are_broker_users_mine_lists_them_and_bad_input_changes_nothing()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 409, "not on hold");
-    let (_, listed) = app.get("/api/v1/groups").await;
-    let row = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["id"] == orders.as_str())
-        .unwrap()
-        .clone();
+    let row = listed_row(&app, &orders).await;
     assert_eq!((&row["owner"], &row["hold"]), (&json!(bob.name), &Value::Null));
 
     // A hold ended early by hand; the owner cleared.

@@ -27,6 +27,11 @@ async fn captured() -> (TestVhost, TestDb, TestApp) {
     (vh, db, app)
 }
 
+/// A page asked for as a browser asks (it accepts HTML, so a redirect is a 302).
+async fn as_browser(http: &reqwest::Client, url: &str) -> reqwest::Response {
+    http.get(url).header("accept", "text/html").send().await.unwrap()
+}
+
 fn ids(list: &Value) -> Vec<i64> {
     list.as_array()
         .unwrap()
@@ -62,14 +67,7 @@ async fn a_message_id_finds_its_messages_within_what_the_user_may_see() {
 
     // The page: one match redirects to it, several are listed, none says so.
     let page = |mid: &str| format!("{}/m/{}", app.base, enc(mid));
-    // As a browser asks (it accepts HTML).
-    let r = app
-        .http
-        .get(page("ord-1"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = as_browser(&app.http, &page("ord-1")).await;
     assert!(r.status().is_redirection(), "{}", r.status());
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(location, format!("/messages/{}", one[0]["id"]));
@@ -84,14 +82,7 @@ async fn a_message_id_finds_its_messages_within_what_the_user_may_see() {
         "{missing}"
     );
     // Signed out, it asks for sign-in first.
-    let r = app
-        .as_user(None)
-        .http
-        .get(page("ord-1"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let r = as_browser(&app.as_user(None).http, &page("ord-1")).await;
     assert!(r.status().is_redirection(), "{}", r.status());
     assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
     drop(vh);

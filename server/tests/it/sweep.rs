@@ -10,7 +10,7 @@ use std::time::Duration;
 use app::model::{JobAction, ReplayPlan};
 use server::store::{ClaimRequest, Filter, NewJob, Store};
 
-use crate::common::TestDb;
+use crate::common::{received, TestDb};
 
 const MESSAGES: usize = 1_500;
 const BATCH: usize = 100;
@@ -18,17 +18,8 @@ const ROUNDS: usize = 3;
 const WINDOW: Duration = Duration::from_secs(1800);
 
 fn failure(round: usize, n: usize) -> server::domain::NewMessage {
-    use server::ingest::decode::{decode, Incoming};
-    let incoming = Incoming {
-        vhost: "v".into(),
-        queue: format!("r{round}.dlq"),
-        exchange: String::new(),
-        routing_key: "r.dlq".into(),
-        redelivered: false,
-        properties: lapin::BasicProperties::default(),
-        body: format!("failure {round}/{n}").into_bytes(),
-    };
-    decode(incoming, time::OffsetDateTime::now_utc())
+    let body = format!("failure {round}/{n}").into_bytes();
+    received(&format!("r{round}.dlq"), body, lapin::BasicProperties::default())
 }
 
 /// A replay job over `queue`'s messages, all claimed by `owner`, which then

@@ -7,11 +7,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use lapin::BasicProperties;
-use server::ingest::decode::{decode, Incoming};
 use server::store::{AckState, Filter, Store};
-use time::OffsetDateTime;
 
-use crate::common::TestDb;
+use crate::common::{received, TestDb};
 
 const WRITERS: usize = 4;
 const BATCHES: usize = 25;
@@ -21,16 +19,9 @@ const WINDOW: Duration = Duration::from_secs(1800);
 /// A failure of queue `q{writer % 2}`, unique by its body, with a word
 /// every one of them shares (`needle`) and one only it has.
 fn failure(writer: usize, n: usize) -> server::domain::NewMessage {
-    let incoming = Incoming {
-        vhost: "v".into(),
-        queue: format!("q{}.dlq", writer % 2),
-        exchange: "".into(),
-        routing_key: "q.dlq".into(),
-        redelivered: false,
-        properties: BasicProperties::default().with_message_id(format!("w{writer}-{n}").into()),
-        body: format!(r#"{{"writer":{writer},"n":{n},"note":"needle w{writer}x{n}"}}"#).into_bytes(),
-    };
-    decode(incoming, OffsetDateTime::now_utc())
+    let properties = BasicProperties::default().with_message_id(format!("w{writer}-{n}").into());
+    let body = format!(r#"{{"writer":{writer},"n":{n},"note":"needle w{writer}x{n}"}}"#).into_bytes();
+    received(&format!("q{}.dlq", writer % 2), body, properties)
 }
 
 /// One writer: its batches, each committed, then marked as capture marks

@@ -579,3 +579,23 @@ impl Drop for MgmtProxy {
         self.cut.cancel();
     }
 }
+
+/// A delivery from `queue` in vhost `v`, as capture decodes it now: for
+/// store-level tests that write rows without the broker.
+pub fn received(
+    queue: &str,
+    body: Vec<u8>,
+    properties: lapin::BasicProperties,
+) -> server::domain::NewMessage {
+    use server::ingest::decode::{decode, Incoming};
+    let incoming = Incoming {
+        vhost: "v".into(),
+        queue: queue.to_owned(),
+        exchange: String::new(),
+        routing_key: queue.to_owned(),
+        redelivered: false,
+        properties,
+        body,
+    };
+    decode(incoming, time::OffsetDateTime::now_utc())
+}
