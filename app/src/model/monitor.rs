@@ -285,9 +285,13 @@ pub struct Overview {
     /// ever captured, and the page explains why.
     #[serde(default)]
     pub stored: i64,
-    /// Of those, failed ones still waiting for a human.
+    /// Of those, failed ones still waiting for a human (groups on hold
+    /// left out).
     #[serde(default)]
     pub waiting: i64,
+    /// Failure groups on hold now, left out of `waiting` and `error_inflow`.
+    #[serde(default)]
+    pub held_groups: i64,
 }
 
 /// A policy as the broker stores it.

@@ -74,7 +74,7 @@ fn overview_body(o: Overview) -> impl IntoView {
         <FreshnessBanner freshness=o.freshness/>
         {getting_started}
         <section class="cards">
-            <a class="card" href="/?status=failed"><span class="label">"Waiting for a human"</span><span class="value">{o.waiting}</span><span class="muted">{format!("of {} stored", o.stored)}</span></a>
+            <a class="card" href="/?status=failed"><span class="label">"Waiting for a human"</span><span class="value">{o.waiting}</span><span class="muted" data-held-groups=o.held_groups>{held_note(o.stored, o.held_groups)}</span></a>
             <div class="card"><span class="label">"RabbitMQ"</span><span class="value">{non_empty(o.rabbitmq_version)}</span><span class="muted">{non_empty(o.cluster_name)}</span></div>
             <div class="card"><span class="label">"Queues"</span><span class="value">{t.queues}</span><span class="muted">{format!("{} connections, {} consumers", t.connections, t.consumers)}</span></div>
             <div class="card"><span class="label">"Ready"</span><span class="value">{t.messages_ready}</span><span class="muted">{format!("{} unacked, {} total", t.messages_unacknowledged, t.messages)}</span></div>
@@ -125,5 +125,15 @@ fn overview_body(o: Overview) -> impl IntoView {
                 </table>
             </section>
         </div>
+    }
+}
+
+/// Under "Waiting for a human": how many are stored, and that groups on
+/// hold are not counted (so the number never hides them silently).
+fn held_note(stored: i64, held_groups: i64) -> String {
+    match held_groups {
+        0 => format!("of {stored} stored"),
+        1 => format!("of {stored} stored; 1 group on hold not counted"),
+        n => format!("of {stored} stored; {n} groups on hold not counted"),
     }
 }

@@ -168,6 +168,7 @@ impl Redrive {
         Ok(Overview {
             stored,
             waiting,
+            held_groups: self.store.held_groups(now_ms(), visible).await?,
             rabbitmq_version: snapshot.overview.rabbitmq_version.clone(),
             cluster_name: snapshot.overview.cluster_name.clone(),
             nodes: snapshot.node_infos(),

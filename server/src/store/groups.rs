@@ -59,4 +59,7 @@ pub trait GroupClaims: Send + Sync {
     ) -> Result<HashMap<String, (Option<String>, Option<GroupHold>)>, StoreError>;
 
     async fn group_claim(&self, group_id: &str, now: i64) -> Result<GroupClaim, StoreError>;
+
+    /// Groups on hold at `now` with messages in `visible` vhosts (all when `None`).
+    async fn held_groups(&self, now: i64, visible: Option<&[String]>) -> Result<i64, StoreError>;
 }

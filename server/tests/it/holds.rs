@@ -73,7 +73,8 @@ fn ids(groups: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The overview's waiting count and the orders service's inflow.
+/// The overview's waiting count and the orders service's inflow (and
+/// that it says how many groups it leaves out).
 async fn overview(app: &TestApp) -> (i64, Option<i64>) {
     let (status, o) = app.get("/api/v1/overview").await;
     assert_eq!(status, 200, "{o}");
@@ -83,6 +84,8 @@ async fn overview(app: &TestApp) -> (i64, Option<i64>) {
         .iter()
         .find(|s| s["service"] == "orders")
         .map(|s| s["last_hour"].as_i64().unwrap());
+    let held = o["held_groups"].as_i64().unwrap();
+    assert_eq!(held, i64::from(inflow.is_none()), "{o}");
     (o["waiting"].as_i64().unwrap(), inflow)
 }
 
@@ -291,6 +294,15 @@ async fn groups_owner_and_hold_ui() {
         browser
             .screenshot(&format!("{row} .claim"), &shot("groups-on-hold"))
             .await?;
+        // The overview says it leaves the held group out.
+        c.goto(&format!("{}/overview", app.base)).await?;
+        let note = wait()
+            .for_element(Locator::Css(r#"[data-held-groups="1"]"#))
+            .await?
+            .text()
+            .await?;
+        assert_eq!(note, "of 5 stored; 1 group on hold not counted");
+        browser.screenshot(".cards", &shot("overview-held-group")).await?;
         c.goto(&format!("{}/groups?owner=me", app.base)).await?;
         wait().for_element(Locator::Css(&row)).await?;
         assert_eq!(browser.console_errors().await?, Vec::<String>::new());

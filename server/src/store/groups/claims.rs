@@ -123,6 +123,20 @@ impl GroupClaims for Engine {
         Ok(out)
     }
 
+    async fn held_groups(&self, now: i64, visible: Option<&[String]>) -> Result<i64, StoreError> {
+        let mut b = sqlx::QueryBuilder::<Db>::new(
+            "SELECT COUNT(*) FROM group_claims c WHERE c.hold_until > ",
+        );
+        b.push_bind(now).push(
+            " AND EXISTS (SELECT 1 FROM message_counts m WHERE m.group_id = c.group_id AND m.messages > 0",
+        );
+        if let Some(vhosts) = visible {
+            super::select::push_vhosts(&mut b, vhosts);
+        }
+        b.push(")");
+        Ok(b.build_query_scalar().fetch_one(self.pool()).await?)
+    }
+
     async fn group_claim(&self, group_id: &str, now: i64) -> Result<GroupClaim, StoreError> {
         let row: Option<ClaimRow> =
             sqlx::query_as(&format!("SELECT {CLAIM_COLUMNS} FROM group_claims WHERE group_id = $1"))
