@@ -64,6 +64,12 @@ async fn listed_row(app: &TestApp, id: &str) -> Value {
     row.unwrap_or_else(|| panic!("{id} is listed: {listed}")).clone()
 }
 
+/// `DELETE` of a group's hold; its status.
+async fn end_hold(app: &TestApp, path: &str) -> u16 {
+    let r = app.http.delete(format!("{}{path}", app.base)).send().await;
+    r.unwrap().status().as_u16()
+}
+
 fn ids(groups: &Value) -> Vec<String> {
     groups
         .as_array()
@@ -190,26 +196,14 @@ async fn owners_are_broker_users_mine_lists_them_and_bad_input_changes_nothing()
         let (status, answer) = app.post(&path, Some(body.clone())).await;
         assert_eq!(status, want, "{path} {body}: {answer}");
     }
-    let r = app
-        .http
-        .delete(format!("{}{hold}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 409, "not on hold");
+    assert_eq!(end_hold(&app, &hold).await, 409, "not on hold");
     let row = listed_row(&app, &orders).await;
     assert_eq!((&row["owner"], &row["hold"]), (&json!(bob.name), &Value::Null));
 
     // A hold ended early by hand; the owner cleared.
     let (status, _) = app.post(&hold, Some(json!({"until": in_future(3600)}))).await;
     assert_eq!(status, 200);
-    let r = app
-        .http
-        .delete(format!("{}{hold}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(end_hold(&app, &hold).await, 200);
     let (status, claim) = app.post(&owner, Some(json!({"user": null}))).await;
     assert_eq!(
         (status, &claim["owner"], &claim["hold"]),

@@ -87,12 +87,7 @@ async fn survivor_claims(store: Store, job: i64) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_sweep_and_a_survivors_claims_settle_each_item_once() {
     let db = TestDb::new();
-    let first = server::store::connect(&db.url()).await.unwrap();
-    let second = if db.is_postgres() {
-        server::store::connect(&db.url()).await.unwrap()
-    } else {
-        first.clone()
-    };
+    let (first, second) = db.two_stores().await;
     // Several rounds: each meets the sweep's commit at another moment of
     // the survivor's pass.
     for round in 0..ROUNDS {

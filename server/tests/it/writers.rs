@@ -46,13 +46,7 @@ async fn write(store: Store, writer: usize) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn side_by_side_writers_keep_every_message_once_counted_and_searchable() {
     let db = TestDb::new();
-    let first = server::store::connect(&db.url()).await.unwrap();
-    // Two instances on PostgreSQL; SQLite is one instance's by design.
-    let second = if db.is_postgres() {
-        server::store::connect(&db.url()).await.unwrap()
-    } else {
-        first.clone()
-    };
+    let (first, second) = db.two_stores().await;
     let stores = [first.clone(), second.clone()];
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| tokio::spawn(write(stores[w % 2].clone(), w)))

@@ -237,6 +237,18 @@ impl TestDb {
 
     /// A connection of the test's own, as another process would hold one.
     /// Statements on it use `$1`-style parameters (both backends take them).
+    /// The store as two instances hold it: two pools on PostgreSQL; on
+    /// SQLite, one instance's by design, so the same pool twice.
+    pub async fn two_stores(&self) -> (server::store::Store, server::store::Store) {
+        let first = server::store::connect(&self.url()).await.unwrap();
+        let second = if self.is_postgres() {
+            server::store::connect(&self.url()).await.unwrap()
+        } else {
+            first.clone()
+        };
+        (first, second)
+    }
+
     pub async fn raw_connection(&self) -> sqlx::AnyConnection {
         use sqlx::Connection;
         sqlx::any::install_default_drivers();
