@@ -55,6 +55,7 @@ impl Management {
         Ok(Some(Principal {
             user: info.name,
             tags: Tag::parse_all(&info.tags),
+            other_tags: Tag::others(&info.tags),
             vhosts: permissions
                 .into_iter()
                 .map(|p| {

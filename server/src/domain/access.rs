@@ -30,6 +30,21 @@ impl Tag {
         self.into()
     }
 
+    /// The tags of a management API answer that are not [`Tag`]s.
+    pub fn others(value: &serde_json::Value) -> Vec<String> {
+        let words: Vec<&str> = match value {
+            serde_json::Value::Array(items) => items.iter().filter_map(|t| t.as_str()).collect(),
+            serde_json::Value::String(s) => s.split(',').collect(),
+            _ => Vec::new(),
+        };
+        words
+            .into_iter()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && Self::parse(t).is_none())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Tags as the management API gives them: a list (3.9+) or one
     /// comma-separated string (older brokers). Unknown tags are dropped.
     pub fn parse_all(value: &serde_json::Value) -> Vec<Self> {
@@ -120,6 +135,9 @@ impl VhostPermissions {
 pub struct Principal {
     pub user: String,
     pub tags: Vec<Tag>,
+    /// The user's other tags, as the broker spells them: ones Redrive's
+    /// settings name (`REDRIVE_UNMASK_TAG`).
+    pub other_tags: Vec<String>,
     pub vhosts: BTreeMap<String, VhostPermissions>,
 }
 
@@ -149,6 +167,11 @@ pub const DEFAULT_EXCHANGE: &str = "amq.default";
 impl Principal {
     pub fn has(&self, tag: Tag) -> bool {
         self.tags.contains(&tag)
+    }
+
+    /// Holds the broker tag `name`, one of the broker's own or another.
+    pub fn has_named(&self, name: &str) -> bool {
+        self.other_tags.iter().any(|t| t == name) || self.tags.iter().any(|t| t.as_str() == name)
     }
 
     pub fn is_admin(&self) -> bool {
@@ -250,6 +273,7 @@ mod tests {
         Principal {
             user: "u".into(),
             tags: tags.to_vec(),
+            other_tags: Vec::new(),
             vhosts: perms
                 .iter()
                 .map(|(vh, c, w, r)| {
@@ -316,5 +340,10 @@ mod tests {
         let string = serde_json::json!("policymaker, management");
         assert_eq!(Tag::parse_all(&string), vec![Tag::Policymaker, Tag::Management]);
         assert!(Tag::parse_all(&serde_json::json!(null)).is_empty());
+        assert_eq!(Tag::others(&list), vec!["impersonator"]);
+        assert_eq!(
+            Tag::others(&serde_json::json!("management,redrive-unmask")),
+            vec!["redrive-unmask"]
+        );
     }
 }

@@ -3,6 +3,24 @@
 
 use time::OffsetDateTime;
 
+/// Where Spring, MassTransit and NServiceBus put the exception's message, in order.
+pub const REASON_HEADERS: [&str; 3] = [
+    "x-exception-message",
+    "MT-Fault-Message",
+    "NServiceBus.ExceptionInfo.Message",
+];
+
+/// Where they put the stack trace, in order.
+pub const TRACE_HEADERS: [&str; 3] = [
+    "x-exception-stacktrace",
+    "MT-Fault-StackTrace",
+    "NServiceBus.ExceptionInfo.StackTrace",
+];
+
+/// The reasons the broker gives a dead letter (`x-death`), which are
+/// stored as a message's reason when no exception names one.
+pub const DEATH_REASONS: [&str; 4] = ["rejected", "expired", "maxlen", "delivery_limit"];
+
 /// A stack trace as stored: its template, and the template's identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceTemplate {

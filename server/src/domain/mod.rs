@@ -5,9 +5,11 @@
 
 pub mod access;
 pub mod fingerprint;
+pub mod mask;
 pub mod message;
 
 pub use access::{Caller, Principal};
+pub use mask::Mask;
 pub use message::{NewMessage, Origin, TraceTemplate};
 
 /// Milliseconds since the Unix epoch: how every stored time is written.

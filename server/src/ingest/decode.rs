@@ -7,6 +7,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::domain::fingerprint::{exception_type_from_trace, fingerprint, FailureFacts};
+use crate::domain::message::{REASON_HEADERS, TRACE_HEADERS};
 use crate::domain::NewMessage;
 use crate::fields::{properties_to_json, table_to_json};
 use crate::store::{take_trace, trace_template};
@@ -100,13 +101,6 @@ fn content_hash<const N: usize>(parts: [&[u8]; N]) -> Vec<u8> {
     blake3::hash(&all).as_bytes().to_vec()
 }
 
-/// Where Spring, MassTransit and NServiceBus put the stack trace, in order.
-const TRACE_HEADERS: [&str; 3] = [
-    "x-exception-stacktrace",
-    "MT-Fault-StackTrace",
-    "NServiceBus.ExceptionInfo.StackTrace",
-];
-
 /// The stack trace, moved out of the headers JSON (which keeps a marker in
 /// its place, see `store::contents`). A trace that is not UTF-8 stays in the
 /// headers as received (base64) and is shown with replacement characters.
@@ -137,9 +131,9 @@ pub fn decode(incoming: Incoming, received_at: OffsetDateTime) -> NewMessage {
         .get("x-original-routingKey")
         .and_then(text)
         .or_else(|| first.and_then(first_routing_key));
-    let reason = header(h, "x-exception-message")
-        .or_else(|| header(h, "MT-Fault-Message"))
-        .or_else(|| header(h, "NServiceBus.ExceptionInfo.Message"))
+    let reason = REASON_HEADERS
+        .iter()
+        .find_map(|name| header(h, name))
         .or_else(|| from_first("reason"))
         .or_else(|| header(h, "x-first-death-reason"));
     let mut headers = table_to_json(h);
