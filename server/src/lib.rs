@@ -88,6 +88,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let config = Arc::new(config);
     let instance = instance::InstanceLock::acquire(config.store.database_url.expose_secret())?;
     let store = store::connect(config.store.database_url.expose_secret()).await?;
+    if store
+        .mask_index(config.mask.mask.clone())
+        .await
+        .context("applying REDRIVE_MASK to the search index")?
+    {
+        tracing::info!("the masking rules changed: the search index is being built again");
+    }
     // This instance's name on its leases and replay claims.
     let holder: Arc<str> = format!(
         "{}-{}",

@@ -44,6 +44,9 @@ pub(crate) trait SqlBackend: Clone + Send + Sync + 'static {
     /// take turns, so what it marks indexed is never marked twice.
     fn index_tx(&self) -> impl Future<Output = Result<WriteTx<Self::Db, Self::Turn>, sqlx::Error>> + Send;
 
+    /// The masking rules the search index is built with.
+    fn index_mask(&self) -> &crate::store::search::IndexMask;
+
     /// Runs one ack-marker statement (see `CaptureStore::set_ack_state`)
     /// the instant it is asked, without waiting for the disk.
     fn mark<'q>(
@@ -118,6 +121,10 @@ pub(crate) trait FullText {
     /// tokenises every message's trace, or only a trace stored whole where
     /// it tokenises each template once ([`Pending::trace_id`] names it).
     const PENDING_TRACE: &'static str;
+
+    /// Empties the index, in the indexer's transaction (the masking rules
+    /// changed: every message is indexed again).
+    const CLEAR_INDEX: &'static str;
 
     /// Adds rows to the index.
     fn insert_index_rows<'a>(

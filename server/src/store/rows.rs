@@ -82,6 +82,9 @@ pub struct StoredMessage {
     pub delivery_routing_key: String,
     /// `x-redrive-replay-id` this delivery carried (a replayed copy that failed again).
     pub replay_id: Option<String>,
+    /// The headers as a reader is shown them, once [`Self::mask`] masked them.
+    #[sqlx(skip)]
+    shown_headers: Option<serde_json::Value>,
 }
 
 impl StoredMessage {
@@ -94,6 +97,10 @@ impl StoredMessage {
     /// The queue it was captured from.
     pub fn queue(&self) -> &str {
         &self.summary.queue
+    }
+    /// The exception's message (or the broker's dead-letter reason).
+    pub fn reason(&self) -> Option<&str> {
+        self.summary.reason.as_deref()
     }
     pub fn original_exchange(&self) -> Option<&str> {
         self.summary.original_exchange.as_deref()
@@ -116,7 +123,25 @@ impl StoredMessage {
     /// The headers as received (the stored text keeps the stack trace in
     /// its own column; see `store::contents`).
     pub fn headers(&self) -> serde_json::Value {
-        super::contents::restore_trace(&self.headers, self.stack_trace.as_deref())
+        match &self.shown_headers {
+            Some(shown) => shown.clone(),
+            None => super::contents::restore_trace(&self.headers, self.stack_trace.as_deref()),
+        }
+    }
+
+    /// Masks this copy for a reader who may not see `mask`'s values (an
+    /// export): body, headers, reason and trace. Whether anything was.
+    /// Never replay a masked copy: it is for reading only.
+    pub fn mask(&mut self, mask: &crate::domain::Mask) -> bool {
+        let mut headers = self.headers();
+        let masked = mask.apply(crate::domain::mask::Shown {
+            body: &mut self.body,
+            headers: &mut headers,
+            reason: &mut self.summary.reason,
+            stack_trace: &mut self.stack_trace,
+        });
+        self.shown_headers = Some(headers);
+        masked
     }
 
     /// The lossless export record: enough to republish the message exactly.
@@ -180,6 +205,7 @@ impl StoredMessage {
             uncertain_replay_id: None,
             possible_copy_of: None,
             tap: None,
+            masked: false,
         }
     }
 }

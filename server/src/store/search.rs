@@ -2,6 +2,9 @@
 //! message's reason, id, body (when text and not huge), stack trace and
 //! header values.
 
+use std::sync::{Arc, RwLock};
+
+use crate::domain::Mask;
 use crate::store::Filter;
 use crate::store::StoreError;
 use async_trait::async_trait;
@@ -63,6 +66,32 @@ pub(super) struct Pending {
 }
 
 impl Pending {
+    /// Masks what `mask` hides from readers, so a search cannot find it.
+    /// The trace is then indexed from this row (never from its template's
+    /// shared document, which is not masked).
+    pub(super) fn mask(&mut self, mask: &Mask) {
+        let reason = self.reason.clone();
+        if let Some(trace) = self
+            .stack_trace
+            .as_deref()
+            .and_then(|t| mask.trace(t, reason.as_deref()))
+        {
+            self.stack_trace = Some(trace);
+        }
+        self.trace_id = None;
+        if let Ok(headers) = serde_json::from_str::<Value>(&self.headers) {
+            if let Some(shown) = mask.headers(&headers, reason.as_deref()) {
+                self.headers = shown.to_string();
+            }
+        }
+        if let Some(r) = reason.as_deref().and_then(|r| mask.reason(r)) {
+            self.reason = Some(r);
+        }
+        if let Some(body) = mask.body(&self.body) {
+            self.body = body;
+        }
+    }
+
     /// The body as indexed text: `None` when it is not UTF-8 or too large.
     pub(super) fn indexed_body(&self) -> Option<&str> {
         (self.body.len() <= MAX_INDEXED_BODY)
@@ -79,6 +108,21 @@ impl Pending {
             Err(_) => headers.push_str(&self.headers),
         }
         headers
+    }
+}
+
+/// The masking rules the index is built with, set once at start-up by
+/// [`SearchIndex::mask_index`].
+#[derive(Clone, Default)]
+pub(crate) struct IndexMask(Arc<RwLock<Arc<Mask>>>);
+
+impl IndexMask {
+    pub(crate) fn get(&self) -> Arc<Mask> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, mask: Arc<Mask>) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = mask;
     }
 }
 
@@ -106,6 +150,14 @@ pub trait SearchIndex: Send + Sync {
 
     /// Messages stored but not searchable yet (the indexer's backlog).
     async fn unindexed(&self) -> Result<i64, StoreError>;
+
+    /// Indexes from now on with `mask`'s values left out. When the index
+    /// was built with other rules it is emptied, to be built again by the
+    /// indexer (searches say meanwhile how much they cannot see): a value
+    /// masked now must not be found through what was indexed before.
+    /// Returns whether it was emptied. Every instance on one database must
+    /// be given the same rules.
+    async fn mask_index(&self, mask: Arc<Mask>) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]
@@ -128,5 +180,40 @@ mod tests {
             out.split_whitespace().collect::<Vec<_>>(),
             ["n", "3", "tenant", "acme", "x-exception-stacktrace"]
         );
+    }
+
+    #[test]
+    fn a_masked_row_is_indexed_without_its_masked_values() {
+        let mask = Mask::parse(r"$.card.number,header:x-user-email,re:\b\d{13,19}\b").unwrap();
+        let card = "4111111111111111";
+        let mut row = Pending {
+            id: 1,
+            reason: Some(format!("Card {card} declined")),
+            message_id: Some("ord-1".into()),
+            body: format!(r#"{{"card": {{"number": "x"}}, "note": "cards {card} and 5500005555555559"}}"#)
+                .into_bytes(),
+            headers: serde_json::json!({
+                "x-exception-message": {"type": "longstr", "value": format!("Card {card} declined")},
+                "x-user-email": {"type": "longstr", "value": "ann@example.com"},
+                "x-exception-stacktrace": {"type": "longstr", "value_in": "stack_trace"},
+            })
+            .to_string(),
+            stack_trace: Some(format!("Boom: Card {card} declined\n\tat x")),
+            trace_id: Some(3),
+        };
+        row.mask(&mask);
+        let indexed = format!(
+            "{:?} {:?} {:?} {}",
+            row.reason,
+            row.stack_trace,
+            row.indexed_body(),
+            row.header_text()
+        );
+        for hidden in [card, "5500005555555559", "ann@example.com", "\"x\""] {
+            assert!(!indexed.contains(hidden), "{hidden}: {indexed}");
+        }
+        assert!(indexed.contains("declined"), "{indexed}");
+        // Its trace is indexed from the row, not from the template's shared document.
+        assert_eq!(row.trace_id, None);
     }
 }

@@ -41,6 +41,7 @@ pub struct PgStore {
     /// Connections that commit without waiting for the disk, for ack
     /// markers only (see [`PgStore::mark`]).
     acks: PgPool,
+    index_mask: super::search::IndexMask,
 }
 
 /// A write transaction (it holds no turn of its own).
@@ -85,7 +86,11 @@ impl PgStore {
         // sqlx takes an advisory lock of its own, so instances starting
         // together migrate one after the other.
         migrator.run(&pool).await.context("applying migrations")?;
-        Ok(Self { pool, acks })
+        Ok(Self {
+            pool,
+            acks,
+            index_mask: Default::default(),
+        })
     }
 }
 
@@ -107,6 +112,10 @@ impl SqlBackend for PgStore {
 
     fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn index_mask(&self) -> &super::search::IndexMask {
+        &self.index_mask
     }
 
     /// A plain transaction: the shared SQL locks only the rows it changes.

@@ -159,6 +159,8 @@ impl FullText for TsVector {
     /// Only a trace stored whole; a template's is tokenised once (see above).
     const PENDING_TRACE: &'static str = "c.stack_trace";
 
+    const CLEAR_INDEX: &'static str = "DELETE FROM message_search";
+
     async fn insert_index_rows<'a>(tx: &'a mut PgConnection, rows: &'a [Pending]) -> Result<(), StoreError> {
         template_documents(tx, rows).await?;
         let mut b = QueryBuilder::<Postgres>::new("INSERT INTO message_search (message_id, document) ");

@@ -7,10 +7,13 @@
 //! kept in `search_gaps` and looked at again on every pass.
 
 use crate::store::backend::{FullText, SqlBackend};
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::{Conn, Db, Engine, Search};
 use crate::store::*;
+use crate::domain::Mask;
 use crate::store::search::Pending;
 use crate::store::{id_runs, now_ms, Filter, StoreError};
 
@@ -27,13 +30,18 @@ const ROWS_PER_INSERT: usize = 400;
 const GAP_KEPT_MS: i64 = 3_600_000;
 
 /// The stored messages `WHERE` … (a condition on `m.id`), oldest first,
-/// at most `LIMIT` ….
-fn pending(condition: &str, limit: &str) -> String {
-    format!(
-        "SELECT m.id, m.reason, m.message_id, c.body, c.headers, {} AS stack_trace, c.trace_id
-         FROM messages m JOIN message_contents c ON c.message_id = m.id
-         WHERE {condition} ORDER BY m.id LIMIT {limit}",
+/// at most `LIMIT` …. Under masking rules each trace is read whole, to be
+/// masked before it is indexed (see `Pending::mask`).
+fn pending(condition: &str, limit: &str, mask: &Mask) -> String {
+    let trace = if mask.is_empty() {
         Search::PENDING_TRACE
+    } else {
+        crate::store::contents::stored_trace!()
+    };
+    format!(
+        "SELECT m.id, m.reason, m.message_id, c.body, c.headers, {trace} AS stack_trace, c.trace_id
+         FROM messages m JOIN message_contents c ON c.message_id = m.id
+         WHERE {condition} ORDER BY m.id LIMIT {limit}"
     )
 }
 
@@ -47,12 +55,13 @@ impl SearchIndex for Engine {
             sqlx::query(fold).execute(&mut *tx).await?;
         }
         let now = now_ms();
-        let mut rows = late_commits(&mut tx, limit, now).await?;
+        let mask = self.index_mask().get();
+        let mut rows = late_commits(&mut tx, limit, now, &mask).await?;
         let watermark: i64 = sqlx::query_scalar("SELECT indexed_through FROM search_progress")
             .fetch_one(&mut *tx)
             .await?;
         let left = limit.saturating_sub(rows.len() as u32);
-        let new: Vec<Pending> = sqlx::query_as(&pending("m.id > $1", "$2"))
+        let new: Vec<Pending> = sqlx::query_as(&pending("m.id > $1", "$2", &mask))
             .bind(watermark)
             .bind(i64::from(left))
             .fetch_all(&mut *tx)
@@ -71,6 +80,9 @@ impl SearchIndex for Engine {
         if rows.is_empty() {
             tx.commit().await?;
             return Ok(0);
+        }
+        if !mask.is_empty() {
+            rows.iter_mut().for_each(|r| r.mask(&mask));
         }
         for chunk in rows.chunks(ROWS_PER_INSERT) {
             Search::insert_index_rows(&mut tx, chunk).await?;
@@ -94,6 +106,27 @@ impl SearchIndex for Engine {
         self.unindexed().await
     }
 
+    async fn mask_index(&self, mask: Arc<Mask>) -> Result<bool, StoreError> {
+        let mut tx = self.index_tx().await?;
+        let built_with: String = sqlx::query_scalar("SELECT mask FROM search_progress")
+            .fetch_one(&mut *tx)
+            .await?;
+        let rebuild = built_with != mask.fingerprint();
+        if rebuild {
+            sqlx::query(Search::CLEAR_INDEX).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM search_gaps").execute(&mut *tx).await?;
+            sqlx::query("UPDATE search_progress SET indexed_through = 0, mask = $1")
+                .bind(mask.fingerprint())
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Set before the commit: no pass of this instance indexes with the
+        // old rules after the index records the new ones.
+        self.index_mask().set(mask);
+        tx.commit().await?;
+        Ok(rebuild)
+    }
+
     async fn unindexed(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM messages WHERE id > (SELECT indexed_through FROM search_progress))
@@ -107,7 +140,7 @@ impl SearchIndex for Engine {
 /// Messages committed in a gap since it was recorded (up to `limit`): the
 /// gap is replaced by what is still missing of it, or dropped once it is
 /// older than [`GAP_KEPT_MS`].
-async fn late_commits(tx: &mut Conn, limit: u32, now: i64) -> Result<Vec<Pending>, StoreError> {
+async fn late_commits(tx: &mut Conn, limit: u32, now: i64, mask: &Mask) -> Result<Vec<Pending>, StoreError> {
     let gaps: Vec<(i64, i64, i64)> =
         sqlx::query_as("SELECT first_id, last_id, seen_at FROM search_gaps ORDER BY first_id")
             .fetch_all(&mut *tx)
@@ -118,7 +151,7 @@ async fn late_commits(tx: &mut Conn, limit: u32, now: i64) -> Result<Vec<Pending
         if left == 0 {
             break;
         }
-        let rows: Vec<Pending> = sqlx::query_as(&pending("m.id BETWEEN $1 AND $2", "$3"))
+        let rows: Vec<Pending> = sqlx::query_as(&pending("m.id BETWEEN $1 AND $2", "$3", mask))
             .bind(first)
             .bind(last)
             .bind(i64::from(left))

@@ -42,6 +42,7 @@ pub struct SqliteStore {
     /// of up to 100 ms, and wakes late. Writers of this process queue here
     /// instead and start the moment the previous one commits.
     turn: Arc<Mutex<()>>,
+    index_mask: super::search::IndexMask,
 }
 
 /// A write transaction holding the process's write turn.
@@ -110,6 +111,7 @@ impl SqliteStore {
             writer,
             acks,
             turn: Arc::default(),
+            index_mask: Default::default(),
         })
     }
 }
@@ -133,6 +135,10 @@ impl SqlBackend for SqliteStore {
 
     fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    fn index_mask(&self) -> &super::search::IndexMask {
+        &self.index_mask
     }
 
     /// `BEGIN IMMEDIATE` takes SQLite's write lock up front, waiting up to

@@ -44,6 +44,9 @@ impl FullText for Fts5 {
     /// FTS5 indexes each message's trace as received, the reason in place.
     const PENDING_TRACE: &'static str = crate::store::contents::stored_trace!();
 
+    /// FTS5's own command: quicker than deleting row by row.
+    const CLEAR_INDEX: &'static str = "INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')";
+
     async fn insert_index_rows<'a>(
         tx: &'a mut SqliteConnection,
         rows: &'a [Pending],
