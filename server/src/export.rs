@@ -4,6 +4,9 @@
 use axum::body::Bytes;
 use futures::{stream, Stream};
 
+use std::sync::Arc;
+
+use crate::domain::Mask;
 use crate::store::{Filter, Store, StoredMessage};
 
 const BATCH: i64 = 200;
@@ -58,10 +61,12 @@ pub fn csv_field(v: &str) -> String {
 }
 
 /// The export's bytes: batches fetched one after another as the client reads.
+/// With `mask`, each message is masked as it is written.
 pub fn stream(
     store: Store,
     filter: Filter,
     format: Format,
+    mask: Option<Arc<Mask>>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     struct State {
         before: Option<i64>,
@@ -74,7 +79,7 @@ pub fn stream(
         done: false,
     };
     stream::unfold(start, move |mut st| {
-        let (store, filter) = (store.clone(), filter.clone());
+        let (store, filter, mask) = (store.clone(), filter.clone(), mask.clone());
         async move {
             if st.done {
                 return None;
@@ -87,8 +92,11 @@ pub fn stream(
                 Ok(batch) => {
                     st.done = (batch.len() as i64) < BATCH;
                     st.before = batch.last().map(StoredMessage::id);
-                    for m in &batch {
-                        format.render(m, &mut out);
+                    for mut m in batch {
+                        if let Some(mask) = &mask {
+                            m.mask(mask);
+                        }
+                        format.render(&m, &mut out);
                     }
                     Some((Ok::<_, std::io::Error>(Bytes::from(out)), st))
                 }

@@ -17,6 +17,7 @@ mod diff;
 pub mod pipeline;
 
 use crate::broker::AmqpPool;
+use crate::domain::Mask;
 use crate::fields::{json_to_properties, json_to_table};
 use crate::ingest::decode::REPLAY_ID_HEADER;
 use crate::store::StoredMessage;
@@ -106,8 +107,14 @@ fn is_failure_header(name: &str) -> bool {
 }
 
 /// Builds the copy to publish. Pure, so bad input is refused before anything
-/// is sent or written.
-pub fn prepare(msg: &StoredMessage, target: &ReplayTarget, replay_id: String) -> Result<Outgoing, ApiError> {
+/// is sent or written. An edit's diff, kept in the message's history for
+/// everyone who reads it, is of the bodies and headers as `shown` masks them.
+pub fn prepare(
+    msg: &StoredMessage,
+    target: &ReplayTarget,
+    replay_id: String,
+    shown: &Mask,
+) -> Result<Outgoing, ApiError> {
     let (exchange, routing_key) = route(msg, target)?;
     for (what, v) in [("exchange", &exchange), ("routing key", &routing_key)] {
         if v.len() > 255 {
@@ -126,7 +133,7 @@ pub fn prepare(msg: &StoredMessage, target: &ReplayTarget, replay_id: String) ->
     let (props_json, headers_json, body, edit_diff) = match &target.edit {
         // A bulk job's case: the stored message as it is, nothing to diff.
         None => (msg.properties(), msg.headers(), msg.body.clone(), None),
-        Some(edit) => edited_copy(msg, edit)?,
+        Some(edit) => edited_copy(msg, edit, shown)?,
     };
     let mut headers = match headers_json {
         Value::Object(map) => map,
@@ -188,6 +195,7 @@ fn route(msg: &StoredMessage, target: &ReplayTarget) -> Result<(String, String),
 fn edited_copy(
     msg: &StoredMessage,
     edit: &MessageEdit,
+    shown: &Mask,
 ) -> Result<(Value, Value, Vec<u8>, Option<String>), ApiError> {
     let (old_props, old_headers) = (msg.properties(), msg.headers());
     let props_json = edit.properties.clone().unwrap_or_else(|| old_props.clone());
@@ -205,10 +213,12 @@ fn edited_copy(
         }
         None => msg.body.clone(),
     };
+    let body_shown = |b: &[u8]| shown.body(b).unwrap_or_else(|| b.to_vec());
+    let headers_shown = |h: &Value| shown.headers(h, msg.reason()).unwrap_or_else(|| h.clone());
     let edit_diff = diff::describe(
-        (&msg.body, &body),
+        (&body_shown(&msg.body), &body_shown(&body)),
         (&old_props, &props_json),
-        (&old_headers, &headers_json),
+        (&headers_shown(&old_headers), &headers_shown(&headers_json)),
     );
     Ok((props_json, headers_json, body, edit_diff))
 }

@@ -79,6 +79,11 @@ pub enum AuditAction {
     /// A failure group put on hold, or its hold ended early.
     GroupHold,
     GroupRelease,
+    /// A user holding the unmask tag read a message whose values
+    /// `REDRIVE_MASK` hides from others (its page, the API, its body).
+    UnmaskedView,
+    /// Such a user exported messages with those values as they are.
+    UnmaskedExport,
     /// A signed-in browser sent a state change without the session's CSRF
     /// token: another site tried to act as this user.
     ForgedRequest,

@@ -131,6 +131,10 @@ pub struct MessageDetail {
     /// Set for a copy taken from a tap: where its original is.
     #[serde(default)]
     pub tap: Option<TapOriginal>,
+    /// Values shown here read `••••` (`REDRIVE_MASK`); the store and
+    /// replays keep the real ones.
+    #[serde(default)]
+    pub masked: bool,
 }
 
 /// Tags and notes of a message or a failure group.
@@ -487,6 +491,7 @@ mod tests {
             uncertain_replay_id: None,
             possible_copy_of: None,
             tap: None,
+            masked: false,
         }
     }
 

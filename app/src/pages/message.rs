@@ -157,6 +157,15 @@ fn MessageView(
             })
         }
         {m.tap.map(|tap| view! { <TapNote tap queue=s.queue.clone()/> })}
+        {m.masked.then(|| view! {
+            <div class="loop-box" role="note" data-masked="true">
+                <p>
+                    <strong>"Some values here read ••••."</strong>
+                    " They are masked for users without the broker tag that unmasks them. Redrive keeps the \
+                     real values, and a replay sends them; in Edit & replay, a •••• left as it is is sent as stored."
+                </p>
+            </div>
+        })}
         {m.uncertain_replay_id.clone().map(|rid| view! {
             <div class="loop-box" role="alert" data-outcome="unknown">
                 <p>

@@ -8,6 +8,7 @@ use app::model::ReplayTarget;
 use backon::Retryable;
 use tokio::task::JoinHandle;
 
+use crate::domain::Mask;
 use crate::replay::{prepare, Outgoing};
 use crate::store::{ClaimRequest, JobReplayOutcome, Settlement, Store};
 
@@ -78,7 +79,8 @@ async fn run(input: StepInput) -> anyhow::Result<Stepped> {
         .into_iter()
         .map(|c| {
             let m = &c.message;
-            let out = prepare(m, &input.target, c.replay_id.clone());
+            // A bulk job sends messages as stored: no edit, no diff to mask.
+            let out = prepare(m, &input.target, c.replay_id.clone(), &Mask::default());
             let item = Item {
                 message_id: m.id(),
                 vhost: m.vhost().to_owned(),

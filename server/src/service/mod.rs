@@ -63,7 +63,7 @@ impl Redrive {
             Some(earlier) => earlier,
             None => uuid::Uuid::now_v7().to_string(),
         };
-        let out = prepare(&msg, &target, replay_id)?;
+        let out = prepare(&msg, &target, replay_id, &self.config.mask.mask)?;
         // Claiming first makes concurrent replays of one message impossible.
         // An edit is recorded in the same transaction as the claim: a failed
         // write must not leave a claimed message behind, nor an edit that was

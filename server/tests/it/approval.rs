@@ -58,21 +58,6 @@ async fn job_of(client: &TestClient, id: &Value) -> Value {
     job
 }
 
-/// The audit entries of `action` (`user`, `result`, `detail`).
-async fn audited(app: &TestApp, action: &str) -> Vec<(String, String, String)> {
-    let (status, page) = app.get(&format!("/api/v1/audit?action={action}")).await;
-    assert_eq!(status, 200, "{page}");
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
-            (text("user"), text("result"), text("detail"))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_job_waits_for_a_second_person_and_then_runs_once() {
     let (mut vh, _db, app) = stored_failures(&[]).await;
@@ -149,7 +134,7 @@ async fn a_large_job_waits_for_a_second_person_and_then_runs_once() {
     let (status, body) = as_bob.post(&approve, None).await;
     assert_eq!(status, 409, "{body}");
 
-    let approvals = audited(&app, "job_approve").await;
+    let approvals = app.audited("job_approve").await;
     let by = |user: &str, result: &str| {
         approvals
             .iter()
@@ -198,7 +183,7 @@ async fn a_refused_or_expired_job_sends_nothing_and_a_small_one_needs_no_second_
             .contains(&format!("refused by {}", bob.name)),
         "{refused}"
     );
-    assert_eq!(audited(&app, "job_refuse").await.len(), 1);
+    assert_eq!(app.audited("job_refuse").await.len(), 1);
 
     // Nobody approves the next: it expires and is cancelled, audited.
     let (status, job) = as_alice.post("/api/v1/jobs", Some(replay_all())).await;
@@ -217,7 +202,7 @@ async fn a_refused_or_expired_job_sends_nothing_and_a_small_one_needs_no_second_
         .post(&format!("/api/v1/jobs/{}/approve", job["id"]), None)
         .await;
     assert_eq!(status, 409, "{body}");
-    let expiries = audited(&app, "job_approval_expired").await;
+    let expiries = app.audited("job_approval_expired").await;
     assert_eq!(expiries.len(), 1, "{expiries:?}");
     assert_eq!(expiries[0].0, alice.name);
     assert!(expiries[0].2.contains("150 messages"), "{expiries:?}");

@@ -28,6 +28,7 @@ mod jobs;
 mod links;
 mod loops;
 mod malformed;
+mod masking;
 mod migrations;
 mod pipeline;
 mod plans;

@@ -64,16 +64,19 @@ impl Backend for UserBackend {
         if let Some(v) = query.vhost.as_deref().filter(|v| !v.is_empty()) {
             self.visible(v, format!("vhost `{v}`"))?;
         }
-        Ok(self
+        let mut page = self
             .redrive
             .store
             .list_within(&query, Some(&self.vhosts()))
-            .await?)
+            .await?;
+        self.shown_summaries(&mut page.items);
+        Ok(page)
     }
 
     async fn message(&self, id: i64) -> Result<MessageDetail, ApiError> {
         self.locate(id).await?;
-        self.redrive.message(id).await
+        let detail = self.redrive.message(id).await?;
+        Ok(self.shown_detail(detail).await)
     }
 
     async fn with_message_id(&self, message_id: String) -> Result<Vec<MessageSummary>, ApiError> {
@@ -83,11 +86,13 @@ impl Backend for UserBackend {
             )));
         }
         let visible = self.vhosts();
-        Ok(self
+        let mut found = self
             .redrive
             .store
             .with_message_id(&message_id, Some(&visible), MESSAGE_ID_MATCHES)
-            .await?)
+            .await?;
+        self.shown_summaries(&mut found);
+        Ok(found)
     }
 
     async fn replay(&self, id: i64, target: ReplayTarget) -> Result<MessageDetail, ApiError> {
@@ -103,10 +108,12 @@ impl Backend for UserBackend {
         );
         let result = async {
             self.permit(|p| p.require(vhost, Access::Write, "exchange", exchange))?;
+            let target = self.unmasked_edit(id, target).await?;
             self.redrive.replay(id, target, self.user()).await
         }
         .await;
-        self.audited(action, t, result).await
+        let replayed = self.audited(action, t, result).await?;
+        Ok(self.shown_detail(replayed).await)
     }
 
     async fn discard(&self, id: i64) -> Result<MessageDetail, ApiError> {
@@ -116,8 +123,10 @@ impl Backend for UserBackend {
             self.redrive.discard(id, self.user()).await
         }
         .await;
-        self.audited(AuditAction::Discard, Target::message(&vhost, id), result)
-            .await
+        let discarded = self
+            .audited(AuditAction::Discard, Target::message(&vhost, id), result)
+            .await?;
+        Ok(self.shown_detail(discarded).await)
     }
 
     async fn restore(&self, id: i64) -> Result<MessageDetail, ApiError> {
@@ -127,8 +136,10 @@ impl Backend for UserBackend {
             self.redrive.restore(id, self.user()).await
         }
         .await;
-        self.audited(AuditAction::Restore, Target::message(&vhost, id), result)
-            .await
+        let restored = self
+            .audited(AuditAction::Restore, Target::message(&vhost, id), result)
+            .await?;
+        Ok(self.shown_detail(restored).await)
     }
 
     async fn set_group_owner(&self, id: String, request: GroupOwnerRequest) -> Result<GroupClaim, ApiError> {
@@ -150,11 +161,13 @@ impl Backend for UserBackend {
         if let Some(v) = query.vhost.as_deref().filter(|v| !v.is_empty()) {
             self.visible(v, format!("vhost `{v}`"))?;
         }
-        Ok(self
+        let mut groups = self
             .redrive
             .store
             .groups_within(&query, Some(&self.vhosts()))
-            .await?)
+            .await?;
+        self.shown_groups(&mut groups);
+        Ok(groups)
     }
 
     async fn create_job(&self, request: JobRequest) -> Result<JobCreated, ApiError> {

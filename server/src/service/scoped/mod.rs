@@ -6,6 +6,7 @@
 
 mod backend;
 mod groups;
+mod masking;
 
 use std::sync::Arc;
 
@@ -119,14 +120,29 @@ impl UserBackend {
         filter.visible = Some(self.vhosts());
         // An export selected by a search covers every stored match.
         self.redrive.store.searchable(&filter, None).await?;
-        Ok(crate::export::stream(self.redrive.store.clone(), filter, format))
+        let mask = match self.reading() {
+            masking::Reading::Plain => None,
+            masking::Reading::Masked(mask) => Some(mask.clone()),
+            masking::Reading::Unmasked(_) => {
+                let what = Target::object(query.vhost.as_deref(), format!("export ({})", format.extension()));
+                self.audited(AuditAction::UnmaskedExport, what, Ok(())).await?;
+                None
+            }
+        };
+        Ok(crate::export::stream(
+            self.redrive.store.clone(),
+            filter,
+            format,
+            mask,
+        ))
     }
 
-    /// A stored message, body and all, when the user may see it.
+    /// A stored message, body and all, as the user may read it (masked),
+    /// when they may see it.
     pub async fn stored(&self, id: i64) -> Result<crate::store::StoredMessage, ApiError> {
         let msg = self.redrive.store.get(id).await?;
         self.visible(msg.vhost(), format!("message {id}"))?;
-        Ok(msg)
+        Ok(self.shown_stored(msg).await)
     }
 
     /// Records an attempt and passes its result on; a refusal is recorded as such.

@@ -500,6 +500,21 @@ impl TestApp {
         .await
     }
 
+    /// The audit entries of `action` (`user`, `result`, `detail`), newest first.
+    pub async fn audited(&self, action: &str) -> Vec<(String, String, String)> {
+        let (status, page) = self.get(&format!("/api/v1/audit?action={action}")).await;
+        assert_eq!(status, 200, "{page}");
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let text = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+                (text("user"), text("result"), text("detail"))
+            })
+            .collect()
+    }
+
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.stop().await.unwrap();
