@@ -520,3 +520,91 @@ pub struct ServiceHistory {
     pub until: i64,
     pub points: Vec<InflowPoint>,
 }
+
+/// What an alert rule watches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlertCondition {
+    /// A queue counter above (or, for consumers, below) a threshold. `queue`
+    /// is a regex over queue names; each matching queue fires on its own.
+    Queue {
+        #[serde(default)]
+        vhost: Option<String>,
+        queue: String,
+        metric: QueueMetric,
+        /// `above` or `below`.
+        #[serde(default = "default_above")]
+        op: String,
+        threshold: f64,
+    },
+    /// Failures captured per minute for a service (any service when `None`).
+    ErrorInflow {
+        #[serde(default)]
+        service: Option<String>,
+        per_minute: f64,
+    },
+    /// Any open advisor finding at or above a severity.
+    Finding { severity: Severity },
+}
+
+fn default_above() -> String {
+    "above".to_owned()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueMetric {
+    Ready,
+    Unacked,
+    Consumers,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRuleRequest {
+    pub name: String,
+    pub condition: AlertCondition,
+    pub webhook_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    pub id: i64,
+    pub name: String,
+    pub condition: AlertCondition,
+    pub webhook_url: String,
+    pub created_at: i64,
+    /// Keys (e.g. `vhost/queue`) currently firing.
+    pub firing: Vec<String>,
+}
+
+/// What a notification says happened.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr, strum::VariantArray,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum AlertEvent {
+    /// A rule's condition started to hold for a key.
+    Firing,
+    /// It stopped holding.
+    Resolved,
+    /// An operator asked for a test notification.
+    Test,
+}
+
+word!(AlertEvent, "alert event");
+
+/// One webhook POST, queued durably and retried with backoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertDelivery {
+    pub id: i64,
+    pub rule_id: i64,
+    pub event: AlertEvent,
+    pub key: String,
+    pub payload: serde_json::Value,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+    pub next_attempt_at: Option<i64>,
+    pub last_error: Option<String>,
+}

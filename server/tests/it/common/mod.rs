@@ -3,13 +3,11 @@
 
 mod browser;
 mod receiver;
-mod smtp;
 mod users;
 #[allow(unused_imports)]
 pub use browser::*;
 #[allow(unused_imports)]
 pub use receiver::*;
-pub use smtp::*;
 #[allow(unused_imports)]
 pub use users::*;
 
@@ -82,20 +80,6 @@ impl TestVhost {
 
     pub async fn bind(&mut self, queue: &str, exchange: &str, key: &str) {
         self.inner.bind(queue, exchange, key).await.expect("queue bound");
-    }
-
-    /// A Spring service's error queue, `orders.error.queue`, and the
-    /// original route its failures name (`orders` → `orders.in`), where
-    /// their replays arrive.
-    pub async fn declare_spring_route(&mut self) {
-        use testkit::spring;
-        self.declare_queue("orders.error.queue", FieldTable::default())
-            .await;
-        self.declare_exchange(spring::EXCHANGE, ExchangeKind::Direct)
-            .await;
-        self.declare_queue("orders.in", FieldTable::default()).await;
-        self.bind("orders.in", spring::EXCHANGE, spring::ROUTING_KEY)
-            .await;
     }
 
     /// Publishes `mandatory` with confirms, so the message is in a queue on return.
