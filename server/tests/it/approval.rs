@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use crate::common::*;
 use fantoccini::Locator;
-use lapin::types::FieldTable;
-use lapin::ExchangeKind;
 use serde_json::{json, Value};
 use testkit::spring;
 
@@ -21,11 +19,7 @@ const STORED: usize = 150;
 async fn stored_failures(extra: &[&str]) -> (TestVhost, TestDb, TestApp) {
     let mut vh = TestVhost::new().await;
     let db = TestDb::new();
-    vh.declare_queue("orders.error.queue", FieldTable::default())
-        .await;
-    vh.declare_exchange(spring::EXCHANGE, ExchangeKind::Direct).await;
-    vh.declare_queue("orders.in", FieldTable::default()).await;
-    vh.bind("orders.in", spring::EXCHANGE, spring::ROUTING_KEY).await;
+    vh.declare_spring_route().await;
     for i in 0..STORED {
         let (body, props) = spring::failure(i);
         vh.publish("", "orders.error.queue", &body, props).await;

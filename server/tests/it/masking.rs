@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::common::*;
 use base64::Engine;
 use fantoccini::Locator;
-use lapin::types::{FieldTable, ShortString};
-use lapin::{BasicProperties, ExchangeKind};
+use lapin::types::ShortString;
+use lapin::BasicProperties;
 use serde_json::{json, Value};
 use testkit::spring;
 
@@ -54,11 +54,7 @@ fn properties(seq: u32) -> BasicProperties {
 async fn stored(args: &[&str]) -> (TestVhost, TestDb, TestApp, Vec<i64>) {
     let mut vh = TestVhost::new().await;
     let db = TestDb::new();
-    vh.declare_queue("orders.error.queue", FieldTable::default())
-        .await;
-    vh.declare_exchange(spring::EXCHANGE, ExchangeKind::Direct).await;
-    vh.declare_queue("orders.in", FieldTable::default()).await;
-    vh.bind("orders.in", spring::EXCHANGE, spring::ROUTING_KEY).await;
+    vh.declare_spring_route().await;
     for seq in [1, 2] {
         vh.publish("", "orders.error.queue", body(seq).as_bytes(), properties(seq))
             .await;

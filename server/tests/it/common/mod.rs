@@ -82,6 +82,20 @@ impl TestVhost {
         self.inner.bind(queue, exchange, key).await.expect("queue bound");
     }
 
+    /// A Spring service's error queue, `orders.error.queue`, and the
+    /// original route its failures name (`orders` → `orders.in`), where
+    /// their replays arrive.
+    pub async fn declare_spring_route(&mut self) {
+        use testkit::spring;
+        self.declare_queue("orders.error.queue", FieldTable::default())
+            .await;
+        self.declare_exchange(spring::EXCHANGE, ExchangeKind::Direct)
+            .await;
+        self.declare_queue("orders.in", FieldTable::default()).await;
+        self.bind("orders.in", spring::EXCHANGE, spring::ROUTING_KEY)
+            .await;
+    }
+
     /// Publishes `mandatory` with confirms, so the message is in a queue on return.
     pub async fn publish(&mut self, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
         self.inner.publish(exchange, key, body, props).await.unwrap();
