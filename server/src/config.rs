@@ -5,14 +5,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::Mask;
+mod mask;
+mod notify;
+pub use mask::MaskConfig;
+pub use notify::NotifyConfig;
 
 /// Default for `REDRIVE_WATCH`: Spring's `error.queue` and
 /// `<service>.error.queue`, `*.dlq`, and MassTransit's `*_error`.
@@ -41,6 +43,8 @@ pub struct Config {
     pub web: WebConfig,
     #[command(flatten)]
     pub mask: MaskConfig,
+    #[command(flatten)]
+    pub notify: NotifyConfig,
 
     /// Seconds a stop (SIGTERM/SIGINT) may take: in-flight batches are
     /// committed and acked, confirms awaited; then the process exits anyway.
@@ -299,30 +303,6 @@ pub struct WebConfig {
     /// Refuse every state change (replay, discard, jobs, policies, alerts), for everyone.
     #[arg(long, env = "REDRIVE_READ_ONLY", default_value_t = false, action = clap::ArgAction::Set)]
     pub read_only: bool,
-}
-
-/// What users see of personal data in failed messages.
-#[derive(Clone, Debug, clap::Args)]
-#[command(next_help_heading = "Masking")]
-pub struct MaskConfig {
-    /// Comma-separated values to mask wherever a user reads them (pages,
-    /// API, body downloads, exports, search): JSON paths into bodies
-    /// (`$.card.number`, `$..iban`), headers (`header:x-user-email`) and
-    /// regular expressions over text (`re:\b\d{13,19}\b`). A regex may
-    /// hold commas; a comma starts a new rule only before `$`, `header:`
-    /// or `re:`. Masked values are left out of the search index. Empty:
-    /// nothing is masked.
-    #[arg(long, env = "REDRIVE_MASK", default_value = "", value_parser = mask_rules)]
-    pub mask: Arc<Mask>,
-
-    /// Broker user tag whose holders see masked values as they are (each
-    /// such view and export is audited).
-    #[arg(long, env = "REDRIVE_UNMASK_TAG", default_value = "redrive-unmask")]
-    pub unmask_tag: String,
-}
-
-fn mask_rules(s: &str) -> Result<Arc<Mask>, String> {
-    Mask::parse(s).map(Arc::new).map_err(|e| e.to_string())
 }
 
 /// How log lines are written.

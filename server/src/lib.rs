@@ -199,8 +199,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     });
     let (st, stop) = (redrive.store.clone(), shutdown.clone());
     let l = leases.clone();
+    let notifier = monitor::notify::Notifier::new(&config.notify, addr)?;
     let alerts = supervise::spawn("alerts", tasks.clone(), shutdown.clone(), move || {
-        monitor::alerts::deliver(st.clone(), l.clone(), stop.clone())
+        monitor::alerts::deliver(st.clone(), l.clone(), notifier.clone(), stop.clone())
     });
     let (st, stop) = (redrive.store.clone(), shutdown.clone());
     let index = supervise::spawn("indexer", tasks.clone(), shutdown.clone(), move || {

@@ -1,11 +1,13 @@
 //! Types shared by the REST API, the server functions and the UI.
 
+mod alerts;
 mod auth;
 mod jobs;
 mod monitor;
 mod plan;
 mod word;
 
+pub use alerts::*;
 pub use auth::*;
 pub use jobs::{Destination, DryRun, Job, JobAction, JobCommand, JobCreated, JobItem, JobRequest, JobState};
 pub use monitor::*;

@@ -1,5 +1,5 @@
-//! Alert rules with webhook targets, a test button, and every delivery with
-//! its attempts and last error.
+//! Alert rules with their destination (a webhook in one of four formats, or
+//! e-mail), a test button, and every delivery with its attempts and last error.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -10,7 +10,9 @@ use crate::api::{
 use crate::components::ApiErrorBox;
 use crate::components::{can_edit_alerts, ErrorBox, ListView};
 use crate::format::{ms_time, non_empty};
-use crate::model::{AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, QueueMetric, Severity};
+use crate::model::{
+    Addresses, AlertCondition, AlertDelivery, AlertFormat, AlertRule, AlertRuleRequest, QueueMetric, Severity,
+};
 
 pub fn describe(c: &AlertCondition) -> String {
     match c {
@@ -32,6 +34,50 @@ pub fn describe(c: &AlertCondition) -> String {
         AlertCondition::Finding { severity } => {
             format!("advisor finding of severity {} or worse", severity.as_str())
         }
+        AlertCondition::NewGroup { service, vhost } => format!(
+            "a new failure group appears{}{}",
+            service
+                .as_ref()
+                .map(|s| format!(" in service {s}"))
+                .unwrap_or_default(),
+            vhost
+                .as_ref()
+                .map(|v| format!(" in vhost {v}"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// Where a rule's notifications go, as the table shows it.
+fn destination(r: &AlertRule) -> String {
+    match r.format {
+        AlertFormat::Email => format!("e-mail to {}", r.email_to.join(", ")),
+        format => format!("{} → {}", format.as_str(), r.webhook_url),
+    }
+}
+
+/// The rule to create from the form's format and its "send to" field.
+fn request(name: String, condition: AlertCondition, format: &str, to: &str) -> AlertRuleRequest {
+    let format = AlertFormat::parse(format).unwrap_or_default();
+    let (webhook_url, email_to) = match format {
+        AlertFormat::Email => (
+            String::new(),
+            Some(Addresses::Many(
+                to.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )),
+        ),
+        _ => (to.trim().to_owned(), None),
+    };
+    AlertRuleRequest {
+        name,
+        condition,
+        format,
+        webhook_url,
+        email_to,
     }
 }
 
@@ -84,6 +130,10 @@ fn condition_from(form: &RuleForm) -> Result<AlertCondition, String> {
             service: (!target.is_empty()).then(|| target.to_owned()),
             per_minute: number()?,
         },
+        "new_group" => AlertCondition::NewGroup {
+            service: (!target.is_empty()).then(|| target.to_owned()),
+            vhost: (!vhost.is_empty()).then(|| vhost.to_owned()),
+        },
         _ => AlertCondition::Finding {
             severity: Severity::parse(target).unwrap_or(Severity::Critical),
         },
@@ -107,6 +157,7 @@ pub fn AlertsPage() -> impl IntoView {
         );
         changed.update(|n| *n += 1);
     });
+    let format = RwSignal::new("json".to_owned());
     let (name, kind, vhost, target, metric, threshold, url) = (
         RwSignal::new(String::new()),
         RwSignal::new("queue".to_owned()),
@@ -129,11 +180,7 @@ pub fn AlertsPage() -> impl IntoView {
         match condition_from(&form) {
             Ok(condition) => {
                 form_error.set(None);
-                create.dispatch(AlertRuleRequest {
-                    name: name.get(),
-                    condition,
-                    webhook_url: url.get(),
-                });
+                create.dispatch(request(name.get(), condition, &format.get(), &url.get()));
             }
             Err(e) => form_error.set(Some(e)),
         }
@@ -143,15 +190,16 @@ pub fn AlertsPage() -> impl IntoView {
         <div class="page-head"><h1>"Alerts"</h1></div>
         <ListView resource=rules empty="No alert rules yet." render={move |list: Vec<AlertRule>| view! {
             <table class="grid">
-                <thead><tr><th>"Rule"</th><th>"Condition"</th><th>"Webhook"</th><th>"Firing"</th><th></th></tr></thead>
+                <thead><tr><th>"Rule"</th><th>"Condition"</th><th>"Sends"</th><th>"Firing"</th><th></th></tr></thead>
                 <tbody>
                     {list.into_iter().map(|r| {
                         let id = r.id;
+                        let sends = destination(&r);
                         view! {
                             <tr>
                                 <td>{non_empty(r.name)}</td>
                                 <td>{describe(&r.condition)}</td>
-                                <td class="mono">{non_empty(r.webhook_url)}</td>
+                                <td class="mono" data-format=r.format.as_str()>{sends}</td>
                                 <td class=if r.firing.is_empty() { "" } else { "alarm" }>{non_empty(r.firing.join(", "))}</td>
                                 <td class="nowrap">
                                     <button class="btn btn-ghost" on:click=move |_| { test.dispatch(id); }>"Test"</button>
@@ -175,9 +223,10 @@ pub fn AlertsPage() -> impl IntoView {
                     <option value="queue">"a queue counter crosses a threshold"</option>
                     <option value="inflow">"failures per minute for a service exceed"</option>
                     <option value="finding">"the advisor finds something of severity"</option>
+                    <option value="new_group">"a new failure group appears (service optional)"</option>
                 </select>
             </label>
-            <label>"Vhost (queues; empty: all) " <input type="text" bind:value=vhost/></label>
+            <label>"Vhost (queues, new groups; empty: all) " <input type="text" bind:value=vhost/></label>
             <label>"Queue regex / service / severity " <input type="text" bind:value=target/></label>
             <label>"Counter "
                 <select prop:value=move || metric.get() on:change=move |ev| metric.set(event_target_value(&ev))>
@@ -187,7 +236,19 @@ pub fn AlertsPage() -> impl IntoView {
                 </select>
             </label>
             <label>"Threshold " <input type="text" bind:value=threshold/></label>
-            <label>"Webhook URL " <input type="url" bind:value=url required placeholder="https://hooks.example.com/redrive"/></label>
+            <label>"Send as "
+                <select data-field="format" prop:value=move || format.get() on:change=move |ev| format.set(event_target_value(&ev))>
+                    <option value="json">"Redrive JSON (webhook)"</option>
+                    <option value="slack">"Slack (incoming webhook)"</option>
+                    <option value="teams">"Microsoft Teams (webhook card)"</option>
+                    <option value="alertmanager">"Alertmanager (webhook receiver payload)"</option>
+                    <option value="email">"E-mail"</option>
+                </select>
+            </label>
+            <label>{move || if format.get() == "email" { "E-mail addresses (comma-separated) " } else { "Webhook URL " }}
+                <input type="text" data-field="to" bind:value=url required
+                    placeholder=move || if format.get() == "email" { "oncall@example.com" } else { "https://hooks.example.com/redrive" }/>
+            </label>
             <button class="btn btn-primary" type="submit">"Add rule"</button>
             </fieldset>
         </form>

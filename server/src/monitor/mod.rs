@@ -5,6 +5,7 @@
 
 pub mod advisor;
 pub mod alerts;
+pub mod notify;
 pub mod snapshot;
 
 use std::sync::{Arc, RwLock};
@@ -265,6 +266,9 @@ impl Monitor {
         let inflow = self.store.inflow_by_service(now - 60_000, None).await?;
         let findings = self.store.findings(now).await?;
         for rule in &rules {
+            alerts::announce_new_groups(&self.store, rule, &self.config.mask.mask, now)
+                .await
+                .with_context(|| format!("alert rule {}", rule.id))?;
             if let Some(firing) = alerts::evaluate(rule, queues.as_deref(), &inflow, &findings) {
                 alerts::apply(&self.store, rule, firing, now)
                     .await

@@ -1,5 +1,6 @@
 //! Redrive's operations, shared by the REST API and the UI's server functions.
 
+mod alert_rules;
 mod errors;
 mod health;
 mod jobs;

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use app::model::{
-    tap_queue_name, window_secs, AdvisorReport, AlertCondition, AlertDelivery, AlertEvent, AlertRule,
-    AlertRuleRequest, ApiError, CaptureMode, FixAction, Overview, Policy, PolicyPreview, PolicyRequest,
-    QueueHistory, QueuesView, ServiceHistory, ServiceInflow, WatchSwitch, TAP_PREFIX, WINDOWS,
+    tap_queue_name, window_secs, AdvisorReport, AlertDelivery, AlertEvent, AlertRule, AlertRuleRequest,
+    ApiError, CaptureMode, FixAction, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory,
+    QueuesView, ServiceHistory, ServiceInflow, WatchSwitch, TAP_PREFIX, WINDOWS,
 };
 
 use super::Redrive;
@@ -344,7 +344,7 @@ impl Redrive {
     }
 
     pub(super) async fn add_alert_rule(&self, rule: AlertRuleRequest) -> Result<AlertRule, ApiError> {
-        validate_rule(&rule)?;
+        super::alert_rules::validate(&rule, self.config.notify.smtp_url.is_some())?;
         let id = self.store.create_alert_rule(&rule, now_ms()).await?;
         self.alert_rule(id).await
     }
@@ -386,77 +386,5 @@ impl Redrive {
             self.alert_rule(id).await?;
         }
         Ok(self.store.alert_deliveries(rule_id, 100).await?)
-    }
-}
-
-fn validate_rule(rule: &AlertRuleRequest) -> Result<(), ApiError> {
-    if rule.name.trim().is_empty() {
-        return Err(ApiError::BadRequest("an alert rule needs a name".into()));
-    }
-    let url = rule.webhook_url.trim();
-    if !(url.starts_with("http://") || url.starts_with("https://")) || reqwest::Url::parse(url).is_err() {
-        return Err(ApiError::BadRequest(format!(
-            "webhook URL `{url}` is not an http(s) URL"
-        )));
-    }
-    match &rule.condition {
-        AlertCondition::Queue {
-            queue, op, threshold, ..
-        } => {
-            regex::Regex::new(queue).map_err(|e| {
-                ApiError::BadRequest(format!(
-                    "queue pattern `{queue}` is not a valid regular expression: {}",
-                    policy::regex_error_reason(&e.to_string())
-                ))
-            })?;
-            if op != "above" && op != "below" {
-                return Err(ApiError::BadRequest(format!(
-                    "op must be `above` or `below`, not `{op}`"
-                )));
-            }
-            if !threshold.is_finite() {
-                return Err(ApiError::BadRequest("threshold must be a number".into()));
-            }
-        }
-        AlertCondition::ErrorInflow { per_minute, .. } if !per_minute.is_finite() || *per_minute < 0.0 => {
-            return Err(ApiError::BadRequest("per_minute must be a number ≥ 0".into()));
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use app::model::QueueMetric;
-
-    use super::*;
-
-    fn rule(queue: &str, url: &str) -> AlertRuleRequest {
-        AlertRuleRequest {
-            name: "deep".into(),
-            condition: AlertCondition::Queue {
-                vhost: None,
-                queue: queue.into(),
-                metric: QueueMetric::Ready,
-                op: "above".into(),
-                threshold: 10.0,
-            },
-            webhook_url: url.into(),
-        }
-    }
-
-    #[test]
-    fn alert_rules_are_checked_with_one_line_errors() {
-        assert!(validate_rule(&rule(r"\.error\.queue$", "http://127.0.0.1:9/hook")).is_ok());
-        let e = validate_rule(&rule("(", "http://127.0.0.1:9/hook"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.ends_with("is not a valid regular expression: unclosed group"),
-            "{e}"
-        );
-        let e = validate_rule(&rule("a", "ftp://x")).unwrap_err().to_string();
-        assert!(e.contains("not an http(s) URL"), "{e}");
     }
 }

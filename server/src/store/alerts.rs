@@ -5,21 +5,42 @@
 //! Redrive instances evaluate the same rule.
 
 use crate::store::StoreError;
-use app::model::AlertDelivery;
 use app::model::AlertRule;
 use app::model::AlertRuleRequest;
+use app::model::{AlertDelivery, AlertFormat};
 use async_trait::async_trait;
 
 use serde_json::Value;
 
-/// One webhook POST waiting to be sent.
+/// One notification waiting to be sent: Redrive's own payload, and how
+/// its rule sends it.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
     pub id: i64,
+    pub format: AlertFormat,
     pub url: String,
+    pub email_to: Vec<String>,
     pub payload: Value,
     pub attempts: i64,
 }
+
+/// A failure group a `new_group` rule has not announced: its first message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NewGroup {
+    pub group_id: String,
+    /// The first message's id.
+    pub id: i64,
+    pub vhost: String,
+    pub queue: String,
+    pub service: Option<String>,
+    pub title: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// Ids a `new_group` rule looks at again below where its last look ended:
+/// on PostgreSQL several instances' ids commit out of order, so a message
+/// may appear below ids already seen (announcing is idempotent).
+pub const NEW_GROUP_LOOKBACK: i64 = 10_000;
 
 /// Alert rules, their firing state, and the webhook outbox.
 #[async_trait]
@@ -53,6 +74,18 @@ pub trait AlertStore: Send + Sync {
 
     /// Keys firing for a rule, with since when.
     async fn firing_keys(&self, rule_id: i64) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// The groups whose first message came after `rule_id` was made and
+    /// that it has not announced, looking at messages up to the newest one
+    /// (returned, for [`Self::seen_through`]), at most `limit`.
+    async fn unannounced_groups(&self, rule_id: i64, limit: i64) -> Result<(Vec<NewGroup>, i64), StoreError>;
+
+    /// Announces `key` for `rule_id` once: records it and queues the
+    /// notification, unless it was announced already (another instance).
+    async fn announce(&self, rule_id: i64, key: &str, now: i64, payload: &Value) -> Result<bool, StoreError>;
+
+    /// Where a `new_group` rule's last look ended.
+    async fn seen_through(&self, rule_id: i64, through: i64) -> Result<(), StoreError>;
 
     async fn queue_test_delivery(&self, rule_id: i64, payload: &Value, now: i64) -> Result<(), StoreError>;
 

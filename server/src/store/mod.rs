@@ -66,7 +66,7 @@ pub use jobs::{first_phase, ApprovalRule, ExpiredApproval, JobSpec, JobStore, Ne
 pub use leases::LeaseStore;
 pub use messages::MessageStore;
 pub use replays::{ReplayStore, Settlement};
-pub use rows::StoredMessage;
+pub use rows::{rfc3339, StoredMessage};
 pub use samples::SampleStore;
 pub use search::SearchIndex;
 pub use sessions::{Session, SessionStore};

@@ -30,6 +30,7 @@ mod loops;
 mod malformed;
 mod masking;
 mod migrations;
+mod notifications;
 mod pipeline;
 mod plans;
 mod plans_ui;

@@ -17,12 +17,16 @@ use crate::domain::access::{Access, Denied};
 use crate::domain::Principal;
 
 impl UserBackend {
-    /// A queue rule shows queues of its vhost (of every vhost when none is
-    /// named: administrators only); inflow and finding rules show counts.
+    /// A queue or new-group rule shows queues and failures of its vhost (of
+    /// every vhost when none is named: administrators only); inflow and
+    /// finding rules show counts.
     fn rule_visible(&self, condition: &AlertCondition) -> bool {
         match condition {
-            AlertCondition::Queue { vhost: Some(v), .. } => self.who().can_see(v),
-            AlertCondition::Queue { vhost: None, .. } => self.who().is_admin(),
+            AlertCondition::Queue { vhost: Some(v), .. }
+            | AlertCondition::NewGroup { vhost: Some(v), .. } => self.who().can_see(v),
+            AlertCondition::Queue { vhost: None, .. } | AlertCondition::NewGroup { vhost: None, .. } => {
+                self.who().is_admin()
+            }
             AlertCondition::ErrorInflow { .. } | AlertCondition::Finding { .. } => true,
         }
     }
@@ -370,7 +374,9 @@ impl Backend for UserBackend {
             self.permit(Principal::require_management)?;
             if !self.rule_visible(&rule.condition) {
                 return Err(ApiError::Forbidden(
-                    "a queue rule needs permissions in its vhost, and one over every vhost needs administrator".into(),
+                    "a queue or new-group rule needs permissions in its vhost, and one over every vhost needs \
+                     administrator"
+                        .into(),
                 ));
             }
             self.redrive.add_alert_rule(rule).await

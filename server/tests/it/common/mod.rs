@@ -3,11 +3,13 @@
 
 mod browser;
 mod receiver;
+mod smtp;
 mod users;
 #[allow(unused_imports)]
 pub use browser::*;
 #[allow(unused_imports)]
 pub use receiver::*;
+pub use smtp::*;
 #[allow(unused_imports)]
 pub use users::*;
 
