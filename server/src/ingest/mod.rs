@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::{AmqpPool, Management};
 use crate::config::Config;
 use crate::lease::Leases;
-use crate::store::Store;
+use crate::store::{DefaultApplied, Store};
 use plan::Plan;
 pub use status::CaptureStatus;
 
@@ -120,7 +120,11 @@ impl Ingest {
     async fn apply_default(&self) -> bool {
         let default = self.config.capture.capture_mode;
         let switched = match self.store.apply_capture_default(default).await {
-            Ok(s) => s,
+            Ok(DefaultApplied::Switched(s)) => s,
+            Ok(DefaultApplied::Waiting) => {
+                tracing::debug!("REDRIVE_CAPTURE_MODE changed: applied once the switch under way ends");
+                return false;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "applying REDRIVE_CAPTURE_MODE; trying again next round");
                 return false;

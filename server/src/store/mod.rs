@@ -70,7 +70,9 @@ pub use rows::{rfc3339, StoredMessage};
 pub use samples::SampleStore;
 pub use search::SearchIndex;
 pub use sessions::{Session, SessionStore};
-pub use watched::{CaptureSwitch, SwitchDirection, SwitchSide, WatchStore, WatchedQueue, DEFAULT_ACTOR};
+pub use watched::{
+    CaptureSwitch, DefaultApplied, SwitchDirection, SwitchSide, WatchStore, WatchedQueue, DEFAULT_ACTOR,
+};
 
 /// The store as the rest of Redrive holds it: every aggregate of one
 /// database, cheap to clone.

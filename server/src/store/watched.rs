@@ -40,6 +40,19 @@ pub enum SwitchDirection {
     ToConsume,
 }
 
+/// What applying `REDRIVE_CAPTURE_MODE` at start did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultApplied {
+    /// Applied: the switches it recorded, by vhost and queue (none when
+    /// the default is the one applied last).
+    Switched(Vec<(String, String, SwitchDirection)>),
+    /// Nothing applied yet: a queue that takes the default is still
+    /// switching to the last one. Recording the new default now would
+    /// leave that queue in the old mode for good (a queue switching takes
+    /// no other switch), so the caller asks again once the switch ends.
+    Waiting,
+}
+
 impl SwitchDirection {
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -106,11 +119,9 @@ pub trait WatchStore: Send + Sync {
     /// Applies `REDRIVE_CAPTURE_MODE` at start: when it differs from the
     /// last one applied, the queues whose mode came from the default take
     /// the new one, and each watched one's switch is recorded with it (as
-    /// an operator's change is). Returns the switches recorded.
-    async fn apply_capture_default(
-        &self,
-        default: CaptureMode,
-    ) -> Result<Vec<(String, String, SwitchDirection)>, StoreError>;
+    /// an operator's change is). Such a queue still switching to the last
+    /// default defers the whole change ([`DefaultApplied::Waiting`]).
+    async fn apply_capture_default(&self, default: CaptureMode) -> Result<DefaultApplied, StoreError>;
 
     /// Forgets the watched queues of vhosts that no longer exist.
     async fn forget_watched_vhosts_except(&self, vhosts: &[String]) -> Result<(), StoreError>;

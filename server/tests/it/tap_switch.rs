@@ -327,18 +327,18 @@ async fn two_instances_switch_a_queue_both_ways_under_a_steady_flow_exactly_once
     .await;
 }
 
-/// Waits until the (one) queue's mode is `mode` and no switch is under way.
+/// Waits until the (one) queue's mode is `mode` and no switch is under way,
+/// read in one statement: a mode and its switch are committed together,
+/// and two reads could see the switch's absence before it and the mode after.
 async fn mode_settled(db: &TestDb, mode: &str, timeout: Duration) {
     wait_until(timeout, || async {
         use sqlx::Row;
-        let switches = switches_recorded(db, None).await;
         let mut conn = db.raw_connection().await;
-        let now: String = sqlx::query("SELECT mode FROM capture_modes")
+        let row = sqlx::query("SELECT mode, (SELECT COUNT(*) FROM capture_switches) FROM capture_modes")
             .fetch_one(&mut conn)
             .await
-            .unwrap()
-            .get(0);
-        switches == 0 && now == mode
+            .unwrap();
+        row.get::<i64, _>(1) == 0 && row.get::<String, _>(0) == mode
     })
     .await;
 }
@@ -386,11 +386,13 @@ async fn a_new_capture_default_at_restart_switches_the_queues_that_took_it_exact
 #[tokio::test]
 async fn a_new_capture_default_leaves_the_operators_choices_alone() {
     use app::model::CaptureMode::{Consume, Tap};
-    use server::store::SwitchDirection;
+    use server::store::{DefaultApplied, SwitchDirection, SwitchSide};
+    let none = DefaultApplied::Switched(Vec::new());
     let db = TestDb::new();
     let store = server::store::connect(&db.url()).await.unwrap();
-    assert!(
-        store.apply_capture_default(Consume).await.unwrap().is_empty(),
+    assert_eq!(
+        store.apply_capture_default(Consume).await.unwrap(),
+        none,
         "a first start"
     );
     let queues = std::collections::HashMap::from([
@@ -403,18 +405,57 @@ async fn a_new_capture_default_leaves_the_operators_choices_alone() {
         .set_capture_mode("v", "b.error.queue", Consume, Consume, "alice")
         .await
         .unwrap();
-    assert!(store.apply_capture_default(Consume).await.unwrap().is_empty());
+    assert_eq!(store.apply_capture_default(Consume).await.unwrap(), none);
     let switched = store.apply_capture_default(Tap).await.unwrap();
     assert_eq!(
         switched,
-        vec![("v".to_owned(), "a.error.queue".to_owned(), SwitchDirection::ToTap)]
+        DefaultApplied::Switched(vec![(
+            "v".to_owned(),
+            "a.error.queue".to_owned(),
+            SwitchDirection::ToTap
+        )])
     );
     let modes = store.capture_modes().await.unwrap();
     assert_eq!(modes["v"]["a.error.queue"], Tap);
     assert_eq!(modes["v"]["b.error.queue"], Consume);
     assert_eq!(store.capture_switches().await.unwrap().len(), 1);
     // Applied once: a second instance starting with the same setting does nothing.
-    assert!(store.apply_capture_default(Tap).await.unwrap().is_empty());
+    assert_eq!(store.apply_capture_default(Tap).await.unwrap(), none);
+    // A restart with the old default while a's switch is under way waits
+    // for it, changing nothing: applied now, a would stay in tap for good.
+    assert_eq!(
+        store.apply_capture_default(Consume).await.unwrap(),
+        DefaultApplied::Waiting
+    );
+    assert_eq!(store.capture_modes().await.unwrap()["v"]["a.error.queue"], Tap);
+    assert_eq!(
+        store.apply_capture_default(Tap).await.unwrap(),
+        none,
+        "tap is still the default applied"
+    );
+    let marker = store.capture_switches().await.unwrap()[0].marker.clone();
+    store
+        .capture_marker_sending("v", "a.error.queue", &marker)
+        .await
+        .unwrap();
+    for side in [SwitchSide::Source, SwitchSide::Tap] {
+        store
+            .capture_switch_passed("v", "a.error.queue", &marker, side)
+            .await
+            .unwrap();
+    }
+    // The switch ended: the change the restart asked for is applied.
+    assert_eq!(
+        store.apply_capture_default(Consume).await.unwrap(),
+        DefaultApplied::Switched(vec![(
+            "v".to_owned(),
+            "a.error.queue".to_owned(),
+            SwitchDirection::ToConsume
+        )])
+    );
+    let modes = store.capture_modes().await.unwrap();
+    assert_eq!(modes["v"]["a.error.queue"], Consume);
+    assert_eq!(modes["v"]["b.error.queue"], Consume);
 }
 
 #[tokio::test]

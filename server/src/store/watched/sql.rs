@@ -92,10 +92,7 @@ impl WatchStore for Engine {
         Ok(())
     }
 
-    async fn apply_capture_default(
-        &self,
-        default: CaptureMode,
-    ) -> Result<Vec<(String, String, SwitchDirection)>, StoreError> {
+    async fn apply_capture_default(&self, default: CaptureMode) -> Result<DefaultApplied, StoreError> {
         let mut tx = self.write_tx().await?;
         let last: Option<String> = sqlx::query_scalar("SELECT mode FROM capture_default WHERE id = 1")
             .fetch_optional(&mut *tx)
@@ -119,19 +116,22 @@ impl WatchStore for Engine {
         .await?;
         let mut switched = Vec::new();
         if let Some(direction) = SwitchDirection::between(last, default) {
-            // A queue switching already keeps the mode it is switching to.
-            let queues: Vec<(String, String, bool)> = sqlx::query_as(
+            let queues: Vec<(String, String, bool, bool)> = sqlx::query_as(
                 "SELECT m.vhost, m.name,
-                        EXISTS (SELECT 1 FROM watched_queues w WHERE w.vhost = m.vhost AND w.name = m.name)
+                        EXISTS (SELECT 1 FROM watched_queues w WHERE w.vhost = m.vhost AND w.name = m.name),
+                        EXISTS (SELECT 1 FROM capture_switches s WHERE s.vhost = m.vhost AND s.name = m.name)
                  FROM capture_modes m
-                 WHERE m.actor = $1 AND m.mode = $2
-                   AND NOT EXISTS (SELECT 1 FROM capture_switches s WHERE s.vhost = m.vhost AND s.name = m.name)",
+                 WHERE m.actor = $1 AND m.mode = $2",
             )
             .bind(DEFAULT_ACTOR)
             .bind(last.as_str())
             .fetch_all(&mut *tx)
             .await?;
-            for (vhost, name, watched) in queues {
+            // Rolled back on return: nothing of the change is recorded.
+            if queues.iter().any(|(_, _, _, switching)| *switching) {
+                return Ok(DefaultApplied::Waiting);
+            }
+            for (vhost, name, watched, _) in queues {
                 sqlx::query("UPDATE capture_modes SET mode = $1, at = $2 WHERE vhost = $3 AND name = $4")
                     .bind(default.as_str())
                     .bind(now_ms())
@@ -154,7 +154,7 @@ impl WatchStore for Engine {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(switched)
+        Ok(DefaultApplied::Switched(switched))
     }
 
     async fn forget_watched_vhosts_except(&self, vhosts: &[String]) -> Result<(), StoreError> {

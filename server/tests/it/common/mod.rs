@@ -432,6 +432,7 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn start(config: Config) -> Self {
+        log_if_asked();
         let running = server::start(config, CancellationToken::new())
             .await
             .expect("redrive starts");
@@ -535,6 +536,18 @@ impl TestApp {
         if let Some(r) = self.running.take() {
             r.stop().await.unwrap();
         }
+    }
+}
+
+/// In-process Redrives log nothing unless `REDRIVE_TEST_LOG` holds a
+/// filter (`REDRIVE_TEST_LOG=server=debug cargo test … -- --nocapture`):
+/// parallel tests would interleave their logs, so it is for one test.
+fn log_if_asked() {
+    if let Ok(filter) = std::env::var("REDRIVE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 
