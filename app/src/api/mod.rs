@@ -77,17 +77,31 @@ pub async fn set_group_owner(id: String, user: String) -> Result<GroupClaim, Api
         .await
 }
 
-/// Puts a group on hold for `hours` from now (the page offers a few spans;
-/// the REST API takes any time).
+/// Puts a group on hold for `hours` from now, or (`until_replayed`, when
+/// `hours` is not used) until a fix is replayed (the page offers a few
+/// spans; the REST API takes any time, and both).
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn hold_group_for(id: String, hours: u32, note: String) -> Result<GroupClaim, ApiError> {
+pub async fn hold_group_for(
+    id: String,
+    hours: u32,
+    note: String,
+    until_replayed: bool,
+) -> Result<GroupClaim, ApiError> {
     use time::format_description::well_known::Rfc3339;
-    let until = time::OffsetDateTime::now_utc() + time::Duration::hours(i64::from(hours));
-    let until = until.format(&Rfc3339).map_err(|_| ApiError::Internal)?;
+    let until = match until_replayed {
+        true => None,
+        false => {
+            let at = time::OffsetDateTime::now_utc() + time::Duration::hours(i64::from(hours));
+            Some(at.format(&Rfc3339).map_err(|_| ApiError::Internal)?)
+        }
+    };
     let note = Some(note).filter(|n| !n.trim().is_empty());
-    backend()?
-        .hold_group(id, crate::model::GroupHoldRequest { until, note })
-        .await
+    let request = crate::model::GroupHoldRequest {
+        until,
+        until_replayed,
+        note,
+    };
+    backend()?.hold_group(id, request).await
 }
 
 #[server(prefix = "/rpc", client = crate::api::CsrfClient)]

@@ -286,8 +286,12 @@ pub struct GroupSummary {
 /// captured and counted here.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupHold {
-    /// RFC 3339.
+    /// RFC 3339: when it ends at the latest.
     pub until: String,
+    /// It also ends when a replay of one of the group's messages is
+    /// confirmed by the broker (the fix shipped, and works).
+    #[serde(default)]
+    pub until_replayed: bool,
     pub note: Option<String>,
     pub by: String,
     /// When it began (RFC 3339).
@@ -316,11 +320,18 @@ pub struct GroupOwnerRequest {
     pub user: Option<String>,
 }
 
-/// `POST /api/v1/groups/{id}/hold`.
+/// `POST /api/v1/groups/{id}/hold`: until a time, until a fix is
+/// replayed, or both (whichever comes first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupHoldRequest {
-    /// RFC 3339, in the future, within a year.
-    pub until: String,
+    /// RFC 3339, in the future, within a year. Needed unless
+    /// `until_replayed`, whose hold otherwise lasts at most 30 days.
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Ends the hold when a replay of one of the group's messages is
+    /// confirmed by the broker.
+    #[serde(default)]
+    pub until_replayed: bool,
     #[serde(default)]
     pub note: Option<String>,
 }

@@ -67,9 +67,13 @@ pub fn GroupClaimCell(
                 }
             })}
             {hold.clone().map(|h| view! {
-                <div class="hold" data-held-until=h.until.clone()>
+                <div class="hold" data-held-until=h.until.clone()
+                    title=format!("ends {} at the latest", short_time(&h.until))>
                     <span class="badge job-awaiting_approval">"on hold"</span>
-                    {format!(" until {} by {} · {} arrived since", short_time(&h.until), h.by, h.arrived_since)}
+                    {match h.until_replayed {
+                        true => format!(" until a fix is replayed, by {} · {} arrived since", h.by, h.arrived_since),
+                        false => format!(" until {} by {} · {} arrived since", short_time(&h.until), h.by, h.arrived_since),
+                    }}
                     {h.note.clone().map(|n| view! { <div class="muted">{n}</div> })}
                 </div>
             })}
@@ -92,9 +96,12 @@ pub fn GroupClaimCell(
                                 let (id, hours) = (id.clone(), *hours);
                                 view! {
                                     <button class="btn btn-ghost" data-hold-hours=hours
-                                        on:click=move |_| { hold_action.dispatch(HoldGroupFor { id: id.clone(), hours, note: note.get_untracked() }); }>{*label}</button>
+                                        on:click=move |_| { hold_action.dispatch(HoldGroupFor { id: id.clone(), hours, note: note.get_untracked(), until_replayed: false }); }>{*label}</button>
                                 }
                             }).collect_view()}
+                            <button class="btn btn-ghost" data-hold-until-replayed="true"
+                                title="Ends when a replay of one of this group's messages is delivered; 30 days at the latest"
+                                on:click=move |_| { hold_action.dispatch(HoldGroupFor { id: id.clone(), hours: 0, note: note.get_untracked(), until_replayed: true }); }>"until a fix is replayed"</button>
                         </details>
                     }.into_any()
                 }

@@ -28,6 +28,9 @@ pub trait GroupStore: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct NewHold<'a> {
     pub until: i64,
+    /// Ends it sooner, when a replay of one of the group's messages is
+    /// confirmed (see `store::replays`' settlement).
+    pub until_replayed: bool,
     pub note: Option<&'a str>,
     pub by: &'a str,
 }

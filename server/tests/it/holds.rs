@@ -176,6 +176,8 @@ async fn owners_are_broker_users_mine_lists_them_and_bad_input_changes_nothing()
         (owner.clone(), json!({"user": 7}), 400),
         (hold.clone(), json!({"until": "2020-01-01T00:00:00Z"}), 400),
         (hold.clone(), json!({"until": "tomorrow"}), 400),
+        (hold.clone(), json!({"note": "until what?"}), 400),
+        (hold.clone(), json!({"until_replayed": "yes"}), 400),
         (
             hold.clone(),
             json!({"until": in_future(3600), "note": "x".repeat(1001)}),
@@ -228,6 +230,84 @@ async fn owners_are_broker_users_mine_lists_them_and_bad_input_changes_nothing()
         .collect();
     assert_eq!(results.iter().filter(|r| **r == "ok").count(), 2, "{results:?}");
     assert!(results.contains(&"refused"), "{results:?}");
+    app.stop().await;
+}
+
+/// The held groups' ids.
+async fn held(app: &TestApp) -> Vec<String> {
+    ids(&app.get("/api/v1/groups?held=true").await.1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_until_a_fix_is_replayed_ends_with_the_first_delivered_replay_single_or_batched() {
+    let (mut vh, _db, app, orders) = two_groups(&[]).await;
+    vh.declare_queue("orders.retry", FieldTable::default()).await;
+    let hold = format!("/api/v1/groups/{orders}/hold");
+    let until_fixed = json!({"until_replayed": true, "note": "fix in PAY-7"});
+    let (status, claim) = app.post(&hold, Some(until_fixed.clone())).await;
+    assert_eq!(status, 200, "{claim}");
+    assert_eq!(claim["hold"]["until_replayed"], true);
+    // At the latest in 30 days: a fix that never ships hides nothing for good.
+    let until = time::OffsetDateTime::parse(
+        claim["hold"]["until"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let days = (until - time::OffsetDateTime::now_utc()).whole_hours() as f64 / 24.0;
+    assert!((29.9..=30.0).contains(&days), "{claim}");
+    assert_eq!(overview(&app).await, (2, None));
+    let (_, audit) = app.get("/api/v1/audit?action=group_hold").await;
+    assert!(audit.to_string().contains("until a fix is replayed"), "{audit}");
+
+    // Neither another group's replay nor a refused one ends it.
+    let billing = app.wait_for_messages("billing.error.queue", 2).await;
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/messages/{}/replay", billing[0]["id"]),
+            Some(json!({"to_queue": "orders.retry"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let listed = app.wait_for_messages("orders.error.queue", 3).await;
+    let (status, refused) = app
+        .post(
+            &format!("/api/v1/messages/{}/replay", listed[0]["id"]),
+            Some(json!({"to_queue": "no.such.queue"})),
+        )
+        .await;
+    assert!(status >= 400, "unroutable: {refused}");
+    assert_eq!(held(&app).await, vec![orders.clone()]);
+
+    // One of its messages delivered (the broker confirmed it): over.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/messages/{}/replay", listed[1]["id"]),
+            Some(json!({"to_queue": "orders.retry"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(held(&app).await.is_empty());
+    assert_eq!(overview(&app).await.1, Some(3), "counted again");
+
+    // The same through a bulk job, with a time as well.
+    let both = json!({"until": in_future(3600), "until_replayed": true});
+    let (status, _) = app.post(&hold, Some(both)).await;
+    assert_eq!(status, 200);
+    assert_eq!(held(&app).await, vec![orders.clone()]);
+    let job = json!({"action": "replay", "group": orders, "to_queue": "orders.retry"});
+    let (status, created) = app.post("/api/v1/jobs", Some(job)).await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/api/v1/jobs/{}", created["id"]);
+    wait_until(Duration::from_secs(30), || async {
+        app.get(&path).await.1["state"] == "completed"
+    })
+    .await;
+    assert!(held(&app).await.is_empty());
+    assert_eq!(
+        vh.depth("orders.retry").await,
+        4,
+        "1 billing, 1 single, 2 by the job"
+    );
     app.stop().await;
 }
 
@@ -299,6 +379,30 @@ async fn groups_owner_and_hold_ui() {
         browser.screenshot(".cards", &shot("overview-held-group")).await?;
         c.goto(&format!("{}/groups?owner=me", app.base)).await?;
         wait().for_element(Locator::Css(&row)).await?;
+        // Held again, this time until a fix is replayed.
+        c.find(Locator::Css(&format!(r#"{row} button[data-action="release"]"#)))
+            .await?
+            .click()
+            .await?;
+        wait()
+            .for_element(Locator::Css(&format!("{row} .hold-form summary")))
+            .await?
+            .click()
+            .await?;
+        c.find(Locator::Css(&format!("{row} button[data-hold-until-replayed]")))
+            .await?
+            .click()
+            .await?;
+        let hold = wait()
+            .for_element(Locator::Css(&format!("{row} .hold")))
+            .await?
+            .text()
+            .await?;
+        assert!(hold.contains("until a fix is replayed, by guest"), "{hold}");
+        browser
+            .screenshot(&format!("{row} .claim"), &shot("groups-hold-until-replayed"))
+            .await?;
+        browser.screenshot("main", &shot("groups-mine-held")).await?;
         assert_eq!(browser.console_errors().await?, Vec::<String>::new());
         Ok(())
     }

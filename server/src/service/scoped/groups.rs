@@ -11,6 +11,9 @@ use crate::store::NewHold;
 const MAX_USER: usize = 255;
 /// A hold's note: a line or two, such as a ticket and what it waits for.
 const MAX_NOTE: usize = 1_000;
+/// How long a hold "until a fix is replayed" lasts without one: a fix that
+/// never ships must not hide a group for good.
+const REPLAYED_HOLD_MAX_MS: i64 = 30 * 86_400_000;
 
 impl UserBackend {
     pub(super) async fn set_group_owner(
@@ -51,15 +54,25 @@ impl UserBackend {
     pub(super) async fn hold_group(&self, id: String, req: GroupHoldRequest) -> Result<GroupClaim, ApiError> {
         self.check_annotation(&AnnotationTarget::Group(id.clone()))
             .await?;
-        let object = format!("group {id}: hold until {}", req.until);
+        let object = match (&req.until, req.until_replayed) {
+            (Some(until), false) => format!("group {id}: hold until {until}"),
+            (Some(until), true) => format!("group {id}: hold until a fix is replayed, or {until}"),
+            (None, _) => format!("group {id}: hold until a fix is replayed"),
+        };
         let result = async {
             self.writer()?;
-            let until = crate::service::plan::future_ms(
-                "until",
-                &req.until,
-                crate::store::now_ms(),
-                "a hold ends in the future",
-            )?;
+            let now = crate::store::now_ms();
+            let until = match (&req.until, req.until_replayed) {
+                (Some(until), _) => {
+                    crate::service::plan::future_ms("until", until, now, "a hold ends in the future")?
+                }
+                (None, true) => now + REPLAYED_HOLD_MAX_MS,
+                (None, false) => {
+                    return Err(ApiError::BadRequest(
+                        "a hold needs `until` (RFC 3339), `\"until_replayed\": true`, or both".into(),
+                    ))
+                }
+            };
             let note = req.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
             if note.is_some_and(|n| n.chars().count() > MAX_NOTE) {
                 return Err(ApiError::BadRequest(format!(
@@ -68,6 +81,7 @@ impl UserBackend {
             }
             let hold = NewHold {
                 until,
+                until_replayed: req.until_replayed,
                 note,
                 by: self.user(),
             };

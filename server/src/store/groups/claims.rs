@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Db, Engine};
+use super::{Conn, Db, Engine};
 use crate::store::backend::SqlBackend;
 use crate::store::rows::rfc3339;
 use crate::store::*;
@@ -20,14 +20,20 @@ type ClaimRow = (
     Option<String>,
     Option<i64>,
     Option<i64>,
+    bool,
 );
 
-const CLAIM_COLUMNS: &str = "group_id, owner, hold_until, hold_note, held_by, held_at, held_after_id";
+const CLAIM_COLUMNS: &str =
+    "group_id, owner, hold_until, hold_note, held_by, held_at, held_after_id, hold_until_replayed";
+
+/// What ends a hold: every column of it cleared.
+const END_HOLD: &str = "UPDATE group_claims SET hold_until = NULL, hold_note = NULL,
+    held_by = NULL, held_at = NULL, held_after_id = NULL, hold_until_replayed = FALSE";
 
 impl Engine {
     /// The hold of a claim row while it lasts at `now`, with what arrived since.
     async fn hold_of(&self, row: &ClaimRow, now: i64) -> Result<Option<GroupHold>, StoreError> {
-        let (group, _, until, note, by, at, after) = row;
+        let (group, _, until, note, by, at, after, until_replayed) = row;
         let (Some(until), Some(by), Some(at)) = (*until, by, *at) else {
             return Ok(None);
         };
@@ -42,6 +48,7 @@ impl Engine {
                 .await?;
         Ok(Some(GroupHold {
             until: rfc3339(until),
+            until_replayed: *until_replayed,
             note: note.clone(),
             by: by.clone(),
             at: rfc3339(at),
@@ -76,11 +83,12 @@ impl GroupClaims for Engine {
             .fetch_one(&mut *tx)
             .await?;
         sqlx::query(
-            "INSERT INTO group_claims (group_id, hold_until, hold_note, held_by, held_at, held_after_id)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO group_claims (group_id, hold_until, hold_note, held_by, held_at, held_after_id,
+                 hold_until_replayed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (group_id) DO UPDATE SET hold_until = excluded.hold_until,
                 hold_note = excluded.hold_note, held_by = excluded.held_by, held_at = excluded.held_at,
-                held_after_id = excluded.held_after_id",
+                held_after_id = excluded.held_after_id, hold_until_replayed = excluded.hold_until_replayed",
         )
         .bind(group_id)
         .bind(hold.until)
@@ -88,6 +96,7 @@ impl GroupClaims for Engine {
         .bind(hold.by)
         .bind(now_ms())
         .bind(after)
+        .bind(hold.until_replayed)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -96,11 +105,7 @@ impl GroupClaims for Engine {
 
     async fn release_group(&self, group_id: &str) -> Result<bool, StoreError> {
         let now = now_ms();
-        let ended = sqlx::query(
-            "UPDATE group_claims SET hold_until = NULL, hold_note = NULL, held_by = NULL, held_at = NULL,
-                held_after_id = NULL
-             WHERE group_id = $1 AND hold_until > $2",
-        )
+        let ended = sqlx::query(&format!("{END_HOLD} WHERE group_id = $1 AND hold_until > $2"))
         .bind(group_id)
         .bind(now)
         .execute(self.pool())
@@ -155,6 +160,32 @@ impl GroupClaims for Engine {
             hold: self.hold_of(&row, now).await?,
         })
     }
+}
+
+/// Ends the holds "until a fix is replayed" of the groups of `ids`, which
+/// a replay has just delivered (confirmed, in the transaction that says
+/// so): single replays and jobs alike, on whichever instance. Without
+/// such a hold (the usual case) it costs one look at the few claims.
+pub(super) async fn end_holds_on_replay(tx: &mut Conn, ids: &[i64], now: i64) -> Result<u64, StoreError> {
+    let waiting: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM group_claims WHERE hold_until_replayed AND hold_until > $1)",
+    )
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !waiting || ids.is_empty() {
+        return Ok(0);
+    }
+    let mut b = sqlx::QueryBuilder::<Db>::new(END_HOLD);
+    b.push(" WHERE hold_until_replayed AND hold_until > ")
+        .push_bind(now)
+        .push(" AND group_id IN (SELECT group_id FROM messages WHERE status = 'replayed' AND id IN (");
+    let mut list = b.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    b.push("))");
+    Ok(b.build().execute(&mut *tx).await?.rows_affected())
 }
 
 /// ` AND` the row's group is not on hold at `now` (rows without a group are

@@ -192,6 +192,10 @@ pub(super) async fn apply_settlements(
             }
             b.push(")");
             b.build().execute(&mut *tx).await?;
+            let ended = super::group_claims::end_holds_on_replay(tx, chunk, now_ms()).await?;
+            if ended > 0 {
+                tracing::info!(ended, "a replay was delivered: holds until a fix is replayed ended");
+            }
         }
     }
     Ok(())
