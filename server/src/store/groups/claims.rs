@@ -167,13 +167,16 @@ impl GroupClaims for Engine {
 /// so): single replays and jobs alike, on whichever instance. Without
 /// such a hold (the usual case) it costs one look at the few claims.
 pub(super) async fn end_holds_on_replay(tx: &mut Conn, ids: &[i64], now: i64) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
     let waiting: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM group_claims WHERE hold_until_replayed AND hold_until > $1)",
     )
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    if !waiting || ids.is_empty() {
+    if !waiting {
         return Ok(0);
     }
     let mut b = sqlx::QueryBuilder::<Db>::new(END_HOLD);

@@ -127,11 +127,13 @@ impl WatchStore for Engine {
             .bind(last.as_str())
             .fetch_all(&mut *tx)
             .await?;
-            // Rolled back on return: nothing of the change is recorded.
-            if queues.iter().any(|(_, _, _, switching)| *switching) {
+            // Rolled back on return: nothing of the change is recorded. A
+            // queue no longer watched (its vhost may be gone) may never end
+            // its switch: it keeps its mode, as an unwatched queue does.
+            if queues.iter().any(|(_, _, watched, switching)| *watched && *switching) {
                 return Ok(DefaultApplied::Waiting);
             }
-            for (vhost, name, watched, _) in queues {
+            for (vhost, name, watched, _) in queues.into_iter().filter(|q| !q.3) {
                 sqlx::query("UPDATE capture_modes SET mode = $1, at = $2 WHERE vhost = $3 AND name = $4")
                     .bind(default.as_str())
                     .bind(now_ms())
