@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use crate::model::{
     AdvisorReport, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange, AnnotationTarget,
-    Annotations, ApiError, AuditPage, AuditQuery, GroupClaim, GroupHoldRequest, GroupOwnerRequest,
-    GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail,
-    MessagePage, MessageQuery, MessageSummary, Overview, Policy, PolicyPreview, PolicyRequest, QueueHistory,
-    QueuesView, ReplayTarget, ServiceHistory, WatchSwitch,
+    Annotations, ApiError, AuditPage, AuditQuery, GroupClaim, GroupQuery, GroupSummary, HoldRequest, Job,
+    JobCommand, JobCreated, JobItem, JobRequest, Me, MessageClaim, MessageDetail, MessagePage, MessageQuery,
+    MessageSummary, Overview, OwnerRequest, Policy, PolicyPreview, PolicyRequest, QueueHistory, QueuesView,
+    ReplayTarget, ServiceHistory, WatchSwitch,
 };
 
 #[async_trait::async_trait]
@@ -28,11 +28,17 @@ pub trait Backend: Send + Sync + 'static {
     async fn restore(&self, id: i64) -> Result<MessageDetail, ApiError>;
     async fn groups(&self, query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError>;
     /// Sets or clears who is on a failure group.
-    async fn set_group_owner(&self, id: String, request: GroupOwnerRequest) -> Result<GroupClaim, ApiError>;
+    async fn set_group_owner(&self, id: String, request: OwnerRequest) -> Result<GroupClaim, ApiError>;
     /// Puts a failure group on hold (out of the counts and alerts) until a time.
-    async fn hold_group(&self, id: String, request: GroupHoldRequest) -> Result<GroupClaim, ApiError>;
+    async fn hold_group(&self, id: String, request: HoldRequest) -> Result<GroupClaim, ApiError>;
     /// Ends a group's hold now.
     async fn release_group(&self, id: String) -> Result<GroupClaim, ApiError>;
+    /// Sets or clears who is on one message.
+    async fn set_message_owner(&self, id: i64, request: OwnerRequest) -> Result<MessageClaim, ApiError>;
+    /// Puts one message on hold (out of the counts and alerts).
+    async fn hold_message(&self, id: i64, request: HoldRequest) -> Result<MessageClaim, ApiError>;
+    /// Ends a message's hold now.
+    async fn release_message(&self, id: i64) -> Result<MessageClaim, ApiError>;
     async fn create_job(&self, request: JobRequest) -> Result<JobCreated, ApiError>;
     async fn job(&self, id: i64) -> Result<Job, ApiError>;
     /// The job's messages that did not go through (failed or skipped), with why.

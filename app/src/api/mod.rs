@@ -12,7 +12,7 @@ pub use client::{csrf_token, CsrfClient, CsrfMeta, CsrfToken, CSRF_FIELD, CSRF_H
 pub use monitoring::*;
 
 use crate::model::{
-    AnnotationChange, AnnotationTarget, Annotations, ApiError, AuditPage, AuditQuery, GroupClaim, GroupQuery,
+    AnnotationChange, AnnotationTarget, Annotations, ApiError, AuditPage, AuditQuery, GroupQuery,
     GroupSummary, Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageDetail, MessagePage,
     MessageQuery, MessageSummary, ReplayTarget,
 };
@@ -68,25 +68,30 @@ pub async fn list_groups(query: GroupQuery) -> Result<Vec<GroupSummary>, ApiErro
     backend()?.groups(query).await
 }
 
-/// Sets (or with an empty `user`, clears) who is on a group.
-#[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn set_group_owner(id: String, user: String) -> Result<GroupClaim, ApiError> {
-    let user = Some(user).filter(|u| !u.trim().is_empty());
-    backend()?
-        .set_group_owner(id, crate::model::GroupOwnerRequest { user })
-        .await
+/// Sets (or with an empty `user`, clears) who is on a group or a message.
+/// JSON in: the target is an enum.
+#[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
+pub async fn set_owner(target: AnnotationTarget, user: String) -> Result<(), ApiError> {
+    let request = crate::model::OwnerRequest {
+        user: Some(user).filter(|u| !u.trim().is_empty()),
+    };
+    let backend = backend()?;
+    match target {
+        AnnotationTarget::Group(id) => backend.set_group_owner(id, request).await.map(drop),
+        AnnotationTarget::Message(id) => backend.set_message_owner(id, request).await.map(drop),
+    }
 }
 
-/// Puts a group on hold for `hours` from now, or (`until_replayed`, when
-/// `hours` is not used) until a fix is replayed (the page offers a few
-/// spans; the REST API takes any time, and both).
-#[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn hold_group_for(
-    id: String,
+/// Puts a group or a message on hold for `hours` from now, or
+/// (`until_replayed`, when `hours` is not used) until a fix is replayed
+/// (the page offers a few spans; the REST API takes any time, and both).
+#[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
+pub async fn hold_for(
+    target: AnnotationTarget,
     hours: u32,
     note: String,
     until_replayed: bool,
-) -> Result<GroupClaim, ApiError> {
+) -> Result<(), ApiError> {
     use time::format_description::well_known::Rfc3339;
     let until = match until_replayed {
         true => None,
@@ -95,18 +100,26 @@ pub async fn hold_group_for(
             Some(at.format(&Rfc3339).map_err(|_| ApiError::Internal)?)
         }
     };
-    let note = Some(note).filter(|n| !n.trim().is_empty());
-    let request = crate::model::GroupHoldRequest {
+    let request = crate::model::HoldRequest {
         until,
         until_replayed,
-        note,
+        note: Some(note).filter(|n| !n.trim().is_empty()),
     };
-    backend()?.hold_group(id, request).await
+    let backend = backend()?;
+    match target {
+        AnnotationTarget::Group(id) => backend.hold_group(id, request).await.map(drop),
+        AnnotationTarget::Message(id) => backend.hold_message(id, request).await.map(drop),
+    }
 }
 
-#[server(prefix = "/rpc", client = crate::api::CsrfClient)]
-pub async fn release_group(id: String) -> Result<GroupClaim, ApiError> {
-    backend()?.release_group(id).await
+/// Ends a group's or a message's hold now.
+#[server(prefix = "/rpc", client = crate::api::CsrfClient, input = Json)]
+pub async fn release_hold(target: AnnotationTarget) -> Result<(), ApiError> {
+    let backend = backend()?;
+    match target {
+        AnnotationTarget::Group(id) => backend.release_group(id).await.map(drop),
+        AnnotationTarget::Message(id) => backend.release_message(id).await.map(drop),
+    }
 }
 
 /// JSON in: a job request nests a filter and a list of ids.

@@ -79,6 +79,11 @@ pub enum AuditAction {
     /// A failure group put on hold, or its hold ended early.
     GroupHold,
     GroupRelease,
+    /// One message's owner set or cleared.
+    MessageOwner,
+    /// One message put on hold, or its hold ended early.
+    MessageHold,
+    MessageRelease,
     /// A user holding the unmask tag read a message whose values
     /// `REDRIVE_MASK` hides from others (its page, the API, its body).
     UnmaskedView,

@@ -137,6 +137,12 @@ pub struct MessageDetail {
     /// replays keep the real ones.
     #[serde(default)]
     pub masked: bool,
+    /// The user on this message (a broker user name).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Its own hold, while one lasts (its group's is on the group).
+    #[serde(default)]
+    pub hold: Option<Hold>,
 }
 
 /// Tags and notes of a message or a failure group.
@@ -153,7 +159,7 @@ pub struct Note {
     pub at: String,
 }
 
-/// What an annotation is attached to.
+/// What an annotation (a note, a tag), an owner or a hold is on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
 pub enum AnnotationTarget {
@@ -278,26 +284,28 @@ pub struct GroupSummary {
     pub owner: Option<String>,
     /// Its hold, while one lasts.
     #[serde(default)]
-    pub hold: Option<GroupHold>,
+    pub hold: Option<Hold>,
 }
 
-/// A failure group on hold: left out of the overview's counts, the default
-/// group list and alerts until `until`, while its failures are still
-/// captured and counted here.
+/// A hold on a failure group or on one message: left out of the
+/// overview's counts and alerts (a group also out of the default group
+/// list) until `until`, while failures are still captured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupHold {
+pub struct Hold {
     /// RFC 3339: when it ends at the latest.
     pub until: String,
-    /// It also ends when a replay of one of the group's messages is
-    /// confirmed by the broker (the fix shipped, and works).
+    /// It also ends when a replay is confirmed by the broker (the fix
+    /// shipped, and works): of one of the group's messages, or of the
+    /// held message itself.
     #[serde(default)]
     pub until_replayed: bool,
     pub note: Option<String>,
     pub by: String,
     /// When it began (RFC 3339).
     pub at: String,
-    /// Failures of the group captured since it began.
-    pub arrived_since: i64,
+    /// A group's failures captured since it began (a message has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrived_since: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -314,22 +322,23 @@ pub struct GroupQuery {
     pub owner: Option<String>,
 }
 
-/// `POST /api/v1/groups/{id}/owner`: `null` clears it.
+/// `POST /api/v1/groups/{id}/owner` and `/api/v1/messages/{id}/owner`:
+/// `null` clears it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupOwnerRequest {
+pub struct OwnerRequest {
     pub user: Option<String>,
 }
 
-/// `POST /api/v1/groups/{id}/hold`: until a time, until a fix is
-/// replayed, or both (whichever comes first).
+/// `POST /api/v1/groups/{id}/hold` and `/api/v1/messages/{id}/hold`: until
+/// a time, until a fix is replayed, or both (whichever comes first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupHoldRequest {
+pub struct HoldRequest {
     /// RFC 3339, in the future, within a year. Needed unless
     /// `until_replayed`, whose hold otherwise lasts at most 30 days.
     #[serde(default)]
     pub until: Option<String>,
-    /// Ends the hold when a replay of one of the group's messages is
-    /// confirmed by the broker.
+    /// Ends the hold when a replay of one of the group's messages (or of
+    /// the held message) is confirmed by the broker.
     #[serde(default)]
     pub until_replayed: bool,
     #[serde(default)]
@@ -341,7 +350,15 @@ pub struct GroupHoldRequest {
 pub struct GroupClaim {
     pub group_id: String,
     pub owner: Option<String>,
-    pub hold: Option<GroupHold>,
+    pub hold: Option<Hold>,
+}
+
+/// Who owns one message and its hold, after a change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageClaim {
+    pub message_id: i64,
+    pub owner: Option<String>,
+    pub hold: Option<Hold>,
 }
 
 /// Where to replay to; defaults to the message's original route.
@@ -505,6 +522,8 @@ mod tests {
             possible_copy_of: None,
             tap: None,
             masked: false,
+            owner: None,
+            hold: None,
         }
     }
 

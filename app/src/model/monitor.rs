@@ -292,6 +292,10 @@ pub struct Overview {
     /// Failure groups on hold now, left out of `waiting` and `error_inflow`.
     #[serde(default)]
     pub held_groups: i64,
+    /// Failed messages on hold by themselves (their group is not), left
+    /// out of `waiting` and `error_inflow` too.
+    #[serde(default)]
+    pub held_messages: i64,
 }
 
 /// A policy as the broker stores it.

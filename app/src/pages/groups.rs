@@ -4,11 +4,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-use super::group_claims::GroupClaimCell;
+use super::claims::ClaimCell;
 use crate::api::list_groups;
 use crate::components::{ListView, Sparkline};
 use crate::format::{non_empty, short_time, url_encode};
-use crate::model::{GroupQuery, GroupSummary};
+use crate::model::{AnnotationTarget, GroupQuery, GroupSummary};
 
 #[component]
 pub fn GroupsPage() -> impl IntoView {
@@ -87,7 +87,7 @@ pub fn GroupsPage() -> impl IntoView {
                                         <td class="nowrap">{short_time(&g.first_seen)}</td>
                                         <td class="nowrap">{short_time(&g.last_seen)}</td>
                                         <td><Sparkline values=g.arrivals_24h label="arrivals per hour, last 24 hours"/></td>
-                                        <td><GroupClaimCell id=g.id.clone() owner=g.owner hold=g.hold changed=on_change/></td>
+                                        <td><ClaimCell target=AnnotationTarget::Group(g.id.clone()) owner=g.owner hold=g.hold changed=on_change/></td>
                                     </tr>
                                 }
                             }).collect_view()}

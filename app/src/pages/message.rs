@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+use super::claims::ClaimCell;
 use crate::api::{error_text, get_message, DiscardMessage, ReplayMessage, RestoreMessage};
 use crate::components::ApiErrorBox;
 use crate::components::{
@@ -22,6 +23,8 @@ pub fn MessagePage() -> impl IntoView {
     let replay = ServerAction::<ReplayMessage>::new();
     let discard = ServerAction::<DiscardMessage>::new();
     let restore = ServerAction::<RestoreMessage>::new();
+    // Bumped when its owner or hold changes, to read it again.
+    let claimed = RwSignal::new(0u32);
     let message = Resource::new(
         move || {
             (
@@ -29,6 +32,7 @@ pub fn MessagePage() -> impl IntoView {
                 replay.version().get(),
                 discard.version().get(),
                 restore.version().get(),
+                claimed.get(),
             )
         },
         |(id, ..)| async move {
@@ -59,7 +63,8 @@ pub fn MessagePage() -> impl IntoView {
             {move || message.get().map(|res| match res {
                 Err(e) => view! { <ApiErrorBox error=e.clone()/> }.into_any(),
                 Ok(m) => view! {
-                    <MessageView m=m replay discard restore pending action_error/>
+                    <MessageView m=m replay discard restore pending action_error
+                        claim_changed=Callback::new(move |_| claimed.update(|n| *n += 1))/>
                 }.into_any(),
             })}
         </Transition>
@@ -74,6 +79,7 @@ fn MessageView(
     restore: ServerAction<RestoreMessage>,
     pending: Signal<bool>,
     action_error: Signal<Option<String>>,
+    claim_changed: Callback<()>,
 ) -> impl IntoView {
     let s = &m.summary;
     let id = s.id;
@@ -197,6 +203,9 @@ fn MessageView(
                 <dt>"Received"</dt><dd>{short_time(&s.received_at)}</dd>
                 <dt>"Dead-lettered"</dt><dd>{format!("{} time(s)", s.death_count)}</dd>
                 {s.service.clone().map(|svc| view! { <dt>"Service"</dt><dd>{svc}</dd> })}
+                <dt>"Owner"</dt>
+                <dd><ClaimCell target=AnnotationTarget::Message(id) owner=m.owner.clone() hold=m.hold.clone()
+                    changed=claim_changed/></dd>
             </dl>
             <Show when=move || status == MessageStatus::Failed>
                 <RouteReach id replay pending/>

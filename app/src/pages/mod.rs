@@ -2,7 +2,7 @@ mod advisor;
 mod alerts;
 mod audit;
 mod bulk;
-mod group_claims;
+mod claims;
 mod groups;
 mod jobs;
 mod keys;

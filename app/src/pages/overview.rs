@@ -74,7 +74,7 @@ fn overview_body(o: Overview) -> impl IntoView {
         <FreshnessBanner freshness=o.freshness/>
         {getting_started}
         <section class="cards">
-            <a class="card" href="/?status=failed"><span class="label">"Waiting for a human"</span><span class="value">{o.waiting}</span><span class="muted" data-held-groups=o.held_groups>{held_note(o.stored, o.held_groups)}</span></a>
+            <a class="card" href="/?status=failed"><span class="label">"Waiting for a human"</span><span class="value">{o.waiting}</span><span class="muted" data-held-groups=o.held_groups data-held-messages=o.held_messages>{held_note(o.stored, o.held_groups, o.held_messages)}</span></a>
             <div class="card"><span class="label">"RabbitMQ"</span><span class="value">{non_empty(o.rabbitmq_version)}</span><span class="muted">{non_empty(o.cluster_name)}</span></div>
             <div class="card"><span class="label">"Queues"</span><span class="value">{t.queues}</span><span class="muted">{format!("{} connections, {} consumers", t.connections, t.consumers)}</span></div>
             <div class="card"><span class="label">"Ready"</span><span class="value">{t.messages_ready}</span><span class="muted">{format!("{} unacked, {} total", t.messages_unacknowledged, t.messages)}</span></div>
@@ -128,12 +128,37 @@ fn overview_body(o: Overview) -> impl IntoView {
     }
 }
 
-/// Under "Waiting for a human": how many are stored, and that groups on
-/// hold are not counted (so the number never hides them silently).
-fn held_note(stored: i64, held_groups: i64) -> String {
-    match held_groups {
-        0 => format!("of {stored} stored"),
-        1 => format!("of {stored} stored; 1 group on hold not counted"),
-        n => format!("of {stored} stored; {n} groups on hold not counted"),
+/// Under "Waiting for a human": how many are stored, and that groups and
+/// messages on hold are not counted (so the number never hides them
+/// silently).
+fn held_note(stored: i64, held_groups: i64, held_messages: i64) -> String {
+    let plural = |n: i64, one: &str| match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {one}s"),
+    };
+    let held: Vec<String> = [(held_groups, "group"), (held_messages, "message")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, one)| plural(n, one))
+        .collect();
+    match held.is_empty() {
+        true => format!("of {stored} stored"),
+        false => format!("of {stored} stored; {} on hold not counted", held.join(" and ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::held_note;
+
+    #[test]
+    fn the_held_note_names_what_it_leaves_out() {
+        assert_eq!(held_note(5, 0, 0), "of 5 stored");
+        assert_eq!(held_note(5, 1, 0), "of 5 stored; 1 group on hold not counted");
+        assert_eq!(held_note(5, 0, 1), "of 5 stored; 1 message on hold not counted");
+        assert_eq!(
+            held_note(9, 2, 3),
+            "of 9 stored; 2 groups and 3 messages on hold not counted"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The JSON REST API under `/api/v1`, plus `/healthz` and `/readyz`.
 
+mod claims;
 mod error;
-mod groups;
 pub(crate) mod monitoring;
 
 use axum::extract::rejection::JsonRejection;
@@ -68,7 +68,7 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit))
         .route("/audit/export", get(audit_export))
         .merge(monitoring::router())
-        .merge(groups::router())
+        .merge(claims::router())
 }
 
 pub fn health_router() -> Router<AppState> {

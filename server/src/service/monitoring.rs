@@ -169,6 +169,7 @@ impl Redrive {
             stored,
             waiting,
             held_groups: self.store.held_groups(now_ms(), visible).await?,
+            held_messages: self.store.held_messages(now_ms(), visible).await?,
             rabbitmq_version: snapshot.overview.rabbitmq_version.clone(),
             cluster_name: snapshot.overview.cluster_name.clone(),
             nodes: snapshot.node_infos(),

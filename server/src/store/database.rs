@@ -24,6 +24,7 @@ pub trait Database:
     + VhostAccess
     + GroupStore
     + GroupClaims
+    + MessageClaims
     + AnnotationStore
     + SampleStore
     + FindingStore

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::store::StoreError;
 use app::model::GroupQuery;
 use app::model::GroupSummary;
-use app::model::{GroupClaim, GroupHold};
+use app::model::{GroupClaim, Hold};
 use async_trait::async_trait;
 
 /// Failure groups: messages with one fingerprint, summarised.
@@ -59,7 +59,7 @@ pub trait GroupClaims: Send + Sync {
     async fn group_claims(
         &self,
         now: i64,
-    ) -> Result<HashMap<String, (Option<String>, Option<GroupHold>)>, StoreError>;
+    ) -> Result<HashMap<String, (Option<String>, Option<Hold>)>, StoreError>;
 
     async fn group_claim(&self, group_id: &str, now: i64) -> Result<GroupClaim, StoreError>;
 

@@ -69,3 +69,36 @@ pub trait MessageStore: Send + Sync {
 
     async fn count(&self) -> Result<i64, StoreError>;
 }
+
+/// Who is on one message, and its hold: beside its group's, for the one
+/// message an operator takes, or holds aside while its fix ships.
+#[async_trait]
+pub trait MessageClaims: Send + Sync {
+    /// Sets (or with `None` clears) the message's owner.
+    async fn set_message_owner(
+        &self,
+        id: i64,
+        owner: Option<&str>,
+        by: &str,
+    ) -> Result<app::model::MessageClaim, StoreError>;
+
+    /// Puts the message on hold until `hold.until`, replacing a hold it
+    /// had. Only a failed message: else `WrongState` (or `NotFound`), and
+    /// nothing is written.
+    async fn hold_message(
+        &self,
+        id: i64,
+        hold: crate::store::NewHold<'_>,
+    ) -> Result<app::model::MessageClaim, StoreError>;
+
+    /// Ends its hold now; `Ok(false)` when it had none.
+    async fn release_message(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// Its owner and its hold while it lasts at `now`.
+    async fn message_claim(&self, id: i64, now: i64) -> Result<app::model::MessageClaim, StoreError>;
+
+    /// Failed messages on hold at `now` by themselves (their group is not
+    /// held), in `visible` vhosts (all when `None`): what the overview's
+    /// waiting count leaves out beside the held groups.
+    async fn held_messages(&self, now: i64, visible: Option<&[String]>) -> Result<i64, StoreError>;
+}

@@ -64,7 +64,7 @@ pub use job_batches::{ClaimBatch, ClaimRequest, Claimed, JobReplay, JobReplayOut
 pub use job_plans::{JobPlanStore, PhaseRecord, CANCELLABLE};
 pub use jobs::{first_phase, ApprovalRule, ExpiredApproval, JobSpec, JobStore, NewJob, SELECTABLE};
 pub use leases::LeaseStore;
-pub use messages::MessageStore;
+pub use messages::{MessageClaims, MessageStore};
 pub use replays::{ReplayStore, Settlement};
 pub use rows::{rfc3339, StoredMessage};
 pub use samples::SampleStore;
@@ -169,6 +169,8 @@ macro_rules! shared_sql {
         mod jobs;
         #[path = "../leases/sql.rs"]
         mod leases;
+        #[path = "../messages/claims.rs"]
+        mod message_claims;
         #[path = "../messages/sql.rs"]
         mod messages;
         #[path = "../replays/sql.rs"]

@@ -206,6 +206,8 @@ impl StoredMessage {
             possible_copy_of: None,
             tap: None,
             masked: false,
+            owner: None,
+            hold: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use lapin::types::FieldTable;
 use serde_json::{json, Value};
 
 /// `n` Spring failures of the orders service (one failure group), from `from`.
-async fn orders_fail(vh: &mut TestVhost, from: usize, n: usize) {
+pub(crate) async fn orders_fail(vh: &mut TestVhost, from: usize, n: usize) {
     for i in from..from + n {
         let (body, props) = testkit::spring::failure(i);
         vh.publish("", "orders.error.queue", &body, props).await;
@@ -20,7 +20,7 @@ async fn orders_fail(vh: &mut TestVhost, from: usize, n: usize) {
 }
 
 /// A vhost with 3 orders failures and 2 of billing (another group), captured.
-async fn two_groups(extra: &[&str]) -> (TestVhost, TestDb, TestApp, String) {
+pub(crate) async fn two_groups(extra: &[&str]) -> (TestVhost, TestDb, TestApp, String) {
     let mut vh = TestVhost::new().await;
     let db = TestDb::new();
     for q in ["orders.error.queue", "billing.error.queue"] {
@@ -52,7 +52,7 @@ async fn two_groups(extra: &[&str]) -> (TestVhost, TestDb, TestApp, String) {
     (vh, db, app, orders)
 }
 
-fn in_future(seconds: i64) -> String {
+pub(crate) fn in_future(seconds: i64) -> String {
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds);
     at.format(&time::format_description::well_known::Rfc3339).unwrap()
 }
@@ -65,7 +65,7 @@ async fn listed_row(app: &TestApp, id: &str) -> Value {
 }
 
 /// `DELETE` of a group's hold; its status.
-async fn end_hold(app: &TestApp, path: &str) -> u16 {
+pub(crate) async fn end_hold(app: &TestApp, path: &str) -> u16 {
     let r = app.http.delete(format!("{}{path}", app.base)).send().await;
     r.unwrap().status().as_u16()
 }

@@ -29,6 +29,7 @@ mod links;
 mod loops;
 mod malformed;
 mod masking;
+mod message_holds;
 mod migrations;
 mod notifications;
 mod pipeline;

@@ -5,11 +5,11 @@
 use app::backend::Backend;
 use app::model::{
     AdvisorReport, AlertCondition, AlertDelivery, AlertRule, AlertRuleRequest, AnnotationChange,
-    AnnotationTarget, Annotations, ApiError, AuditAction, AuditPage, AuditQuery, GroupClaim,
-    GroupHoldRequest, GroupOwnerRequest, GroupQuery, GroupSummary, Job, JobCommand, JobCreated, JobItem,
-    JobRequest, Me, MessageDetail, MessagePage, MessageQuery, MessageSummary, Overview, Policy,
-    PolicyPreview, PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory, VhostAccess,
-    WatchSwitch, MESSAGE_ID_MATCHES, MESSAGE_ID_MAX_BYTES,
+    AnnotationTarget, Annotations, ApiError, AuditAction, AuditPage, AuditQuery, GroupClaim, GroupQuery,
+    GroupSummary, HoldRequest, Job, JobCommand, JobCreated, JobItem, JobRequest, Me, MessageClaim,
+    MessageDetail, MessagePage, MessageQuery, MessageSummary, Overview, OwnerRequest, Policy, PolicyPreview,
+    PolicyRequest, QueueHistory, QueuesView, ReplayTarget, ServiceHistory, VhostAccess, WatchSwitch,
+    MESSAGE_ID_MATCHES, MESSAGE_ID_MAX_BYTES,
 };
 
 use super::{forbidden, Target, UserBackend};
@@ -146,16 +146,28 @@ impl Backend for UserBackend {
         Ok(self.shown_detail(restored).await)
     }
 
-    async fn set_group_owner(&self, id: String, request: GroupOwnerRequest) -> Result<GroupClaim, ApiError> {
+    async fn set_group_owner(&self, id: String, request: OwnerRequest) -> Result<GroupClaim, ApiError> {
         UserBackend::set_group_owner(self, id, request).await
     }
 
-    async fn hold_group(&self, id: String, request: GroupHoldRequest) -> Result<GroupClaim, ApiError> {
+    async fn hold_group(&self, id: String, request: HoldRequest) -> Result<GroupClaim, ApiError> {
         UserBackend::hold_group(self, id, request).await
     }
 
     async fn release_group(&self, id: String) -> Result<GroupClaim, ApiError> {
         UserBackend::release_group(self, id).await
+    }
+
+    async fn set_message_owner(&self, id: i64, request: OwnerRequest) -> Result<MessageClaim, ApiError> {
+        UserBackend::set_message_owner(self, id, request).await
+    }
+
+    async fn hold_message(&self, id: i64, request: HoldRequest) -> Result<MessageClaim, ApiError> {
+        UserBackend::hold_message(self, id, request).await
+    }
+
+    async fn release_message(&self, id: i64) -> Result<MessageClaim, ApiError> {
+        UserBackend::release_message(self, id).await
     }
 
     async fn groups(&self, mut query: GroupQuery) -> Result<Vec<GroupSummary>, ApiError> {

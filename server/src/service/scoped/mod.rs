@@ -5,7 +5,7 @@
 //! log with the real user's name.
 
 mod backend;
-mod groups;
+mod claims;
 mod masking;
 
 use std::sync::Arc;

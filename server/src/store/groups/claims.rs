@@ -8,7 +8,7 @@ use crate::store::backend::SqlBackend;
 use crate::store::rows::rfc3339;
 use crate::store::*;
 use crate::store::{now_ms, StoreError};
-use app::model::{GroupClaim, GroupHold};
+use app::model::{GroupClaim, Hold};
 use async_trait::async_trait;
 
 /// A claim row: group, owner, then the hold's columns.
@@ -32,29 +32,39 @@ const END_HOLD: &str = "UPDATE group_claims SET hold_until = NULL, hold_note = N
 
 impl Engine {
     /// The hold of a claim row while it lasts at `now`, with what arrived since.
-    async fn hold_of(&self, row: &ClaimRow, now: i64) -> Result<Option<GroupHold>, StoreError> {
+    async fn hold_of(&self, row: &ClaimRow, now: i64) -> Result<Option<Hold>, StoreError> {
         let (group, _, until, note, by, at, after, until_replayed) = row;
-        let (Some(until), Some(by), Some(at)) = (*until, by, *at) else {
+        let Some(mut hold) = hold_at(now, (*until, note.clone(), by.clone(), *at, *until_replayed)) else {
             return Ok(None);
         };
-        if until <= now {
-            return Ok(None);
-        }
         let arrived_since: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE group_id = $1 AND id > $2")
                 .bind(group)
                 .bind(after.unwrap_or(0))
                 .fetch_one(self.pool())
                 .await?;
-        Ok(Some(GroupHold {
-            until: rfc3339(until),
-            until_replayed: *until_replayed,
-            note: note.clone(),
-            by: by.clone(),
-            at: rfc3339(at),
-            arrived_since,
-        }))
+        hold.arrived_since = Some(arrived_since);
+        Ok(Some(hold))
     }
+}
+
+/// A hold's columns as stored: until, note, by, at, until replayed.
+pub(super) type HoldColumns = (Option<i64>, Option<String>, Option<String>, Option<i64>, bool);
+
+/// The hold those columns describe while it lasts at `now` (a group's or a
+/// message's; what arrived since is the group's to add).
+pub(super) fn hold_at(now: i64, (until, note, by, at, until_replayed): HoldColumns) -> Option<Hold> {
+    let (Some(until), Some(by), Some(at)) = (until, by, at) else {
+        return None;
+    };
+    (until > now).then(|| Hold {
+        until: rfc3339(until),
+        until_replayed,
+        note,
+        by,
+        at: rfc3339(at),
+        arrived_since: None,
+    })
 }
 
 #[async_trait]
@@ -113,7 +123,7 @@ impl GroupClaims for Engine {
         Ok(ended.rows_affected() == 1)
     }
 
-    async fn group_claims(&self, now: i64) -> Result<HashMap<String, (Option<String>, Option<GroupHold>)>, StoreError> {
+    async fn group_claims(&self, now: i64) -> Result<HashMap<String, (Option<String>, Option<Hold>)>, StoreError> {
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
             "SELECT {CLAIM_COLUMNS} FROM group_claims WHERE owner IS NOT NULL OR hold_until > $1"
         ))
@@ -162,41 +172,57 @@ impl GroupClaims for Engine {
     }
 }
 
-/// Ends the holds "until a fix is replayed" of the groups of `ids`, which
-/// a replay has just delivered (confirmed, in the transaction that says
-/// so): single replays and jobs alike, on whichever instance. Without
-/// such a hold (the usual case) it costs one look at the few claims.
+/// Ends the holds "until a fix is replayed" that a replay of `ids` has
+/// just delivered (confirmed, in the transaction that says so): of their
+/// groups, and of the messages themselves; single replays and jobs alike,
+/// on whichever instance. Without such a hold (the usual case) it costs
+/// one look at the few claims.
 pub(super) async fn end_holds_on_replay(tx: &mut Conn, ids: &[i64], now: i64) -> Result<u64, StoreError> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let waiting: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM group_claims WHERE hold_until_replayed AND hold_until > $1)",
+    let (groups, messages): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM group_claims WHERE hold_until_replayed AND hold_until > $1),
+                EXISTS (SELECT 1 FROM message_claims WHERE hold_until_replayed AND hold_until > $1)",
     )
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;
-    if !waiting {
-        return Ok(0);
+    let mut ended = 0;
+    let held = [
+        (groups, END_HOLD, "group_id IN (SELECT group_id"),
+        (messages, super::message_claims::END_HOLD, "message_id IN (SELECT id"),
+    ];
+    for (_, end, which) in held.into_iter().filter(|(waiting, ..)| *waiting) {
+        let mut b = sqlx::QueryBuilder::<Db>::new(end);
+        b.push(" WHERE hold_until_replayed AND hold_until > ")
+            .push_bind(now)
+            .push(format_args!(" AND {which} FROM messages WHERE status = 'replayed' AND id IN ("));
+        let mut list = b.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        b.push("))");
+        ended += b.build().execute(&mut *tx).await?.rows_affected();
     }
-    let mut b = sqlx::QueryBuilder::<Db>::new(END_HOLD);
-    b.push(" WHERE hold_until_replayed AND hold_until > ")
-        .push_bind(now)
-        .push(" AND group_id IN (SELECT group_id FROM messages WHERE status = 'replayed' AND id IN (");
-    let mut list = b.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
-    b.push("))");
-    Ok(b.build().execute(&mut *tx).await?.rows_affected())
+    Ok(ended)
 }
 
-/// ` AND` the row's group is not on hold at `now` (rows without a group are
-/// never held): what the overview counts and alerts read.
+/// ` AND` the row (of `messages`) is not on hold at `now`: neither its
+/// group (rows without a group have none) nor the message itself. What
+/// the overview's inflow and the alerts read.
 pub(super) fn push_not_held(b: &mut sqlx::QueryBuilder<'_, Db>, now: i64) {
-    b.push(
-        " AND (group_id IS NULL OR group_id NOT IN (SELECT group_id FROM group_claims WHERE hold_until > ",
-    )
+    push_group_not_held(b, "group_id", now);
+    b.push(" AND id NOT IN (SELECT message_id FROM message_claims WHERE hold_until > ")
+        .push_bind(now)
+        .push(")");
+}
+
+/// ` AND` the group in `column` is not on hold at `now`.
+pub(super) fn push_group_not_held(b: &mut sqlx::QueryBuilder<'_, Db>, column: &str, now: i64) {
+    b.push(format_args!(
+        " AND ({column} IS NULL OR {column} NOT IN (SELECT group_id FROM group_claims WHERE hold_until > "
+    ))
     .push_bind(now)
     .push("))");
 }

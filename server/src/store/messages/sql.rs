@@ -2,7 +2,7 @@
 //! Compiled once per backend (see `store`).
 
 use crate::store::backend::{FullText, SqlBackend};
-use super::{browse::Reading, history::insert_event, select::FilterSql, Db, Engine, Search};
+use super::{browse::Reading, history::insert_event, select::FilterSql, Conn, Db, Engine, Search};
 use crate::store::*;
 use crate::store::{
     expected_label, filter, rows, Event, Filter, StoreError, StoredMessage, DEFAULT_PAGE, SEARCH_CATCH_UP,
@@ -178,6 +178,8 @@ impl MessageStore for Engine {
         detail.annotations = self
             .annotations(&app::model::AnnotationTarget::Message(id))
             .await?;
+        let claim = self.message_claim(id, now_ms()).await?;
+        (detail.owner, detail.hold) = (claim.owner, claim.hold);
         Ok(detail)
     }
 
@@ -202,18 +204,7 @@ impl MessageStore for Engine {
         }
         b.push(")");
         if b.build().execute(&mut *tx).await?.rows_affected() == 0 {
-            let current: Option<String> = sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let current = current.ok_or(StoreError::NotFound(id))?;
-            let current = MessageStatus::from_str(&current)
-                .map_err(|_| StoreError::Database(sqlx::Error::Decode(format!("bad status {current}").into())))?;
-            return Err(StoreError::WrongState {
-                id,
-                status: current,
-                expected: expected_label(from),
-            });
+            return Err(not_in_state(&mut tx, id, expected_label(from)).await);
         }
         if let Some(event) = event {
             insert_event(&mut tx, id, &event).await?;
@@ -271,5 +262,26 @@ impl MessageStore for Engine {
         Ok(sqlx::query_scalar("SELECT CAST(COALESCE(SUM(messages), 0) AS BIGINT) FROM message_counts")
             .fetch_one(self.pool())
             .await?)
+    }
+}
+
+/// Why a change that asked for message `id` in `expected` states changed
+/// nothing: it is missing, or in another state (read in the same
+/// transaction).
+pub(super) async fn not_in_state(conn: &mut Conn, id: i64, expected: &'static str) -> StoreError {
+    let current: Option<String> = match sqlx::query_scalar("SELECT status FROM messages WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+    {
+        Ok(current) => current,
+        Err(e) => return e.into(),
+    };
+    let Some(current) = current else {
+        return StoreError::NotFound(id);
+    };
+    match MessageStatus::from_str(&current) {
+        Ok(status) => StoreError::WrongState { id, status, expected },
+        Err(_) => StoreError::Corrupt(format!("message {id} has status `{current}`")),
     }
 }

@@ -212,19 +212,27 @@ impl SampleStore for Engine {
     }
 
     async fn stored_counts(&self, visible: Option<&[String]>) -> Result<(i64, i64), StoreError> {
+        let now = now_ms();
+        // Failures of a held group do not wait for anyone until its hold
+        // ends, nor do messages held by themselves (a few rows, by their
+        // claims): one statement, so the two never disagree.
         let mut b = QueryBuilder::<Db>::new(
-            "SELECT CAST(COALESCE(SUM(messages), 0) AS BIGINT),
+            "SELECT stored, waiting - ",
+        );
+        super::message_claims::push_held_count(&mut b, now, visible);
+        b.push(
+            " FROM (SELECT CAST(COALESCE(SUM(messages), 0) AS BIGINT) AS stored,
                     CAST(COALESCE(SUM(CASE WHEN status = 'failed' AND group_id NOT IN
                         (SELECT group_id FROM group_claims WHERE hold_until > ",
         );
-        // Failures of a held group do not wait for anyone until its hold ends.
-        b.push_bind(now_ms()).push(
-            ") THEN messages ELSE 0 END), 0) AS BIGINT)
+        b.push_bind(now).push(
+            ") THEN messages ELSE 0 END), 0) AS BIGINT) AS waiting
              FROM message_counts WHERE 1 = 1",
         );
         if let Some(vhosts) = visible {
             super::select::push_vhosts(&mut b, vhosts);
         }
+        b.push(") AS totals");
         Ok(b.build_query_as().fetch_one(self.pool()).await?)
     }
 

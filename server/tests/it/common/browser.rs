@@ -123,7 +123,14 @@ impl Browser {
         css: &str,
         path: &std::path::Path,
     ) -> Result<(), fantoccini::error::CmdError> {
-        let png = self.client.find(Locator::Css(css)).await?.screenshot().await?;
+        let element = self.client.find(Locator::Css(css)).await?;
+        // A driver's element screenshot stops at the window's edge: bring
+        // the element into view first.
+        let arg = serde_json::to_value(&element).expect("an element serialises");
+        self.client
+            .execute("arguments[0].scrollIntoView({block: 'nearest'})", vec![arg])
+            .await?;
+        let png = element.screenshot().await?;
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, png).unwrap();
         Ok(())
