@@ -64,6 +64,27 @@ async fn listed_row(app: &TestApp, id: &str) -> Value {
     row.unwrap_or_else(|| panic!("{id} is listed: {listed}")).clone()
 }
 
+/// Requests every owner and hold route (of a group or a message, at
+/// `owner` and `hold`) refuses with a 400, changing nothing.
+pub(crate) fn refused(owner: &str, hold: &str) -> Vec<(String, Value, u16)> {
+    let (owner, hold) = (owner.to_owned(), hold.to_owned());
+    vec![
+        (owner.clone(), json!({"user": "nobody-such-user-xyz"}), 400),
+        (owner.clone(), json!({"user": 7}), 400),
+        (owner, json!({"user": "a\u{7}b"}), 400),
+        (hold.clone(), json!({"until": "2020-01-01T00:00:00Z"}), 400),
+        (hold.clone(), json!({"until": "tomorrow"}), 400),
+        (hold.clone(), json!({"note": "until what?"}), 400),
+        (hold.clone(), json!({"until_replayed": "yes"}), 400),
+        (hold.clone(), json!([1, 2]), 400),
+        (
+            hold,
+            json!({"until": in_future(3600), "note": "x".repeat(1001)}),
+            400,
+        ),
+    ]
+}
+
 /// `DELETE` of a group's hold; its status.
 pub(crate) async fn end_hold(app: &TestApp, path: &str) -> u16 {
     let r = app.http.delete(format!("{}{path}", app.base)).send().await;
@@ -171,18 +192,8 @@ async fn owners_are_broker_users_mine_lists_them_and_bad_input_changes_nothing()
 
     // Each refusal is a 4xx and changes nothing.
     let hold = format!("/api/v1/groups/{orders}/hold");
-    let cases = [
-        (owner.clone(), json!({"user": "nobody-such-user-xyz"}), 400),
-        (owner.clone(), json!({"user": 7}), 400),
-        (hold.clone(), json!({"until": "2020-01-01T00:00:00Z"}), 400),
-        (hold.clone(), json!({"until": "tomorrow"}), 400),
-        (hold.clone(), json!({"note": "until what?"}), 400),
-        (hold.clone(), json!({"until_replayed": "yes"}), 400),
-        (
-            hold.clone(),
-            json!({"until": in_future(3600), "note": "x".repeat(1001)}),
-            400,
-        ),
+    let mut cases = refused(&owner, &hold);
+    cases.extend([
         (
             "/api/v1/groups/no-such-group/hold".to_owned(),
             json!({"until": in_future(3600)}),
@@ -193,7 +204,7 @@ async fn owners_are_broker_users_mine_lists_them_and_bad_input_changes_nothing()
             json!({"user": null}),
             404,
         ),
-    ];
+    ]);
     for (path, body, want) in cases {
         let (status, answer) = app.post(&path, Some(body.clone())).await;
         assert_eq!(status, want, "{path} {body}: {answer}");

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use crate::holds::{end_hold, in_future, two_groups};
+use crate::holds::{end_hold, in_future, refused, two_groups};
 use fantoccini::Locator;
 use lapin::types::FieldTable;
 use serde_json::{json, Value};
@@ -179,20 +179,8 @@ async fn a_message_owner_is_a_broker_user_its_queue_permission_decides_and_bad_i
     assert_eq!(claim(&app, id).await, (json!(bob.name), Value::Null));
 
     // Each refusal is a 4xx and changes nothing.
-    let cases = [
-        (owner.clone(), json!({"user": "nobody-such-user-xyz"}), 400),
-        (owner.clone(), json!({"user": 7}), 400),
-        (owner.clone(), json!({"user": "a\u{7}b"}), 400),
-        (hold.clone(), json!({"until": "2020-01-01T00:00:00Z"}), 400),
-        (hold.clone(), json!({"until": "tomorrow"}), 400),
-        (hold.clone(), json!({"note": "until what?"}), 400),
-        (hold.clone(), json!({"until_replayed": "yes"}), 400),
-        (
-            hold.clone(),
-            json!({"until": in_future(3600), "note": "x".repeat(1001)}),
-            400,
-        ),
-        (hold.clone(), json!([1, 2]), 400),
+    let mut cases = refused(&owner, &hold);
+    cases.extend([
         (
             "/api/v1/messages/abc/hold".into(),
             json!({"until": in_future(60)}),
@@ -209,7 +197,7 @@ async fn a_message_owner_is_a_broker_user_its_queue_permission_decides_and_bad_i
             json!({"user": null}),
             404,
         ),
-    ];
+    ]);
     for (path, body, want) in cases {
         let (status, answer) = app.post(&path, Some(body.clone())).await;
         assert_eq!(status, want, "{path} {body}: {answer}");

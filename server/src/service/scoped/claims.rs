@@ -19,7 +19,12 @@ const MAX_NOTE: usize = 1_000;
 /// never ships must not hide a group (or a message) for good.
 const REPLAYED_HOLD_MAX_MS: i64 = 30 * 86_400_000;
 
-/// What is claimed, as its audit entry names it.
+/// The owner a request names, trimmed; `None` clears it.
+fn requested_owner(req: &OwnerRequest) -> Option<&str> {
+    req.user.as_deref().map(str::trim).filter(|u| !u.is_empty())
+}
+
+/// What is held and how, as its audit entry names it.
 fn named(what: &str, req: &HoldRequest) -> String {
     match (&req.until, req.until_replayed) {
         (Some(until), false) => format!("{what}: hold until {until}"),
@@ -29,10 +34,10 @@ fn named(what: &str, req: &HoldRequest) -> String {
 }
 
 impl UserBackend {
-    /// The owner a request names, trimmed (`None` clears it): a broker user
-    /// who can sign in, not a typo.
+    /// The owner a request names (`None` clears it): a broker user who can
+    /// sign in, not a typo.
     async fn checked_owner<'r>(&self, req: &'r OwnerRequest) -> Result<Option<&'r str>, ApiError> {
-        let owner = req.user.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        let owner = requested_owner(req);
         if let Some(user) = owner {
             if user.len() > MAX_USER || user.chars().any(char::is_control) {
                 return Err(ApiError::BadRequest(format!(
@@ -94,7 +99,7 @@ impl UserBackend {
                 .await?)
         }
         .await;
-        let owner = req.user.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        let owner = requested_owner(&req);
         let object = format!("group {id}: owner {}", owner.unwrap_or("(none)"));
         self.audited(AuditAction::GroupOwner, Target::object(None, object), result)
             .await
@@ -159,7 +164,7 @@ impl UserBackend {
         id: i64,
         req: OwnerRequest,
     ) -> Result<MessageClaim, ApiError> {
-        let owner = req.user.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        let owner = requested_owner(&req);
         let object = format!("message {id}: owner {}", owner.unwrap_or("(none)"));
         let change = async {
             let owner = self.checked_owner(&req).await?;

@@ -48,6 +48,16 @@ impl Engine {
     }
 }
 
+/// Sets (`$2`, by `$3` at `$4`) or clears the owner of the claim `$1` of
+/// `table`, keyed by `key`: a group's or a message's.
+pub(super) fn set_owner(table: &str, key: &str) -> String {
+    format!(
+        "INSERT INTO {table} ({key}, owner, owner_by, owner_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT ({key}) DO UPDATE SET owner = excluded.owner, owner_by = excluded.owner_by,
+            owner_at = excluded.owner_at"
+    )
+}
+
 /// A hold's columns as stored: until, note, by, at, until replayed.
 pub(super) type HoldColumns = (Option<i64>, Option<String>, Option<String>, Option<i64>, bool);
 
@@ -71,12 +81,8 @@ pub(super) fn hold_at(now: i64, (until, note, by, at, until_replayed): HoldColum
 impl GroupClaims for Engine {
     async fn set_group_owner(&self, group_id: &str, owner: Option<&str>, by: &str) -> Result<GroupClaim, StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO group_claims (group_id, owner, owner_by, owner_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (group_id) DO UPDATE SET owner = excluded.owner, owner_by = excluded.owner_by,
-                owner_at = excluded.owner_at",
-        )
-        .bind(group_id)
+        sqlx::query(&set_owner("group_claims", "group_id"))
+            .bind(group_id)
         .bind(owner)
         .bind(by)
         .bind(now_ms())

@@ -2,7 +2,7 @@
 //! message, compiled once per backend (see `store`). The hold's meaning is
 //! a group's (`store/groups/claims.rs`); only what it covers differs.
 
-use super::group_claims::{hold_at, HoldColumns};
+use super::group_claims::{hold_at, set_owner, HoldColumns};
 use super::{Db, Engine};
 use crate::store::backend::SqlBackend;
 use crate::store::*;
@@ -18,12 +18,8 @@ pub(super) const END_HOLD: &str = "UPDATE message_claims SET hold_until = NULL, 
 impl MessageClaims for Engine {
     async fn set_message_owner(&self, id: i64, owner: Option<&str>, by: &str) -> Result<MessageClaim, StoreError> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "INSERT INTO message_claims (message_id, owner, owner_by, owner_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (message_id) DO UPDATE SET owner = excluded.owner, owner_by = excluded.owner_by,
-                owner_at = excluded.owner_at",
-        )
-        .bind(id)
+        sqlx::query(&set_owner("message_claims", "message_id"))
+            .bind(id)
         .bind(owner)
         .bind(by)
         .bind(now_ms())

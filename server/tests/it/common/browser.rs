@@ -125,12 +125,21 @@ impl Browser {
     ) -> Result<(), fantoccini::error::CmdError> {
         let element = self.client.find(Locator::Css(css)).await?;
         // A driver's element screenshot stops at the window's edge: bring
-        // the element into view first.
+        // the element into view for it, then scroll back, so the flow goes
+        // on where it was (a sticky bar could hide its next click).
         let arg = serde_json::to_value(&element).expect("an element serialises");
-        self.client
-            .execute("arguments[0].scrollIntoView({block: 'nearest'})", vec![arg])
+        let was = self
+            .client
+            .execute(
+                "const y = window.scrollY; arguments[0].scrollIntoView({block: 'nearest'}); return y;",
+                vec![arg],
+            )
             .await?;
-        let png = element.screenshot().await?;
+        let png = element.screenshot().await;
+        self.client
+            .execute("window.scrollTo(0, arguments[0])", vec![was])
+            .await?;
+        let png = png?;
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, png).unwrap();
         Ok(())
