@@ -79,15 +79,20 @@ pub(super) fn hold_at(now: i64, (until, note, by, at, until_replayed): HoldColum
 
 #[async_trait]
 impl GroupClaims for Engine {
-    async fn set_group_owner(&self, group_id: &str, owner: Option<&str>, by: &str) -> Result<GroupClaim, StoreError> {
+    async fn set_group_owner(
+        &self,
+        group_id: &str,
+        owner: Option<&str>,
+        by: &str,
+    ) -> Result<GroupClaim, StoreError> {
         let mut tx = self.write_tx().await?;
         sqlx::query(&set_owner("group_claims", "group_id"))
             .bind(group_id)
-        .bind(owner)
-        .bind(by)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+            .bind(owner)
+            .bind(by)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.group_claim(group_id, now_ms()).await
     }
@@ -122,14 +127,17 @@ impl GroupClaims for Engine {
     async fn release_group(&self, group_id: &str) -> Result<bool, StoreError> {
         let now = now_ms();
         let ended = sqlx::query(&format!("{END_HOLD} WHERE group_id = $1 AND hold_until > $2"))
-        .bind(group_id)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
+            .bind(group_id)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
         Ok(ended.rows_affected() == 1)
     }
 
-    async fn group_claims(&self, now: i64) -> Result<HashMap<String, (Option<String>, Option<Hold>)>, StoreError> {
+    async fn group_claims(
+        &self,
+        now: i64,
+    ) -> Result<HashMap<String, (Option<String>, Option<Hold>)>, StoreError> {
         let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
             "SELECT {CLAIM_COLUMNS} FROM group_claims WHERE owner IS NOT NULL OR hold_until > $1"
         ))

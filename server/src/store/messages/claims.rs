@@ -16,15 +16,20 @@ pub(super) const END_HOLD: &str = "UPDATE message_claims SET hold_until = NULL, 
 
 #[async_trait]
 impl MessageClaims for Engine {
-    async fn set_message_owner(&self, id: i64, owner: Option<&str>, by: &str) -> Result<MessageClaim, StoreError> {
+    async fn set_message_owner(
+        &self,
+        id: i64,
+        owner: Option<&str>,
+        by: &str,
+    ) -> Result<MessageClaim, StoreError> {
         let mut tx = self.write_tx().await?;
         sqlx::query(&set_owner("message_claims", "message_id"))
             .bind(id)
-        .bind(owner)
-        .bind(by)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+            .bind(owner)
+            .bind(by)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.message_claim(id, now_ms()).await
     }
